@@ -1,0 +1,86 @@
+// The container's cgroup (cgroup v2 only). One interface, two managers:
+// cgroupfs (default) and systemd transient scopes (--systemd-cgroup), plus
+// "disabled". The fs manager works on any directory, so unit tests point it
+// at a fake tree. On a hybrid host (v1 controllers, cgroup2 at
+// /sys/fs/cgroup/unified with none) the unified hierarchy still gives each
+// container its own cgroup for freeze, kill and ps; a resource that needs a
+// controller the hierarchy does not offer is an error naming the controller.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fd.h"
+#include "oci/spec.h"
+
+namespace husk::cgroups {
+
+enum class ManagerKind { Fs, Systemd, Disabled };
+
+struct Options {
+  ManagerKind kind = ManagerKind::Fs;
+  // Mount point of the cgroup2 hierarchy; empty = detect (/sys/fs/cgroup
+  // when it is cgroup2, else /sys/fs/cgroup/unified).
+  std::string mount_point;
+  std::string container_id;
+  // linux.cgroupsPath as written ("" when absent). fs: "/a/b" is under the
+  // hierarchy root, "a/b" under husk's own cgroup; absent = "/husk/<id>".
+  // systemd: "slice:prefix:name".
+  std::string cgroups_path;
+  bool rootless = false;
+};
+
+struct MemoryStats {
+  uint64_t usage = 0, max_usage = 0, limit = 0, swap_usage = 0;
+  uint64_t anon = 0, file = 0, kernel = 0;  // from memory.stat
+  uint64_t oom = 0, oom_kill = 0;          // from memory.events
+};
+struct CpuStats {
+  uint64_t usage_usec = 0, user_usec = 0, system_usec = 0;
+  uint64_t nr_periods = 0, nr_throttled = 0, throttled_usec = 0;
+};
+struct Stats {
+  std::optional<MemoryStats> memory;
+  std::optional<CpuStats> cpu;
+  std::optional<uint64_t> pids_current;
+  std::optional<uint64_t> pids_limit;
+};
+
+class Manager {
+ public:
+  virtual ~Manager() = default;
+
+  // Make the cgroup (enabling needed controllers in the parents).
+  virtual Result<> create() = 0;
+  // O_PATH|O_DIRECTORY fd of the cgroup, for clone3 CLONE_INTO_CGROUP.
+  virtual Result<UniqueFd> open_dir() = 0;
+  virtual Result<> add_process(pid_t pid) = 0;
+  virtual Result<> apply(const oci::Resources& resources) = 0;
+  // Freeze or thaw, waiting until cgroup.events says it is done.
+  virtual Result<> freeze(bool frozen) = 0;
+  virtual Result<bool> frozen() = 0;
+  // Signal every process in the cgroup (cgroup.kill for SIGKILL).
+  virtual Result<> kill_all(int signal) = 0;
+  virtual Result<std::vector<pid_t>> pids() = 0;
+  virtual Result<Stats> stats() = 0;
+  // Remove the cgroup (and scope); killing what is left. Idempotent.
+  virtual Result<> destroy() = 0;
+  // Absolute path of the cgroup directory ("" when disabled); recorded in
+  // state.json so later commands reattach with open_existing().
+  virtual std::string path() const = 0;
+};
+
+Result<std::unique_ptr<Manager>> make_manager(const Options& opts);
+// Reattach to a cgroup made earlier (path from state.json).
+Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path);
+
+// Where the cgroup2 hierarchy is mounted, "" if nowhere.
+std::string detect_mount_point();
+
+}  // namespace husk::cgroups

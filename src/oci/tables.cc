@@ -1,0 +1,1 @@
+#include "oci/tables.h"
