@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cerrno>
+#include <cstring>
 #include <expected>
 #include <sstream>
 #include <string>

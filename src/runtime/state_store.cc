@@ -1,1 +1,261 @@
-// placeholder
+#include "runtime/state_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace husk::runtime {
+namespace {
+
+std::string escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string unescape(const std::string& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) {
+      ++i;
+      out += v[i] == 'n' ? '\n' : v[i];
+    } else {
+      out += v[i];
+    }
+  }
+  return out;
+}
+
+Result<> lock_dir(int fd, const std::string& path) {
+  while (flock(fd, LOCK_EX) < 0) {
+    if (errno != EINTR) return fail_sys("lock ", path);
+  }
+  return {};
+}
+
+Result<> mkdir_p(const std::string& path, mode_t mode) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), mode) < 0 && errno != EEXIST) return fail_sys("mkdir ", cur);
+  }
+  return {};
+}
+
+Result<> remove_tree_at(int dirfd) {
+  int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return fail_sys("dup");
+  DIR* d = fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return fail_sys("opendir");
+  }
+  rewinddir(d);
+  while (struct dirent* e = readdir(d)) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (e->d_type == DT_DIR) {
+      int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0) {
+        auto r = remove_tree_at(sub);
+        ::close(sub);
+        if (!r) {
+          closedir(d);
+          return r;
+        }
+      }
+      if (unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+        closedir(d);
+        return fail_sys("remove ", e->d_name);
+      }
+    } else if (unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT) {
+      closedir(d);
+      return fail_sys("remove ", e->d_name);
+    }
+  }
+  closedir(d);
+  return {};
+}
+
+}  // namespace
+
+uint64_t process_start_time(pid_t pid) {
+  if (pid <= 0) return 0;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  auto content = read_file(path);
+  if (!content) return 0;
+  // comm may hold spaces and parentheses: fields start after the last ')'.
+  size_t close = content->rfind(')');
+  if (close == std::string::npos) return 0;
+  const char* p = content->c_str() + close + 2;
+  char state = *p;
+  if (state == 'Z' || state == 'X') return 0;
+  // field 3 is state; starttime is field 22 -> 19 more fields after state
+  for (int field = 3; field < 22; ++field) {
+    p = strchr(p, ' ');
+    if (!p) return 0;
+    ++p;
+  }
+  return strtoull(p, nullptr, 10);
+}
+
+bool process_alive(pid_t pid, uint64_t start_time) {
+  return pid > 0 && start_time != 0 && process_start_time(pid) == start_time;
+}
+
+Result<> validate_container_id(const std::string& id) {
+  if (id.empty()) return fail_msg("container id is empty");
+  if (id == "." || id == "..") return fail_msg("invalid container id \"", id, "\"");
+  if (id.size() > 1024) return fail_msg("container id is longer than 1024 characters");
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '+' ||
+              c == '-' || c == '.';
+    if (!ok) return fail_msg("invalid container id \"", id, "\": only letters, digits and _ + - . are allowed");
+  }
+  return {};
+}
+
+Result<> ContainerDir::save(const ContainerRecord& rec) const {
+  std::string s;
+  auto put = [&](const char* k, const std::string& v) { s += cat(k, "=", escape(v), "\n"); };
+  put("id", rec.id);
+  put("bundle", rec.bundle);
+  put("rootfs", rec.rootfs);
+  put("pid", std::to_string(rec.pid));
+  put("pid_start", std::to_string(rec.pid_start));
+  put("cgroup_path", rec.cgroup_path);
+  put("cgroup_manager", rec.cgroup_manager);
+  put("created", std::to_string(rec.created));
+  put("started", rec.started ? "1" : "0");
+  put("rootless", rec.rootless ? "1" : "0");
+  put("owner", std::to_string(rec.owner));
+  put("systemd_scope", rec.systemd_scope);
+  return write_file_atomic(path_ + "/state", s, 0600);
+}
+
+Result<ContainerRecord> ContainerDir::load() const {
+  std::string s = TRY(read_file(path_ + "/state"));
+  std::map<std::string, std::string> kv;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t nl = s.find('\n', pos);
+    if (nl == std::string::npos) nl = s.size();
+    std::string line = s.substr(pos, nl - pos);
+    pos = nl + 1;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    kv[line.substr(0, eq)] = unescape(line.substr(eq + 1));
+  }
+  ContainerRecord rec;
+  rec.id = kv["id"];
+  rec.bundle = kv["bundle"];
+  rec.rootfs = kv["rootfs"];
+  rec.pid = static_cast<pid_t>(atoi(kv["pid"].c_str()));
+  rec.pid_start = strtoull(kv["pid_start"].c_str(), nullptr, 10);
+  rec.cgroup_path = kv["cgroup_path"];
+  rec.cgroup_manager = kv["cgroup_manager"].empty() ? "fs" : kv["cgroup_manager"];
+  rec.created = strtoll(kv["created"].c_str(), nullptr, 10);
+  rec.started = kv["started"] == "1";
+  rec.rootless = kv["rootless"] == "1";
+  rec.owner = static_cast<uid_t>(strtoul(kv["owner"].c_str(), nullptr, 10));
+  rec.systemd_scope = kv["systemd_scope"];
+  if (rec.id.empty()) return fail_msg("state file ", path_, "/state is corrupt");
+  return rec;
+}
+
+void ContainerDir::unlock() const { flock(fd_.get(), LOCK_UN); }
+
+Result<> ContainerDir::remove() {
+  TRYV_CTX(remove_tree_at(fd_.get()), "remove state directory ", path_);
+  if (::rmdir(path_.c_str()) < 0 && errno != ENOENT) return fail_sys("remove state directory ", path_);
+  return {};
+}
+
+Result<std::string> StateStore::default_root() {
+  if (geteuid() == 0) return std::string("/run/husk");
+  const char* xdg = getenv("XDG_RUNTIME_DIR");
+  if (!xdg || !*xdg)
+    return fail_msg("XDG_RUNTIME_DIR is not set: a rootless husk keeps its state there (or pass --root)");
+  struct stat st;
+  if (stat(xdg, &st) < 0) return fail_sys("XDG_RUNTIME_DIR ", xdg);
+  if (st.st_uid != geteuid())
+    return fail_msg("XDG_RUNTIME_DIR ", xdg, " is owned by uid ", st.st_uid, ", not by the caller (uid ", geteuid(), ")");
+  return std::string(xdg) + "/husk";
+}
+
+Result<StateStore> StateStore::open(const std::string& root) {
+  if (root.empty() || root[0] != '/') return fail_msg("--root must be an absolute path, got \"", root, "\"");
+  TRYV(mkdir_p(root, 0700));
+  return StateStore(root);
+}
+
+Result<ContainerDir> StateStore::create(const std::string& id) const {
+  TRYV(validate_container_id(id));
+  std::string path = root_ + "/" + id;
+  if (::mkdir(path.c_str(), 0700) < 0) {
+    if (errno == EEXIST) return fail_errno(EEXIST, "container \"", id, "\" already exists");
+    return fail_sys("mkdir ", path);
+  }
+  UniqueFd fd = TRY(open_fd(path, O_RDONLY | O_DIRECTORY));
+  TRYV(lock_dir(fd.get(), path));
+  return ContainerDir(path, std::move(fd));
+}
+
+Result<ContainerDir> StateStore::open_container(const std::string& id) const {
+  TRYV(validate_container_id(id));
+  std::string path = root_ + "/" + id;
+  int raw = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT) return fail_errno(ENOENT, "container \"", id, "\" does not exist");
+    return fail_sys("open ", path);
+  }
+  UniqueFd fd(raw);
+  TRYV(lock_dir(fd.get(), path));
+  // The holder we waited for may have been `delete`: the directory is gone.
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return fail_sys("stat ", path);
+  if (st.st_nlink == 0) return fail_errno(ENOENT, "container \"", id, "\" does not exist");
+  // A crash between mkdir and the first save leaves no state file.
+  if (faccessat(fd.get(), "state", F_OK, 0) < 0) return fail_errno(ENOENT, "container \"", id, "\" does not exist");
+  return ContainerDir(path, std::move(fd));
+}
+
+Result<std::vector<std::string>> StateStore::list() const {
+  std::vector<std::string> ids;
+  DIR* d = opendir(root_.c_str());
+  if (!d) {
+    if (errno == ENOENT) return ids;
+    return fail_sys("open ", root_);
+  }
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+    ids.emplace_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+oci::Status derive_status(const ContainerRecord& rec, bool fifo_present, bool frozen) {
+  if (rec.pid == 0) return oci::Status::Creating;
+  if (!process_alive(rec.pid, rec.pid_start)) return oci::Status::Stopped;
+  if (fifo_present && !rec.started) return oci::Status::Created;
+  if (frozen) return oci::Status::Paused;
+  return oci::Status::Running;
+}
+
+}  // namespace husk::runtime

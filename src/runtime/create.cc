@@ -1,0 +1,485 @@
+// Parent side of create, start and run.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "oci/config.h"
+#include "oci/tables.h"
+#include "runtime/container.h"
+#include "runtime/container_internal.h"
+#include "runtime/hooks.h"
+#include "runtime/init.h"
+#include "runtime/log.h"
+#include "runtime/seccomp.h"
+#include "runtime/state_store.h"
+#include "runtime/sync.h"
+#include "runtime/terminal.h"
+#include "runtime/userns.h"
+
+namespace husk::runtime {
+
+Result<std::string> state_json_for(const oci::Spec& spec, const std::string& id, pid_t pid, const std::string& bundle,
+                                   oci::Status status) {
+  oci::State st;
+  st.oci_version = spec.oci_version;
+  st.id = id;
+  st.status = status;
+  st.pid = pid;
+  st.bundle = bundle;
+  st.annotations = spec.annotations;
+  return oci::emit_state(st);
+}
+
+// Undo a half-made container: whatever exists is removed.
+struct CreateGuard {
+  ContainerDir* dir = nullptr;
+  cgroups::Manager* cgroup = nullptr;
+  pid_t pid = 0;
+  bool committed = false;
+  ~CreateGuard() {
+    if (committed) return;
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    if (cgroup) (void)cgroup->destroy();
+    if (dir) (void)dir->remove();
+  }
+};
+
+namespace {
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
+constexpr uint64_t kClonePidfd = 0x00001000;
+
+struct CloneArgs {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+std::string absolute(const std::string& base, const std::string& p) {
+  if (!p.empty() && p[0] == '/') return p;
+  return base + "/" + p;
+}
+
+Result<std::string> real_dir(const std::string& p, const char* what) {
+  char buf[PATH_MAX];
+  if (!realpath(p.c_str(), buf)) return fail_sys(what, " \"", p, "\"");
+  struct stat st;
+  if (stat(buf, &st) < 0) return fail_sys(what, " \"", p, "\"");
+  if (!S_ISDIR(st.st_mode)) return fail_errno(ENOTDIR, what, " \"", p, "\"");
+  return std::string(buf);
+}
+
+int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// What a spawned init needs from its parent, and what the parent keeps.
+struct Spawned {
+  pid_t pid = 0;
+  UniqueFd pidfd;
+  UniqueFd console_master;
+};
+
+Result<> check_spec(const oci::Spec& spec) {
+  if (!spec.process) return fail_msg("process: required to create a container");
+  if (!spec.linux) return fail_msg("linux: required to create a container on Linux");
+  if (!spec.linux->has_namespace(oci::NamespaceType::Mount))
+    return fail_msg("linux.namespaces: a mount namespace is required");
+  if (spec.linux->has_namespace(oci::NamespaceType::User) == false &&
+      (!spec.linux->uid_mappings.empty() || !spec.linux->gid_mappings.empty()))
+    return fail_msg("linux.uidMappings: id mappings need a user namespace in linux.namespaces");
+  const oci::Namespace* user = spec.linux->find_namespace(oci::NamespaceType::User);
+  if (user && !user->path && (spec.linux->uid_mappings.empty() || spec.linux->gid_mappings.empty()))
+    return fail_msg("linux.uidMappings: a new user namespace needs uidMappings and gidMappings");
+  if (!spec.linux->time_offsets.empty() && !spec.linux->has_namespace(oci::NamespaceType::Time))
+    return fail_msg("linux.timeOffsets: time offsets need a time namespace in linux.namespaces");
+  return {};
+}
+
+// Fill cfg's namespace plan and return the clone3 flags for the fast path
+// (0 flags and cfg.staged = true when the init must be staged).
+Result<uint64_t> plan_namespaces(const oci::Spec& spec, InitConfig& cfg, std::vector<UniqueFd>& join_fds) {
+  uint64_t flags = 0;
+  bool joins = false, new_time = false;
+  for (size_t i = 0; i < spec.linux->namespaces.size(); ++i) {
+    const auto& ns = spec.linux->namespaces[i];
+    int flag = oci::namespace_clone_flag(ns.type);
+    if (ns.path) {
+      int fd = ::open(ns.path->c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return fail_sys("linux.namespaces[", i, "].path: open \"", *ns.path, "\"");
+      join_fds.emplace_back(fd);
+      cfg.join.emplace_back(ns.type, fd);
+      joins = true;
+    } else {
+      flags |= static_cast<uint64_t>(flag);
+      if (ns.type == oci::NamespaceType::Time) new_time = true;
+      if (ns.type == oci::NamespaceType::User) cfg.new_userns = true;
+    }
+  }
+  cfg.unshare_flags = flags;
+  cfg.staged = joins || new_time;
+  return cfg.staged ? 0 : flags;
+}
+
+// NOTIFY_SOCKET (systemd Type=notify): the socket is bound into the container
+// and the container's process gets NOTIFY_SOCKET pointing at it.
+void add_notify_socket(oci::Spec& spec, std::vector<std::string>& extra_env) {
+  const char* sock = getenv("NOTIFY_SOCKET");
+  if (!sock || sock[0] != '/') return;
+  oci::Mount m;
+  m.destination = "/run/notify/notify.sock";
+  m.type = "bind";
+  m.source = sock;
+  m.options = {"bind", "nosuid", "nodev", "noexec"};
+  spec.mounts.push_back(m);
+  extra_env.push_back("NOTIFY_SOCKET=/run/notify/notify.sock");
+}
+
+// Socket activation: LISTEN_FDS from our caller go to the container as the
+// first preserved fds.
+int add_listen_fds(std::vector<std::string>& extra_env) {
+  const char* n = getenv("LISTEN_FDS");
+  if (!n) return 0;
+  int count = atoi(n);
+  if (count <= 0) return 0;
+  extra_env.push_back(cat("LISTEN_FDS=", count));
+  extra_env.push_back("LISTEN_PID=1");
+  return count;
+}
+
+Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flags, int cgroup_fd,
+                           const std::string& console_socket, bool keep_console) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fail_sys("socketpair");
+  UniqueFd parent_sock(sv[0]), child_sock(sv[1]);
+  cfg.sync_fd = child_sock.get();
+
+  CloneArgs args = {};
+  int pidfd = -1;
+  args.flags = (cfg.staged ? 0 : fast_flags) | kClonePidfd;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  if (cgroup_fd >= 0) {
+    args.flags |= kCloneIntoCgroup;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+  if (pid < 0 && errno == EINVAL && cgroup_fd >= 0) {
+    // Kernels before 5.7: clone, then move the process in.
+    args.flags &= ~kCloneIntoCgroup;
+    pid = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+  }
+  if (pid < 0) return fail_sys("clone the container process");
+  if (pid == 0) {
+    parent_sock.reset();
+    container_init(cfg);
+  }
+  Spawned sp;
+  sp.pid = pid;
+  sp.pidfd.reset(pidfd);
+  child_sock.reset();
+  c.guard->pid = pid;
+  const int sock = parent_sock.get();
+  const oci::Spec& spec = *c.spec;
+
+  for (;;) {
+    SyncMsg msg = TRY(sync_recv(sock));
+    switch (msg.type) {
+      case SyncType::Error:
+        return fail(Error(msg.err, msg.payload));
+      case SyncType::NamespacesReady:
+        TRYV(write_id_maps(pid, spec.linux->uid_mappings, spec.linux->gid_mappings));
+        TRYV(sync_send(sock, SyncType::IdMapsWritten));
+        break;
+      case SyncType::InitPid: {
+        pid_t init = static_cast<pid_t>(atoi(msg.payload.c_str()));
+        waitpid(pid, nullptr, 0);  // the intermediate stage is done
+        sp.pid = init;
+        c.guard->pid = init;
+        int fd = static_cast<int>(syscall(SYS_pidfd_open, init, 0));
+        if (fd < 0) return fail_sys("pidfd_open the container init");
+        sp.pidfd.reset(fd);
+        break;
+      }
+      case SyncType::RunCreateRuntime: {
+        std::string st = TRY(state_json_for(spec, c.id, sp.pid, c.bundle, oci::Status::Creating));
+        if (spec.hooks) {
+          TRYV(run_hooks(spec.hooks->prestart, "prestart", st));
+          TRYV(run_hooks(spec.hooks->create_runtime, "createRuntime", st));
+        }
+        TRYV(sync_send(sock, SyncType::HooksDone, st));
+        break;
+      }
+      case SyncType::ConsoleFd:
+        if (!console_socket.empty()) TRYV(send_console(console_socket, msg.fd.get()));
+        if (keep_console) sp.console_master = std::move(msg.fd);
+        break;
+      case SyncType::NotifyFd: {
+        const auto& sc = *spec.linux->seccomp;
+        if (!sc.listener_path) return fail_msg("linux.seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath");
+        std::string st = TRY(state_json_for(spec, c.id, sp.pid, c.bundle, oci::Status::Creating));
+        std::string msg_json = cat("{\"ociVersion\":\"", spec.oci_version, "\",\"fds\":[\"seccompFd\"],\"pid\":", sp.pid,
+                                   ",\"metadata\":\"", log::json_escape(sc.listener_metadata.value_or("")),
+                                   "\",\"state\":", st, "}");
+        TRYV_CTX(send_seccomp_listener(*sc.listener_path, msg.fd.get(), msg_json), "linux.seccomp.listenerPath");
+        break;
+      }
+      case SyncType::Ready:
+        return sp;
+      default:
+        return fail_errno(EPROTO, "unexpected message from the container process");
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
+                                                      const std::string& id, bool rootless) {
+  cgroups::Options co;
+  co.kind = g.cgroup_manager;
+  co.container_id = id;
+  co.cgroups_path = spec.linux && spec.linux->cgroups_path ? *spec.linux->cgroups_path : "";
+  co.rootless = rootless;
+  return cgroups::make_manager(co);
+}
+
+Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o, bool keep_console) {
+  TRYV(validate_container_id(o.id));
+  if (o.preserve_fds < 0) return fail_msg("--preserve-fds: must not be negative");
+  std::string bundle = TRY(real_dir(o.bundle, "bundle"));
+  std::string config_path = o.config.empty() ? bundle + "/config.json" : absolute(bundle, o.config);
+  std::string raw = TRY_CTX(read_file(config_path), "load ", config_path);
+  auto spec = std::make_unique<oci::Spec>(TRY_CTX(oci::parse_config(raw), config_path));
+  TRYV_CTX(check_spec(*spec), config_path);
+  if (spec->process->terminal && o.console_socket.empty() && !keep_console)
+    return fail_msg("process.terminal is true but no --console-socket was given to receive the terminal");
+  std::string rootfs = TRY_CTX(real_dir(absolute(bundle, spec->root.path), "root.path"), config_path);
+
+  Created c;
+  c.id = o.id;
+  c.bundle = bundle;
+  c.spec = std::move(spec);
+  c.guard = std::make_unique<CreateGuard>();
+  StateStore store = TRY(open_store(g));
+  c.dir = std::make_unique<ContainerDir>(TRY(store.create(o.id)));
+  c.guard->dir = c.dir.get();
+  TRYV(write_file_atomic(c.dir->config_path(), raw, 0600));
+  if (mkfifo(c.dir->fifo_path().c_str(), 0600) < 0) return fail_sys("mkfifo ", c.dir->fifo_path());
+  UniqueFd fifo = TRY(open_fd(c.dir->fifo_path(), O_PATH));
+
+  bool rootless = is_rootless(g);
+  c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
+  TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
+  c.guard->cgroup = c.cgroup.get();
+  if (c.spec->linux->resources) TRYV(c.cgroup->apply(*c.spec->linux->resources));
+  UniqueFd cgroup_fd;
+  if (!c.cgroup->path().empty()) cgroup_fd = TRY(c.cgroup->open_dir());
+
+  InitConfig cfg;
+  cfg.spec = c.spec.get();
+  cfg.rootfs = rootfs;
+  cfg.fifo_fd = fifo.get();
+  cfg.terminal = c.spec->process->terminal;
+  cfg.no_pivot = o.no_pivot;
+  cfg.no_new_keyring = o.no_new_keyring;
+  add_notify_socket(*c.spec, cfg.extra_env);
+  cfg.preserve_fds = o.preserve_fds + add_listen_fds(cfg.extra_env);
+  std::vector<UniqueFd> join_fds;
+  uint64_t fast_flags = TRY(plan_namespaces(*c.spec, cfg, join_fds));
+
+  Spawned sp = TRY(spawn_init(cfg, c, fast_flags, cgroup_fd.get(), o.console_socket, keep_console));
+  if (cgroup_fd && c.cgroup->pids().value_or(std::vector<pid_t>{}).empty()) TRYV(c.cgroup->add_process(sp.pid));
+  c.pid = sp.pid;
+  c.pidfd = std::move(sp.pidfd);
+  c.console_master = std::move(sp.console_master);
+
+  ContainerRecord rec;
+  rec.id = o.id;
+  rec.bundle = bundle;
+  rec.rootfs = rootfs;
+  rec.pid = sp.pid;
+  rec.pid_start = process_start_time(sp.pid);
+  rec.cgroup_path = c.cgroup->path();
+  rec.cgroup_manager = g.cgroup_manager == cgroups::ManagerKind::Systemd ? "systemd"
+                       : g.cgroup_manager == cgroups::ManagerKind::Disabled ? "disabled" : "fs";
+  rec.created = now_ns();
+  rec.rootless = rootless;
+  rec.owner = geteuid();
+  TRYV(c.dir->save(rec));
+  if (!o.pid_file.empty()) TRYV_CTX(write_file_atomic(absolute(get_cwd(), o.pid_file), std::to_string(sp.pid), 0644), "--pid-file");
+  c.record = rec;
+  return c;
+}
+
+void Created::commit() { guard->committed = true; }
+Created::Created() = default;
+Created::~Created() = default;
+Created::Created(Created&&) noexcept = default;
+
+Result<> start_created(ContainerDir& dir, ContainerRecord& rec, const oci::Spec& spec) {
+  int fd = ::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fail_msg("container \"", rec.id, "\" was already started");
+    return fail_sys("open ", dir.fifo_path());
+  }
+  UniqueFd fifo(fd);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, rec.pid, 0));
+  if (pidfd < 0 || !process_alive(rec.pid, rec.pid_start)) {
+    if (pidfd >= 0) ::close(pidfd);
+    return fail_errno(ESRCH, "container \"", rec.id, "\" is stopped: its process exited before start");
+  }
+  UniqueFd owned_pidfd(pidfd);
+  struct pollfd fds[2] = {{fifo.get(), POLLIN, 0}, {pidfd, POLLIN, 0}};
+  for (;;) {
+    int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_sys("wait for the container process");
+    char c;
+    if (fds[0].revents & POLLIN) {
+      if (::read(fifo.get(), &c, 1) == 1) break;
+    }
+    if (fds[1].revents & POLLIN) return fail_errno(ESRCH, "container \"", rec.id, "\": its process exited before start");
+    if (fds[0].revents & POLLHUP) return fail_errno(ESRCH, "container \"", rec.id, "\": its process closed exec.fifo");
+  }
+  ::unlink(dir.fifo_path().c_str());
+  rec.started = true;
+  TRYV(dir.save(rec));
+  if (spec.hooks && !spec.hooks->poststart.empty()) {
+    std::string st = TRY(state_json_for(spec, rec.id, rec.pid, rec.bundle, oci::Status::Running));
+    if (auto r = run_hooks(spec.hooks->poststart, "poststart", st); !r) log::warning(r.error().str());
+  }
+  return {};
+}
+
+Result<> create(const GlobalOptions& g, const CreateOptions& o) {
+  Created c = TRY(create_container(g, o, false));
+  c.commit();
+  return {};
+}
+
+Result<> start(const GlobalOptions& g, const std::string& id) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  bool fifo = access(dir.fifo_path().c_str(), F_OK) == 0;
+  oci::Status st = derive_status(rec, fifo, false);
+  if (st != oci::Status::Created)
+    return fail_msg("container \"", id, "\" is ", oci::status_name(st), ": only a created container can be started");
+  oci::Spec spec = TRY(load_saved_spec(dir));
+  return start_created(dir, rec, spec);
+}
+
+// Forward the signals a foreground runtime receives to the container init,
+// proxy the terminal, and return the exit status.
+Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD})
+    sigaddset(&mask, sig);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return fail_sys("signalfd");
+  UniqueFd sig_fd(sfd);
+  bool stdin_open = master >= 0;
+  char buf[16384];
+  for (;;) {
+    struct pollfd fds[4] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {master, POLLIN, 0},
+                            {stdin_open ? 0 : -1, POLLIN, 0}};
+    int n = poll(fds, 4, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_sys("poll");
+    if (fds[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (::read(sfd, &si, sizeof si) == sizeof si) {
+        int sig = static_cast<int>(si.ssi_signo);
+        if (sig == SIGCHLD) continue;
+        if (sig == SIGWINCH && master >= 0) {
+          struct winsize ws;
+          if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+          continue;
+        }
+        syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+      }
+    }
+    if (master >= 0 && (fds[2].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = ::read(master, buf, sizeof buf);
+      if (r > 0) (void)write_all(1, std::string_view(buf, static_cast<size_t>(r)));
+    }
+    if (stdin_open && (fds[3].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = ::read(0, buf, sizeof buf);
+      if (r > 0) (void)write_all(master, std::string_view(buf, static_cast<size_t>(r)));
+      else stdin_open = false;
+    }
+    if (fds[0].revents & POLLIN) break;
+  }
+  // Drain what the terminal still holds.
+  if (master >= 0) {
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    ssize_t r;
+    while ((r = ::read(master, buf, sizeof buf)) > 0) (void)write_all(1, std::string_view(buf, static_cast<size_t>(r)));
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return fail_sys("wait for the container process");
+  }
+  sigprocmask(SIG_UNBLOCK, &mask, nullptr);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
+  if (o.detach) {
+    Created c = TRY(create_container(g, o, false));
+    TRYV(start_created(*c.dir, c.record, *c.spec));
+    c.commit();
+    return 0;
+  }
+  Created c = TRY(create_container(g, o, true));
+  c.commit();
+  struct termios saved;
+  bool raw = c.console_master && isatty(0) && tcgetattr(0, &saved) == 0;
+  if (auto r = start_created(*c.dir, c.record, *c.spec); !r) {
+    (void)destroy_container(*c.dir, c.record, true);
+    return fail(r.error());
+  }
+  if (raw) {
+    struct termios t = saved;
+    cfmakeraw(&t);
+    tcsetattr(0, TCSANOW, &t);
+    struct winsize ws;
+    if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(c.console_master.get(), TIOCSWINSZ, &ws);
+  }
+  c.dir->unlock();  // other commands (exec, kill, state) work while it runs
+  auto status = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get());
+  if (raw) tcsetattr(0, TCSANOW, &saved);
+  if (!o.keep) {
+    StateStore store = TRY(open_store(g));
+    if (auto dir = store.open_container(o.id); dir) {
+      if (auto rec = dir->load(); rec) (void)destroy_container(*dir, *rec, true);
+    }
+  }
+  return status;
+}
+
+}  // namespace husk::runtime

@@ -1,0 +1,270 @@
+#include "runtime/init.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/fd.h"
+#include "oci/tables.h"
+#include "runtime/hooks.h"
+#include "runtime/mounts.h"
+#include "runtime/paths.h"
+#include "runtime/process.h"
+#include "runtime/sync.h"
+#include "runtime/terminal.h"
+
+namespace husk::runtime {
+namespace {
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+struct CloneArgs {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+Result<> reset_signals() {
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) return fail_sys("sigprocmask");
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    signal(sig, SIG_DFL);
+  }
+  return {};
+}
+
+Result<> join_namespaces(const InitConfig& cfg) {
+  // The user namespace first: joining the others may need its privileges.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& [type, fd] : cfg.join) {
+      bool is_user = type == oci::NamespaceType::User;
+      if ((pass == 0) != is_user) continue;
+      if (setns(fd, oci::namespace_clone_flag(type)) < 0)
+        return fail_sys("linux.namespaces: join ", oci::namespace_name(type), " namespace");
+    }
+  }
+  return {};
+}
+
+Result<> become_root_in_userns() {
+  // After the maps are written: container uid/gid 0 when the map has it.
+  if (setresgid(0, 0, 0) < 0 && errno != EINVAL) return fail_sys("setresgid 0 in the user namespace");
+  if (setresuid(0, 0, 0) < 0 && errno != EINVAL) return fail_sys("setresuid 0 in the user namespace");
+  return {};
+}
+
+Result<> write_time_offsets(const oci::Linux& linux) {
+  std::string s;
+  for (const auto& [clock, off] : linux.time_offsets) s += cat(clock, " ", off.secs, " ", off.nanosecs, "\n");
+  if (s.empty()) return {};
+  TRYV_CTX(write_file("/proc/self/timens_offsets", s), "linux.timeOffsets");
+  return {};
+}
+
+Result<> set_hostname(const oci::Spec& spec) {
+  bool uts = spec.linux && spec.linux->has_namespace(oci::NamespaceType::Uts);
+  if (spec.hostname) {
+    if (!uts) return fail_msg("hostname: cannot set the hostname without a UTS namespace in linux.namespaces");
+    if (sethostname(spec.hostname->c_str(), spec.hostname->size()) < 0)
+      return fail_sys("hostname: sethostname \"", *spec.hostname, "\"");
+  }
+  if (spec.domainname) {
+    if (!uts) return fail_msg("domainname: cannot set the domain name without a UTS namespace in linux.namespaces");
+    if (setdomainname(spec.domainname->c_str(), spec.domainname->size()) < 0)
+      return fail_sys("domainname: setdomainname \"", *spec.domainname, "\"");
+  }
+  return {};
+}
+
+Result<> apply_sysctl(const oci::Linux& linux) {
+  for (const auto& [key, value] : linux.sysctl) {
+    if (key.find("..") != std::string::npos || key.find('/') != std::string::npos)
+      return fail_msg("linux.sysctl: invalid key \"", key, "\"");
+    std::string path = "/proc/sys/" + key;
+    for (size_t i = 10; i < path.size(); ++i)
+      if (path[i] == '.') path[i] = '/';
+    TRYV_CTX(write_file(path, value), "linux.sysctl.", key);
+  }
+  return {};
+}
+
+Result<> apply_personality(const oci::Linux& linux) {
+  if (!linux.personality) return {};
+  unsigned long persona = linux.personality->domain == "LINUX32" ? PER_LINUX32 : PER_LINUX;
+  if (personality(persona) < 0) return fail_sys("linux.personality: personality ", linux.personality->domain);
+  return {};
+}
+
+// Everything after the namespaces exist, in the real init.
+Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_json, UniqueFd& console_slave) {
+  const oci::Spec& spec = *cfg.spec;
+  TRYV(sync_send(sync, SyncType::RunCreateRuntime));
+  state_json = TRY(sync_expect(sync, SyncType::HooksDone)).payload;
+
+  if (!cfg.no_new_keyring) {
+    // A fresh session keyring, so the container does not see the caller's keys.
+    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, "_ses.husk") < 0 && errno != ENOSYS &&
+        errno != EDQUOT && errno != EACCES && errno != EPERM)
+      return fail_sys("join a new session keyring");
+  }
+
+  RootfsOptions ro;
+  ro.rootfs = cfg.rootfs;
+  ro.no_pivot = cfg.no_pivot;
+  ro.in_user_namespace = cfg.new_userns ||
+                         (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
+  ro.new_net_namespace = spec.linux && spec.linux->has_namespace(oci::NamespaceType::Network);
+  ro.before_pivot = [&]() -> Result<> {
+    if (cfg.terminal) {
+      Pty pty = TRY_CTX(open_pty(cfg.rootfs + "/dev/ptmx"), "process.terminal");
+      if (spec.process->console_size)
+        TRYV(set_window_size(pty.master.get(), spec.process->console_size->height, spec.process->console_size->width));
+      UniqueFd root = TRY(open_fd(cfg.rootfs, O_PATH | O_DIRECTORY));
+      UniqueFd console = TRY(touch_in_root(root.get(), "/dev/console", 0600));
+      if (mount(fd_path(pty.slave.get()).c_str(), fd_path(console.get()).c_str(), nullptr, MS_BIND, nullptr) < 0)
+        return fail_sys("bind the pty onto /dev/console");
+      TRYV(sync_send(sync, SyncType::ConsoleFd, {}, pty.master.get()));
+      console_slave = std::move(pty.slave);
+    }
+    if (spec.hooks) TRYV(run_hooks(spec.hooks->create_container, "createContainer", state_json));
+    return {};
+  };
+  TRYV(setup_rootfs(spec, ro));
+  TRYV(set_hostname(spec));
+  if (spec.linux) {
+    TRYV(apply_sysctl(*spec.linux));
+    TRYV(apply_personality(*spec.linux));
+  }
+  return {};
+}
+
+[[noreturn]] void fail_child(int sync, const Error& e) {
+  sync_send_error(sync, e);
+  _exit(1);
+}
+
+struct Prepared {
+  UniqueFd trampoline;
+  std::string path;
+};
+
+// From the namespaces to "blocked on exec.fifo": every failure here reaches
+// `create` over the sync socket.
+Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::string& state_json) {
+  const int sync = cfg.sync_fd;
+  const oci::Spec& spec = *cfg.spec;
+  UniqueFd console_slave;
+  TRYV(setup_container(cfg, sync, state_json, console_slave));
+  TRYV(apply_process_limits(process));
+  Prepared p;
+  p.trampoline = TRY(make_trampoline());
+  p.path = TRY(find_executable(process));
+  if (console_slave) {
+    TRYV(attach_terminal(console_slave.get()));
+    console_slave.reset();
+  }
+  const oci::Seccomp* seccomp = spec.linux && spec.linux->seccomp ? &*spec.linux->seccomp : nullptr;
+  UniqueFd notify = TRY(apply_process_identity(process, seccomp));
+  if (notify) TRYV(sync_send(sync, SyncType::NotifyFd, {}, notify.get()));
+  // `create` returns once we are Ready and the init must outlive it.
+  if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_PDEATHSIG");
+  TRYV(sync_send(sync, SyncType::Ready, p.path));
+  return p;
+}
+
+[[noreturn]] void die(const Error& e) {
+  std::string line = "husk: " + e.str() + "\n";
+  (void)write_all(2, line);
+  _exit(127);
+}
+
+[[noreturn]] void real_init(const InitConfig& cfg) {
+  oci::Process process = *cfg.spec->process;
+  for (const auto& e : cfg.extra_env) process.env.push_back(e);
+  // The host's /proc/self/fd, to reopen exec.fifo after pivot_root: the
+  // container need not have a /proc of its own.
+  int proc_fds = ::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (proc_fds < 0) fail_child(cfg.sync_fd, Error::sys("open /proc/self/fd"));
+
+  std::string state_json;
+  auto prepared = prepare(cfg, process, state_json);
+  if (!prepared) fail_child(cfg.sync_fd, prepared.error());
+  ::close(cfg.sync_fd);
+
+  // Block until `start` opens the fifo for reading, then tell it we go.
+  int fifo = openat(proc_fds, std::to_string(cfg.fifo_fd).c_str(), O_WRONLY | O_CLOEXEC);
+  if (fifo < 0) die(Error::sys("open exec.fifo"));
+  if (::write(fifo, "0", 1) != 1) die(Error::sys("write exec.fifo"));
+  ::close(fifo);
+  ::close(proc_fds);
+  ::close(cfg.fifo_fd);
+
+  if (cfg.spec->hooks && !cfg.spec->hooks->start_container.empty()) {
+    if (auto r = run_hooks(cfg.spec->hooks->start_container, "startContainer", state_json); !r) die(r.error());
+  }
+  die(exec_process(prepared->trampoline.get(), prepared->path, process, cfg.preserve_fds));
+}
+
+Result<> map_user_namespace(const InitConfig& cfg) {
+  TRYV(sync_send(cfg.sync_fd, SyncType::NamespacesReady));
+  TRYV(sync_expect(cfg.sync_fd, SyncType::IdMapsWritten));
+  return become_root_in_userns();
+}
+
+// Staged path: returns in the real init (or exits in the intermediate).
+Result<> enter_namespaces_staged(const InitConfig& cfg) {
+  TRYV(join_namespaces(cfg));
+  for (const auto& j : cfg.join) ::close(j.second);
+  if (cfg.new_userns) {
+    if (unshare(CLONE_NEWUSER) < 0) return fail_sys("linux.namespaces: create user namespace");
+    TRYV(map_user_namespace(cfg));
+  }
+  unsigned long rest = cfg.unshare_flags & ~static_cast<unsigned long>(CLONE_NEWUSER);
+  if (rest && unshare(static_cast<int>(rest)) < 0) return fail_sys("linux.namespaces: unshare");
+  if ((rest & CLONE_NEWTIME) && cfg.spec->linux) TRYV(write_time_offsets(*cfg.spec->linux));
+  bool joins_pid_or_time = false;
+  for (const auto& j : cfg.join)
+    if (j.first == oci::NamespaceType::Pid || j.first == oci::NamespaceType::Time) joins_pid_or_time = true;
+  if (!(rest & (CLONE_NEWPID | CLONE_NEWTIME)) && !joins_pid_or_time) return {};
+
+  // pid and time namespaces take effect for children: the real init is our
+  // child, made a child of husk itself (CLONE_PARENT) so husk can wait for it.
+  CloneArgs args = {};
+  args.flags = CLONE_PARENT;
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+  if (pid < 0) return fail_sys("clone the container init");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    return {};
+  }
+  if (auto r = sync_send(cfg.sync_fd, SyncType::InitPid, std::to_string(pid)); !r) _exit(1);
+  _exit(0);
+}
+
+}  // namespace
+
+void container_init(const InitConfig& cfg) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // Non-dumpable: no process in the container may open /proc/<pid>/exe of
+  // husk while it works in there (CVE-2019-5736 class).
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (auto r = reset_signals(); !r) fail_child(cfg.sync_fd, r.error());
+  if (cfg.staged) {
+    if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());
+  } else if (cfg.new_userns) {
+    if (auto r = map_user_namespace(cfg); !r) fail_child(cfg.sync_fd, r.error());
+  }
+  real_init(cfg);
+}
+
+}  // namespace husk::runtime

@@ -1,0 +1,229 @@
+// state, list, kill, delete, pause, resume, ps.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "oci/config.h"
+#include "runtime/container_internal.h"
+#include "runtime/hooks.h"
+#include "runtime/log.h"
+
+namespace husk::runtime {
+
+std::string get_cwd() {
+  char buf[PATH_MAX];
+  return getcwd(buf, sizeof buf) ? std::string(buf) : std::string("/");
+}
+
+bool is_rootless(const GlobalOptions& g) {
+  if (g.rootless) return *g.rootless;
+  return geteuid() != 0;
+}
+
+Result<StateStore> open_store(const GlobalOptions& g) {
+  std::string root = g.root.empty() ? TRY(StateStore::default_root()) : g.root;
+  return StateStore::open(root);
+}
+
+Result<oci::Spec> load_saved_spec(const ContainerDir& dir) {
+  std::string raw = TRY(read_file(dir.config_path()));
+  return TRY_CTX(oci::parse_config(raw), dir.config_path());
+}
+
+Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec) {
+  cgroups::ManagerKind kind = rec.cgroup_manager == "systemd"    ? cgroups::ManagerKind::Systemd
+                              : rec.cgroup_manager == "disabled" ? cgroups::ManagerKind::Disabled
+                                                                 : cgroups::ManagerKind::Fs;
+  if (rec.cgroup_path.empty()) kind = cgroups::ManagerKind::Disabled;
+  return cgroups::open_existing(kind, rec.cgroup_path);
+}
+
+Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecord& rec) {
+  bool fifo = faccessat(dir.fd(), "exec.fifo", F_OK, 0) == 0;
+  bool frozen = false;
+  if (!rec.cgroup_path.empty() && process_alive(rec.pid, rec.pid_start)) {
+    auto cg = reopen_cgroup(rec);
+    if (cg) frozen = (*cg)->frozen().value_or(false);
+  }
+  return derive_status(rec, fifo, frozen);
+}
+
+namespace {
+
+// Wait until the process is gone (it need not be our child).
+Result<> wait_gone(pid_t pid, uint64_t start, int timeout_ms) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return {};  // already gone
+  UniqueFd owned(pidfd);
+  if (!process_alive(pid, start)) return {};
+  struct pollfd p = {pidfd, POLLIN, 0};
+  int n;
+  do {
+    n = poll(&p, 1, timeout_ms);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return fail_errno(ETIMEDOUT, "process ", pid, " did not exit");
+  return {};
+}
+
+Result<> signal_init(const ContainerRecord& rec, int sig) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, rec.pid, 0));
+  if (pidfd < 0) return fail_errno(ESRCH, "container \"", rec.id, "\" is not running");
+  UniqueFd owned(pidfd);
+  // The pidfd pins the process: check it is still the one we made.
+  if (!process_alive(rec.pid, rec.pid_start)) return fail_errno(ESRCH, "container \"", rec.id, "\" is not running");
+  if (syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) < 0) return fail_sys("send signal ", sig, " to container \"", rec.id, "\"");
+  return {};
+}
+
+}  // namespace
+
+Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool force) {
+  oci::Status st = TRY(current_status(dir, rec));
+  if ((st == oci::Status::Running || st == oci::Status::Paused) && !force)
+    return fail_msg("container \"", rec.id, "\" is ", oci::status_name(st), ": stop it first or use --force");
+  auto cg = reopen_cgroup(rec);
+  if (process_alive(rec.pid, rec.pid_start)) {
+    if (cg && !rec.cgroup_path.empty()) (void)(*cg)->kill_all(SIGKILL);
+    (void)signal_init(rec, SIGKILL);
+    TRYV(wait_gone(rec.pid, rec.pid_start, 10000));
+  }
+  if (cg) TRYV_CTX((*cg)->destroy(), "remove the container's cgroup");
+  auto spec = load_saved_spec(dir);
+  if (spec && spec->hooks && !spec->hooks->poststop.empty()) {
+    oci::State s;
+    s.oci_version = spec->oci_version;
+    s.id = rec.id;
+    s.status = oci::Status::Stopped;
+    s.bundle = rec.bundle;
+    s.annotations = spec->annotations;
+    if (auto r = run_hooks(spec->hooks->poststop, "poststop", oci::emit_state(s)); !r) log::warning(r.error().str());
+  }
+  return dir.remove();
+}
+
+Result<ContainerInfo> state(const GlobalOptions& g, const std::string& id) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  ContainerInfo info;
+  info.state.status = TRY(current_status(dir, rec));
+  auto spec = load_saved_spec(dir);
+  info.state.oci_version = spec ? spec->oci_version : "1.2.0";
+  if (spec) info.state.annotations = spec->annotations;
+  info.state.id = rec.id;
+  info.state.pid = info.state.status == oci::Status::Stopped ? 0 : rec.pid;
+  info.state.bundle = rec.bundle;
+  info.rootfs = rec.rootfs;
+  info.created_ns = rec.created;
+  info.owner = rec.owner;
+  return info;
+}
+
+Result<std::vector<ContainerInfo>> list(const GlobalOptions& g) {
+  StateStore store = TRY(open_store(g));
+  std::vector<ContainerInfo> out;
+  for (const auto& id : TRY(store.list())) {
+    auto info = state(g, id);
+    if (info) out.push_back(std::move(*info));
+  }
+  return out;
+}
+
+Result<> kill(const GlobalOptions& g, const std::string& id, int sig, bool all) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  oci::Status st = TRY(current_status(dir, rec));
+  if (st == oci::Status::Stopped) return fail_errno(ESRCH, "container \"", id, "\" is not running");
+  if (all && !rec.cgroup_path.empty()) {
+    auto cg = TRY(reopen_cgroup(rec));
+    return cg->kill_all(sig);
+  }
+  return signal_init(rec, sig);
+}
+
+Result<> remove(const GlobalOptions& g, const std::string& id, bool force) {
+  StateStore store = TRY(open_store(g));
+  auto dir = store.open_container(id);
+  if (!dir) {
+    if (force && dir.error().code() == ENOENT) return {};
+    return fail(dir.error());
+  }
+  auto rec = dir->load();
+  if (!rec) return dir->remove();  // a crash left a directory without state
+  return destroy_container(*dir, *rec, force);
+}
+
+Result<std::vector<pid_t>> pids(const GlobalOptions& g, const std::string& id) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  if (rec.cgroup_path.empty()) {
+    if (process_alive(rec.pid, rec.pid_start)) return std::vector<pid_t>{rec.pid};
+    return std::vector<pid_t>{};
+  }
+  auto cg = TRY(reopen_cgroup(rec));
+  return cg->pids();
+}
+
+static Result<> set_frozen(const GlobalOptions& g, const std::string& id, bool frozen) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  oci::Status st = TRY(current_status(dir, rec));
+  if (frozen && st != oci::Status::Running && st != oci::Status::Created)
+    return fail_msg("container \"", id, "\" is ", oci::status_name(st), ": only a running container can be paused");
+  if (!frozen && st != oci::Status::Paused)
+    return fail_msg("container \"", id, "\" is ", oci::status_name(st), ": only a paused container can be resumed");
+  if (rec.cgroup_path.empty())
+    return fail_msg("container \"", id, "\" has no cgroup (cgroups disabled): it cannot be ", frozen ? "paused" : "resumed");
+  auto cg = TRY(reopen_cgroup(rec));
+  return cg->freeze(frozen);
+}
+
+Result<> pause(const GlobalOptions& g, const std::string& id) { return set_frozen(g, id, true); }
+
+Result<> update(const GlobalOptions& g, const std::string& id, const oci::Resources& resources) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  oci::Status st = TRY(current_status(dir, rec));
+  if (st == oci::Status::Stopped) return fail_msg("container \"", id, "\" is stopped: nothing to update");
+  if (rec.cgroup_path.empty()) return fail_msg("container \"", id, "\" has no cgroup (cgroups disabled): cannot update resources");
+  auto cg = TRY(reopen_cgroup(rec));
+  return cg->apply(resources);
+}
+Result<> resume(const GlobalOptions& g, const std::string& id) { return set_frozen(g, id, false); }
+
+Result<int> parse_signal(const std::string& s) {
+  if (s.empty()) return fail_msg("empty signal");
+  if (s.find_first_not_of("0123456789") == std::string::npos) {
+    int n = atoi(s.c_str());
+    if (n <= 0 || n >= NSIG) return fail_msg("invalid signal number ", s);
+    return n;
+  }
+  std::string name = s;
+  for (auto& c : name) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+  if (name.rfind("RTMIN", 0) == 0 || name.rfind("RTMAX", 0) == 0) {
+    int base = name[2] == 'M' && name[3] == 'I' ? SIGRTMIN : SIGRTMAX;
+    std::string rest = name.substr(5);
+    int off = rest.empty() ? 0 : atoi(rest.c_str());
+    int sig = base + off;
+    if (sig < SIGRTMIN || sig > SIGRTMAX) return fail_msg("invalid signal ", s);
+    return sig;
+  }
+  for (int i = 1; i < SIGRTMIN; ++i) {
+    const char* abbrev = sigabbrev_np(i);
+    if (abbrev && name == abbrev) return i;
+  }
+  return fail_msg("unknown signal \"", s, "\"");
+}
+
+}  // namespace husk::runtime
