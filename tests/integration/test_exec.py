@@ -1,0 +1,114 @@
+"""husk exec: a process in a running container's namespaces and cgroup."""
+import json
+import os
+
+from conftest import CGROUP2, wait_for
+from consolesock import ConsoleSocket
+
+
+def running(husk, bundle, *args):
+    bundle.set_args(*(args or ("sleep", "1000")))
+    cid = husk.create()
+    husk.cmd("start", cid, check=True)
+    return cid
+
+
+def test_exec_joins_the_containers_namespaces(husk, bundle):
+    cid = running(husk, bundle)
+    r = husk.cmd("exec", cid, "sh", "-c", "hostname; ps -o pid,comm | grep -c sleep; readlink /proc/1/exe", check=True)
+    lines = r.stdout.split()
+    assert lines[0] == "husk-test"
+    assert lines[1] == "1"  # sees the container's init through its pid namespace
+    assert lines[2] == "/bin/busybox"
+    init = husk.state(cid)["pid"]
+    for ns in ("mnt", "net", "pid", "uts", "ipc", "cgroup"):
+        assert os.readlink(f"/proc/{init}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+
+
+def test_exec_exit_status_env_cwd_user(husk, bundle):
+    cid = running(husk, bundle)
+    r = husk.cmd("exec", "--env", "FOO=bar", "--cwd", "/etc", "--user", "1234:5678", cid,
+                 "sh", "-c", 'echo "$FOO $(pwd) $(id -u) $(id -g)"; exit 3')
+    assert r.returncode == 3
+    assert r.stdout == "bar /etc 1234 5678\n"
+
+
+def test_exec_process_runs_in_the_container_cgroup(husk, bundle):
+    cid = running(husk, bundle)
+    r = husk.cmd("exec", cid, "cat", "/proc/self/cgroup", check=True)
+    assert r.stdout.strip() == "0::/"
+
+
+def test_exec_detach_with_pid_file(husk, bundle, tmp_path):
+    cid = running(husk, bundle)
+    pidfile = tmp_path / "exec.pid"
+    husk.cmd("exec", "--detach", "--pid-file", str(pidfile), cid, "sleep", "500", check=True)
+    pid = int(pidfile.read_text())
+    assert wait_for(lambda: b"sleep" in open(f"/proc/{pid}/cmdline", "rb").read())
+    assert pid in json.loads(husk.cmd("ps", "--format", "json", cid).stdout)
+
+
+def test_exec_process_file(husk, bundle, tmp_path):
+    cid = running(husk, bundle)
+    proc = {"args": ["sh", "-c", "echo $X; pwd"], "env": ["X=from-file", "PATH=/bin"], "cwd": "/tmp",
+            "user": {"uid": 0, "gid": 0}}
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    r = husk.cmd("exec", "--process", str(tmp_path / "p.json"), cid, check=True)
+    assert r.stdout == "from-file\n/tmp\n"
+
+
+def test_exec_cap_adds_a_capability(husk, bundle):
+    cid = running(husk, bundle)
+    r = husk.cmd("exec", "--cap", "CAP_CHOWN", cid, "grep", "CapEff", "/proc/self/status", check=True)
+    assert int(r.stdout.split()[1], 16) & 1
+
+
+def test_exec_into_stopped_container_fails(husk, bundle):
+    bundle.set_args("true")
+    cid = husk.create()
+    husk.cmd("start", cid, check=True)
+    assert wait_for(lambda: husk.state(cid)["status"] == "stopped")
+    r = husk.cmd("exec", cid, "true")
+    assert r.returncode != 0 and "stopped" in r.stderr
+
+
+def test_exec_missing_binary_is_reported(husk, bundle):
+    cid = running(husk, bundle)
+    r = husk.cmd("exec", cid, "nope-not-here")
+    assert r.returncode != 0 and "nope-not-here" in r.stderr
+
+
+def test_exec_tty_through_console_socket(husk, bundle):
+    cid = running(husk, bundle)
+    cs = ConsoleSocket()
+    try:
+        r = husk.cmd("exec", "--tty", "--detach", "--console-socket", cs.path, cid,
+                     "sh", "-c", "tty; echo done")
+        assert r.returncode == 0, r.stderr
+        assert cs.wait_master() is not None
+        out = cs.read_all()
+        assert "/dev/pts/" in out and "done" in out
+    finally:
+        cs.close()
+
+
+def test_terminal_container_through_console_socket(husk, bundle):
+    bundle.config["process"]["terminal"] = True
+    bundle.config["process"]["consoleSize"] = {"height": 33, "width": 101}
+    bundle.set_args("sh", "-c", "tty; stty size; ls -l /dev/console")
+    cs = ConsoleSocket()
+    try:
+        cid = husk.create(None, "--console-socket", cs.path)
+        assert cs.wait_master() is not None
+        husk.cmd("start", cid, check=True)
+        out = cs.read_all()
+        assert "/dev/console" in out or "/dev/pts/0" in out
+        assert "33 101" in out
+    finally:
+        cs.close()
+
+
+def test_terminal_without_console_socket_is_refused_for_create(husk, bundle):
+    bundle.config["process"]["terminal"] = True
+    r = husk.create(check=False)
+    assert r.returncode != 0 and "console-socket" in r.stderr

@@ -1,0 +1,106 @@
+"""The rootfs: mounts of every kind, /dev, masked and read-only paths."""
+import os
+
+
+def test_proc_sys_and_dev(husk, bundle):
+    bundle.set_args("sh", "-c",
+                    "grep -E ' /proc | /sys | /dev ' /proc/self/mounts | cut -d' ' -f2,3; "
+                    "stat -c '%F %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; "
+                    "readlink /dev/fd /dev/stdin /dev/ptmx")
+    out = husk.run().stdout.splitlines()
+    assert "/proc proc" in out and "/sys sysfs" in out and "/dev tmpfs" in out
+    assert "character special file 1:3" in out
+    assert "character special file 1:5" in out
+    assert "character special file 5:0" in out
+    assert "/proc/self/fd" in out and "/proc/self/fd/0" in out and "pts/ptmx" in out
+
+
+def test_spec_devices(husk, bundle):
+    bundle.config["linux"]["devices"] = [{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 7,
+                                          "fileMode": 0o640, "uid": 12, "gid": 34}]
+    bundle.set_args("stat", "-c", "%F %t:%T %a %u %g", "/dev/mydev")
+    assert husk.run().stdout.strip() == "character special file 1:7 640 12 34"
+
+
+def test_masked_paths(husk, bundle):
+    bundle.set_args("sh", "-c", "wc -c < /proc/kcore; ls /sys/firmware | wc -l")
+    assert husk.run().stdout.split() == ["0", "0"]
+
+
+def test_readonly_paths_and_readonly_root(husk, bundle):
+    bundle.config["root"]["readonly"] = True
+    bundle.set_args("sh", "-c", "echo 1 > /proc/sys/kernel/domainname; touch /newfile; echo end")
+    r = husk.run()
+    assert "Read-only file system" in r.stderr
+    assert r.stderr.count("Read-only file system") == 2
+    assert not os.path.exists(os.path.join(bundle.rootfs, "newfile"))
+
+
+def test_tmpfs_with_options(husk, bundle):
+    bundle.config["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["size=1m", "mode=700", "noexec"]})
+    bundle.set_args("sh", "-c", "grep ' /scratch ' /proc/self/mounts; stat -c %a /scratch")
+    out = husk.run().stdout.splitlines()
+    assert "size=1024k" in out[0] and "noexec" in out[0]
+    assert out[1] == "700"
+
+
+def test_bind_mount_readonly(husk, bundle, tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "hello").write_text("from the host\n")
+    bundle.config["mounts"].append({"destination": "/data", "type": "bind", "source": str(d),
+                                    "options": ["rbind", "ro"]})
+    bundle.set_args("sh", "-c", "cat /data/hello; touch /data/x")
+    r = husk.run()
+    assert r.stdout == "from the host\n"
+    assert "Read-only file system" in r.stderr
+    assert not (d / "x").exists()
+
+
+def test_bind_mount_of_a_file(husk, bundle, tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("one file\n")
+    bundle.config["mounts"].append({"destination": "/etc/motd", "type": "bind", "source": str(f), "options": ["bind"]})
+    bundle.set_args("cat", "/etc/motd")
+    assert husk.run().stdout == "one file\n"
+
+
+def test_no_pivot(husk, bundle):
+    bundle.set_args("sh", "-c", "ls /bin/busybox && echo ok")
+    r = husk.run("--no-pivot")
+    assert r.stdout.splitlines()[-1] == "ok"
+
+
+def test_mount_propagation_private_by_default(husk, bundle, tmp_path):
+    bundle.config["mounts"].append({"destination": "/data", "type": "bind", "source": str(tmp_path), "options": ["rbind"]})
+    bundle.set_args("sh", "-c", "mkdir -p /data/sub && mount -t tmpfs none /data/sub && echo mounted")
+    bundle.config["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN")
+    bundle.config["process"]["capabilities"]["effective"].append("CAP_SYS_ADMIN")
+    bundle.config["process"]["capabilities"]["permitted"].append("CAP_SYS_ADMIN")
+    r = husk.run()
+    assert "mounted" in r.stdout
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path / "sub") not in f.read()
+
+
+def test_cgroup2_mount_shows_the_containers_cgroup(husk, bundle):
+    bundle.config["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                    "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    bundle.set_args("sh", "-c", "grep cgroup2 /proc/self/mounts | cut -d' ' -f2; cat /sys/fs/cgroup/cgroup.procs")
+    out = husk.run().stdout.split()
+    assert out[0] == "/sys/fs/cgroup"
+    assert out[1:] == ["1"]
+
+
+def test_idmapped_bind_mount(husk, bundle, tmp_path):
+    d = tmp_path / "owned"
+    d.mkdir()
+    (d / "f").write_text("x")
+    os.chown(d / "f", 1000, 1000)
+    bundle.config["mounts"].append({"destination": "/idm", "type": "bind", "source": str(d), "options": ["rbind", "idmap"],
+                                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})
+    bundle.set_args("stat", "-c", "%u:%g", "/idm/f")
+    r = husk.run()
+    assert r.stdout.strip() == "0:0", r.stderr

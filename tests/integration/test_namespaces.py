@@ -1,0 +1,80 @@
+"""Namespaces: created, joined by path, user namespace maps, time offsets."""
+import os
+import subprocess
+
+import pytest
+
+
+def test_new_network_namespace_has_only_loopback(husk, bundle):
+    bundle.set_args("sh", "-c", "ls /sys/class/net")
+    assert husk.run().stdout.split() == ["lo"]
+
+
+def test_ipc_namespace_is_private(husk, bundle):
+    bundle.set_args("readlink", "/proc/self/ns/ipc")
+    assert husk.run().stdout.strip() != os.readlink("/proc/self/ns/ipc")
+
+
+def test_join_network_namespace_by_path(husk, bundle):
+    name = f"husk-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "dummy7", "type", "dummy"], check=True)
+        for ns in bundle.config["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = f"/run/netns/{name}"
+        bundle.set_args("ls", "/sys/class/net")
+        assert "dummy7" in husk.run().stdout.split()
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+def test_without_a_network_namespace_the_host_network_is_shared(husk, bundle):
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "network"]
+    bundle.set_args("readlink", "/proc/self/ns/net")
+    assert husk.run().stdout.strip() == os.readlink("/proc/self/ns/net")
+
+
+def test_user_namespace_with_id_mappings(husk, bundle):
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    os.chown(bundle.rootfs, 100000, 100000)
+    bundle.set_args("sh", "-c", "cat /proc/self/uid_map; id -u; touch /tmp/x && stat -c %u /tmp/x")
+    bundle.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
+    # sysfs cannot be mounted from a user namespace that does not own the netns: it still works here (new netns).
+    r = husk.run()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0].split() == ["0", "100000", "65536"]
+    assert lines[1] == "0"
+    assert lines[2] == "0"
+
+
+def test_user_namespace_process_runs_as_mapped_host_uid(husk, bundle):
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+    bundle.config["process"]["user"] = {"uid": 10, "gid": 10}
+    bundle.set_args("sleep", "1000")
+    cid = husk.create()
+    pid = husk.state(cid)["pid"]
+    husk.cmd("start", cid, check=True)
+    import time
+    time.sleep(0.2)
+    uids = [l for l in open(f"/proc/{pid}/status") if l.startswith("Uid:")][0].split()[1:]
+    assert uids == ["200010"] * 4
+
+
+def test_time_namespace_offsets(husk, bundle):
+    bundle.config["linux"]["namespaces"].append({"type": "time"})
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+    bundle.set_args("cat", "/proc/uptime")
+    up = float(husk.run().stdout.split()[0])
+    host = float(open("/proc/uptime").read().split()[0])
+    assert up - host > 86400 * 364
+
+
+def test_cgroup_namespace_makes_own_cgroup_the_root(husk, bundle):
+    bundle.set_args("cat", "/proc/self/cgroup")
+    assert husk.run().stdout.strip().splitlines()[-1] == "0::/"
