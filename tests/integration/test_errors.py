@@ -2,7 +2,7 @@
 import json
 import os
 
-from conftest import CGROUP2
+from husktest import CGROUP2
 
 
 def one_line(r):

@@ -2,7 +2,7 @@
 import json
 import os
 
-from conftest import CGROUP2, wait_for
+from husktest import CGROUP2, wait_for
 from consolesock import ConsoleSocket
 
 

@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from conftest import CGROUP2, wait_for
+from husktest import CGROUP2, wait_for
 
 
 def test_run_foreground_prints_output_and_returns_exit_status(husk, bundle):
@@ -187,7 +187,7 @@ def test_container_gets_its_own_cgroup(husk, bundle):
 def test_commands_on_one_container_are_serialised(husk, bundle):
     # Many concurrent state calls while deleting never see a half-removed container.
     import subprocess
-    from conftest import HUSK
+    from husktest import HUSK
     bundle.set_args("sleep", "1000")
     cid = husk.create()
     procs = [subprocess.Popen([HUSK, "--root", husk.root, "state", cid], stdout=subprocess.PIPE,

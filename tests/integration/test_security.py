@@ -2,7 +2,7 @@
 import hashlib
 import os
 
-from conftest import HUSK
+from husktest import HUSK
 
 
 def sha(path):
