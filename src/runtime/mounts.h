@@ -35,6 +35,11 @@ struct MountFlags {
   unsigned long propagation = 0;    // MS_SHARED|MS_REC ... (0 = none)
   bool bind = false, recursive = false, idmap = false, copy_up = false;
   std::string data;                 // "size=65536k,mode=755"
+  // The r* options (rro, rnosuid, ...): MS_* bits set/cleared on the whole
+  // tree with mount_setattr(AT_RECURSIVE).
+  unsigned long rec_flags = 0;
+  unsigned long rec_clear = 0;
+  bool recursive_idmap = false;     // "ridmap": idmap every mount of an rbind
 };
 Result<MountFlags> parse_mount_options(const std::vector<std::string>& options);
 

@@ -18,6 +18,10 @@ Result<UniqueFd> open_in_root(int rootfd, const std::string& path, int flags, mo
 Result<UniqueFd> mkdir_in_root(int rootfd, const std::string& path, mode_t mode = 0755);
 // Make path (and its parents) exist as an empty regular file (bind target).
 Result<UniqueFd> touch_in_root(int rootfd, const std::string& path, mode_t mode = 0644);
+// The userspace resolver open_in_root falls back to when the kernel has no
+// openat2 (< 5.6): one component at a time with O_NOFOLLOW, ".." clamped at
+// the root, symlinks followed relative to the root. Exposed for tests.
+Result<UniqueFd> open_in_root_walk(int rootfd, const std::string& path, int flags, mode_t mode = 0);
 // "/proc/self/fd/N" for an fd: how husk names an fd it mounts onto.
 std::string fd_path(int fd);
 
