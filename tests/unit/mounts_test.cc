@@ -699,3 +699,48 @@ TEST_F(SetupRootfs, ErrorsNameTheMount) {
   });
   EXPECT_EQ(r.status, 0) << r.report;
 }
+
+// Rootless rules: in a user namespace mknod is refused, sysfs needs the
+// network namespace, devpts's gid=5 may be unmapped, and the host's mount
+// flags are locked. The child maps only root onto itself, which a process
+// may do for its own namespace.
+TEST_F(SetupRootfs, UserNamespaceBindsWhatItCannotMount) {
+  husk::oci::Spec spec;
+  spec.mounts = {
+      mnt("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
+      mnt("/dev/pts", "devpts", "devpts", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}),
+      mnt("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}),
+      mnt("/data", "bind", host_ + "/data", {"rbind", "ro", "nosuid"}),
+  };
+  spec.root.readonly = true;
+  husk::oci::Linux l;
+  l.masked_paths = std::vector<std::string>{"/etc/secret", "/sys/firmware"};
+  l.readonly_paths = std::vector<std::string>{"/dev/shm-missing", "/data"};
+  spec.linux = l;
+  RootfsOptions opts = options();
+  opts.in_user_namespace = true;
+  opts.new_net_namespace = false;
+  ChildResult r = run_in_mount_ns([&]() -> std::string {
+    if (unshare(CLONE_NEWUSER) < 0) return "unshare(CLONE_NEWUSER) failed";
+    if (!husk::write_file("/proc/self/setgroups", "deny") || !husk::write_file("/proc/self/uid_map", "0 0 1") ||
+        !husk::write_file("/proc/self/gid_map", "0 0 1"))
+      return "writing the id maps failed";
+    if (unshare(CLONE_NEWNS) < 0) return "unshare(CLONE_NEWNS) in the userns failed";
+    auto done = setup_rootfs(spec, opts);
+    if (!done) return "setup_rootfs: " + done.error().str();
+    Check c;
+    struct stat st;
+    c.expect(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3),
+             "/dev/null is not the host's node");
+    c.expect(is_fs("/dev/pts", DEVPTS_SUPER_MAGIC), "/dev/pts is not devpts");
+    c.expect(is_fs("/sys", SYSFS_MAGIC), "/sys is not the host's sysfs");
+    c.expect(write_errno("/sys/kernel/new") == EROFS, "/sys is writable");
+    c.expect(fs::is_empty("/sys/firmware"), "masked /sys/firmware is not empty");
+    c.expect(read_text("/etc/secret").empty(), "masked /etc/secret is not empty");
+    c.expect(read_text("/data/hello") == "hello from the host", "/data bind");
+    c.expect(write_errno("/data/new") == EROFS, "/data is writable");
+    c.expect(write_errno("/newfile") == EROFS, "root.readonly: / is writable");
+    return c.report();
+  });
+  EXPECT_EQ(r.status, 0) << r.report;
+}
