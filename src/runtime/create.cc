@@ -299,6 +299,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   InitConfig cfg;
   cfg.spec = c.spec.get();
   cfg.rootfs = rootfs;
+  cfg.bundle = bundle;
   cfg.fifo_fd = fifo.get();
   cfg.terminal = c.spec->process->terminal;
   cfg.no_pivot = o.no_pivot;

@@ -259,6 +259,7 @@ void container_init(const InitConfig& cfg) {
   // husk while it works in there (CVE-2019-5736 class).
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (auto r = reset_signals(); !r) fail_child(cfg.sync_fd, r.error());
+  if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   if (cfg.staged) {
     if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());
   } else if (cfg.new_userns) {

@@ -18,6 +18,7 @@ namespace husk::runtime {
 struct InitConfig {
   const oci::Spec* spec = nullptr;
   std::string rootfs;
+  std::string bundle;  // cwd of the init: relative mount sources are bundle-relative
   int sync_fd = -1;
   int fifo_fd = -1;  // O_PATH fd of exec.fifo
   // Staged path: setns into these first (user first), then unshare
