@@ -95,6 +95,9 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
                              const oci::Seccomp* seccomp, int preserve_fds) {
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  std::vector<int> keep = {sync, target_pidfd};
+  for (int fd = 3; fd < 3 + preserve_fds; ++fd) keep.push_back(fd);
+  close_fds_except(keep);
   auto stage = [&]() -> Result<> {
     sigset_t none;
     sigemptyset(&none);

@@ -259,6 +259,12 @@ void container_init(const InitConfig& cfg) {
   // husk while it works in there (CVE-2019-5736 class).
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (auto r = reset_signals(); !r) fail_child(cfg.sync_fd, r.error());
+  // Nothing of husk's may reach the container: in particular the state
+  // directory's lock, which would otherwise block every later command.
+  std::vector<int> keep = {cfg.sync_fd, cfg.fifo_fd};
+  for (const auto& j : cfg.join) keep.push_back(j.second);
+  for (int fd = 3; fd < 3 + cfg.preserve_fds; ++fd) keep.push_back(fd);
+  close_fds_except(keep);
   if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   if (cfg.staged) {
     if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());

@@ -194,12 +194,16 @@ Result<UniqueFd> apply_process_identity(const oci::Process& p, const oci::Seccom
   if (seccomp && !p.no_new_privileges) notify = TRY(load_seccomp(*seccomp));
   static const oci::Capabilities kNone;
   const oci::Capabilities& caps = p.capabilities ? *p.capabilities : kNone;
+  // cwd before the user change (the new user may not reach it, e.g. rootless
+  // binds); if that fails for lack of permission, again as the user.
+  bool in_cwd = chdir(p.cwd.c_str()) == 0;
+  if (!in_cwd && errno != EACCES && errno != EPERM) return fail_sys("process.cwd: chdir \"", p.cwd, "\"");
   TRYV(drop_bounding(caps));
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_KEEPCAPS");
   TRYV(set_user(p.user));
   if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_KEEPCAPS");
   TRYV(apply_capabilities(caps));
-  if (chdir(p.cwd.c_str()) < 0) return fail_sys("process.cwd: chdir \"", p.cwd, "\"");
+  if (!in_cwd && chdir(p.cwd.c_str()) < 0) return fail_sys("process.cwd: chdir \"", p.cwd, "\"");
   // CVE-2024-21626: a cwd reached through a leaked fd lies outside the root;
   // getcwd then reports "(unreachable)".
   char buf[4096];
