@@ -219,6 +219,7 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
         int fd = static_cast<int>(syscall(SYS_pidfd_open, init, 0));
         if (fd < 0) return fail_sys("pidfd_open the container init");
         sp.pidfd.reset(fd);
+        TRYV(sync_send(sock, SyncType::Continue));
         break;
       }
       case SyncType::RunCreateRuntime: {

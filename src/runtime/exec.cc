@@ -115,6 +115,7 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
       _exit(0);
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    TRYV(sync_expect(sync, SyncType::Continue));  // the parent has our pid
     TRYV(apply_process_limits(process));
     UniqueFd trampoline = TRY(make_trampoline());
     std::string path = TRY(find_executable(process));
@@ -205,6 +206,7 @@ Result<int> exec(const GlobalOptions& g, const ExecOptions& o) {
         proc_reaper.pid = pid;
         waitpid(stage, nullptr, 0);
         stage_reaper.armed = false;
+        TRYV(sync_send(parent_sock.get(), SyncType::Continue));
         break;
       case SyncType::ConsoleFd:
         if (!o.console_socket.empty()) TRYV(send_console(o.console_socket, msg.fd.get()));

@@ -245,6 +245,8 @@ Result<> enter_namespaces_staged(const InitConfig& cfg) {
   if (pid < 0) return fail_sys("clone the container init");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // Speak only after the parent knows our pid (it arrives from our parent).
+    TRYV(sync_expect(cfg.sync_fd, SyncType::Continue));
     return {};
   }
   if (auto r = sync_send(cfg.sync_fd, SyncType::InitPid, std::to_string(pid)); !r) _exit(1);
