@@ -1,1 +1,0 @@
-#include "oci/config.h"
