@@ -132,8 +132,22 @@ class Husk:
         return f"t{os.getpid()}-{self.counter}"
 
     def cmd(self, *args, input=None, timeout=60, check=False, global_args=(), **kw):
+        """Run husk; its output goes to files, not pipes: a created container
+        keeps the stdio it was given, so waiting for EOF on a pipe would hang."""
         argv = [HUSK, "--root", self.root, *global_args, *args]
-        r = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, **kw)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+            p = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, **kw)
+            try:
+                p.communicate(input.encode() if input is not None else None, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                raise
+            out.seek(0)
+            err.seek(0)
+            r = subprocess.CompletedProcess(argv, p.returncode, out.read().decode(errors="replace"),
+                                            err.read().decode(errors="replace"))
         if check and r.returncode != 0:
             raise AssertionError(f"{argv} failed ({r.returncode}): {r.stderr}")
         return r

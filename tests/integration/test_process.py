@@ -145,30 +145,26 @@ def test_preserve_fds(husk, bundle, tmp_path):
     f.write_text("passed through\n")
     fd = os.open(str(f), os.O_RDONLY)
     try:
-        os.dup2(fd, 3, inheritable=True) if fd != 3 else None
-        os.dup2(fd, 4, inheritable=True)
+        # fds 3 and 4 exist only in husk's process (set up in the child).
+        def place():
+            os.dup2(fd, 3)
+            os.dup2(fd, 4)
         bundle.set_args("sh", "-c", "cat <&4; ls /proc/self/fd | wc -l")
-        r = husk.run("--preserve-fds", "2", pass_fds=(3, 4))
-        assert r.stdout.split("\n")[0] == "passed through"
+        r = husk.run("--preserve-fds", "2", pass_fds=(3, 4), preexec_fn=place)
+        assert r.stdout.split("\n")[0] == "passed through", r.stderr
         assert r.stdout.split("\n")[1].strip() == "6"  # 0,1,2,3,4 + ls's own
     finally:
-        for n in (fd, 3, 4):
-            try:
-                os.close(n)
-            except OSError:
-                pass
+        os.close(fd)
 
 
 def test_listen_fds_are_passed_with_env(husk, bundle, tmp_path):
     f = tmp_path / "sock.txt"
     f.write_text("socket data\n")
     fd = os.open(str(f), os.O_RDONLY)
-    os.dup2(fd, 3, inheritable=True)
     try:
         bundle.set_args("sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3")
         env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
-        r = husk.run(pass_fds=(3,), env=env)
-        assert r.stdout == "1 1\nsocket data\n"
+        r = husk.run(pass_fds=(3,), env=env, preexec_fn=lambda: os.dup2(fd, 3))
+        assert r.stdout == "1 1\nsocket data\n", r.stderr
     finally:
         os.close(fd)
-        os.close(3)
