@@ -373,7 +373,7 @@ std::string emit_config(const Spec& s) {
 std::string emit_state(const State& st) {
   JsonWriter w(false);
   w.begin_object().key("ociVersion").str(st.oci_version).key("id").str(st.id).key("status").str(status_name(st.status));
-  if (st.pid > 0) w.key("pid").num(st.pid);
+  w.key("pid").num(st.pid);  // 0 when stopped, as runc reports it
   w.key("bundle").str(st.bundle);
   string_map(w, "annotations", st.annotations);
   w.end_object();

@@ -186,22 +186,28 @@ Result<UniqueFd> make_idmap_userns(const std::vector<oci::IdMapping>& uids, cons
     ::close(hold[1]);
     ::close(ready[0]);
     if (::unshare(CLONE_NEWUSER) < 0) ::_exit(1);
-    if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+    // Our pid as the /proc we both see names it: the caller may be in a new
+    // pid namespace while /proc is still the host's.
+    char self[32];
+    ssize_t len = ::readlink("/proc/self", self, sizeof self - 1);
+    if (len <= 0) ::_exit(1);
+    if (::write(ready[1], self, static_cast<size_t>(len)) != len) ::_exit(1);
     (void)!::read(hold[0], &c, 1);
     ::_exit(0);
   }
   child.release = std::move(hold_w);
   ready_w.reset();
   hold_r.reset();
-  char c;
+  char buf[32];
   ssize_t n;
   do {
-    n = ::read(ready_r.get(), &c, 1);
+    n = ::read(ready_r.get(), buf, sizeof buf - 1);
   } while (n < 0 && errno == EINTR);
-  if (n != 1) return fail_errno(EPERM, "unshare a user namespace for an idmapped mount");
+  if (n <= 0) return fail_errno(EPERM, "unshare a user namespace for an idmapped mount");
+  buf[n] = '\0';
 
   // A mapping for one side only: use it for both, so no id is left unmapped.
-  std::string proc = cat("/proc/", child.pid, "/");
+  std::string proc = cat("/proc/", buf, "/");
   TRYV_CTX(write_file(proc + "uid_map", map_text(uids.empty() ? gids : uids)), "idmapped mount uid map");
   TRYV_CTX(write_file(proc + "gid_map", map_text(gids.empty() ? uids : gids)), "idmapped mount gid map");
   return TRY_CTX(open_fd(proc + "ns/user", O_RDONLY), "idmapped mount user namespace");

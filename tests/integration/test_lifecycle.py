@@ -15,6 +15,8 @@ def test_run_foreground_prints_output_and_returns_exit_status(husk, bundle):
 
 
 def test_run_reports_signal_death_as_128_plus_signal(husk, bundle):
+    # Without a pid namespace the shell is not an init, which would ignore it.
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "pid"]
     bundle.set_args("sh", "-c", "kill -TERM $$")
     assert husk.run().returncode == 128 + signal.SIGTERM
 
