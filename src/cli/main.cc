@@ -1,4 +1,5 @@
 // husk: an OCI runtime with runc/crun's command line.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,8 @@ Result<runtime::GlobalOptions> global_options(const cli::Parsed& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that went away is an error return, not a death by signal.
+  signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv, argv + argc);
   size_t next = 1;
   auto global = cli::parse(args, 1, kGlobal, "husk", false, &next);

@@ -141,13 +141,6 @@ Result<uint64_t> plan_namespaces(const oci::Spec& spec, InitConfig& cfg, std::ve
   return cfg.staged ? 0 : flags;
 }
 
-// The host id that container id 0 maps to (the caller's own when unmapped).
-uint32_t host_id_of_root(const std::vector<oci::IdMapping>& maps) {
-  for (const auto& m : maps)
-    if (m.container_id == 0) return m.host_id;
-  return geteuid();
-}
-
 // NOTIFY_SOCKET (systemd Type=notify): the socket is bound into the container
 // and the container's process gets NOTIFY_SOCKET pointing at it.
 void add_notify_socket(oci::Spec& spec, std::vector<std::string>& extra_env) {
@@ -295,13 +288,9 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   TRYV(write_file_atomic(c.dir->config_path(), raw, 0600));
   if (mkfifo(c.dir->fifo_path().c_str(), 0600) < 0) return fail_sys("mkfifo ", c.dir->fifo_path());
   UniqueFd fifo = TRY(open_fd(c.dir->fifo_path(), O_PATH));
-  // In a user namespace the init opens the fifo as the container's root,
-  // which is another uid on the host: the fifo must be that root's.
-  if (c.spec->linux->has_namespace(oci::NamespaceType::User)) {
-    uid_t uid = host_id_of_root(c.spec->linux->uid_mappings);
-    gid_t gid = host_id_of_root(c.spec->linux->gid_mappings);
-    if (chown(c.dir->fifo_path().c_str(), uid, gid) < 0) return fail_sys("chown ", c.dir->fifo_path());
-  }
+  // The init opens it for writing as the container's user (through its
+  // O_PATH fd: the state directory stays closed to that user), as runc does.
+  if (chmod(c.dir->fifo_path().c_str(), 0622) < 0) return fail_sys("chmod ", c.dir->fifo_path());
 
   bool rootless = is_rootless(g);
   c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));

@@ -18,6 +18,7 @@
 #include "runtime/mounts.h"
 #include "runtime/paths.h"
 #include "runtime/process.h"
+#include "runtime/seccomp.h"
 #include "runtime/sync.h"
 #include "runtime/terminal.h"
 
@@ -156,7 +157,15 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
 struct Prepared {
   UniqueFd trampoline;
   std::string path;
+  const oci::Seccomp* deferred_seccomp = nullptr;
 };
+
+bool uses_notify(const oci::Seccomp& s) {
+  if (s.default_action == oci::SeccompAction::Notify) return true;
+  for (const auto& c : s.syscalls)
+    if (c.action == oci::SeccompAction::Notify) return true;
+  return false;
+}
 
 // From the namespaces to "blocked on exec.fifo": every failure here reaches
 // `create` over the sync socket.
@@ -174,6 +183,13 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
     console_slave.reset();
   }
   const oci::Seccomp* seccomp = spec.linux && spec.linux->seccomp ? &*spec.linux->seccomp : nullptr;
+  // With no_new_privileges and no notify listener the filter is loaded last,
+  // right before the exec (runc's order): nothing husk still does after it
+  // depends on what the profile allows.
+  if (seccomp && process.no_new_privileges && !uses_notify(*seccomp)) {
+    p.deferred_seccomp = seccomp;
+    seccomp = nullptr;
+  }
   UniqueFd notify = TRY(apply_process_identity(process, seccomp));
   if (notify) TRYV(sync_send(sync, SyncType::NotifyFd, {}, notify.get()));
   // `create` returns once we are Ready and the init must outlive it.
@@ -211,6 +227,9 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
 
   if (cfg.spec->hooks && !cfg.spec->hooks->start_container.empty()) {
     if (auto r = run_hooks(cfg.spec->hooks->start_container, "startContainer", state_json); !r) die(r.error());
+  }
+  if (prepared->deferred_seccomp) {
+    if (auto r = load_seccomp(*prepared->deferred_seccomp); !r) die(r.error());
   }
   die(exec_process(prepared->trampoline.get(), prepared->path, process, cfg.preserve_fds));
 }

@@ -58,7 +58,7 @@ def test_argument_rule_masked_eq(husk, bundle):
 
 def test_unknown_syscall_names_are_skipped(husk, bundle):
     bundle.config["linux"]["seccomp"] = profile(syscalls=[
-        {"names": ["no_such_syscall_2099", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])
+        {"names": ["no_such_syscall_2099", "mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])
     bundle.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
     bundle.set_args("sh", "-c", "mkdir /tmp/y 2>/dev/null; echo rc=$?")
     assert husk.run().stdout.strip() == "rc=1"
