@@ -355,17 +355,30 @@ Result<> start_created(ContainerDir& dir, ContainerRecord& rec, const oci::Spec&
     return fail_errno(ESRCH, "container \"", rec.id, "\" is stopped: its process exited before start");
   }
   UniqueFd owned_pidfd(pidfd);
+  // The init writes one byte once its startContainer hooks ran, and the
+  // fifo closes when it execs (close-on-exec): then the process runs.
   struct pollfd fds[2] = {{fifo.get(), POLLIN, 0}, {pidfd, POLLIN, 0}};
+  bool got_byte = false;
   for (;;) {
     int n = poll(fds, 2, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_sys("wait for the container process");
-    char c;
-    if (fds[0].revents & POLLIN) {
-      if (::read(fifo.get(), &c, 1) == 1) break;
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      char c;
+      ssize_t r = ::read(fifo.get(), &c, 1);
+      if (r == 1) {
+        got_byte = true;
+        continue;
+      }
+      if (r == 0) {
+        if (!got_byte) return fail_errno(ESRCH, "container \"", rec.id, "\": its process failed before start");
+        break;
+      }
     }
-    if (fds[1].revents & POLLIN) return fail_errno(ESRCH, "container \"", rec.id, "\": its process exited before start");
-    if (fds[0].revents & POLLHUP) return fail_errno(ESRCH, "container \"", rec.id, "\": its process closed exec.fifo");
+    if (fds[1].revents & POLLIN) {
+      if (got_byte) break;  // exec'd and already exited
+      return fail_errno(ESRCH, "container \"", rec.id, "\": its process exited before start");
+    }
   }
   ::unlink(dir.fifo_path().c_str());
   rec.started = true;

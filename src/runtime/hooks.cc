@@ -32,6 +32,7 @@ Result<> run_one(const oci::Hook& hook, const std::string& name, const std::stri
   pid_t pid = fork();
   if (pid < 0) return fail_sys(name, ": fork");
   if (pid == 0) {
+    setpgid(0, 0);  // its own group: a timeout kills whatever the hook started
     if (dup2(rd.get(), 0) < 0) _exit(127);
     execve(hook.path.c_str(), argv.data(), envp.data());
     _exit(127);
@@ -55,7 +56,7 @@ Result<> run_one(const oci::Hook& hook, const std::string& name, const std::stri
       n = poll(&p, 1, timeout_ms);
     } while (n < 0 && errno == EINTR);
     if (n == 0) {
-      kill(pid, SIGKILL);
+      kill(-pid, SIGKILL);
       waitpid(pid, &status, 0);
       return fail_errno(ETIMEDOUT, name, " \"", hook.path, "\": timed out after ", *hook.timeout, "s");
     }

@@ -217,17 +217,17 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
   if (!prepared) fail_child(cfg.sync_fd, prepared.error());
   ::close(cfg.sync_fd);
 
-  // Block until `start` opens the fifo for reading, then tell it we go.
+  // Block until `start` opens the fifo for reading. It stays open (close-on-
+  // exec) through the startContainer hooks: `start` reads our byte, then
+  // waits for the exec to close it before it runs the poststart hooks.
   int fifo = openat(proc_fds, std::to_string(cfg.fifo_fd).c_str(), O_WRONLY | O_CLOEXEC);
   if (fifo < 0) die(Error::sys("open exec.fifo"));
-  if (::write(fifo, "0", 1) != 1) die(Error::sys("write exec.fifo"));
-  ::close(fifo);
   ::close(proc_fds);
   ::close(cfg.fifo_fd);
-
   if (cfg.spec->hooks && !cfg.spec->hooks->start_container.empty()) {
     if (auto r = run_hooks(cfg.spec->hooks->start_container, "startContainer", state_json); !r) die(r.error());
   }
+  if (::write(fifo, "0", 1) != 1) die(Error::sys("write exec.fifo"));
   if (prepared->deferred_seccomp) {
     if (auto r = load_seccomp(*prepared->deferred_seccomp); !r) die(r.error());
   }

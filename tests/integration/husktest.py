@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -21,6 +22,55 @@ CGROUP2 = "/sys/fs/cgroup" if os.path.exists("/sys/fs/cgroup/cgroup.controllers"
 # This machine's pid 1 does not reap orphans: detached containers become ours.
 PR_SET_CHILD_SUBREAPER = 36
 ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+# Like conmon or containerd-shim, we reap orphans as they die: a pid
+# namespace's init cannot finish exiting while processes of its namespace
+# (detached exec'd processes, reparented to us) are unreaped. subprocess's own
+# children are registered under a lock when spawned and never touched.
+_spawn_lock = threading.Lock()
+_spawned = set()
+_orig_execute_child = subprocess.Popen._execute_child
+
+
+def _execute_child(self, *args, **kwargs):
+    with _spawn_lock:
+        _orig_execute_child(self, *args, **kwargs)
+        _spawned.add(self.pid)
+
+
+subprocess.Popen._execute_child = _execute_child
+
+
+def _zombie_children():
+    me = str(os.getpid())
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if fields[0] == "Z" and fields[1] == me:
+            out.append(int(d))
+    return out
+
+
+def _reaper():
+    while True:
+        time.sleep(0.05)
+        with _spawn_lock:
+            for pid in _zombie_children():
+                if pid not in _spawned:
+                    try:
+                        os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+
+
+threading.Thread(target=_reaper, daemon=True, name="orphan-reaper").start()
 
 BASE_CONFIG = {
     "ociVersion": "1.2.0",
@@ -66,13 +116,13 @@ def mount_points():
 
 
 def reap_orphans():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    with _spawn_lock:
+        for pid in _zombie_children():
+            if pid not in _spawned:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
 
 def children_of_us():
