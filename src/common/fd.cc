@@ -61,7 +61,7 @@ Result<> write_file(const std::string& path, std::string_view data) {
 }
 
 Result<> write_file_at(int dirfd, const std::string& path, std::string_view data) {
-  int fd = ::openat(dirfd, path.c_str(), O_WRONLY | O_CLOEXEC);
+  int fd = ::openat(dirfd, path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
   if (fd < 0) return fail_sys("open ", path);
   UniqueFd owned(fd);
   ssize_t n;

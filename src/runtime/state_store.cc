@@ -181,6 +181,7 @@ void ContainerDir::unlock() const { flock(fd_.get(), LOCK_UN); }
 Result<> ContainerDir::remove() {
   TRYV_CTX(remove_tree_at(fd_.get()), "remove state directory ", path_);
   if (::rmdir(path_.c_str()) < 0 && errno != ENOENT) return fail_sys("remove state directory ", path_);
+  fd_.reset();  // the lock goes with the directory: waiters see it gone
   return {};
 }
 

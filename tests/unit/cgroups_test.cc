@@ -1,1 +1,200 @@
+// linux.resources -> cgroup v2 files, and the fs manager on a fake tree.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cgroups/manager.h"
+#include "cgroups/resources.h"
+
+using namespace husk;
+using namespace husk::cgroups;
+
+namespace {
+
+std::map<std::string, std::string> files_of(const oci::Resources& r, bool bfq = false) {
+  auto w = translate(r, [&](const std::string& f) { return bfq && f == "io.bfq.weight"; });
+  EXPECT_TRUE(w) << w.error().str();
+  std::map<std::string, std::string> out;
+  for (const auto& x : *w) out[x.file] += (out[x.file].empty() ? "" : "|") + x.value;
+  return out;
+}
+
+struct FakeTree {
+  std::string root;
+  FakeTree() {
+    char t[] = "/tmp/husk-cg-XXXXXX";
+    root = mkdtemp(t);
+    put("cgroup.controllers", "cpuset cpu io memory pids");
+    put("cgroup.subtree_control", "");
+  }
+  ~FakeTree() { std::filesystem::remove_all(root); }
+  void put(const std::string& rel, const std::string& v) {
+    std::filesystem::create_directories(std::filesystem::path(root + "/" + rel).parent_path());
+    std::ofstream(root + "/" + rel) << v;
+  }
+  std::string get(const std::string& rel) {
+    std::ifstream in(root + "/" + rel);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+};
+
+}  // namespace
+
+TEST(Resources, Memory) {
+  oci::Resources r;
+  r.memory = oci::MemoryResources{};
+  r.memory->limit = 1 << 20;
+  r.memory->reservation = 1024;
+  r.memory->swap = 3 << 20;
+  auto f = files_of(r);
+  EXPECT_EQ(f["memory.max"], "1048576");
+  EXPECT_EQ(f["memory.low"], "1024");
+  EXPECT_EQ(f["memory.swap.max"], std::to_string(2 << 20));  // OCI swap is memory+swap
+  r.memory->limit = -1;
+  r.memory->swap = -1;
+  f = files_of(r);
+  EXPECT_EQ(f["memory.max"], "max");
+  EXPECT_EQ(f["memory.swap.max"], "max");
+}
+
+TEST(Resources, SwapBelowLimitIsAnError) {
+  oci::Resources r;
+  r.memory = oci::MemoryResources{};
+  r.memory->limit = 2 << 20;
+  r.memory->swap = 1 << 20;
+  auto w = translate(r, [](const std::string&) { return false; });
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.error().str().find("linux.resources.memory.swap"), std::string::npos);
+}
+
+TEST(Resources, Cpu) {
+  oci::Resources r;
+  r.cpu = oci::CpuResources{};
+  r.cpu->shares = 1024;
+  r.cpu->quota = 50000;
+  r.cpu->period = 100000;
+  r.cpu->burst = 1000;
+  r.cpu->cpus = "0-1";
+  r.cpu->mems = "0";
+  r.cpu->idle = 1;
+  auto f = files_of(r);
+  EXPECT_EQ(f["cpu.weight"], "39");  // runc's mapping of 1024 shares
+  EXPECT_EQ(f["cpu.max"], "50000 100000");
+  EXPECT_EQ(f["cpu.max.burst"], "1000");
+  EXPECT_EQ(f["cpuset.cpus"], "0-1");
+  EXPECT_EQ(f["cpuset.mems"], "0");
+  EXPECT_EQ(f["cpu.idle"], "1");
+  r.cpu = oci::CpuResources{};
+  r.cpu->period = 20000;
+  EXPECT_EQ(files_of(r)["cpu.max"], "max 20000");
+  EXPECT_EQ(shares_to_weight(2), 1u);
+  EXPECT_EQ(shares_to_weight(262144), 10000u);
+}
+
+TEST(Resources, PidsIoHugetlbRdmaUnified) {
+  oci::Resources r;
+  r.pids = oci::PidsResources{100};
+  r.block_io = oci::BlockIoResources{};
+  r.block_io->weight = 500;
+  r.block_io->throttle_read_bps_device = {{8, 0, 1000}};
+  r.block_io->throttle_write_iops_device = {{8, 0, 20}};
+  r.hugepage_limits = {{"2MB", 4096}};
+  r.rdma["mlx"] = oci::RdmaLimit{2, 3};
+  r.unified["memory.high"] = "5000";
+  auto f = files_of(r);
+  EXPECT_EQ(f["pids.max"], "100");
+  EXPECT_EQ(f["io.weight"], "default 4950");  // 1 + (500-10)*9999/990
+  EXPECT_EQ(f["io.max"], "8:0 rbps=1000 wiops=20");
+  EXPECT_EQ(f["hugetlb.2MB.max"], "4096");
+  EXPECT_EQ(f["rdma.max"], "mlx hca_handle=2 hca_object=3");
+  EXPECT_EQ(f["memory.high"], "5000");
+  EXPECT_EQ(files_of(r, true)["io.bfq.weight"], "500");
+  r = oci::Resources{};
+  r.pids = oci::PidsResources{0};
+  EXPECT_EQ(files_of(r)["pids.max"], "max");
+}
+
+TEST(Resources, UnsupportedOnV2AreErrors) {
+  oci::Resources r;
+  r.cpu = oci::CpuResources{};
+  r.cpu->realtime_runtime = 1000;
+  EXPECT_FALSE(translate(r, [](const std::string&) { return false; }));
+  r = oci::Resources{};
+  r.unified["../escape"] = "1";
+  EXPECT_FALSE(translate(r, [](const std::string&) { return false; }));
+}
+
+TEST(FsManager, AppliesToAFakeTreeAndEnablesControllers) {
+  FakeTree t;
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c1";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m) << m.error().str();
+  ASSERT_TRUE((*m)->create());
+  EXPECT_EQ((*m)->path(), t.root + "/husk/c1");
+  t.put("husk/cgroup.subtree_control", "");
+  t.put("husk/c1/memory.max", "max");
+  t.put("husk/c1/pids.max", "max");
+  oci::Resources r;
+  r.memory = oci::MemoryResources{};
+  r.memory->limit = 4096;
+  auto a = (*m)->apply(r);
+  ASSERT_TRUE(a) << a.error().str();
+  EXPECT_EQ(t.get("husk/c1/memory.max"), "4096");
+  // Controllers are enabled from the root down to the container's parent
+  // (a fake file keeps the last write; the kernel's accumulates).
+  EXPECT_EQ(t.get("cgroup.subtree_control"), "+memory");
+  EXPECT_EQ(t.get("husk/cgroup.subtree_control"), "+memory");
+  oci::Resources p;
+  p.pids = oci::PidsResources{7};
+  ASSERT_TRUE((*m)->apply(p));
+  EXPECT_EQ(t.get("husk/c1/pids.max"), "7");
+  EXPECT_EQ(t.get("husk/cgroup.subtree_control"), "+pids");
+}
+
+TEST(FsManager, MissingControllerIsNamed) {
+  FakeTree t;
+  t.put("cgroup.controllers", "hugetlb");
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c2";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE((*m)->create());
+  oci::Resources r;
+  r.memory = oci::MemoryResources{};
+  r.memory->limit = 4096;
+  auto a = (*m)->apply(r);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().str(), "linux.resources.memory.limit: the memory controller is not available in " + t.root +
+                                 " (cgroup.controllers: \"hugetlb\"): Operation not supported");
+}
+
+TEST(FsManager, PathRules) {
+  FakeTree t;
+  Options o;
+  o.mount_point = t.root;
+  o.cgroups_path = "/a/b";
+  EXPECT_EQ((*make_manager(o))->path(), t.root + "/a/b");
+  o.cgroups_path = "/a/../../etc";
+  auto bad = make_manager(o);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().str().find("linux.cgroupsPath"), std::string::npos);
+  o.kind = ManagerKind::Systemd;
+  EXPECT_FALSE(make_manager(o));
+}
+
+TEST(DisabledManager, RefusesLimits) {
+  Options o;
+  o.kind = ManagerKind::Disabled;
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE((*m)->apply(oci::Resources{}));
+  oci::Resources r;
+  r.pids = oci::PidsResources{5};
+  EXPECT_FALSE((*m)->apply(r));
+}
