@@ -38,9 +38,12 @@ def test_lifecycle_on_pure_v2(husk, bundle):
 def test_memory_limit_oom_kills(husk, bundle):
     bundle.config["linux"]["resources"] = {"memory": {"limit": 32 << 20}}
     bundle.config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
-    bundle.set_args("sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=100; echo survived")
-    r = husk.run()
-    assert "survived" not in r.stdout
+    bundle.set_args("sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null; echo dd=$?")
+    cid = husk.new_id()
+    r = husk.run("--keep", cid=cid)
+    assert r.stdout.strip() == "dd=137"  # SIGKILLed by the OOM killer
+    assert "oom_kill 1" in cg(cid, "memory.events")
+    husk.cmd("delete", cid, check=True)
 
 
 def test_pids_limit_stops_a_fork_bomb(husk, bundle):
