@@ -113,3 +113,40 @@ def test_terminal_without_console_socket_is_refused_for_create(husk, bundle):
     bundle.config["process"]["terminal"] = True
     r = husk.create(check=False)
     assert r.returncode != 0 and "console-socket" in r.stderr
+
+
+def test_run_in_the_foreground_with_a_terminal(husk, bundle):
+    """No console socket: husk holds the pty master and copies it to its own
+    terminal (here a pty the test owns), both ways."""
+    import pty
+    import select
+    from husktest import HUSK
+    bundle.config["process"]["terminal"] = True
+    bundle.set_args("sh", "-c", "tty; read line; echo got:$line")
+    bundle.write()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(HUSK, [HUSK, "--root", husk.root, "run", "--bundle", bundle.path, husk.new_id()])
+    out = b""
+    sent = False
+    deadline = __import__("time").time() + 20
+    while __import__("time").time() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if b"/dev/" in out and not sent:
+            os.write(fd, b"hello\n")
+            sent = True
+        if b"got:hello" in out:
+            break
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"/dev/pts/0" in out or b"/dev/console" in out, out
+    assert b"got:hello" in out, out
+    assert os.waitstatus_to_exitcode(status) == 0
