@@ -97,6 +97,17 @@ class FsManager : public Manager {
   Result<> apply(const oci::Resources& resources) override {
     auto exists = [&](const std::string& f) { return access((path_ + "/" + f).c_str(), F_OK) == 0; };
     std::vector<FileWrite> writes = TRY(translate(resources, exists));
+    // "No limit" needs no controller: drop such writes for a controller the
+    // hierarchy does not offer (podman asks for pids.limit 0 by default).
+    std::string mount = mount_.empty() ? detect_mount_point() : mount_;
+    auto offered = words(read_file(mount + "/cgroup.controllers").value_or(""));
+    auto unavailable = [&](const std::string& c) {
+      return !c.empty() && std::find(offered.begin(), offered.end(), c) == offered.end();
+    };
+    std::map<std::string, bool> only_unlimited;
+    for (const auto& w : writes)
+      if (unavailable(w.controller)) only_unlimited[w.controller] = only_unlimited.count(w.controller) ? only_unlimited[w.controller] && w.value == "max" : w.value == "max";
+    std::erase_if(writes, [&](const FileWrite& w) { return only_unlimited.count(w.controller) && only_unlimited[w.controller]; });
     std::set<std::string> needed;
     for (const auto& w : writes)
       if (!w.controller.empty()) needed.insert(w.controller);

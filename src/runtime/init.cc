@@ -87,14 +87,17 @@ Result<> set_hostname(const oci::Spec& spec) {
   return {};
 }
 
-Result<> apply_sysctl(const oci::Linux& linux) {
+// Through the container's own /proc (proc_root = "<rootfs>/proc", before
+// pivot_root): sysctls go in before the read-only paths (podman makes
+// /proc/sys read-only and still sets sysctls).
+Result<> apply_sysctl(const oci::Linux& linux, const std::string& proc_root) {
   for (const auto& [key, value] : linux.sysctl) {
     if (key.find("..") != std::string::npos || key.find('/') != std::string::npos)
       return fail_msg("linux.sysctl: invalid key \"", key, "\"");
-    std::string path = "/proc/sys/" + key;
-    for (size_t i = 10; i < path.size(); ++i)
-      if (path[i] == '.') path[i] = '/';
-    TRYV_CTX(write_file(path, value), "linux.sysctl.", key);
+    std::string rel = key;
+    for (auto& c : rel)
+      if (c == '.') c = '/';
+    TRYV_CTX(write_file(proc_root + "/sys/" + rel, value), "linux.sysctl.", key);
   }
   return {};
 }
@@ -137,15 +140,13 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
       TRYV(sync_send(sync, SyncType::ConsoleFd, {}, pty.master.get()));
       console_slave = std::move(pty.slave);
     }
+    if (spec.linux && !spec.linux->sysctl.empty()) TRYV(apply_sysctl(*spec.linux, cfg.rootfs + "/proc"));
     if (spec.hooks) TRYV(run_hooks(spec.hooks->create_container, "createContainer", state_json));
     return {};
   };
   TRYV(setup_rootfs(spec, ro));
   TRYV(set_hostname(spec));
-  if (spec.linux) {
-    TRYV(apply_sysctl(*spec.linux));
-    TRYV(apply_personality(*spec.linux));
-  }
+  if (spec.linux) TRYV(apply_personality(*spec.linux));
   return {};
 }
 

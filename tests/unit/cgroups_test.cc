@@ -198,3 +198,20 @@ TEST(DisabledManager, RefusesLimits) {
   r.pids = oci::PidsResources{5};
   EXPECT_FALSE((*m)->apply(r));
 }
+
+TEST(FsManager, NoLimitNeedsNoController) {
+  FakeTree t;
+  t.put("cgroup.controllers", "hugetlb");
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c3";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE((*m)->create());
+  oci::Resources r;
+  r.pids = oci::PidsResources{0};  // unlimited, as podman sends by default
+  auto a = (*m)->apply(r);
+  EXPECT_TRUE(a) << a.error().str();
+  r.pids = oci::PidsResources{10};
+  EXPECT_FALSE((*m)->apply(r));
+}
