@@ -34,7 +34,7 @@ struct Created {
 };
 
 Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o, bool keep_console);
-Result<> start_created(ContainerDir& dir, ContainerRecord& rec, const oci::Spec& spec);
+Result<> start_created(ContainerDir& dir, const ContainerRecord& rec, const oci::Spec& spec);
 
 Result<StateStore> open_store(const GlobalOptions& g);
 bool is_rootless(const GlobalOptions& g);

@@ -285,7 +285,12 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   StateStore store = TRY(open_store(g));
   c.dir = std::make_unique<ContainerDir>(TRY(store.create(o.id)));
   c.guard->dir = c.dir.get();
-  TRYV(write_file_atomic(c.dir->config_path(), raw, 0600));
+  // No fsync: the copy never changes, and a create cut short leaves a
+  // directory without a state file, which every command treats as absent.
+  {
+    UniqueFd cfg_fd = TRY(open_fd(c.dir->config_path(), O_WRONLY | O_CREAT | O_EXCL, 0600));
+    TRYV_CTX(write_all(cfg_fd.get(), raw), "write ", c.dir->config_path());
+  }
   if (mkfifo(c.dir->fifo_path().c_str(), 0600) < 0) return fail_sys("mkfifo ", c.dir->fifo_path());
   UniqueFd fifo = TRY(open_fd(c.dir->fifo_path(), O_PATH));
   // The init opens it for writing as the container's user (through its
@@ -342,7 +347,7 @@ Created::Created() = default;
 Created::~Created() = default;
 Created::Created(Created&&) noexcept = default;
 
-Result<> start_created(ContainerDir& dir, ContainerRecord& rec, const oci::Spec& spec) {
+Result<> start_created(ContainerDir& dir, const ContainerRecord& rec, const oci::Spec& spec) {
   int fd = ::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return fail_msg("container \"", rec.id, "\" was already started");
@@ -380,9 +385,8 @@ Result<> start_created(ContainerDir& dir, ContainerRecord& rec, const oci::Spec&
       return fail_errno(ESRCH, "container \"", rec.id, "\": its process exited before start");
     }
   }
+  // "created" is "exec.fifo exists": removing it is what records the start.
   ::unlink(dir.fifo_path().c_str());
-  rec.started = true;
-  TRYV(dir.save(rec));
   if (spec.hooks && !spec.hooks->poststart.empty()) {
     std::string st = TRY(state_json_for(spec, rec.id, rec.pid, rec.bundle, oci::Status::Running));
     if (auto r = run_hooks(spec.hooks->poststart, "poststart", st); !r) log::warning(r.error().str());

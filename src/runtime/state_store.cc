@@ -139,7 +139,6 @@ Result<> ContainerDir::save(const ContainerRecord& rec) const {
   put("cgroup_path", rec.cgroup_path);
   put("cgroup_manager", rec.cgroup_manager);
   put("created", std::to_string(rec.created));
-  put("started", rec.started ? "1" : "0");
   put("rootless", rec.rootless ? "1" : "0");
   put("owner", std::to_string(rec.owner));
   put("systemd_scope", rec.systemd_scope);
@@ -168,7 +167,6 @@ Result<ContainerRecord> ContainerDir::load() const {
   rec.cgroup_path = kv["cgroup_path"];
   rec.cgroup_manager = kv["cgroup_manager"].empty() ? "fs" : kv["cgroup_manager"];
   rec.created = strtoll(kv["created"].c_str(), nullptr, 10);
-  rec.started = kv["started"] == "1";
   rec.rootless = kv["rootless"] == "1";
   rec.owner = static_cast<uid_t>(strtoul(kv["owner"].c_str(), nullptr, 10));
   rec.systemd_scope = kv["systemd_scope"];
@@ -254,7 +252,7 @@ Result<std::vector<std::string>> StateStore::list() const {
 oci::Status derive_status(const ContainerRecord& rec, bool fifo_present, bool frozen) {
   if (rec.pid == 0) return oci::Status::Creating;
   if (!process_alive(rec.pid, rec.pid_start)) return oci::Status::Stopped;
-  if (fifo_present && !rec.started) return oci::Status::Created;
+  if (fifo_present) return oci::Status::Created;
   if (frozen) return oci::Status::Paused;
   return oci::Status::Running;
 }

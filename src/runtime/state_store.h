@@ -29,7 +29,6 @@ struct ContainerRecord {
   std::string cgroup_path;  // absolute cgroup directory, "" when none
   std::string cgroup_manager = "fs";  // fs, systemd, disabled
   int64_t created = 0;      // unix time in ns
-  bool started = false;
   bool rootless = false;
   uid_t owner = 0;
   std::string systemd_scope;  // unit name for the systemd manager
@@ -82,7 +81,8 @@ class StateStore {
   std::string root_;
 };
 
-// What `husk state` reports, derived from the record and the live process.
+// What `husk state` reports, derived from the record and the live process:
+// created while exec.fifo exists (start removes it).
 oci::Status derive_status(const ContainerRecord& rec, bool fifo_present, bool frozen);
 
 }  // namespace husk::runtime

@@ -46,7 +46,6 @@ TEST(StateStore, CreateSaveLoadRemove) {
   rec.pid = 42;
   rec.pid_start = 12345;
   rec.cgroup_path = "/sys/fs/cgroup/husk/c1";
-  rec.started = true;
   ASSERT_TRUE(dir->save(rec));
   auto back = dir->load();
   ASSERT_TRUE(back) << back.error().str();
@@ -54,7 +53,6 @@ TEST(StateStore, CreateSaveLoadRemove) {
   EXPECT_EQ(back->pid, 42);
   EXPECT_EQ(back->pid_start, 12345u);
   EXPECT_EQ(back->cgroup_path, rec.cgroup_path);
-  EXPECT_TRUE(back->started);
   auto ids = store->list();
   ASSERT_TRUE(ids);
   EXPECT_EQ(*ids, std::vector<std::string>{"c1"});
@@ -109,7 +107,6 @@ TEST(StateStore, DerivedStatus) {
   rec.pid_start = process_start_time(getpid());
   ASSERT_NE(rec.pid_start, 0u);
   EXPECT_EQ(derive_status(rec, true, false), oci::Status::Created);
-  rec.started = true;
   EXPECT_EQ(derive_status(rec, false, false), oci::Status::Running);
   EXPECT_EQ(derive_status(rec, false, true), oci::Status::Paused);
   // A recycled pid: same number, other start time.
