@@ -33,6 +33,7 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def podman(work):
     base = ["podman", "--root", work / "storage", "--runroot", work / "run", "--tmpdir", work / "tmp",
+            "--network-config-dir", work / "networks",
             "--runtime", HUSK, "--cgroup-manager", "cgroupfs", "--events-backend", "file",
             "--storage-driver", "vfs"]
     sh(*base, "import", work / "rootfs.tar", "localhost/husk-busybox:latest")
