@@ -113,6 +113,15 @@ Result<> check_spec(const oci::Spec& spec) {
     return fail_msg("linux.uidMappings: a new user namespace needs uidMappings and gidMappings");
   if (!spec.linux->time_offsets.empty() && !spec.linux->has_namespace(oci::NamespaceType::Time))
     return fail_msg("linux.timeOffsets: time offsets need a time namespace in linux.namespaces");
+  // What husk cannot honour is refused, never silently dropped.
+  if (spec.linux->intel_rdt) return fail_errno(ENOTSUP, "linux.intelRdt: Intel RDT (resctrl) is not supported by husk");
+  if (!spec.linux->net_devices.empty())
+    return fail_errno(ENOTSUP, "linux.netDevices: moving host network devices into a container is not supported by husk yet");
+  if (spec.process->apparmor_profile && !spec.process->apparmor_profile->empty())
+    log::warning(cat("process.apparmorProfile \"", *spec.process->apparmor_profile,
+                     "\" is not applied: husk does not implement AppArmor"));
+  if (spec.process->selinux_label && !spec.process->selinux_label->empty())
+    log::warning("process.selinuxLabel is not applied: husk does not implement SELinux labels");
   return {};
 }
 

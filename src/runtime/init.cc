@@ -102,6 +102,45 @@ Result<> apply_sysctl(const oci::Linux& linux, const std::string& proc_root) {
   return {};
 }
 
+// "0-2,5" -> a node bitmask for set_mempolicy.
+Result<std::vector<unsigned long>> node_mask(const std::string& list) {
+  std::vector<unsigned long> mask(16, 0);  // 1024 nodes
+  const size_t bits = sizeof(unsigned long) * 8;
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string part = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? list.size() : comma + 1;
+    char* end;
+    long lo = strtol(part.c_str(), &end, 10), hi = lo;
+    if (*end == '-') hi = strtol(end + 1, &end, 10);
+    if (part.empty() || *end || lo < 0 || hi < lo || static_cast<size_t>(hi) >= mask.size() * bits)
+      return fail_msg("linux.memoryPolicy.nodes: bad node list \"", list, "\"");
+    for (long n = lo; n <= hi; ++n) mask[static_cast<size_t>(n) / bits] |= 1UL << (static_cast<size_t>(n) % bits);
+  }
+  return mask;
+}
+
+Result<> apply_memory_policy(const oci::MemoryPolicy& mp) {
+  static const std::pair<const char*, int> kModes[] = {
+      {"MPOL_DEFAULT", 0}, {"MPOL_PREFERRED", 1}, {"MPOL_BIND", 2}, {"MPOL_INTERLEAVE", 3},
+      {"MPOL_LOCAL", 4},   {"MPOL_PREFERRED_MANY", 5}, {"MPOL_WEIGHTED_INTERLEAVE", 6}};
+  int mode = 0;
+  for (const auto& [n, v] : kModes)
+    if (mp.mode == n) mode = v;
+  for (const auto& f : mp.flags) {
+    if (f == "MPOL_F_STATIC_NODES") mode |= 1 << 15;
+    else if (f == "MPOL_F_RELATIVE_NODES") mode |= 1 << 14;
+    else if (f == "MPOL_F_NUMA_BALANCING") mode |= 1 << 13;
+  }
+  std::vector<unsigned long> mask;
+  if (mp.nodes) mask = TRY(node_mask(*mp.nodes));
+  long rc = syscall(SYS_set_mempolicy, mode, mask.empty() ? nullptr : mask.data(),
+                    mask.empty() ? 0UL : mask.size() * sizeof(unsigned long) * 8);
+  if (rc < 0) return fail_sys("linux.memoryPolicy: set_mempolicy ", mp.mode);
+  return {};
+}
+
 Result<> apply_personality(const oci::Linux& linux) {
   if (!linux.personality) return {};
   unsigned long persona = linux.personality->domain == "LINUX32" ? PER_LINUX32 : PER_LINUX;
@@ -146,7 +185,10 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   };
   TRYV(setup_rootfs(spec, ro));
   TRYV(set_hostname(spec));
-  if (spec.linux) TRYV(apply_personality(*spec.linux));
+  if (spec.linux) {
+    TRYV(apply_personality(*spec.linux));
+    if (spec.linux->memory_policy) TRYV(apply_memory_policy(*spec.linux->memory_policy));
+  }
   return {};
 }
 

@@ -215,6 +215,9 @@ Result<UniqueFd> apply_process_identity(const oci::Process& p, const oci::Seccom
 }
 
 Error exec_process(int trampoline_fd, const std::string& path, const oci::Process& p, int preserve_fds) {
+  if (p.exec_cpu_affinity && p.exec_cpu_affinity->final) {
+    if (auto r = set_cpu_affinity(*p.exec_cpu_affinity->final, "process.execCPUAffinity.final"); !r) return r.error();
+  }
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(path.c_str()));
   for (const auto& a : p.args) argv.push_back(const_cast<char*>(a.c_str()));

@@ -168,3 +168,27 @@ def test_listen_fds_are_passed_with_env(husk, bundle, tmp_path):
         assert r.stdout == "1 1\nsocket data\n", r.stderr
     finally:
         os.close(fd)
+
+
+def test_memory_policy_and_cpu_affinity(husk, bundle):
+    bundle.config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
+    bundle.config["process"]["execCPUAffinity"] = {"initial": "0", "final": "0"}
+    bundle.set_args("sh", "-c", "grep -E '^(Cpus_allowed_list|Mems_allowed_list)' /proc/self/status; "
+                    "grep -c bind /proc/self/numa_maps 2>/dev/null || echo no-numa-maps")
+    r = husk.run()
+    assert r.returncode == 0, r.stderr
+    assert "Cpus_allowed_list:\t0\n" in r.stdout
+
+
+def test_unsupported_fields_are_refused_not_ignored(husk, bundle):
+    bundle.config["linux"]["intelRdt"] = {"closID": "x"}
+    r = husk.create(check=False)
+    assert r.returncode != 0 and "linux.intelRdt" in r.stderr
+    del bundle.config["linux"]["intelRdt"]
+    bundle.config["linux"]["netDevices"] = {"eth7": {"name": "eth0"}}
+    r = husk.create(check=False)
+    assert r.returncode != 0 and "linux.netDevices" in r.stderr
+    del bundle.config["linux"]["netDevices"]
+    bundle.config["process"]["apparmorProfile"] = "some-profile"
+    r = husk.run()
+    assert r.returncode == 0 and "warning" in r.stderr and "AppArmor" in r.stderr
