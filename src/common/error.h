@@ -6,19 +6,35 @@
 #include <cerrno>
 #include <cstring>
 #include <expected>
-#include <sstream>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace husk {
 
-// Concatenate anything streamable into a string: cat("mount ", src, " on ", dst).
+// Concatenate strings, characters and integers: cat("mount ", src, " on ", dst).
+// Plain appends, not an ostringstream: iostreams and locales would cost every
+// husk process startup time and resident memory.
+namespace detail {
+inline void append(std::string& out, std::string_view v) { out.append(v.data(), v.size()); }
+inline void append(std::string& out, const std::string& v) { out.append(v); }
+inline void append(std::string& out, const char* v) { out.append(v, __builtin_strlen(v)); }
+inline void append(std::string& out, char c) { out.push_back(c); }
+template <typename T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, char> && !std::is_same_v<T, bool>)
+void append(std::string& out, T v) {
+  out.append(std::to_string(v));
+}
+inline void append(std::string& out, bool v) { out.push_back(v ? '1' : '0'); }
+}  // namespace detail
+
 template <typename... Args>
 std::string cat(Args&&... args) {
-  std::ostringstream out;
-  (out << ... << std::forward<Args>(args));
-  return out.str();
+  std::string out;
+  (detail::append(out, std::forward<Args>(args)), ...);
+  return out;
 }
 
 class Error {
