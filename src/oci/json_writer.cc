@@ -53,13 +53,15 @@ JsonWriter& JsonWriter::begin_object() {
   return *this;
 }
 
-JsonWriter& JsonWriter::end_object() {
+JsonWriter& JsonWriter::close(char bracket) {
   bool empty = first_.back();
   first_.pop_back();
   if (!empty) newline();
-  out_ += '}';
+  out_ += bracket;
   return *this;
 }
+
+JsonWriter& JsonWriter::end_object() { return close('}'); }
 
 JsonWriter& JsonWriter::begin_array() {
   before_value();
@@ -68,13 +70,7 @@ JsonWriter& JsonWriter::begin_array() {
   return *this;
 }
 
-JsonWriter& JsonWriter::end_array() {
-  bool empty = first_.back();
-  first_.pop_back();
-  if (!empty) newline();
-  out_ += ']';
-  return *this;
-}
+JsonWriter& JsonWriter::end_array() { return close(']'); }
 
 JsonWriter& JsonWriter::key(std::string_view k) {
   before_value();

@@ -27,6 +27,7 @@ class JsonWriter {
 
  private:
   void before_value();
+  JsonWriter& close(char bracket);
   void newline();
   bool pretty_;
   std::string out_;

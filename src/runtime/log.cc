@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "common/fd.h"
+#include "oci/json_writer.h"
 
 namespace husk::log {
 namespace {
@@ -62,26 +63,8 @@ bool parse_level(const std::string& s, Level* out) {
 }
 
 std::string json_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
+  std::string quoted = oci::json_quote(s);
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 void write(Level level, const std::string& msg) {

@@ -152,16 +152,8 @@ Result<std::string> export_seccomp_bpf(const oci::Seccomp& spec) {
 }
 
 Result<> send_seccomp_listener(const std::string& listener_path, int notify_fd, const std::string& state_json) {
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return fail_sys("socket");
-  UniqueFd sock(s);
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (listener_path.size() >= sizeof addr.sun_path) return fail_msg("path too long: ", listener_path);
-  memcpy(addr.sun_path, listener_path.c_str(), listener_path.size());
-  if (connect(s, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0)
-    return fail_sys("connect to ", listener_path);
-  return send_fd(s, notify_fd, state_json);
+  UniqueFd sock = TRY(connect_unix(listener_path));
+  return send_fd(sock.get(), notify_fd, state_json);
 }
 
 }  // namespace husk::runtime

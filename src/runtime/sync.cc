@@ -1,6 +1,7 @@
 #include "runtime/sync.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 
 #include <cstring>
@@ -119,6 +120,18 @@ void sync_send_error(int sock, const Error& e) {
       text.resize(text.size() - suffix.size());
   }
   (void)sync_send(sock, SyncType::Error, text, -1, e.code());
+}
+
+Result<UniqueFd> connect_unix(const std::string& path) {
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return fail_sys("socket");
+  UniqueFd sock(s);
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail_msg("socket path is too long: ", path);
+  memcpy(addr.sun_path, path.c_str(), path.size());
+  if (connect(s, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) return fail_sys("connect to ", path);
+  return sock;
 }
 
 Result<> send_fd(int sock, int fd, const std::string& payload) {

@@ -38,6 +38,9 @@ Result<SyncMsg> sync_expect(int sock, SyncType type);
 // Child side: report a failure (best effort) — used right before _exit.
 void sync_send_error(int sock, const Error& e);
 
+// Connect a SOCK_STREAM unix socket to path (errors name the path).
+Result<UniqueFd> connect_unix(const std::string& path);
+
 // Send/receive one fd with a small payload over any unix socket.
 Result<> send_fd(int sock, int fd, const std::string& payload);
 Result<UniqueFd> recv_fd(int sock, std::string* payload);

@@ -41,16 +41,8 @@ Result<> attach_terminal(int slave_fd) {
 }
 
 Result<> send_console(const std::string& socket_path, int master_fd) {
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return fail_sys("socket");
-  UniqueFd sock(s);
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) return fail_msg("--console-socket path is too long: ", socket_path);
-  memcpy(addr.sun_path, socket_path.c_str(), socket_path.size());
-  if (connect(s, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0)
-    return fail_sys("connect to console socket ", socket_path);
-  TRYV_CTX(send_fd(s, master_fd, "/dev/ptmx"), "send pty to console socket ", socket_path);
+  UniqueFd sock = TRY_CTX(connect_unix(socket_path), "--console-socket");
+  TRYV_CTX(send_fd(sock.get(), master_fd, "/dev/ptmx"), "send pty to console socket ", socket_path);
   return {};
 }
 

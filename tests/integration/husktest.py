@@ -41,7 +41,8 @@ def _execute_child(self, *args, **kwargs):
 subprocess.Popen._execute_child = _execute_child
 
 
-def _zombie_children():
+def _children(zombies):
+    """Our children that are (zombies=True) or are not (False) zombies."""
     me = str(os.getpid())
     out = []
     for d in os.listdir("/proc"):
@@ -53,9 +54,13 @@ def _zombie_children():
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2:].split()
-        if fields[0] == "Z" and fields[1] == me:
+        if fields[1] == me and (fields[0] == "Z") == zombies:
             out.append(int(d))
     return out
+
+
+def _zombie_children():
+    return _children(True)
 
 
 def _reaper():
@@ -126,20 +131,7 @@ def reap_orphans():
 
 
 def children_of_us():
-    me = os.getpid()
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == me and fields[0] != "Z":
-            out.append(int(d))
-    return out
+    return _children(False)
 
 
 @pytest.fixture(scope="session")
