@@ -150,3 +150,21 @@ def test_run_in_the_foreground_with_a_terminal(husk, bundle):
     assert b"/dev/pts/0" in out or b"/dev/console" in out, out
     assert b"got:hello" in out, out
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_exec_no_new_privs_and_preserve_fds(husk, bundle, tmp_path):
+    bundle.config["process"]["noNewPrivileges"] = False
+    cid = running(husk, bundle)
+    r = husk.cmd("exec", cid, "grep", "NoNewPrivs", "/proc/self/status", check=True)
+    assert r.stdout.split()[1] == "0"
+    r = husk.cmd("exec", "--no-new-privs", cid, "grep", "NoNewPrivs", "/proc/self/status", check=True)
+    assert r.stdout.split()[1] == "1"
+    f = tmp_path / "fd.txt"
+    f.write_text("through exec\n")
+    fd = os.open(str(f), os.O_RDONLY)
+    try:
+        r = husk.cmd("exec", "--preserve-fds", "1", cid, "sh", "-c", "cat <&3", pass_fds=(3,),
+                     preexec_fn=lambda: os.dup2(fd, 3))
+        assert r.stdout == "through exec\n", r.stderr
+    finally:
+        os.close(fd)

@@ -192,3 +192,23 @@ def test_unsupported_fields_are_refused_not_ignored(husk, bundle):
     bundle.config["process"]["apparmorProfile"] = "some-profile"
     r = husk.run()
     assert r.returncode == 0 and "warning" in r.stderr and "AppArmor" in r.stderr
+
+
+def test_notify_socket_is_passed_through(husk, bundle, tmp_path):
+    import socket
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    try:
+        bundle.set_args("sh", "-c", "echo $NOTIFY_SOCKET; test -S /run/notify/notify.sock && echo is-socket")
+        r = husk.run(env=dict(os.environ, NOTIFY_SOCKET=path))
+        assert r.stdout.split() == ["/run/notify/notify.sock", "is-socket"], r.stderr
+    finally:
+        s.close()
+
+
+def test_new_session_keyring_unless_no_new_keyring(husk, bundle):
+    bundle.config["linux"]["maskedPaths"].remove("/proc/keys")
+    bundle.set_args("sh", "-c", "grep -c _ses.husk /proc/keys || true")
+    assert husk.run().stdout.strip() == "1"
+    assert husk.run("--no-new-keyring").stdout.strip() == "0"
