@@ -1,282 +1,227 @@
-// The cgroupfs manager (cgroup v2), the "disabled" manager, and detection.
+#include "cgroups/fs_manager.h"
+
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <map>
 #include <set>
 
-#include "cgroups/manager.h"
+#include "cgroups/hierarchy.h"
 #include "cgroups/resources.h"
+#include "cgroups/stats.h"
+#include "common/fd.h"
 
 namespace husk::cgroups {
 namespace {
 
-bool is_cgroup2(const std::string& path) {
-  struct statfs fs;
-  return statfs(path.c_str(), &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::vector<std::string> words(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && isspace(static_cast<unsigned char>(s[i]))) ++i;
-    size_t j = i;
-    while (j < s.size() && !isspace(static_cast<unsigned char>(s[j]))) ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
+// Freezing and removal wait in 10 ms steps for at most 5 s.
+constexpr int kPollMs = 10;
+constexpr int kPollSteps = 500;
 
 void sleep_ms(int ms) {
   struct timespec ts = {0, ms * 1000000L};
   nanosleep(&ts, nullptr);
 }
 
-// Our own cgroup, from /proc/self/cgroup's "0::" line.
-std::string own_cgroup() {
-  auto s = read_file("/proc/self/cgroup");
-  if (!s) return "/";
-  size_t pos = s->find("0::");
-  if (pos == std::string::npos) return "/";
-  size_t end = s->find('\n', pos);
-  return s->substr(pos + 3, end == std::string::npos ? std::string::npos : end - pos - 3);
+bool exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+// One write of one line, with an error that names the value and the file.
+Result<> write_knob(const std::string& path, const std::string& value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) return fail_sys("write \"", value, "\" to ", path);
+  UniqueFd owned(fd);
+  ssize_t n;
+  do {
+    n = ::write(fd, value.data(), value.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail_sys("write \"", value, "\" to ", path);
+  return {};
+}
+
+std::vector<std::string> sub_cgroups(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string p = dir + "/" + e->d_name;
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st;
+      is_dir = lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (is_dir) out.push_back(std::move(p));
+  }
+  closedir(d);
+  return out;
+}
+
+// cgroup.procs of dir and every cgroup below it. Sub-cgroups may vanish
+// while we walk: only the top one must be readable.
+Result<> collect_pids(const std::string& dir, std::vector<pid_t>& out, bool top) {
+  auto procs = read_file(dir + "/cgroup.procs");
+  if (!procs) {
+    if (!top) return {};
+    return fail(std::move(procs.error()).with_context(cat("list the processes of cgroup ", dir)));
+  }
+  for (const auto& w : split_words(*procs)) out.push_back(static_cast<pid_t>(strtol(w.c_str(), nullptr, 10)));
+  for (const auto& sub : sub_cgroups(dir)) TRYV(collect_pids(sub, out, false));
+  return {};
+}
+
+// Bottom-up: a cgroup can only be removed once it has no children.
+Result<> remove_tree(const std::string& dir) {
+  for (const auto& sub : sub_cgroups(dir)) TRYV(remove_tree(sub));
+  if (rmdir(dir.c_str()) < 0 && errno != ENOENT) return fail_sys("remove cgroup ", dir);
+  return {};
 }
 
 class FsManager : public Manager {
  public:
-  FsManager(std::string mount, std::string rel) : mount_(std::move(mount)), rel_(std::move(rel)) {
-    path_ = mount_ + rel_;
-  }
-  explicit FsManager(std::string abs) : path_(std::move(abs)) {}
+  FsManager(std::string mount, std::string rel) : mount_(std::move(mount)), rel_(std::move(rel)), path_(mount_ + rel_) {}
 
   Result<> create() override {
-    // mkdir -p below the mount point, remembering what we made.
-    std::string cur = mount_;
-    size_t pos = 1;
-    while (pos <= rel_.size()) {
-      size_t slash = rel_.find('/', pos);
-      std::string comp = rel_.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-      pos = slash == std::string::npos ? rel_.size() + 1 : slash + 1;
-      if (comp.empty()) continue;
-      cur += "/" + comp;
-      if (mkdir(cur.c_str(), 0755) < 0) {
-        if (errno != EEXIST) return fail_sys("mkdir ", cur);
-        if (cur == path_) {
-          auto procs = read_file(cur + "/cgroup.procs");
-          if (procs && !trim(*procs).empty())
-            return fail_errno(EEXIST, "cgroup ", cur, " is in use by other processes");
-        }
-      }
+    auto dirs = ancestors(mount_, rel_);
+    dirs.push_back(path_);
+    for (size_t i = 1; i < dirs.size(); ++i) {
+      if (mkdir(dirs[i].c_str(), 0755) == 0) continue;
+      if (errno != EEXIST) return fail_sys("create cgroup ", dirs[i]);
     }
+    // Reusing a cgroup is fine (a cgroupsPath made ahead by the caller), but
+    // not one that holds processes: that is another container's.
+    std::vector<pid_t> pids;
+    if (collect_pids(path_, pids, true) && !pids.empty())
+      return fail_errno(EBUSY, "cgroup ", path_, " is in use: it already has ", pids.size(),
+                        " process(es) (pid ", pids[0], ")");
+    delegate_offered_controllers(mount_, rel_);
     return {};
   }
 
-  Result<UniqueFd> open_dir() override { return open_fd(path_, O_PATH | O_DIRECTORY); }
+  Result<UniqueFd> open_dir() override {
+    return TRY_CTX(open_fd(path_, O_PATH | O_DIRECTORY), "open cgroup ", path_);
+  }
 
   Result<> add_process(pid_t pid) override {
-    TRYV_CTX(write_file(path_ + "/cgroup.procs", std::to_string(pid)), "add process ", pid, " to cgroup ", path_);
-    return {};
+    return write_knob(path_ + "/cgroup.procs", std::to_string(pid));
   }
 
   Result<> apply(const oci::Resources& resources) override {
-    auto exists = [&](const std::string& f) { return access((path_ + "/" + f).c_str(), F_OK) == 0; };
-    std::vector<FileWrite> writes = TRY(translate(resources, exists));
-    // "No limit" needs no controller: drop such writes for a controller the
-    // hierarchy does not offer (podman asks for pids.limit 0 by default).
-    std::string mount = mount_.empty() ? detect_mount_point() : mount_;
-    auto offered = words(read_file(mount + "/cgroup.controllers").value_or(""));
-    auto unavailable = [&](const std::string& c) {
-      return !c.empty() && std::find(offered.begin(), offered.end(), c) == offered.end();
-    };
-    std::map<std::string, bool> only_unlimited;
+    auto present = [&](const std::string& f) { return exists(path_ + "/" + f); };
+    std::vector<FileWrite> writes = TRY(translate(resources, present));
+
+    // Make each controller available first. One that the hierarchy does not
+    // offer is an error, unless every write for it only lifts a limit.
+    std::map<std::string, std::vector<const FileWrite*>> by_controller;
     for (const auto& w : writes)
-      if (unavailable(w.controller)) only_unlimited[w.controller] = only_unlimited.count(w.controller) ? only_unlimited[w.controller] && w.value == "max" : w.value == "max";
-    std::erase_if(writes, [&](const FileWrite& w) { return only_unlimited.count(w.controller) && only_unlimited[w.controller]; });
-    std::set<std::string> needed;
-    for (const auto& w : writes)
-      if (!w.controller.empty()) needed.insert(w.controller);
-    for (const auto& c : needed) TRYV(enable_controller(c, writes));
-    if (resources.memory && resources.memory->check_before_update.value_or(false) && resources.memory->limit &&
-        *resources.memory->limit > 0) {
-      auto cur = read_file(path_ + "/memory.current");
-      if (cur && strtoll(cur->c_str(), nullptr, 10) > *resources.memory->limit)
-        return fail_msg("linux.resources.memory.limit: ", *resources.memory->limit, " is below the current usage ",
-                        trim(*cur), " (checkBeforeUpdate)");
+      if (!w.controller.empty()) by_controller[w.controller].push_back(&w);
+    std::set<std::string> skipped;
+    for (const auto& [ctrl, ws] : by_controller) {
+      auto r = delegate_controller(mount_, rel_, ctrl, ws.front()->field);
+      if (r) continue;
+      bool all_unlimited = true;
+      for (const auto* w : ws) all_unlimited = all_unlimited && is_unlimited(*w);
+      if (r.error().code() == ENOTSUP && all_unlimited) {
+        skipped.insert(ctrl);
+        continue;
+      }
+      return r;
     }
+
+    if (resources.memory && resources.memory->check_before_update.value_or(false) && resources.memory->limit &&
+        *resources.memory->limit > 0 && !skipped.count("memory"))
+      TRYV(check_memory_usage(*resources.memory->limit));
+
     for (const auto& w : writes) {
+      if (skipped.count(w.controller)) continue;
       std::string file = path_ + "/" + w.file;
-      if (access(file.c_str(), F_OK) < 0)
-        return fail_errno(ENOENT, w.field, ": ", file, " does not exist");
-      TRYV_CTX(write_file(file, w.value), w.field, ": write \"", w.value, "\" to ", file);
+      if (!exists(file)) {
+        if (w.skip_if_missing) continue;
+        return fail_errno(ENOENT, w.field, ": the cgroup has no file ", w.file, " (", file, ")");
+      }
+      TRYV_CTX(write_knob(file, w.value), w.field);
     }
     return {};
   }
 
-  Result<> freeze(bool frozen) override {
-    TRYV_CTX(write_file(path_ + "/cgroup.freeze", frozen ? "1" : "0"), frozen ? "freeze " : "thaw ", path_);
-    for (int i = 0; i < 500; ++i) {
-      if (TRY(this->frozen()) == frozen) return {};
-      sleep_ms(10);
+  Result<> freeze(bool want) override {
+    TRYV_CTX(write_knob(path_ + "/cgroup.freeze", want ? "1" : "0"), want ? "freeze" : "thaw");
+    // The write only starts it: tasks stop at their next return to user
+    // space. cgroup.events says when all of them have.
+    for (int i = 0; i < kPollSteps; ++i) {
+      if (TRY(frozen()) == want) return {};
+      sleep_ms(kPollMs);
     }
-    return fail_errno(ETIMEDOUT, "cgroup ", path_, " did not become ", frozen ? "frozen" : "thawed");
+    return fail_errno(ETIMEDOUT, "cgroup ", path_, " did not become ", want ? "frozen" : "thawed", " within ",
+                      kPollSteps * kPollMs / 1000, " s (", path_, "/cgroup.events)");
   }
 
   Result<bool> frozen() override {
     std::string ev = TRY(read_file(path_ + "/cgroup.events"));
-    return ev.find("frozen 1") != std::string::npos;
+    auto m = parse_flat_keyed(ev);
+    auto it = m.find("frozen");
+    return it != m.end() && it->second == 1;
   }
 
   Result<> kill_all(int sig) override {
-    if (sig == SIGKILL && access((path_ + "/cgroup.kill").c_str(), F_OK) == 0)
-      return write_file(path_ + "/cgroup.kill", "1");
-    // Freeze so nothing forks away between listing and signalling.
-    bool was_frozen = TRY(frozen());
-    if (!was_frozen) TRYV(freeze(true));
-    auto list = pids();
-    if (list)
-      for (pid_t p : *list) ::kill(p, sig);
-    if (!was_frozen) TRYV(freeze(false));
-    if (!list) return fail(list.error());
+    // cgroup.kill (5.14+) kills the whole subtree atomically, forks included.
+    if (sig == SIGKILL && exists(path_ + "/cgroup.kill")) return write_knob(path_ + "/cgroup.kill", "1");
+    std::vector<pid_t> list = TRY(pids());
+    if (list.empty()) return {};
+    // Freeze so nothing forks away between listing and signalling. A
+    // cgroup that was frozen already (paused) stays so.
+    bool froze = false;
+    if (exists(path_ + "/cgroup.freeze") && !frozen().value_or(true)) {
+      TRYV_CTX(freeze(true), "signal every process of cgroup ", path_);
+      froze = true;
+      list = TRY(pids());
+    }
+    for (pid_t p : list)
+      if (p > 0) ::kill(p, sig);  // ESRCH: it exited meanwhile
+    if (froze) TRYV(freeze(false));
     return {};
   }
 
   Result<std::vector<pid_t>> pids() override {
     std::vector<pid_t> out;
-    TRYV(collect(path_, out));
+    TRYV(collect_pids(path_, out, true));
     return out;
   }
 
   Result<Stats> stats() override {
-    Stats st;
-    auto num = [&](const char* f) -> std::optional<uint64_t> {
-      auto s = read_file(path_ + "/" + f);
-      if (!s) return std::nullopt;
-      std::string t = trim(*s);
-      if (t == "max") return UINT64_MAX;
-      return strtoull(t.c_str(), nullptr, 10);
-    };
-    auto keyed = [&](const char* f) {
-      std::map<std::string, uint64_t> m;
-      auto s = read_file(path_ + "/" + f);
-      if (!s) return m;
-      auto w = words(*s);
-      for (size_t i = 0; i + 1 < w.size(); i += 2) m[w[i]] = strtoull(w[i + 1].c_str(), nullptr, 10);
-      return m;
-    };
-    if (auto cur = num("memory.current")) {
-      MemoryStats m;
-      m.usage = *cur;
-      m.max_usage = num("memory.peak").value_or(0);
-      m.limit = num("memory.max").value_or(UINT64_MAX);
-      m.swap_usage = num("memory.swap.current").value_or(0);
-      auto ms = keyed("memory.stat");
-      m.anon = ms["anon"];
-      m.file = ms["file"];
-      m.kernel = ms["kernel"];
-      auto ev = keyed("memory.events");
-      m.oom = ev["oom"];
-      m.oom_kill = ev["oom_kill"];
-      st.memory = m;
-    }
-    auto cs = keyed("cpu.stat");
-    if (!cs.empty()) {
-      CpuStats c;
-      c.usage_usec = cs["usage_usec"];
-      c.user_usec = cs["user_usec"];
-      c.system_usec = cs["system_usec"];
-      c.nr_periods = cs["nr_periods"];
-      c.nr_throttled = cs["nr_throttled"];
-      c.throttled_usec = cs["throttled_usec"];
-      st.cpu = c;
-    }
-    st.pids_current = num("pids.current");
-    st.pids_limit = num("pids.max");
-    return st;
+    if (!exists(path_)) return fail_errno(ENOENT, "read the stats of cgroup ", path_, ": it does not exist");
+    return read_stats(path_);
   }
 
   Result<> destroy() override {
-    if (access(path_.c_str(), F_OK) < 0) return {};
+    if (!exists(path_)) return {};
     (void)kill_all(SIGKILL);
-    for (int i = 0; i < 500; ++i) {
+    // Killed tasks leave the cgroup asynchronously: rmdir is EBUSY until
+    // the last one has exited.
+    for (int i = 0;; ++i) {
       auto r = remove_tree(path_);
-      if (r) return {};
-      if (r.error().code() != EBUSY) return r;
-      sleep_ms(10);
+      if (r || r.error().code() != EBUSY || i == kPollSteps) return r;
+      sleep_ms(kPollMs);
     }
-    return fail_errno(EBUSY, "remove cgroup ", path_, ": processes are still in it");
   }
 
   std::string path() const override { return path_; }
 
  private:
-  Result<> enable_controller(const std::string& ctrl, const std::vector<FileWrite>& writes) {
-    std::string mount = mount_.empty() ? detect_mount_point() : mount_;
-    auto available = read_file(mount + "/cgroup.controllers");
-    auto list = words(available.value_or(""));
-    std::string field;
-    for (const auto& w : writes)
-      if (w.controller == ctrl) field = w.field;
-    if (std::find(list.begin(), list.end(), ctrl) == list.end())
-      return fail_errno(ENOTSUP, field, ": the ", ctrl, " controller is not available in ", mount,
-                        " (cgroup.controllers: \"", trim(available.value_or("")), "\")");
-    // Every ancestor of our cgroup delegates the controller to its children.
-    std::string cur = mount;
-    std::string rel = path_.substr(mount.size());
-    size_t pos = 1;
-    while (pos < rel.size()) {
-      std::string sc = cur + "/cgroup.subtree_control";
-      auto have = words(read_file(sc).value_or(""));
-      if (std::find(have.begin(), have.end(), ctrl) == have.end()) {
-        auto r = write_file(sc, "+" + ctrl);
-        if (!r) return fail(std::move(r.error()).with_context(cat(field, ": enable the ", ctrl, " controller in ", sc)));
-      }
-      size_t slash = rel.find('/', pos);
-      cur = mount + rel.substr(0, slash);
-      pos = slash == std::string::npos ? rel.size() : slash + 1;
-    }
-    return {};
-  }
-
-  static Result<> collect(const std::string& dir, std::vector<pid_t>& out) {
-    auto procs = read_file(dir + "/cgroup.procs");
-    if (!procs) return fail(procs.error());
-    for (const auto& w : words(*procs)) out.push_back(static_cast<pid_t>(atoi(w.c_str())));
-    DIR* d = opendir(dir.c_str());
-    if (!d) return {};
-    while (struct dirent* e = readdir(d)) {
-      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-      (void)collect(dir + "/" + e->d_name, out);
-    }
-    closedir(d);
-    return {};
-  }
-
-  static Result<> remove_tree(const std::string& dir) {
-    DIR* d = opendir(dir.c_str());
-    if (d) {
-      std::vector<std::string> subs;
-      while (struct dirent* e = readdir(d))
-        if (e->d_type == DT_DIR && e->d_name[0] != '.') subs.push_back(dir + "/" + e->d_name);
-      closedir(d);
-      for (const auto& s : subs) TRYV(remove_tree(s));
-    }
-    if (rmdir(dir.c_str()) < 0 && errno != ENOENT) return fail_sys("remove cgroup ", dir);
+  // checkBeforeUpdate: a limit below what is used now would OOM-kill the
+  // container at once; refuse it instead.
+  Result<> check_memory_usage(int64_t limit) {
+    std::string file = path_ + "/memory.current";
+    auto cur = read_file(file);
+    if (!cur) return fail(std::move(cur.error()).with_context("linux.resources.memory.checkBeforeUpdate"));
+    uint64_t used = strtoull(cur->c_str(), nullptr, 10);
+    if (static_cast<uint64_t>(limit) < used)
+      return fail_msg("linux.resources.memory.limit: ", limit, " is below the current usage ", used, " (", file,
+                      "; checkBeforeUpdate is set)");
     return {};
   }
 
@@ -285,73 +230,17 @@ class FsManager : public Manager {
   std::string path_;
 };
 
-class DisabledManager : public Manager {
- public:
-  Result<> create() override { return {}; }
-  Result<UniqueFd> open_dir() override { return UniqueFd(); }
-  Result<> add_process(pid_t) override { return {}; }
-  Result<> apply(const oci::Resources& r) override {
-    bool asks = r.memory || r.cpu || r.pids || r.block_io || !r.hugepage_limits.empty() || !r.rdma.empty() ||
-                !r.unified.empty();
-    if (asks) return fail_msg("linux.resources: cgroups are disabled (--cgroup-manager disabled) but the spec asks for limits");
-    return {};
-  }
-  Result<> freeze(bool) override { return fail_msg("cgroups are disabled: cannot freeze"); }
-  Result<bool> frozen() override { return false; }
-  Result<> kill_all(int) override { return fail_msg("cgroups are disabled: cannot signal every process"); }
-  Result<std::vector<pid_t>> pids() override { return std::vector<pid_t>{}; }
-  Result<Stats> stats() override { return Stats{}; }
-  Result<> destroy() override { return {}; }
-  std::string path() const override { return ""; }
-};
-
-Result<std::string> relative_path(const Options& o) {
-  std::string p = o.cgroups_path;
-  if (p.empty()) p = "/husk/" + o.container_id;
-  else if (p[0] != '/') {
-    std::string own = own_cgroup();
-    p = (own == "/" ? "" : own) + "/" + p;
-  }
-  size_t pos = 0;
-  while (pos < p.size()) {
-    size_t slash = p.find('/', pos);
-    std::string comp = p.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-    if (comp == "..") return fail_msg("linux.cgroupsPath: \"..\" is not allowed in \"", o.cgroups_path, "\"");
-    pos = slash == std::string::npos ? p.size() : slash + 1;
-  }
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  return p;
-}
-
 }  // namespace
 
-std::string detect_mount_point() {
-  if (is_cgroup2("/sys/fs/cgroup")) return "/sys/fs/cgroup";
-  if (is_cgroup2("/sys/fs/cgroup/unified")) return "/sys/fs/cgroup/unified";
-  return "";
+std::unique_ptr<Manager> make_fs_manager(std::string mount, std::string rel) {
+  return std::make_unique<FsManager>(std::move(mount), std::move(rel));
 }
 
-Result<std::unique_ptr<Manager>> make_manager(const Options& opts) {
-  switch (opts.kind) {
-    case ManagerKind::Disabled:
-      return std::unique_ptr<Manager>(new DisabledManager());
-    case ManagerKind::Systemd:
-      return fail_errno(ENOTSUP, "--systemd-cgroup: the systemd cgroup manager is not implemented yet; use cgroupfs");
-    case ManagerKind::Fs:
-      break;
-  }
-  std::string mount = opts.mount_point.empty() ? detect_mount_point() : opts.mount_point;
-  if (mount.empty())
-    return fail_errno(ENOENT, "no cgroup2 hierarchy is mounted (at /sys/fs/cgroup or /sys/fs/cgroup/unified); "
-                              "use --cgroup-manager disabled to run without a cgroup");
-  std::string rel = TRY(relative_path(opts));
-  return std::unique_ptr<Manager>(new FsManager(mount, rel));
-}
-
-Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path) {
-  if (kind == ManagerKind::Disabled || path.empty()) return std::unique_ptr<Manager>(new DisabledManager());
-  if (kind == ManagerKind::Systemd) return fail_errno(ENOTSUP, "systemd cgroup manager: not implemented yet");
-  return std::unique_ptr<Manager>(new FsManager(path));
+std::unique_ptr<Manager> open_fs_manager(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  std::string mount = mount_point_of(path);
+  if (mount == "/") return std::make_unique<FsManager>("", path);
+  return std::make_unique<FsManager>(mount, path.substr(mount.size()));
 }
 
 }  // namespace husk::cgroups

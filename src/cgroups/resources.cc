@@ -1,14 +1,117 @@
 #include "cgroups/resources.h"
 
+#include <cmath>
 #include <map>
 
 namespace husk::cgroups {
+namespace {
+
+std::string device(int64_t major, int64_t minor) { return cat(major, ':', minor); }
+
+Result<> add_memory(const oci::MemoryResources& m, const std::string& f, std::vector<FileWrite>& w) {
+  // runc treats 0 as "not set" for limit and reservation: a 0 limit would
+  // OOM-kill the container at once.
+  auto limit_value = [](int64_t v) { return v < 0 ? std::string("max") : std::to_string(v); };
+  if (m.limit && *m.limit != 0) w.push_back({"memory.max", limit_value(*m.limit), "memory", f + "limit"});
+  if (m.reservation && *m.reservation != 0)
+    w.push_back({"memory.low", limit_value(*m.reservation), "memory", f + "reservation"});
+  if (m.swap) {
+    // OCI swap is memory+swap; memory.swap.max is the swap part alone.
+    // -1 is unlimited; 0 means no swap (as crun writes it).
+    int64_t swap = *m.swap;
+    if (swap > 0) {
+      if (!m.limit || *m.limit <= 0)
+        return fail_msg(f, "swap: ", swap, " needs linux.resources.memory.limit too (OCI swap is memory+swap)");
+      if (swap < *m.limit)
+        return fail_msg(f, "swap: ", swap, " is below linux.resources.memory.limit ", *m.limit,
+                        " (OCI swap is memory+swap)");
+      swap -= *m.limit;
+    }
+    w.push_back({"memory.swap.max", limit_value(swap), "memory", f + "swap", true});
+  }
+  // cgroup v2 has no knob for these; crun refuses them rather than drop them.
+  if (m.kernel) return fail_msg(f, "kernel: cgroup v2 has no kernel memory limit");
+  if (m.kernel_tcp) return fail_msg(f, "kernelTCP: cgroup v2 has no kernel TCP memory limit");
+  if (m.swappiness) return fail_msg(f, "swappiness: cgroup v2 has no per-cgroup swappiness");
+  if (m.use_hierarchy) return fail_msg(f, "useHierarchy: cgroup v2 is always hierarchical");
+  // memory.oom.group is not the same thing (it kills the whole group on an
+  // OOM instead of none): crun refuses, so do we.
+  if (m.disable_oom_killer.value_or(false))
+    return fail_msg(f, "disableOOMKiller: cgroup v2 cannot disable the OOM killer of a cgroup");
+  return {};
+}
+
+Result<> add_cpu(const oci::CpuResources& c, const std::string& f, std::vector<FileWrite>& w) {
+  if (c.realtime_runtime && *c.realtime_runtime != 0)
+    return fail_msg(f, "realtimeRuntime: cgroup v2 has no realtime CPU bandwidth");
+  if (c.realtime_period && *c.realtime_period != 0)
+    return fail_msg(f, "realtimePeriod: cgroup v2 has no realtime CPU bandwidth");
+  // shares 0 is docker's "not set".
+  if (c.shares && *c.shares != 0) w.push_back({"cpu.weight", std::to_string(shares_to_weight(*c.shares)), "cpu", f + "shares"});
+  bool quota_set = c.quota && *c.quota != 0;
+  bool period_set = c.period && *c.period != 0;
+  if (quota_set || period_set) {
+    // As runc: a quota <= 0 lifts the limit, and without a period only the
+    // quota is written, so the kernel keeps the period set before (update).
+    std::string v = quota_set && *c.quota > 0 ? std::to_string(*c.quota) : "max";
+    if (period_set) v += " " + std::to_string(*c.period);
+    w.push_back({"cpu.max", v, "cpu", f + (quota_set ? "quota" : "period")});
+  }
+  if (c.burst) w.push_back({"cpu.max.burst", std::to_string(*c.burst), "cpu", f + "burst"});
+  if (c.idle) w.push_back({"cpu.idle", std::to_string(*c.idle), "cpu", f + "idle"});
+  if (c.cpus && !c.cpus->empty()) w.push_back({"cpuset.cpus", *c.cpus, "cpuset", f + "cpus"});
+  if (c.mems && !c.mems->empty()) w.push_back({"cpuset.mems", *c.mems, "cpuset", f + "mems"});
+  return {};
+}
+
+Result<> add_block_io(const oci::BlockIoResources& b, const std::string& f,
+                      const std::function<bool(const std::string&)>& exists, std::vector<FileWrite>& w) {
+  if (b.leaf_weight) return fail_msg(f, "leafWeight: cgroup v2 has no leaf weight");
+  // BFQ takes the blkio weight as it is (1..1000); without BFQ, io.weight
+  // (iocost) has the 1..10000 range.
+  if (b.weight && *b.weight != 0) {
+    if (exists("io.bfq.weight")) w.push_back({"io.bfq.weight", std::to_string(*b.weight), "io", f + "weight"});
+    else w.push_back({"io.weight", std::to_string(blkio_to_io_weight(*b.weight)), "io", f + "weight"});
+  }
+  // Per-device weights exist only with BFQ, as crun and runc write them; the
+  // write fails naming io.bfq.weight when the scheduler is not BFQ.
+  for (size_t i = 0; i < b.weight_device.size(); ++i) {
+    const auto& d = b.weight_device[i];
+    if (!d.weight) continue;  // leafWeight alone: nothing on v2
+    w.push_back({"io.bfq.weight", device(d.major, d.minor) + " " + std::to_string(*d.weight), "io",
+                 cat(f, "weightDevice[", i, "]")});
+  }
+  // io.max: one line per device with all its limits. A rate of 0 is "no
+  // limit" in OCI (as in v1) but ERANGE for the kernel: write "max".
+  std::map<std::pair<int64_t, int64_t>, std::string> lines;
+  std::map<std::pair<int64_t, int64_t>, std::string> fields;
+  auto add = [&](const std::vector<oci::ThrottleDevice>& v, const char* key, const char* name) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      auto dev = std::make_pair(v[i].major, v[i].minor);
+      lines[dev] += cat(' ', key, '=', v[i].rate ? std::to_string(v[i].rate) : std::string("max"));
+      if (fields[dev].empty()) fields[dev] = cat(f, name, '[', i, ']');
+    }
+  };
+  add(b.throttle_read_bps_device, "rbps", "throttleReadBpsDevice");
+  add(b.throttle_write_bps_device, "wbps", "throttleWriteBpsDevice");
+  add(b.throttle_read_iops_device, "riops", "throttleReadIOPSDevice");
+  add(b.throttle_write_iops_device, "wiops", "throttleWriteIOPSDevice");
+  for (const auto& [dev, limits] : lines)
+    w.push_back({"io.max", device(dev.first, dev.second) + limits, "io", fields[dev]});
+  return {};
+}
+
+}  // namespace
 
 uint64_t shares_to_weight(uint64_t shares) {
   if (shares == 0) return 0;
-  if (shares < 2) shares = 2;
-  if (shares > 262144) shares = 262144;
-  return 1 + ((shares - 2) * 9999) / 262142;
+  if (shares <= 2) return 1;
+  if (shares >= 262144) return 10000;
+  // log2(shares) runs 1..18; this parabola maps it onto log10(weight) 0..4
+  // through (10, 2), so 1024 shares -> weight 100, the defaults of both.
+  double l = std::log2(static_cast<double>(shares));
+  double exponent = (l * l + 125 * l) / 612.0 - 7.0 / 34.0;
+  return static_cast<uint64_t>(std::ceil(std::pow(10.0, exponent)));
 }
 
 uint64_t blkio_to_io_weight(uint64_t weight) {
@@ -18,81 +121,31 @@ uint64_t blkio_to_io_weight(uint64_t weight) {
   return 1 + ((weight - 10) * 9999) / 990;
 }
 
+bool is_unlimited(const FileWrite& w) {
+  // memory.low "max" protects everything: only the *.max files lift a limit.
+  return w.value == "max" && w.file.ends_with(".max");
+}
+
 Result<std::vector<FileWrite>> translate(const oci::Resources& r, const std::function<bool(const std::string&)>& exists) {
   std::vector<FileWrite> w;
   const std::string base = "linux.resources.";
-  if (r.memory) {
-    const auto& m = *r.memory;
-    const std::string f = base + "memory.";
-    if (m.limit) w.push_back({"memory.max", *m.limit < 0 ? "max" : std::to_string(*m.limit), "memory", f + "limit"});
-    if (m.reservation)
-      w.push_back({"memory.low", *m.reservation < 0 ? "max" : std::to_string(*m.reservation), "memory", f + "reservation"});
-    if (m.swap) {
-      // OCI swap is memory+swap; cgroup v2 wants the swap part alone.
-      std::string v;
-      if (*m.swap < 0) v = "max";
-      else if (!m.limit || *m.limit < 0) return fail_msg(f, "swap: needs memory.limit to be set too");
-      else if (*m.swap < *m.limit) return fail_msg(f, "swap: ", *m.swap, " is below memory.limit ", *m.limit, " (OCI swap is memory+swap)");
-      else v = std::to_string(*m.swap - *m.limit);
-      w.push_back({"memory.swap.max", v, "memory", f + "swap"});
-    }
-    if (m.swappiness) return fail_msg(f, "swappiness: cgroup v2 has no per-cgroup swappiness");
-    if (m.disable_oom_killer && *m.disable_oom_killer)
-      return fail_msg(f, "disableOOMKiller: cgroup v2 cannot disable the OOM killer of a cgroup");
-  }
-  if (r.cpu) {
-    const auto& c = *r.cpu;
-    const std::string f = base + "cpu.";
-    if (c.shares && *c.shares) w.push_back({"cpu.weight", std::to_string(shares_to_weight(*c.shares)), "cpu", f + "shares"});
-    if (c.quota || c.period) {
-      std::string quota = c.quota && *c.quota > 0 ? std::to_string(*c.quota) : "max";
-      std::string period = std::to_string(c.period && *c.period ? *c.period : 100000);
-      w.push_back({"cpu.max", quota + " " + period, "cpu", f + (c.quota ? "quota" : "period")});
-    }
-    if (c.burst) w.push_back({"cpu.max.burst", std::to_string(*c.burst), "cpu", f + "burst"});
-    if (c.idle) w.push_back({"cpu.idle", std::to_string(*c.idle), "cpu", f + "idle"});
-    if ((c.realtime_runtime && *c.realtime_runtime) || (c.realtime_period && *c.realtime_period))
-      return fail_msg(f, "realtimeRuntime: cgroup v2 has no realtime CPU bandwidth");
-    if (c.cpus && !c.cpus->empty()) w.push_back({"cpuset.cpus", *c.cpus, "cpuset", f + "cpus"});
-    if (c.mems && !c.mems->empty()) w.push_back({"cpuset.mems", *c.mems, "cpuset", f + "mems"});
-  }
+  if (r.memory) TRYV(add_memory(*r.memory, base + "memory.", w));
+  if (r.cpu) TRYV(add_cpu(*r.cpu, base + "cpu.", w));
+  // limit <= 0 is unlimited (the OCI spec says so of -1; podman sends 0).
   if (r.pids) w.push_back({"pids.max", r.pids->limit > 0 ? std::to_string(r.pids->limit) : "max", "pids", base + "pids.limit"});
-  if (r.block_io) {
-    const auto& b = *r.block_io;
-    const std::string f = base + "blockIO.";
-    bool bfq = exists("io.bfq.weight");
-    if (b.weight) {
-      if (bfq) w.push_back({"io.bfq.weight", std::to_string(*b.weight), "io", f + "weight"});
-      else w.push_back({"io.weight", "default " + std::to_string(blkio_to_io_weight(*b.weight)), "io", f + "weight"});
-    }
-    for (size_t i = 0; i < b.weight_device.size(); ++i) {
-      const auto& d = b.weight_device[i];
-      if (!d.weight) continue;
-      std::string dev = std::to_string(d.major) + ":" + std::to_string(d.minor);
-      if (bfq) w.push_back({"io.bfq.weight", dev + " " + std::to_string(*d.weight), "io", cat(f, "weightDevice[", i, "]")});
-      else w.push_back({"io.weight", dev + " " + std::to_string(blkio_to_io_weight(*d.weight)), "io", cat(f, "weightDevice[", i, "]")});
-    }
-    // io.max: one line per device with every limit that applies to it.
-    std::map<std::string, std::string> lines;
-    auto add = [&](const std::vector<oci::ThrottleDevice>& v, const char* key) {
-      for (const auto& t : v) {
-        std::string dev = std::to_string(t.major) + ":" + std::to_string(t.minor);
-        lines[dev] += std::string(" ") + key + "=" + (t.rate ? std::to_string(t.rate) : "max");
-      }
-    };
-    add(b.throttle_read_bps_device, "rbps");
-    add(b.throttle_write_bps_device, "wbps");
-    add(b.throttle_read_iops_device, "riops");
-    add(b.throttle_write_iops_device, "wiops");
-    for (const auto& [dev, limits] : lines) w.push_back({"io.max", dev + limits, "io", f + "throttle"});
-  }
+  if (r.block_io) TRYV(add_block_io(*r.block_io, base + "blockIO.", exists, w));
   for (size_t i = 0; i < r.hugepage_limits.size(); ++i) {
     const auto& h = r.hugepage_limits[i];
-    w.push_back({"hugetlb." + h.page_size + ".max", std::to_string(h.limit), "hugetlb", cat(base, "hugepageLimits[", i, "]")});
+    std::string field = cat(base, "hugepageLimits[", i, "]");
+    if (h.page_size.empty() || h.page_size.find('/') != std::string::npos || h.page_size.find("..") != std::string::npos)
+      return fail_msg(field, ".pageSize: invalid page size \"", h.page_size, "\"");
+    w.push_back({"hugetlb." + h.page_size + ".max", std::to_string(h.limit), "hugetlb", field});
+    // Reservations (5.7+) are charged separately; runc limits both.
     if (exists("hugetlb." + h.page_size + ".rsvd.max"))
-      w.push_back({"hugetlb." + h.page_size + ".rsvd.max", std::to_string(h.limit), "hugetlb", cat(base, "hugepageLimits[", i, "]")});
+      w.push_back({"hugetlb." + h.page_size + ".rsvd.max", std::to_string(h.limit), "hugetlb", field});
   }
   for (const auto& [dev, lim] : r.rdma) {
+    if (!lim.hca_handles && !lim.hca_objects) continue;
     std::string v = dev;
     if (lim.hca_handles) v += " hca_handle=" + std::to_string(*lim.hca_handles);
     if (lim.hca_objects) v += " hca_object=" + std::to_string(*lim.hca_objects);
@@ -100,14 +153,24 @@ Result<std::vector<FileWrite>> translate(const oci::Resources& r, const std::fun
   }
   if (r.network && (r.network->class_id || !r.network->priorities.empty()))
     return fail_msg(base, "network: net_cls and net_prio do not exist in cgroup v2");
+  // unified last, so it overrides what the fields above wrote (crun's order).
   for (const auto& [key, value] : r.unified) {
+    std::string field = base + "unified." + key;
     if (key.empty() || key.find('/') != std::string::npos || key.find("..") != std::string::npos)
-      return fail_msg(base, "unified: invalid key \"", key, "\"");
+      return fail_msg(base, "unified: \"", key, "\" is not a file name of the cgroup");
     size_t dot = key.find('.');
-    std::string ctrl = dot == std::string::npos ? "" : key.substr(0, dot);
+    if (dot == std::string::npos || dot == 0)
+      return fail_msg(field, ": the key is not of the form <controller>.<file>");
+    std::string ctrl = key.substr(0, dot);
     if (ctrl == "cgroup") ctrl.clear();
-    if (ctrl.empty() && !exists(key)) return fail_msg(base, "unified.", key, ": no such file in the cgroup");
-    w.push_back({key, value, ctrl, base + "unified." + key});
+    // A multi-line value (io.max for two devices) is one write per line.
+    size_t pos = 0;
+    while (pos < value.size()) {
+      size_t nl = value.find('\n', pos);
+      if (nl == std::string::npos) nl = value.size();
+      if (nl > pos) w.push_back({key, value.substr(pos, nl - pos), ctrl, field});
+      pos = nl + 1;
+    }
   }
   return w;
 }

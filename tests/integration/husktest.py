@@ -2,6 +2,7 @@
 the container's process saw. Every test gets its own state root and bundle;
 teardown checks that no mount, cgroup, state directory or process is left."""
 import copy
+import itertools
 import ctypes
 import json
 import os
@@ -163,15 +164,18 @@ class Bundle:
         return self
 
 
+# Container ids are unique in a whole pytest run, not per test: kernel objects
+# named after a container (its session keyring) can outlive it for a while.
+_ids = itertools.count(1)
+
+
 class Husk:
     def __init__(self, root, bundle):
         self.root = root
         self.bundle = bundle
-        self.counter = 0
 
     def new_id(self):
-        self.counter += 1
-        return f"t{os.getpid()}-{self.counter}"
+        return f"t{os.getpid()}-{next(_ids)}"
 
     def cmd(self, *args, input=None, timeout=60, check=False, global_args=(), **kw):
         """Run husk; its output goes to files, not pipes: a created container

@@ -3,6 +3,7 @@ import os
 import subprocess
 
 import pytest
+from husktest import wait_for
 
 
 def test_new_network_namespace_has_only_loopback(husk, bundle):
@@ -16,17 +17,21 @@ def test_ipc_namespace_is_private(husk, bundle):
 
 
 def test_join_network_namespace_by_path(husk, bundle):
-    name = f"husk-test-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    # A netns held by a process, not by `ip netns add`: that would leave
+    # /run/netns mounted on a machine where it was not yet.
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
     try:
+        path = f"/proc/{holder.pid}/ns/net"
+        assert wait_for(lambda: os.readlink(path) != os.readlink("/proc/self/ns/net"))
         for ns in bundle.config["linux"]["namespaces"]:
             if ns["type"] == "network":
-                ns["path"] = f"/run/netns/{name}"
+                ns["path"] = path
         bundle.set_args("readlink", "/proc/self/ns/net")
         r = husk.run()
-        assert r.stdout.strip() == f"net:[{os.stat(f'/run/netns/{name}').st_ino}]", r.stderr
+        assert r.stdout.strip() == os.readlink(path), r.stderr
     finally:
-        subprocess.run(["ip", "netns", "delete", name], check=True)
+        holder.kill()
+        holder.wait()
 
 
 def test_without_a_network_namespace_the_host_network_is_shared(husk, bundle):

@@ -209,6 +209,11 @@ def test_notify_socket_is_passed_through(husk, bundle, tmp_path):
 
 def test_new_session_keyring_unless_no_new_keyring(husk, bundle):
     bundle.config["linux"]["maskedPaths"].remove("/proc/keys")
-    bundle.set_args("sh", "-c", "grep -c _ses.husk /proc/keys || true")
-    assert husk.run().stdout.strip() == "1"
-    assert husk.run("--no-new-keyring").stdout.strip() == "0"
+    # Named after the container, as runc does: /proc/keys also lists keyrings
+    # of earlier containers that the kernel has not collected yet.
+    cid = husk.new_id()
+    bundle.set_args("sh", "-c", f"grep -c ' _ses.{cid}: ' /proc/keys || true")
+    assert husk.run(cid=cid).stdout.strip() == "1"
+    cid = husk.new_id()
+    bundle.set_args("sh", "-c", f"grep -c ' _ses.{cid}: ' /proc/keys || true")
+    assert husk.run("--no-new-keyring", cid=cid).stdout.strip() == "0"

@@ -81,7 +81,7 @@ TEST(Resources, Cpu) {
   r.cpu->mems = "0";
   r.cpu->idle = 1;
   auto f = files_of(r);
-  EXPECT_EQ(f["cpu.weight"], "39");  // runc's mapping of 1024 shares
+  EXPECT_EQ(f["cpu.weight"], "100");  // crun's mapping: the defaults meet
   EXPECT_EQ(f["cpu.max"], "50000 100000");
   EXPECT_EQ(f["cpu.max.burst"], "1000");
   EXPECT_EQ(f["cpuset.cpus"], "0-1");
@@ -106,7 +106,7 @@ TEST(Resources, PidsIoHugetlbRdmaUnified) {
   r.unified["memory.high"] = "5000";
   auto f = files_of(r);
   EXPECT_EQ(f["pids.max"], "100");
-  EXPECT_EQ(f["io.weight"], "default 4950");  // 1 + (500-10)*9999/990
+  EXPECT_EQ(f["io.weight"], "4950");  // 1 + (500-10)*9999/990
   EXPECT_EQ(f["io.max"], "8:0 rbps=1000 wiops=20");
   EXPECT_EQ(f["hugetlb.2MB.max"], "4096");
   EXPECT_EQ(f["rdma.max"], "mlx hca_handle=2 hca_object=3");
@@ -136,6 +136,8 @@ TEST(FsManager, AppliesToAFakeTreeAndEnablesControllers) {
   ASSERT_TRUE(m) << m.error().str();
   ASSERT_TRUE((*m)->create());
   EXPECT_EQ((*m)->path(), t.root + "/husk/c1");
+  // The kernel fills each child's cgroup.controllers; a fake tree has to.
+  t.put("husk/cgroup.controllers", "cpuset cpu io memory pids");
   t.put("husk/cgroup.subtree_control", "");
   t.put("husk/c1/memory.max", "max");
   t.put("husk/c1/pids.max", "max");
