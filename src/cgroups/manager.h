@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,19 +38,33 @@ struct Options {
 };
 
 struct MemoryStats {
-  uint64_t usage = 0, max_usage = 0, limit = 0, swap_usage = 0;
-  uint64_t anon = 0, file = 0, kernel = 0;  // from memory.stat
-  uint64_t oom = 0, oom_kill = 0;          // from memory.events
+  uint64_t usage = 0, max_usage = 0, limit = 0;  // memory.current, .peak, .max
+  uint64_t swap_usage = 0, swap_limit = 0;       // memory.swap.current, .max
+  uint64_t anon = 0, file = 0, kernel = 0;       // from memory.stat
+  uint64_t oom = 0, oom_kill = 0, max = 0;       // from memory.events ("max": hits of the limit)
+  std::map<std::string, uint64_t> stat;          // memory.stat as it is
 };
 struct CpuStats {
   uint64_t usage_usec = 0, user_usec = 0, system_usec = 0;
   uint64_t nr_periods = 0, nr_throttled = 0, throttled_usec = 0;
+};
+// One line of io.stat.
+struct IoDeviceStats {
+  uint32_t major = 0, minor = 0;
+  uint64_t rbytes = 0, wbytes = 0, rios = 0, wios = 0, dbytes = 0, dios = 0;
+};
+// hugetlb.<size>.current/.max/.events for one page size ("2MB").
+struct HugetlbStats {
+  std::string page_size;
+  uint64_t usage = 0, limit = 0, failcnt = 0;
 };
 struct Stats {
   std::optional<MemoryStats> memory;
   std::optional<CpuStats> cpu;
   std::optional<uint64_t> pids_current;
   std::optional<uint64_t> pids_limit;
+  std::vector<IoDeviceStats> io;
+  std::vector<HugetlbStats> hugetlb;
 };
 
 class Manager {

@@ -1,6 +1,10 @@
 #include "cgroups/stats.h"
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include "cgroups/hierarchy.h"
@@ -47,7 +51,9 @@ Stats read_stats(const std::string& dir) {
     m.max_usage = read_number(dir + "/memory.peak").value_or(0);  // 5.19+
     m.limit = read_number(dir + "/memory.max").value_or(kUnlimited);
     m.swap_usage = read_number(dir + "/memory.swap.current").value_or(0);
+    m.swap_limit = read_number(dir + "/memory.swap.max").value_or(kUnlimited);
     if (auto ms = read_keyed(dir + "/memory.stat")) {
+      m.stat = *ms;
       m.anon = get(*ms, "anon");
       m.file = get(*ms, "file");
       // "kernel" is 5.18+; before, it is the sum of its parts.
@@ -58,6 +64,7 @@ Stats read_stats(const std::string& dir) {
     if (auto ev = read_keyed(dir + "/memory.events")) {
       m.oom = get(*ev, "oom");
       m.oom_kill = get(*ev, "oom_kill");
+      m.max = get(*ev, "max");
     }
     st.memory = m;
   }
@@ -75,7 +82,61 @@ Stats read_stats(const std::string& dir) {
   }
   st.pids_current = read_number(dir + "/pids.current");
   st.pids_limit = read_number(dir + "/pids.max");
+  if (auto io = read_file(dir + "/io.stat")) st.io = parse_io_stat(*io);
+  st.hugetlb = read_hugetlb(dir);
   return st;
+}
+
+std::vector<IoDeviceStats> parse_io_stat(std::string_view text) {
+  // "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0" per line.
+  std::vector<IoDeviceStats> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    auto words = split_words(text.substr(pos, end - pos));
+    pos = end + 1;
+    if (words.empty()) continue;
+    IoDeviceStats d;
+    if (sscanf(words[0].c_str(), "%u:%u", &d.major, &d.minor) != 2) continue;
+    for (size_t i = 1; i < words.size(); ++i) {
+      size_t eq = words[i].find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = words[i].substr(0, eq);
+      uint64_t v = strtoull(words[i].c_str() + eq + 1, nullptr, 10);
+      if (key == "rbytes") d.rbytes = v;
+      else if (key == "wbytes") d.wbytes = v;
+      else if (key == "rios") d.rios = v;
+      else if (key == "wios") d.wios = v;
+      else if (key == "dbytes") d.dbytes = v;
+      else if (key == "dios") d.dios = v;
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+std::vector<HugetlbStats> read_hugetlb(const std::string& dir) {
+  std::vector<HugetlbStats> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    // hugetlb.2MB.current, but not hugetlb.2MB.rsvd.current.
+    std::string_view name = e->d_name;
+    if (!name.starts_with("hugetlb.") || !name.ends_with(".current") || name.find(".rsvd.") != std::string_view::npos)
+      continue;
+    std::string size(name.substr(8, name.size() - 8 - 8));
+    HugetlbStats h;
+    h.page_size = size;
+    std::string base = dir + "/hugetlb." + size;
+    h.usage = read_number(base + ".current").value_or(0);
+    h.limit = read_number(base + ".max").value_or(kUnlimited);
+    if (auto ev = read_keyed(base + ".events")) h.failcnt = get(*ev, "max");
+    out.push_back(std::move(h));
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.page_size < b.page_size; });
+  return out;
 }
 
 }  // namespace husk::cgroups

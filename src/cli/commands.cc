@@ -12,6 +12,7 @@
 #include <map>
 
 #include "cli/args.h"
+#include "cli/events.h"
 #include "common/fd.h"
 #include "oci/config.h"
 #include "runtime/log.h"
@@ -319,6 +320,7 @@ int dispatch(const GlobalOptions& g, const std::vector<std::string>& args, size_
           {"kill", cmd_kill},     {"delete", cmd_delete}, {"state", cmd_state}, {"list", cmd_list},
           {"ps", cmd_ps},         {"pause", cmd_pause},  {"resume", cmd_resume}, {"spec", cmd_spec},
           {"features", cmd_features}, {"update", update_command},
+          {"events", events_command},
       };
   auto it = commands.find(args[at]);
   if (it == commands.end()) {

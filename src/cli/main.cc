@@ -44,6 +44,7 @@ const char* kUsage =
     "  pause      freeze a container\n"
     "  resume     thaw a paused container\n"
     "  update     change a running container's resources\n"
+    "  events     stats and OOM events of a container (JSON lines)\n"
     "  spec       write a default config.json\n"
     "  features   print the OCI features document\n"
     "\n"

@@ -71,6 +71,9 @@ Result<std::vector<pid_t>> pids(const GlobalOptions& g, const std::string& id);
 Result<> pause(const GlobalOptions& g, const std::string& id);
 Result<> update(const GlobalOptions& g, const std::string& id, const oci::Resources& resources);
 Result<> resume(const GlobalOptions& g, const std::string& id);
+// The cgroup directory of a container that is not stopped, for its stats
+// and events. The container's lock is not kept: events may run for long.
+Result<std::string> cgroup_dir(const GlobalOptions& g, const std::string& id);
 
 // Signal names and numbers as kill(1) takes them: "KILL", "SIGKILL", "9".
 Result<int> parse_signal(const std::string& s);

@@ -322,6 +322,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.terminal = c.spec->process->terminal;
   cfg.no_pivot = o.no_pivot;
   cfg.no_new_keyring = o.no_new_keyring;
+  cfg.session_keyring = "_ses." + o.id;
   add_notify_socket(*c.spec, cfg.extra_env);
   cfg.preserve_fds = o.preserve_fds + add_listen_fds(cfg.extra_env);
   std::vector<UniqueFd> join_fds;

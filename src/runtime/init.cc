@@ -156,7 +156,7 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
 
   if (!cfg.no_new_keyring) {
     // A fresh session keyring, so the container does not see the caller's keys.
-    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, "_ses.husk") < 0 && errno != ENOSYS &&
+    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, cfg.session_keyring.c_str()) < 0 && errno != ENOSYS &&
         errno != EDQUOT && errno != EACCES && errno != EPERM)
       return fail_sys("join a new session keyring");
   }

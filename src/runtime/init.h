@@ -32,6 +32,7 @@ struct InitConfig {
   int preserve_fds = 0;
   bool no_pivot = false;
   bool no_new_keyring = false;
+  std::string session_keyring;  // "_ses.<id>", as runc names it
   std::vector<std::string> extra_env;  // LISTEN_FDS, NOTIFY_SOCKET
 };
 

@@ -201,4 +201,15 @@ Result<> update(const GlobalOptions& g, const std::string& id, const oci::Resour
 }
 Result<> resume(const GlobalOptions& g, const std::string& id) { return set_frozen(g, id, false); }
 
+Result<std::string> cgroup_dir(const GlobalOptions& g, const std::string& id) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  ContainerRecord rec = TRY(dir.load());
+  oci::Status st = TRY(current_status(dir, rec));
+  if (st == oci::Status::Stopped) return fail_msg("container \"", id, "\" is stopped: it has no stats or events");
+  if (rec.cgroup_path.empty())
+    return fail_msg("container \"", id, "\" has no cgroup (cgroups disabled): it has no stats or events");
+  return rec.cgroup_path;
+}
+
 }  // namespace husk::runtime

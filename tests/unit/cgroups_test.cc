@@ -5,9 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "cgroups/events.h"
 #include "cgroups/manager.h"
 #include "cgroups/resources.h"
+#include "cgroups/stats.h"
 
 using namespace husk;
 using namespace husk::cgroups;
@@ -216,4 +219,93 @@ TEST(FsManager, NoLimitNeedsNoController) {
   EXPECT_TRUE(a) << a.error().str();
   r.pids = oci::PidsResources{10};
   EXPECT_FALSE((*m)->apply(r));
+}
+
+TEST(Stats, ReadsEveryControllerOfAFakeCgroup) {
+  FakeTree t;
+  t.put("c/memory.current", "1000\n");
+  t.put("c/memory.peak", "2000\n");
+  t.put("c/memory.max", "max\n");
+  t.put("c/memory.swap.current", "0\n");
+  t.put("c/memory.stat", "anon 600\nfile 300\nkernel 100\nsock 0\n");
+  t.put("c/memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n");
+  t.put("c/cpu.stat", "usage_usec 50\nuser_usec 30\nsystem_usec 20\nnr_periods 9\nnr_throttled 3\nthrottled_usec 70\n");
+  t.put("c/pids.current", "3\n");
+  t.put("c/pids.max", "max\n");
+  t.put("c/io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=1 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n");
+  t.put("c/hugetlb.2MB.current", "0\n");
+  t.put("c/hugetlb.2MB.max", "4194304\n");
+  t.put("c/hugetlb.2MB.events", "max 2\n");
+  t.put("c/hugetlb.2MB.rsvd.current", "0\n");
+  t.put("c/hugetlb.1GB.current", "0\n");
+  Stats st = read_stats(t.root + "/c");
+  ASSERT_TRUE(st.memory);
+  EXPECT_EQ(st.memory->usage, 1000u);
+  EXPECT_EQ(st.memory->max_usage, 2000u);
+  EXPECT_EQ(st.memory->limit, kUnlimited);
+  EXPECT_EQ(st.memory->anon, 600u);
+  EXPECT_EQ(st.memory->file, 300u);
+  EXPECT_EQ(st.memory->kernel, 100u);
+  EXPECT_EQ(st.memory->oom_kill, 1u);
+  EXPECT_EQ(st.memory->max, 4u);
+  EXPECT_EQ(st.memory->stat.at("sock"), 0u);
+  ASSERT_TRUE(st.cpu);
+  EXPECT_EQ(st.cpu->nr_throttled, 3u);
+  EXPECT_EQ(st.cpu->throttled_usec, 70u);
+  EXPECT_EQ(st.pids_current, 3u);
+  EXPECT_EQ(st.pids_limit, kUnlimited);
+  ASSERT_EQ(st.io.size(), 2u);
+  EXPECT_EQ(st.io[0].major, 8u);
+  EXPECT_EQ(st.io[0].wbytes, 8192u);
+  EXPECT_EQ(st.io[1].minor, 1u);
+  ASSERT_EQ(st.hugetlb.size(), 2u);  // rsvd is not a page size
+  EXPECT_EQ(st.hugetlb[0].page_size, "1GB");
+  EXPECT_EQ(st.hugetlb[1].page_size, "2MB");
+  EXPECT_EQ(st.hugetlb[1].limit, 4194304u);
+  EXPECT_EQ(st.hugetlb[1].failcnt, 2u);
+}
+
+TEST(Stats, MissingControllersLeaveTheirPartEmpty) {
+  FakeTree t;
+  t.put("c/cpu.stat", "usage_usec 5\n");
+  Stats st = read_stats(t.root + "/c");
+  EXPECT_FALSE(st.memory);
+  EXPECT_TRUE(st.cpu);
+  EXPECT_FALSE(st.pids_current);
+  EXPECT_TRUE(st.io.empty());
+}
+
+TEST(EventWatcher, WakesOnAnOomKillAndOnEmptiness) {
+  FakeTree t;
+  t.put("c/cgroup.events", "populated 1\nfrozen 0\n");
+  t.put("c/memory.events", "oom 0\noom_kill 2\n");  // earlier kills are not news
+  auto w = EventWatcher::open(t.root + "/c");
+  ASSERT_TRUE(w) << w.error().str();
+  EXPECT_TRUE(w->has_memory_events());
+  auto quiet = w->wait(50);
+  ASSERT_TRUE(quiet);
+  EXPECT_EQ(quiet->new_ooms, 0u);
+  EXPECT_FALSE(quiet->empty);
+  std::thread writer([&] {
+    usleep(100 * 1000);
+    t.put("c/memory.events", "oom 1\noom_kill 3\n");
+  });
+  auto oom = w->wait(10000);  // woken by the write, long before the timeout
+  writer.join();
+  ASSERT_TRUE(oom);
+  EXPECT_EQ(oom->new_ooms, 1u);
+  t.put("c/cgroup.events", "populated 0\nfrozen 0\n");
+  auto gone = w->wait(10000);
+  ASSERT_TRUE(gone);
+  EXPECT_TRUE(gone->empty);
+}
+
+TEST(EventWatcher, WithoutMemoryEventsOnlyEmptinessIsWatched) {
+  FakeTree t;
+  t.put("c/cgroup.events", "populated 0\n");
+  auto w = EventWatcher::open(t.root + "/c");
+  ASSERT_TRUE(w);
+  EXPECT_FALSE(w->has_memory_events());
+  EXPECT_TRUE(w->wait(-1)->empty);
+  EXPECT_FALSE(EventWatcher::open(t.root + "/nonexistent"));
 }

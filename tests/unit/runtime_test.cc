@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/args.h"
+#include "cli/events.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/state_store.h"
@@ -230,4 +231,18 @@ TEST(Hooks, StateOnStdinArgsEnvAndFailures) {
   auto m = run_hooks({missing}, "prestart", "{}");
   ASSERT_FALSE(m);
   EXPECT_NE(m.error().str().find("cannot execute"), std::string::npos);
+}
+
+TEST(Events, IntervalTakesGoDurations) {
+  EXPECT_EQ(*husk::cli::parse_duration_ms("interval", "5s"), 5000);
+  EXPECT_EQ(*husk::cli::parse_duration_ms("interval", "250ms"), 250);
+  EXPECT_EQ(*husk::cli::parse_duration_ms("interval", "1m30s"), 90000);
+  EXPECT_EQ(*husk::cli::parse_duration_ms("interval", "1.5s"), 1500);
+  EXPECT_EQ(*husk::cli::parse_duration_ms("interval", "1h"), 3600000);
+  auto bad = husk::cli::parse_duration_ms("interval", "5x");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().str().find("--interval: unknown unit \"x\""), std::string::npos);
+  EXPECT_FALSE(husk::cli::parse_duration_ms("interval", ""));
+  EXPECT_FALSE(husk::cli::parse_duration_ms("interval", "s"));
+  EXPECT_FALSE(husk::cli::parse_duration_ms("interval", "10us"));  // below 1 ms
 }
