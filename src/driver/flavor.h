@@ -1,0 +1,56 @@
+// A flavor is one upstream driver husk stands in for (podman now; docker and
+// nspawn later): the name it serves under, its plugin-config and task-config
+// schemas, and the translation of a task into an OCI bundle. The gRPC layer
+// (plugin.cc, tasks.cc) is the same for every flavor.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "driver/hclspec.h"
+#include "driver/task_spec.h"
+#include "driver/value.h"
+#include "oci/spec.h"
+
+namespace husk::driver {
+
+// What StartTask needs to run a task: the OCI config and where its root
+// filesystem comes from. The caller mounts an overlay of `image_rootfs` (read
+// only) with a per-task upper directory at `<task_dir>/rootfs`, which is
+// what spec.root.path names, writes config.json and runs husk.
+struct BundlePlan {
+  oci::Spec spec;
+  std::string image_rootfs;            // a directory holding the image's root filesystem
+  std::vector<std::string> warnings;   // sent to Nomad as task events
+};
+
+class Flavor {
+ public:
+  virtual ~Flavor() = default;
+  // The driver name in jobs (`driver = "podman"`).
+  virtual std::string name() const = 0;
+  virtual Spec plugin_schema() const = 0;
+  virtual Spec task_schema() const = 0;
+  // SetConfig: the decoded `plugin "<name>" { config { ... } }` body.
+  // Errors name the option ("volumes.enabled: ...").
+  virtual Result<> configure(const Value& plugin_config) = 0;
+  // Fingerprint attributes under driver.<name> besides the ones the gRPC
+  // layer sets (driver.<name> = true, .version).
+  virtual std::vector<std::pair<std::string, std::string>> attributes() const = 0;
+  // StartTask: validates the task's decoded `config {}` against the plugin
+  // options (allow_caps, allow_privileged, volumes...) and builds the
+  // bundle. `container_id` is the husk container id chosen for the task,
+  // `task_dir` a fresh directory owned by the driver for this task.
+  // Errors name the task config field ("config.cap_add[1]: ...").
+  virtual Result<BundlePlan> plan(const TaskSpec& task, const Value& task_config, const std::string& container_id,
+                                  const std::string& task_dir) const = 0;
+};
+
+// The podman flavor: nomad-driver-podman's task config and plugin options.
+// `served_name` is "podman" when husk stands in for nomad-driver-podman, or
+// "husk" for the native name (same schema).
+std::unique_ptr<Flavor> make_podman_flavor(std::string served_name);
+
+}  // namespace husk::driver
