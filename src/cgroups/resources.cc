@@ -1,6 +1,5 @@
 #include "cgroups/resources.h"
 
-#include <cmath>
 #include <map>
 
 namespace husk::cgroups {
@@ -101,6 +100,37 @@ Result<> add_block_io(const oci::BlockIoResources& b, const std::string& f,
   return {};
 }
 
+// Natural log and exp by series, so husk needs no libm: it would be a second
+// shared library to load at every start, for this one conversion.
+constexpr double kLn2 = 0.69314718055994530942;
+constexpr double kLn10 = 2.30258509299404568402;
+
+double log2_of(double x) {  // x >= 1
+  int e = 0;
+  while (x >= 2) {
+    x /= 2;
+    ++e;
+  }
+  // ln(x) = 2 atanh((x-1)/(x+1)), |z| <= 1/3 for x in [1, 2).
+  double z = (x - 1) / (x + 1), z2 = z * z, term = z, sum = 0;
+  for (int k = 1; k < 60; k += 2) {
+    sum += term / k;
+    term *= z2;
+  }
+  return e + 2 * sum / kLn2;
+}
+
+double exp_of(double x) {  // 0 <= x < 20
+  int k = static_cast<int>(x / kLn2);
+  double r = x - k * kLn2, term = 1, sum = 1;  // exp(x) = 2^k exp(r), 0 <= r < ln 2
+  for (int n = 1; n < 30; ++n) {
+    term *= r / n;
+    sum += term;
+  }
+  while (k-- > 0) sum *= 2;
+  return sum;
+}
+
 }  // namespace
 
 uint64_t shares_to_weight(uint64_t shares) {
@@ -109,9 +139,13 @@ uint64_t shares_to_weight(uint64_t shares) {
   if (shares >= 262144) return 10000;
   // log2(shares) runs 1..18; this parabola maps it onto log10(weight) 0..4
   // through (10, 2), so 1024 shares -> weight 100, the defaults of both.
-  double l = std::log2(static_cast<double>(shares));
+  double l = log2_of(static_cast<double>(shares));
   double exponent = (l * l + 125 * l) / 612.0 - 7.0 / 34.0;
-  return static_cast<uint64_t>(std::ceil(std::pow(10.0, exponent)));
+  double weight = exp_of(exponent * kLn10);
+  // ceil, forgiving the last bits of rounding so that 1024 gives 100.
+  auto w = static_cast<uint64_t>(weight);
+  if (weight - static_cast<double>(w) > 1e-9) ++w;
+  return w;
 }
 
 uint64_t blkio_to_io_weight(uint64_t weight) {
