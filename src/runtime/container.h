@@ -75,6 +75,16 @@ Result<> resume(const GlobalOptions& g, const std::string& id);
 // and events. The container's lock is not kept: events may run for long.
 Result<std::string> cgroup_dir(const GlobalOptions& g, const std::string& id);
 
+// How a container's init ended, recorded by a foreground `run --keep`.
+struct ExitStatus {
+  int exit_code = 0;  // 128+signal when killed, as a shell reports it
+  int signal = 0;
+  bool oom_killed = false;
+};
+// The recorded exit status; nullopt while it runs, or when it ended
+// without a foreground run to see it.
+Result<std::optional<ExitStatus>> exit_status(const GlobalOptions& g, const std::string& id);
+
 // Signal names and numbers as kill(1) takes them: "KILL", "SIGKILL", "9".
 Result<int> parse_signal(const std::string& s);
 

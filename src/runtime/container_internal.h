@@ -44,6 +44,9 @@ Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, co
 Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec);
 // Kill (force) what is left, run poststop hooks, remove cgroup and state.
 Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool force);
+// The "exit" file of a container directory (see ExitStatus).
+Result<> record_exit_status(const ContainerDir& dir, const ExitStatus& e);
+Result<std::optional<ExitStatus>> read_exit_status(const ContainerDir& dir);
 Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecord& rec);
 std::string get_cwd();
 // Foreground: forward signals to pidfd's process, proxy the terminal master

@@ -476,8 +476,7 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
     if (errno != EINTR) return fail_sys("wait for the container process");
   }
   sigprocmask(SIG_UNBLOCK, &mask, nullptr);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
+  return status;
 }
 
 Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
@@ -503,8 +502,20 @@ Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
     if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(c.console_master.get(), TIOCSWINSZ, &ws);
   }
   c.dir->unlock();  // other commands (exec, kill, state) work while it runs
-  auto status = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get());
+  auto waited = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get());
   if (raw) tcsetattr(0, TCSANOW, &saved);
+  if (!waited) return fail(waited.error());
+  int status = WIFSIGNALED(*waited) ? 128 + WTERMSIG(*waited) : WEXITSTATUS(*waited);
+  if (o.keep) {
+    // A kept container remembers how it ended, for whoever supervises it
+    // (the Nomad driver): exit code, signal, and whether the OOM killer
+    // struck in its cgroup.
+    ExitStatus e;
+    e.exit_code = WIFEXITED(*waited) ? WEXITSTATUS(*waited) : 128 + WTERMSIG(*waited);
+    e.signal = WIFSIGNALED(*waited) ? WTERMSIG(*waited) : 0;
+    if (auto st = c.cgroup->stats(); st && st->memory) e.oom_killed = st->memory->oom_kill > 0;
+    TRYV_CTX(record_exit_status(*c.dir, e), "record the exit status of container \"", o.id, "\"");
+  }
   if (!o.keep) {
     StateStore store = TRY(open_store(g));
     if (auto dir = store.open_container(o.id); dir) {

@@ -201,6 +201,41 @@ Result<> update(const GlobalOptions& g, const std::string& id, const oci::Resour
 }
 Result<> resume(const GlobalOptions& g, const std::string& id) { return set_frozen(g, id, false); }
 
+Result<> record_exit_status(const ContainerDir& dir, const ExitStatus& e) {
+  return write_file_atomic(dir.path() + "/exit",
+                           cat("exit_code=", e.exit_code, "\nsignal=", e.signal, "\noom_killed=", e.oom_killed, "\n"), 0600);
+}
+
+Result<std::optional<ExitStatus>> read_exit_status(const ContainerDir& dir) {
+  auto text = read_file(dir.path() + "/exit");
+  if (!text) {
+    if (text.error().code() == ENOENT) return std::optional<ExitStatus>{};
+    return fail(std::move(text.error()));
+  }
+  ExitStatus e;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    if (nl == std::string::npos) nl = text->size();
+    std::string line = text->substr(pos, nl - pos);
+    pos = nl + 1;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    int v = atoi(line.c_str() + eq + 1);
+    std::string key = line.substr(0, eq);
+    if (key == "exit_code") e.exit_code = v;
+    else if (key == "signal") e.signal = v;
+    else if (key == "oom_killed") e.oom_killed = v != 0;
+  }
+  return std::optional<ExitStatus>{e};
+}
+
+Result<std::optional<ExitStatus>> exit_status(const GlobalOptions& g, const std::string& id) {
+  StateStore store = TRY(open_store(g));
+  ContainerDir dir = TRY(store.open_container(id));
+  return read_exit_status(dir);
+}
+
 Result<std::string> cgroup_dir(const GlobalOptions& g, const std::string& id) {
   StateStore store = TRY(open_store(g));
   ContainerDir dir = TRY(store.open_container(id));

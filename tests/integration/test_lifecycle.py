@@ -201,3 +201,35 @@ def test_commands_on_one_container_are_serialised(husk, bundle):
             assert json.loads(out)["id"] == cid
         else:
             assert "does not exist" in err
+
+
+def test_run_keep_records_how_the_container_ended(husk, bundle):
+    bundle.set_args("sh", "-c", "exit 7")
+    cid = husk.new_id()
+    assert husk.run("--keep", cid=cid).returncode == 7
+    with open(os.path.join(husk.root, cid, "exit")) as f:
+        assert f.read().split() == ["exit_code=7", "signal=0", "oom_killed=0"]
+    # Not pid 1 of its own namespace, which no signal of its own can kill.
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "pid"]
+    bundle.set_args("sh", "-c", "kill -9 $$")
+    cid = husk.new_id()
+    assert husk.run("--keep", cid=cid).returncode == 137
+    with open(os.path.join(husk.root, cid, "exit")) as f:
+        assert f.read().split() == ["exit_code=137", "signal=9", "oom_killed=0"]
+
+
+def test_delete_after_a_crash_kills_what_is_left_and_removes_the_cgroup(husk, bundle):
+    # No pid namespace: the init's children outlive it, as after a crash of
+    # the container's init.
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "pid"]
+    bundle.set_args("sh", "-c", "sleep 1000 & exec sleep 1001")
+    cid = husk.create()
+    husk.cmd("start", cid, check=True)
+    init = husk.state(cid)["pid"]
+    cg = os.path.join(CGROUP2, "husk", cid)
+    assert wait_for(lambda: len(open(os.path.join(cg, "cgroup.procs")).read().split()) == 2)
+    os.kill(init, signal.SIGKILL)
+    assert wait_for(lambda: husk.state(cid)["status"] == "stopped")
+    assert len(open(os.path.join(cg, "cgroup.procs")).read().split()) == 1  # the orphaned sleep
+    husk.cmd("delete", cid, check=True)
+    assert not os.path.exists(cg)
