@@ -1,0 +1,468 @@
+#include "driver/tasks.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "cgroups/stats.h"
+#include "common/fd.h"
+#include "driver/husk_process.h"
+#include "oci/config.h"
+#include "runtime/state_store.h"
+
+namespace husk::driver {
+namespace {
+
+int64_t now_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, nullptr);
+}
+
+// Nomad task ids are "<alloc>/<task>/<8 hex>"; husk ids allow [A-Za-z0-9_+.-].
+std::string container_id_for(const std::string& task_id) {
+  std::string id;
+  for (char c : task_id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '+' ||
+              c == '-' || c == '.';
+    id.push_back(c == '/' ? '-' : ok ? c : '_');
+  }
+  if (id.empty() || id == "." || id == "..") id = "task" + id;
+  return id;
+}
+
+// rm -rf that stays on one filesystem and never follows a symlink: a task
+// directory may hold a mount point we failed to unmount.
+void remove_tree(int parent, const char* name, dev_t dev) {
+  struct stat st;
+  if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    if (st.st_dev != dev) return;
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR* d = fdopendir(fd);
+    if (!d) {
+      close(fd);
+      return;
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = readdir(d))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names.push_back(e->d_name);
+    for (const auto& n : names) remove_tree(dirfd(d), n.c_str(), dev);
+    closedir(d);
+    unlinkat(parent, name, AT_REMOVEDIR);
+  } else {
+    unlinkat(parent, name, 0);
+  }
+}
+
+void remove_dir(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) < 0) return;
+  remove_tree(AT_FDCWD, path.c_str(), st.st_dev);
+}
+
+// Log FIFOs: open for writing, waiting a while for the reader (Nomad's
+// logmon) instead of blocking forever.
+Result<UniqueFd> open_log(const std::string& path) {
+  if (path.empty() || path == "/dev/null") return open_fd("/dev/null", O_WRONLY | O_CLOEXEC);
+  for (int i = 0;; ++i) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      return UniqueFd(fd);
+    }
+    if (errno != ENXIO || i == 1000) return fail_sys("open the task log ", path, " for writing");
+    sleep_ms(10);  // no reader yet
+  }
+}
+
+// The last error husk wrote to its --log-format json log.
+std::string last_logged_error(const std::string& log) {
+  auto text = read_file(log);
+  if (!text) return "";
+  std::string msg;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    if (nl == std::string::npos) nl = text->size();
+    std::string line = text->substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.find("\"level\":\"error\"") == std::string::npos) continue;
+    size_t m = line.find("\"msg\":\"");
+    if (m == std::string::npos) continue;
+    std::string out;
+    for (size_t i = m + 7; i < line.size() && line[i] != '"'; ++i) {
+      if (line[i] == '\\' && i + 1 < line.size()) {
+        ++i;
+        out.push_back(line[i] == 'n' ? ' ' : line[i] == 't' ? ' ' : line[i]);
+      } else {
+        out.push_back(line[i]);
+      }
+    }
+    msg = out;
+  }
+  return msg;
+}
+
+}  // namespace
+
+std::string encode_handle_state(const TaskHandleState& s) {
+  std::string out;
+  auto put = [&](const char* k, const std::string& v) {
+    out += k;
+    out += '=';
+    for (char c : v) out += c == '\n' ? ' ' : c;
+    out += '\n';
+  };
+  put("version", "1");
+  put("task_id", s.task_id);
+  put("task_name", s.task_name);
+  put("alloc_id", s.alloc_id);
+  put("container_id", s.container_id);
+  put("task_dir", s.task_dir);
+  put("monitor_pid", std::to_string(s.monitor_pid));
+  put("monitor_start", std::to_string(s.monitor_start));
+  put("started_at_ns", std::to_string(s.started_at_ns));
+  put("overlay", s.overlay ? "1" : "0");
+  return out;
+}
+
+Result<TaskHandleState> decode_handle_state(const std::string& bytes) {
+  std::map<std::string, std::string> kv;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    size_t nl = bytes.find('\n', pos);
+    if (nl == std::string::npos) nl = bytes.size();
+    std::string line = bytes.substr(pos, nl - pos);
+    pos = nl + 1;
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  if (kv["version"] != "1") return fail_msg("driver_state: not a husk task handle (version \"", kv["version"], "\")");
+  TaskHandleState s;
+  s.task_id = kv["task_id"];
+  s.task_name = kv["task_name"];
+  s.alloc_id = kv["alloc_id"];
+  s.container_id = kv["container_id"];
+  s.task_dir = kv["task_dir"];
+  s.monitor_pid = static_cast<pid_t>(atoi(kv["monitor_pid"].c_str()));
+  s.monitor_start = strtoull(kv["monitor_start"].c_str(), nullptr, 10);
+  s.started_at_ns = strtoll(kv["started_at_ns"].c_str(), nullptr, 10);
+  s.overlay = kv["overlay"] == "1";
+  if (s.container_id.empty() || s.task_dir.empty()) return fail_msg("driver_state: no container id or task directory");
+  return s;
+}
+
+TaskManager::TaskManager(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+
+TaskManager::~TaskManager() {
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& [id, t] : tasks_)
+    if (t->waiter.joinable()) t->waiter.detach();
+}
+
+runtime::GlobalOptions TaskManager::husk_options() const {
+  runtime::GlobalOptions g;
+  g.root = state_dir_ + "/containers";
+  return g;
+}
+
+std::vector<std::string> TaskManager::husk_argv() const {
+  return {husk_binary(), "--root", state_dir_ + "/containers"};
+}
+
+Result<std::pair<std::string, std::string>> TaskManager::prepare(const TaskSpec& task) {
+  if (task.id.empty()) return fail_msg("task id is empty");
+  std::string cid = container_id_for(task.id);
+  for (const char* d : {"", "/containers", "/tasks"}) {
+    std::string p = state_dir_ + d;
+    if (mkdir(p.c_str(), 0700) < 0 && errno != EEXIST) return fail_sys("create the driver's state directory ", p);
+  }
+  std::string dir = state_dir_ + "/tasks/" + cid;
+  if (mkdir(dir.c_str(), 0700) < 0) {
+    if (errno == EEXIST) return fail_errno(EEXIST, "task ", task.id, " exists already (", dir, ")");
+    return fail_sys("create the task directory ", dir);
+  }
+  return std::make_pair(cid, dir);
+}
+
+void TaskManager::discard(const std::string& task_dir) {
+  umount2((task_dir + "/rootfs").c_str(), MNT_DETACH);
+  remove_dir(task_dir);
+}
+
+Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan, const std::string& cid,
+                                           const std::string& task_dir) {
+  TaskHandleState h;
+  h.task_id = task.id;
+  h.task_name = task.name;
+  h.alloc_id = task.alloc_id;
+  h.container_id = cid;
+  h.task_dir = task_dir;
+  // Anything that fails from here on leaves nothing behind.
+  bool ok = false;
+  struct Undo {
+    TaskManager* m;
+    std::string dir;
+    std::string cid;
+    bool* ok;
+    ~Undo() {
+      if (*ok) return;
+      (void)runtime::remove(m->husk_options(), cid, true);
+      m->discard(dir);
+    }
+  } undo{this, task_dir, cid, &ok};
+
+  std::string rootfs = task_dir + "/rootfs";
+  if (mkdir(rootfs.c_str(), 0755) < 0) return fail_sys("create ", rootfs);
+  if (!plan.image_rootfs.empty()) {
+    std::string upper = task_dir + "/upper", work = task_dir + "/work";
+    if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
+    if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
+    std::string opts = cat("lowerdir=", plan.image_rootfs, ",upperdir=", upper, ",workdir=", work);
+    if (mount("overlay", rootfs.c_str(), "overlay", 0, opts.c_str()) < 0)
+      return fail_sys("mount the task's root filesystem (overlay of ", plan.image_rootfs, ") on ", rootfs);
+    h.overlay = true;
+  }
+  plan.spec.root.path = rootfs;
+  TRYV(write_file_atomic(task_dir + "/config.json", oci::emit_config(plan.spec), 0600));
+
+  UniqueFd out = TRY(open_log(task.stdout_path));
+  UniqueFd err = TRY(open_log(task.stderr_path));
+  std::string log = task_dir + "/husk.log";
+  std::vector<std::string> argv = husk_argv();
+  argv.insert(argv.end(), {"--log", log, "--log-format", "json", "run", "--keep", "--bundle", task_dir, cid});
+  SpawnOptions so;
+  so.stdout_fd = out.get();
+  so.stderr_fd = err.get();
+  pid_t pid = TRY(spawn(argv, so));
+  out.reset();
+  err.reset();
+  h.monitor_pid = pid;
+  h.monitor_start = runtime::process_start_time(pid);
+  h.started_at_ns = now_ns();
+
+  // Running, or the monitor has exited: with an exit status recorded the
+  // task ran (and was quick); without, husk failed to create it.
+  runtime::GlobalOptions g = husk_options();
+  std::optional<int> monitor_status;
+  for (int i = 0;; ++i) {
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      monitor_status = st;
+      break;
+    }
+    auto info = runtime::state(g, cid);
+    if (info && info->state.status != oci::Status::Created) break;
+    if (i == 6000) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return fail_errno(ETIMEDOUT, "container ", cid, " did not start within 60 s");
+    }
+    sleep_ms(10);
+  }
+  if (monitor_status) {
+    auto recorded = runtime::exit_status(g, cid);
+    if (!recorded || !*recorded) {
+      std::string why = last_logged_error(log);
+      if (why.empty()) why = cat("husk exited with status ", exit_code_of(*monitor_status));
+      return fail_msg(why);
+    }
+  }
+  auto t = std::make_shared<Task>();
+  t->h = h;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    tasks_[task.id] = t;
+  }
+  if (monitor_status) finish(*t, monitor_status);
+  else watch(t, true);
+  ok = true;
+  return h;
+}
+
+void TaskManager::finish(Task& t, std::optional<int> monitor_status) {
+  TaskResult r;
+  auto recorded = runtime::exit_status(husk_options(), t.h.container_id);
+  if (recorded && *recorded) {
+    r.exit_code = (*recorded)->exit_code;
+    r.signal = (*recorded)->signal;
+    r.oom_killed = (*recorded)->oom_killed;
+  } else {
+    r.exit_code = monitor_status ? exit_code_of(*monitor_status) : -1;
+    r.err = "the task's monitor ended without recording the container's exit status";
+  }
+  std::lock_guard<std::mutex> l(t.mu);
+  t.result = r;
+  t.exited = true;
+  t.completed_at_ns = now_ns();
+  t.cv.notify_all();
+}
+
+void TaskManager::watch(std::shared_ptr<Task> t, bool our_child) {
+  t->waiter = std::thread([this, t, our_child] {
+    std::optional<int> status;
+    if (our_child) {
+      int st;
+      while (waitpid(t->h.monitor_pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      status = st;
+    } else {
+      int fd = static_cast<int>(syscall(SYS_pidfd_open, t->h.monitor_pid, 0));
+      if (fd >= 0 && runtime::process_alive(t->h.monitor_pid, t->h.monitor_start)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+        }
+      }
+      if (fd >= 0) close(fd);
+    }
+    finish(*t, status);
+  });
+}
+
+Result<> TaskManager::recover(const TaskHandleState& h) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (tasks_.count(h.task_id)) return {};
+  }
+  auto info = runtime::state(husk_options(), h.container_id);
+  if (!info) return fail(std::move(info.error()).with_context(cat("recover task ", h.task_id)));
+  auto t = std::make_shared<Task>();
+  t->h = h;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    tasks_[h.task_id] = t;
+  }
+  if (runtime::process_alive(h.monitor_pid, h.monitor_start)) watch(t, false);
+  else finish(*t, std::nullopt);
+  return {};
+}
+
+Result<std::shared_ptr<TaskManager::Task>> TaskManager::find(const std::string& task_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return fail_errno(ENOENT, "task not found for given id \"", task_id, "\"");
+  return it->second;
+}
+
+bool TaskManager::known(const std::string& task_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return tasks_.count(task_id) > 0;
+}
+
+Result<TaskResult> TaskManager::wait(const std::string& task_id, const std::function<bool()>& cancelled) {
+  auto t = TRY(find(task_id));
+  std::unique_lock<std::mutex> l(t->mu);
+  while (!t->exited) {
+    if (cancelled && cancelled()) return fail_errno(ECANCELED, "wait for task ", task_id, ": cancelled");
+    t->cv.wait_for(l, std::chrono::milliseconds(500));
+  }
+  return t->result;
+}
+
+Result<> TaskManager::stop(const std::string& task_id, int64_t timeout_ms, const std::string& sig_name) {
+  auto t = TRY(find(task_id));
+  int sig = SIGTERM;
+  if (!sig_name.empty()) sig = TRY_CTX(runtime::parse_signal(sig_name), "stop task ", task_id);
+  runtime::GlobalOptions g = husk_options();
+  auto exited_within = [&](int64_t ms) {
+    std::unique_lock<std::mutex> l(t->mu);
+    return t->cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return t->exited; });
+  };
+  if (exited_within(0)) return {};
+  (void)runtime::kill(g, t->h.container_id, sig, false);
+  if (exited_within(timeout_ms)) return {};
+  // Past the timeout: every process of the container's cgroup.
+  TRYV_CTX(runtime::kill(g, t->h.container_id, SIGKILL, true), "kill task ", task_id);
+  if (exited_within(10000)) return {};
+  return fail_errno(ETIMEDOUT, "task ", task_id, " did not exit 10 s after SIGKILL");
+}
+
+Result<> TaskManager::destroy(const std::string& task_id, bool force) {
+  auto t = TRY(find(task_id));
+  bool exited;
+  {
+    std::lock_guard<std::mutex> l(t->mu);
+    exited = t->exited;
+  }
+  if (!exited && !force) return fail_msg("task ", task_id, " is running: stop it first, or destroy it with force");
+  if (!exited) TRYV(stop(task_id, 0, "SIGKILL"));
+  runtime::GlobalOptions g = husk_options();
+  auto removed = runtime::remove(g, t->h.container_id, true);
+  if (!removed && removed.error().code() != ENOENT) return fail(std::move(removed.error()));
+  if (t->h.overlay && umount2((t->h.task_dir + "/rootfs").c_str(), MNT_DETACH) < 0 && errno != EINVAL &&
+      errno != ENOENT)
+    return fail_sys("unmount the root filesystem of task ", task_id);
+  remove_dir(t->h.task_dir);
+  if (t->waiter.joinable()) t->waiter.join();
+  std::lock_guard<std::mutex> l(mu_);
+  tasks_.erase(task_id);
+  return {};
+}
+
+Result<TaskStatusInfo> TaskManager::inspect(const std::string& task_id) {
+  auto t = TRY(find(task_id));
+  TaskStatusInfo s;
+  s.id = task_id;
+  s.name = t->h.task_name;
+  s.started_at_ns = t->h.started_at_ns;
+  std::lock_guard<std::mutex> l(t->mu);
+  s.running = !t->exited;
+  s.completed_at_ns = t->completed_at_ns;
+  s.result = t->result;
+  return s;
+}
+
+Result<> TaskManager::signal(const std::string& task_id, const std::string& sig_name) {
+  auto t = TRY(find(task_id));
+  int sig = TRY_CTX(runtime::parse_signal(sig_name), "signal task ", task_id);
+  return runtime::kill(husk_options(), t->h.container_id, sig, false);
+}
+
+Result<cgroups::Stats> TaskManager::stats(const std::string& task_id) {
+  auto t = TRY(find(task_id));
+  std::string dir = TRY(runtime::cgroup_dir(husk_options(), t->h.container_id));
+  return cgroups::read_stats(dir);
+}
+
+Result<std::vector<std::string>> TaskManager::exec_argv(const std::string& task_id,
+                                                        const std::vector<std::string>& argv, bool tty) {
+  auto t = TRY(find(task_id));
+  if (argv.empty()) return fail_msg("exec in task ", task_id, ": no command");
+  std::vector<std::string> a = husk_argv();
+  a.push_back("exec");
+  if (tty) a.push_back("--tty");
+  a.push_back(t->h.container_id);
+  a.insert(a.end(), argv.begin(), argv.end());
+  return a;
+}
+
+Result<ExecResult> TaskManager::exec(const std::string& task_id, const std::vector<std::string>& argv,
+                                     int64_t timeout_ms) {
+  std::vector<std::string> a = TRY(exec_argv(task_id, argv, false));
+  Captured c = TRY(run_captured(a, "", timeout_ms > 0 ? static_cast<int>(timeout_ms) : -1));
+  if (c.timed_out) return fail_errno(ETIMEDOUT, "exec in task ", task_id, ": timed out after ", timeout_ms, " ms");
+  ExecResult r;
+  r.out = std::move(c.out);
+  r.err = std::move(c.err);
+  r.exit_code = exit_code_of(c.status);
+  return r;
+}
+
+}  // namespace husk::driver
