@@ -249,8 +249,8 @@ Result<DevicePolicy> device_policy(const std::vector<oci::DeviceRule>& rules,
                               [&](const oci::Device& x) { return x.path == d.path; }))
       continue;
     Rule r{true, d.type, d.major, d.minor, access_mask(d.access),
-           cat("the default rule allow ", describe(d.type, d.major, d.minor), ' ', d.access,
-               " (appended after linux.resources.devices, as runc does)")};
+           cat("linux.resources.devices: the default rule allow ", describe(d.type, d.major, d.minor), ' ',
+               d.access, " (appended after the spec's rules, as runc does)")};
     TRYV(emu.apply(r));
   }
   return emu.policy();

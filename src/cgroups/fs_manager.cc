@@ -247,7 +247,11 @@ class FsManager : public Manager {
   Result<> apply_devices(const DevicePolicy& policy) {
     if (!is_cgroup2(path_) || !can_attach_device_programs()) return {};
     UniqueFd dir = TRY_CTX(open_fd(path_, O_RDONLY | O_DIRECTORY), "linux.resources.devices: open cgroup ", path_);
-    TRYV_CTX(attach_device_program(dir.get(), device_program(policy)), "linux.resources.devices: cgroup ", path_);
+    auto r = attach_device_program(dir.get(), device_program(policy));
+    // A kernel without cgroup BPF cannot filter, and a new container whose
+    // rules allow everything needs no filter (runc's canSkipEBPFError).
+    if (!r && created_ && policy.default_allow && policy.exceptions.empty()) return {};
+    TRYV_CTX(std::move(r), "linux.resources.devices: cgroup ", path_);
     return {};
   }
 

@@ -3,9 +3,14 @@
 // access) as the kernel would and the tests look at allow or deny.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <optional>
 
 #include "cgroups/device_bpf.h"
+#include "cgroups/manager.h"
 #include "oci/config.h"
 
 using namespace husk;
@@ -259,6 +264,63 @@ TEST(DeviceFilter, ProgramShape) {
   EXPECT_EQ(prog.back().code, BPF_JMP | BPF_EXIT);
   auto open = device_program(DevicePolicy{true, {}});
   EXPECT_EQ(open.size(), 8u);
+}
+
+}  // namespace
+
+namespace {
+
+// On a real cgroup2 tree, as root only (skipped otherwise): a scratch cgroup
+// with no process in it, removed at the end.
+struct ScratchCgroup {
+  std::string path;
+  UniqueFd fd;
+  ScratchCgroup() {
+    std::string mount = detect_mount_point();
+    if (mount.empty() || !can_attach_device_programs()) return;
+    path = mount + "/husk-unit-" + std::to_string(getpid());
+    if (mkdir(path.c_str(), 0755) < 0) {
+      path.clear();
+      return;
+    }
+    if (auto f = open_fd(path, O_RDONLY | O_DIRECTORY)) fd = std::move(*f);
+  }
+  ~ScratchCgroup() {
+    fd.reset();
+    if (!path.empty()) rmdir(path.c_str());
+  }
+};
+
+TEST(DeviceProgram, VerifierRejectionCarriesTheLog) {
+  ScratchCgroup cg;
+  if (!cg.fd) GTEST_SKIP() << "needs root and a cgroup2 tree";
+  // r0 is never set: the verifier refuses to exit with it uninitialised.
+  std::vector<struct bpf_insn> bad(1);
+  bad[0].code = BPF_JMP | BPF_EXIT;
+  auto r = attach_device_program(cg.fd.get(), bad);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("the verifier says: "), std::string::npos) << r.error().str();
+  EXPECT_NE(r.error().str().find("R0"), std::string::npos) << r.error().str();
+}
+
+TEST(DeviceProgram, UpdateReplacesTheOneHuskProgram) {
+  ScratchCgroup cg;
+  if (!cg.fd) GTEST_SKIP() << "needs root and a cgroup2 tree";
+  auto first = device_policy({deny_all()}, {});
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(attach_device_program(cg.fd.get(), device_program(*first)));
+  auto ids = attached_device_programs(cg.fd.get());
+  ASSERT_TRUE(ids) << ids.error().str();
+  ASSERT_EQ(ids->size(), 1u);
+  for (int i = 0; i < 2; ++i) {
+    auto again = attach_device_program(cg.fd.get(), device_program(DevicePolicy{true, {}}));
+    ASSERT_TRUE(again) << again.error().str();
+    auto now = attached_device_programs(cg.fd.get());
+    ASSERT_TRUE(now);
+    ASSERT_EQ(now->size(), 1u);
+    EXPECT_NE((*now)[0], (*ids)[0]);
+    ids = now;
+  }
 }
 
 }  // namespace
