@@ -34,15 +34,16 @@ struct DefaultDevice {
 
 // runc's AllowedDevices (libcontainer/specconv), in its order.
 constexpr DefaultDevice kDefaults[] = {
-    {nullptr, 'c', -1, -1, "m"},       {nullptr, 'b', -1, -1, "m"},       {"/dev/null", 'c', 1, 3, "rwm"},
-    {"/dev/random", 'c', 1, 8, "rwm"}, {"/dev/full", 'c', 1, 7, "rwm"},   {"/dev/tty", 'c', 5, 0, "rwm"},
+    {nullptr, 'c', -1, -1, "m"},       {nullptr, 'b', -1, -1, "m"},        {"/dev/null", 'c', 1, 3, "rwm"},
+    {"/dev/random", 'c', 1, 8, "rwm"}, {"/dev/full", 'c', 1, 7, "rwm"},    {"/dev/tty", 'c', 5, 0, "rwm"},
     {"/dev/zero", 'c', 1, 5, "rwm"},   {"/dev/urandom", 'c', 1, 9, "rwm"}, {nullptr, 'c', 136, -1, "rwm"},
     {nullptr, 'c', 5, 2, "rwm"},       {nullptr, 'c', 10, 200, "rwm"},
 };
 
 uint32_t access_mask(const std::string& letters) {
   uint32_t m = 0;
-  for (char c : letters) m |= c == 'r' ? BPF_DEVCG_ACC_READ : c == 'w' ? BPF_DEVCG_ACC_WRITE : c == 'm' ? BPF_DEVCG_ACC_MKNOD : 0;
+  for (char c : letters)
+    m |= c == 'r' ? BPF_DEVCG_ACC_READ : c == 'w' ? BPF_DEVCG_ACC_WRITE : c == 'm' ? BPF_DEVCG_ACC_MKNOD : 0;
   return m;
 }
 
@@ -132,16 +133,26 @@ struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_
   i.imm = imm;
   return i;
 }
-struct bpf_insn load_ctx_u32(uint8_t dst, int16_t off) { return insn(BPF_LDX | BPF_MEM | BPF_W, dst, R1, off, 0); }
-struct bpf_insn alu32_imm(uint8_t op, uint8_t dst, int32_t imm) { return insn(BPF_ALU | op | BPF_K, dst, 0, 0, imm); }
-struct bpf_insn mov32_reg(uint8_t dst, uint8_t src) { return insn(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0); }
+struct bpf_insn load_ctx_u32(uint8_t dst, int16_t off) {
+  return insn(BPF_LDX | BPF_MEM | BPF_W, dst, R1, off, 0);
+}
+struct bpf_insn alu32_imm(uint8_t op, uint8_t dst, int32_t imm) {
+  return insn(BPF_ALU | op | BPF_K, dst, 0, 0, imm);
+}
+struct bpf_insn mov32_reg(uint8_t dst, uint8_t src) {
+  return insn(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0);
+}
 // 32-bit compares (BPF_JMP32, 5.1+): a major or minor above 2^31 must not
 // be sign-extended against the zero-extended context field.
 struct bpf_insn jne32_imm(uint8_t dst, uint32_t imm, int16_t off) {
   return insn(BPF_JMP32 | BPF_JNE | BPF_K, dst, 0, off, static_cast<int32_t>(imm));
 }
-struct bpf_insn jne32_reg(uint8_t dst, uint8_t src, int16_t off) { return insn(BPF_JMP32 | BPF_JNE | BPF_X, dst, src, off, 0); }
-struct bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
+struct bpf_insn jne32_reg(uint8_t dst, uint8_t src, int16_t off) {
+  return insn(BPF_JMP32 | BPF_JNE | BPF_X, dst, src, off, 0);
+}
+struct bpf_insn exit_insn() {
+  return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+}
 
 // --- bpf(2) ------------------------------------------------------------------
 
@@ -172,7 +183,8 @@ Result<UniqueFd> load_program(const std::vector<struct bpf_insn>& program) {
   int fd = attempt(nullptr, 0);
   if (fd >= 0) return UniqueFd(fd);
   int err = errno;
-  if (err == EPERM) return fail_errno(err, "load the device program (bpf BPF_PROG_LOAD needs CAP_SYS_ADMIN or CAP_BPF)");
+  if (err == EPERM)
+    return fail_errno(err, "load the device program (bpf BPF_PROG_LOAD needs CAP_SYS_ADMIN or CAP_BPF)");
   // Load again with a log only on failure: a log too small for a verbose
   // verifier would fail a good program with ENOSPC.
   std::string log(64 * 1024, '\0');
@@ -216,8 +228,9 @@ Result<> attach(int cgroup_fd, int prog_fd, int replace_fd) {
     attr.replace_bpf_fd = static_cast<uint32_t>(replace_fd);
   }
   if (sys_bpf(BPF_PROG_ATTACH, &attr) < 0) {
-    std::string what = replace_fd >= 0 ? "replace the device program of the cgroup (bpf BPF_PROG_ATTACH, BPF_F_REPLACE)"
-                                       : "attach the device program to the cgroup (bpf BPF_PROG_ATTACH, BPF_F_ALLOW_MULTI)";
+    std::string what = replace_fd >= 0
+                           ? "replace the device program of the cgroup (bpf BPF_PROG_ATTACH, BPF_F_REPLACE)"
+                           : "attach the device program to the cgroup (bpf BPF_PROG_ATTACH, BPF_F_ALLOW_MULTI)";
     // A program attached above us without BPF_F_ALLOW_MULTI forbids any below.
     if (errno == EPERM) what += "; an ancestor cgroup may hold a device program that does not allow more";
     return fail_sys(what);
@@ -245,12 +258,16 @@ Result<DevicePolicy> device_policy(const std::vector<oci::DeviceRule>& rules,
     TRYV(emu.apply(r));
   }
   for (const auto& d : kDefaults) {
-    if (d.path && std::any_of(linux_devices.begin(), linux_devices.end(),
-                              [&](const oci::Device& x) { return x.path == d.path; }))
+    if (d.path &&
+        std::any_of(linux_devices.begin(), linux_devices.end(), [&](const oci::Device& x) { return x.path == d.path; }))
       continue;
-    Rule r{true, d.type, d.major, d.minor, access_mask(d.access),
-           cat("linux.resources.devices: the default rule allow ", describe(d.type, d.major, d.minor), ' ',
-               d.access, " (appended after the spec's rules, as runc does)")};
+    Rule r{true,
+           d.type,
+           d.major,
+           d.minor,
+           access_mask(d.access),
+           cat("linux.resources.devices: the default rule allow ", describe(d.type, d.major, d.minor), ' ', d.access,
+               " (appended after the spec's rules, as runc does)")};
     TRYV(emu.apply(r));
   }
   return emu.policy();

@@ -55,9 +55,15 @@ std::optional<uint64_t> run(const std::vector<struct bpf_insn>& prog, uint32_t a
       uint32_t src = BPF_SRC(i.code) == BPF_X ? static_cast<uint32_t>(r[i.src_reg]) : static_cast<uint32_t>(i.imm);
       uint32_t dst = static_cast<uint32_t>(r[i.dst_reg]);
       switch (BPF_OP(i.code)) {
-        case BPF_MOV: dst = src; break;
-        case BPF_AND: dst &= src; break;
-        case BPF_RSH: dst >>= src; break;
+        case BPF_MOV:
+          dst = src;
+          break;
+        case BPF_AND:
+          dst &= src;
+          break;
+        case BPF_RSH:
+          dst >>= src;
+          break;
         default:
           ADD_FAILURE() << "unexpected ALU op at " << pc;
           return std::nullopt;
@@ -117,7 +123,8 @@ std::string error_of(const std::vector<oci::DeviceRule>& rules) {
 }
 
 void expect_default_devices_allowed(const Filter& f) {
-  for (auto [maj, min] : {std::pair{1u, 3u}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 2}, {136, 0}, {136, 41}, {10, 200}})
+  for (auto [maj, min] :
+       {std::pair{1u, 3u}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 2}, {136, 0}, {136, 41}, {10, 200}})
     EXPECT_TRUE(f.allows('c', maj, min, "rw")) << maj << ":" << min;
 }
 
@@ -234,12 +241,14 @@ TEST(DeviceFilter, CannotPunchAHoleInAWildcard) {
 TEST(DeviceFilter, InvalidRulesNameTheField) {
   EXPECT_EQ(error_of({deny_all(), rule(true, 'c', 1, 3, std::nullopt)}),
             "linux.resources.devices[1].access: must not be empty (a subset of \"rwm\")");
-  EXPECT_EQ(error_of({rule(true, 'c', 1, 3, "")}), "linux.resources.devices[0].access: must not be empty (a subset of \"rwm\")");
+  EXPECT_EQ(error_of({rule(true, 'c', 1, 3, "")}),
+            "linux.resources.devices[0].access: must not be empty (a subset of \"rwm\")");
   EXPECT_EQ(error_of({deny_all(), rule(true, 'c', 1LL << 33, 3, "r")}),
             "linux.resources.devices[1].major: 8589934592 is not a device major number");
   // Type and access letters are the parser's (oci/parse.cc), for
   // config.json and `update -r` alike.
-  auto bad_type = oci::parse_resources(R"({"devices": [{"allow": true, "access": "rwm"}, {"allow": true, "type": "x", "access": "r"}]})");
+  auto bad_type = oci::parse_resources(
+      R"({"devices": [{"allow": true, "access": "rwm"}, {"allow": true, "type": "x", "access": "r"}]})");
   ASSERT_FALSE(bad_type);
   EXPECT_EQ(bad_type.error().str(), "devices[1].type: must be \"a\", \"c\" or \"b\", got \"x\"");
   auto bad_access = oci::parse_resources(R"({"devices": [{"allow": true, "type": "c", "access": "rx"}]})");
