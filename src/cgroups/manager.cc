@@ -32,15 +32,16 @@ Result<std::unique_ptr<Manager>> make_manager(const Options& opts) {
   if (!opts.cgroups_path.empty() && opts.cgroups_path[0] != '/')
     own = unified_cgroup_of(read_file("/proc/self/cgroup").value_or(""));
   std::string rel = TRY(resolve_cgroup_path(opts.cgroups_path, opts.container_id, own));
-  return make_fs_manager(mount, rel);
+  return make_fs_manager(mount, rel, opts.devices);
 }
 
-Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path) {
+Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path,
+                                               const std::vector<oci::Device>& devices) {
   if (kind == ManagerKind::Disabled || path.empty()) return make_disabled_manager();
   if (kind == ManagerKind::Systemd)
     return fail_errno(ENOTSUP, "systemd cgroup manager: not implemented yet (use --cgroup-manager cgroupfs)");
   if (path[0] != '/') return fail_msg("cgroup path \"", path, "\" is not absolute");
-  return open_fs_manager(path);
+  return open_fs_manager(path, devices);
 }
 
 }  // namespace husk::cgroups

@@ -35,6 +35,9 @@ struct Options {
   // systemd: "slice:prefix:name".
   std::string cgroups_path;
   bool rootless = false;
+  // linux.devices: a default device rule whose node the spec replaces is
+  // left out of the device program (device_bpf.h).
+  std::vector<oci::Device> devices;
 };
 
 struct MemoryStats {
@@ -76,6 +79,9 @@ class Manager {
   // O_PATH|O_DIRECTORY fd of the cgroup, for clone3 CLONE_INTO_CGROUP.
   virtual Result<UniqueFd> open_dir() = 0;
   virtual Result<> add_process(pid_t pid) = 0;
+  // Resource files, and the device program (device_bpf.h): always on the
+  // cgroup this manager created, on a reopened one (update) only when
+  // resources.devices has rules.
   virtual Result<> apply(const oci::Resources& resources) = 0;
   // Freeze or thaw, waiting until cgroup.events says it is done.
   virtual Result<> freeze(bool frozen) = 0;
@@ -92,8 +98,10 @@ class Manager {
 };
 
 Result<std::unique_ptr<Manager>> make_manager(const Options& opts);
-// Reattach to a cgroup made earlier (path from state.json).
-Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path);
+// Reattach to a cgroup made earlier (path from state.json); devices are the
+// container's linux.devices, as for Options.
+Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path,
+                                               const std::vector<oci::Device>& devices = {});
 
 // Where the cgroup2 hierarchy is mounted, "" if nowhere.
 std::string detect_mount_point();

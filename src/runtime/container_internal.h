@@ -41,7 +41,9 @@ bool is_rootless(const GlobalOptions& g);
 Result<oci::Spec> load_saved_spec(const ContainerDir& dir);
 Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
                                                       const std::string& id, bool rootless);
-Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec);
+// devices: the container's linux.devices, needed only to apply device rules.
+Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec,
+                                                        const std::vector<oci::Device>& devices = {});
 // Kill (force) what is left, run poststop hooks, remove cgroup and state.
 Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool force);
 // The "exit" file of a container directory (see ExitStatus).

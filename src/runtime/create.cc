@@ -271,6 +271,7 @@ Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, co
   co.container_id = id;
   co.cgroups_path = spec.linux && spec.linux->cgroups_path ? *spec.linux->cgroups_path : "";
   co.rootless = rootless;
+  if (spec.linux) co.devices = spec.linux->devices;
   return cgroups::make_manager(co);
 }
 
@@ -310,7 +311,9 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
   TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
   c.guard->cgroup = c.cgroup.get();
-  if (c.spec->linux->resources) TRYV(c.cgroup->apply(*c.spec->linux->resources));
+  // Without linux.resources too: the device program is always installed
+  // (deny all but the default devices), as runc does.
+  TRYV(c.cgroup->apply(c.spec->linux->resources ? *c.spec->linux->resources : oci::Resources{}));
   UniqueFd cgroup_fd;
   if (!c.cgroup->path().empty()) cgroup_fd = TRY(c.cgroup->open_dir());
 

@@ -309,3 +309,30 @@ TEST(EventWatcher, WithoutMemoryEventsOnlyEmptinessIsWatched) {
   EXPECT_TRUE(w->wait(-1)->empty);
   EXPECT_FALSE(EventWatcher::open(t.root + "/nonexistent"));
 }
+
+TEST(FsManager, DeviceRulesAreCheckedBeforeAnyWrite) {
+  FakeTree t;
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c4";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE((*m)->create());
+  t.put("husk/cgroup.controllers", "cpuset cpu io memory pids");
+  t.put("husk/cgroup.subtree_control", "");
+  t.put("husk/c4/pids.max", "max");
+  oci::Resources r;
+  r.pids = oci::PidsResources{9};
+  r.devices = {oci::DeviceRule{false, std::nullopt, std::nullopt, std::nullopt, "rwm"},
+               oci::DeviceRule{true, 'c', 10, std::nullopt, "rwm"}, oci::DeviceRule{false, 'c', 10, 237, "rw"}};
+  auto a = (*m)->apply(r);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().str().find("linux.resources.devices[2]: deny c 10:237 cannot punch a hole"), std::string::npos)
+      << a.error().str();
+  EXPECT_EQ(t.get("husk/c4/pids.max"), "max");
+  // Good rules on a tree that is not cgroup2: checked, no program.
+  r.devices.pop_back();
+  a = (*m)->apply(r);
+  EXPECT_TRUE(a) << a.error().str();
+  EXPECT_EQ(t.get("husk/c4/pids.max"), "9");
+}
