@@ -52,7 +52,7 @@ Result<std::optional<ExitStatus>> read_exit_status(const ContainerDir& dir);
 Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecord& rec);
 std::string get_cwd();
 // Foreground: forward signals to pidfd's process, proxy the terminal master
-// (-1 = none) with our stdio, reap pid and return its exit status.
+// (-1 = none) with our stdio, reap pid and return its wait status (waitpid's).
 Result<int> wait_foreground(pid_t pid, int pidfd, int master);
 Result<std::string> state_json_for(const oci::Spec& spec, const std::string& id, pid_t pid,
                                    const std::string& bundle, oci::Status status);
