@@ -186,21 +186,20 @@ class PodmanFlavor final : public Flavor {
     }
     struct stat st;
     bool cgroup2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-    std::string p = cat("driver.", name_);
     // Only the default socket: husk has no podman daemon behind the others.
     return {
-        {p + ".health", "healthy"},
-        {p + ".defaultPodman", "true"},
-        {p + ".socketName", opts_.sockets.front().name},
-        {p + ".socket", opts_.sockets.front().socket_path},
-        {p + ".capabilities", caps},
-        {p + ".cgroupVersion", cgroup2 ? "v2" : "v1"},
-        {p + ".rootless", opts_.rootless ? "true" : "false"},
+        {"health", "healthy"},
+        {"defaultPodman", "true"},
+        {"socketName", opts_.sockets.front().name},
+        {"socket", opts_.sockets.front().socket_path},
+        {"capabilities", caps},
+        {"cgroupVersion", cgroup2 ? "v2" : "v1"},
+        {"rootless", opts_.rootless ? "true" : "false"},
         // husk applies neither AppArmor profiles nor (yet) a default seccomp filter.
-        {p + ".appArmor", "false"},
-        {p + ".seccompEnabled", "false"},
-        {p + ".selinuxEnabled", opts_.selinux_enabled ? "true" : "false"},
-        {p + ".ociRuntime", "husk"},
+        {"appArmor", "false"},
+        {"seccompEnabled", "false"},
+        {"selinuxEnabled", opts_.selinux_enabled ? "true" : "false"},
+        {"ociRuntime", "husk"},
     };
   }
 

@@ -474,8 +474,8 @@ TEST(PodmanOptions, AttributesNameTheDriver) {
       if (key == k) return v;
     return std::string("<none>");
   };
-  EXPECT_EQ(find("driver.podman.socketName"), "default");
-  EXPECT_EQ(find("driver.podman.capabilities"),
+  EXPECT_EQ(find("socketName"), "default");
+  EXPECT_EQ(find("capabilities"),
             "CHOWN,DAC_OVERRIDE,FOWNER,FSETID,KILL,NET_BIND_SERVICE,SETFCAP,SETGID,SETPCAP,SETUID,SYS_CHROOT");
 }
 
