@@ -108,12 +108,33 @@ struct JobResult {
   std::string job, result;
 };
 
+// The (sv) entries of an a(sv) container that is open.
+int append_properties(const Api& a, sd_bus_message* m, const std::vector<UnitProperty>& props) {
+  int r = 0;
+  for (const auto& p : props) {
+    switch (p.type) {
+      case UnitProperty::Type::String:
+        r = a.append(m, "(sv)", p.name.c_str(), "s", p.str.c_str());
+        break;
+      case UnitProperty::Type::Bool:
+        r = a.append(m, "(sv)", p.name.c_str(), "b", static_cast<int>(p.num));
+        break;
+      case UnitProperty::Type::U64:
+        r = a.append(m, "(sv)", p.name.c_str(), "t", p.num);
+        break;
+    }
+    if (r < 0) return r;
+  }
+  return r;
+}
+
 }  // namespace
 
 struct SystemdBus::Impl {
   const Api* a = nullptr;
   sd_bus* bus = nullptr;
   sd_bus_slot* match = nullptr;
+  bool subscribed = false;
   std::string address;
   // JobRemoved signals seen so far: one may come before the reply that
   // names its job has been read.
@@ -161,6 +182,7 @@ Result<std::unique_ptr<SystemdBus>> SystemdBus::connect(bool user) {
 
 Result<> SystemdBus::subscribe() {
   Impl& s = *impl_;
+  if (s.subscribed) return {};
   if (!s.match) {
     // No sender in the rule: a well-known sender name cannot be checked
     // locally; the job path is what identifies our signal.
@@ -182,6 +204,7 @@ Result<> SystemdBus::subscribe() {
     return fail_errno(-r, "systemd cgroup manager: Subscribe on the ", name_, ": ", Impl::describe(err.e, r),
                       " (use --cgroup-manager cgroupfs where systemd does not run)");
   }
+  s.subscribed = true;
   return {};
 }
 
@@ -196,20 +219,7 @@ Result<> SystemdBus::start_scope(const std::string& unit, const std::vector<Unit
   int r = a.new_method_call(s.bus, &msg.m, kService, kObject, kInterface, "StartTransientUnit");
   if (r >= 0) r = a.append(msg.m, "ss", unit.c_str(), "fail");
   if (r >= 0) r = a.open_container(msg.m, 'a', "(sv)");
-  for (const auto& p : props) {
-    if (r < 0) break;
-    switch (p.type) {
-      case UnitProperty::Type::String:
-        r = a.append(msg.m, "(sv)", p.name.c_str(), "s", p.str.c_str());
-        break;
-      case UnitProperty::Type::Bool:
-        r = a.append(msg.m, "(sv)", p.name.c_str(), "b", static_cast<int>(p.num));
-        break;
-      case UnitProperty::Type::U64:
-        r = a.append(msg.m, "(sv)", p.name.c_str(), "t", p.num);
-        break;
-    }
-  }
+  if (r >= 0) r = append_properties(a, msg.m, props);
   if (r >= 0) r = a.append(msg.m, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid));
   if (r >= 0) r = a.close_container(msg.m);
   if (r >= 0) r = a.append(msg.m, "a(sa(sv))", 0);
@@ -240,6 +250,22 @@ Result<> SystemdBus::stop_unit(const std::string& unit) {
   if (r < 0 || !job)
     return fail_errno(r < 0 ? -r : EPROTO, "systemd cgroup manager: StopUnit ", unit, ": the reply holds no job path");
   return wait_job("StopUnit", unit, job);
+}
+
+Result<> SystemdBus::set_properties(const std::string& unit, const std::vector<UnitProperty>& props) {
+  Impl& s = *impl_;
+  MessagePtr msg{s.a}, reply{s.a};
+  BusError err{s.a};
+  int r = s.a->new_method_call(s.bus, &msg.m, kService, kObject, kInterface, "SetUnitProperties");
+  if (r >= 0) r = s.a->append(msg.m, "sb", unit.c_str(), 1);  // runtime: gone at reboot, as the scope
+  if (r >= 0) r = s.a->open_container(msg.m, 'a', "(sv)");
+  if (r >= 0) r = append_properties(*s.a, msg.m, props);
+  if (r >= 0) r = s.a->close_container(msg.m);
+  if (r >= 0) r = s.a->call(s.bus, msg.m, kCallTimeoutUsec, &err.e, &reply.m);
+  if (r < 0)
+    return fail_errno(-r, "systemd cgroup manager: SetUnitProperties ", unit, " on the ", name_, ": ",
+                      Impl::describe(err.e, r));
+  return {};
 }
 
 Result<> SystemdBus::reset_failed(const std::string& unit) {

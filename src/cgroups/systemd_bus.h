@@ -55,6 +55,10 @@ class SystemdBus {
   // StopUnit(unit, "replace") and wait. A unit systemd does not know
   // (NoSuchUnit) counts as stopped.
   Result<> stop_unit(const std::string& unit);
+  // SetUnitProperties(unit, runtime, props): what systemd itself keeps
+  // applying to the unit's cgroup (limits, so a daemon-reload does not
+  // undo them).
+  Result<> set_properties(const std::string& unit, const std::vector<UnitProperty>& props);
   // ResetFailedUnit(unit); NoSuchUnit counts as done.
   Result<> reset_failed(const std::string& unit);
 

@@ -2,8 +2,11 @@
 
 #include <signal.h>
 
+#include <cstdint>
+
 #include "cgroups/fs_manager.h"
 #include "cgroups/hierarchy.h"
+#include "cgroups/resources.h"
 #include "cgroups/systemd_bus.h"
 #include "common/fd.h"
 
@@ -19,6 +22,38 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // Characters systemd allows in a unit name, but ':' (our separator) and '@'
 // (templates).
+// OCI limits that systemd has a unit property for. The rest (io, hugetlb,
+// cpusets, unified) only go to the files, inside the delegated scope.
+std::vector<UnitProperty> resource_properties(const oci::Resources& r) {
+  constexpr uint64_t kInfinity = UINT64_MAX;
+  std::vector<UnitProperty> out;
+  if (r.memory) {
+    if (r.memory->limit && *r.memory->limit != 0)
+      out.push_back(
+          UnitProperty::u64("MemoryMax", *r.memory->limit > 0 ? static_cast<uint64_t>(*r.memory->limit) : kInfinity));
+    if (r.memory->reservation && *r.memory->reservation > 0)
+      out.push_back(UnitProperty::u64("MemoryLow", static_cast<uint64_t>(*r.memory->reservation)));
+  }
+  if (r.pids)
+    out.push_back(UnitProperty::u64("TasksMax", r.pids->limit > 0 ? static_cast<uint64_t>(r.pids->limit) : kInfinity));
+  if (r.cpu) {
+    if (r.cpu->shares && *r.cpu->shares > 0)
+      out.push_back(UnitProperty::u64("CPUWeight", shares_to_weight(*r.cpu->shares)));
+    if (r.cpu->quota) {
+      uint64_t period = r.cpu->period.value_or(100000);
+      uint64_t per_sec = kInfinity;
+      if (*r.cpu->quota > 0 && period > 0) {
+        // systemd keeps whole percents (10 ms per second): round up, as runc.
+        per_sec = static_cast<uint64_t>(*r.cpu->quota) * 1000000 / period;
+        if (per_sec % 10000) per_sec = (per_sec / 10000 + 1) * 10000;
+      }
+      out.push_back(UnitProperty::u64("CPUQuotaPerSecUSec", per_sec));
+    }
+    if (r.cpu->period && *r.cpu->period > 0) out.push_back(UnitProperty::u64("CPUQuotaPeriodUSec", *r.cpu->period));
+  }
+  return out;
+}
+
 bool valid_unit_chars(const std::string& s) {
   for (char c : s) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
@@ -71,8 +106,15 @@ class SystemdManager : public Manager {
     return {};
   }
 
+  // The limits systemd knows of go to the unit too (runc's order: the unit,
+  // then the files), or its next daemon-reload would reset them.
   Result<> apply(const oci::Resources& r) override {
     TRYV(need_scope("apply linux.resources"));
+    std::vector<UnitProperty> props = resource_properties(r);
+    if (!props.empty()) {
+      SystemdBus* b = TRY(bus());
+      TRYV_CTX(b->set_properties(scope_.unit, props), "linux.resources");
+    }
     return fs_->apply(r);
   }
   Result<> freeze(bool frozen) override {

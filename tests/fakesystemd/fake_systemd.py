@@ -2,7 +2,8 @@
 """A fake systemd for husk's systemd cgroup manager tests: it owns
 org.freedesktop.systemd1 on a private D-Bus (address in argv[1]) and
 implements the part of org.freedesktop.systemd1.Manager that husk uses
-(Subscribe, StartTransientUnit, StopUnit, ResetFailedUnit, GetUnit) doing
+(Subscribe, StartTransientUnit, SetUnitProperties, StopUnit,
+ResetFailedUnit, GetUnit) doing
 the real cgroup work: it makes the slice and scope directories on the
 cgroup2 mount, enables the parents' controllers (Delegate=yes), moves the
 PIDs in and reports each job with JobRemoved, after the method's reply as
@@ -224,6 +225,15 @@ class Manager(dbus.service.Object):
         self.dump()
         self.JobRemoved(dbus.UInt32(job_id), job, name, result)
         return False
+
+    @dbus.service.method(IFACE, in_signature="sba(sv)", out_signature="")
+    def SetUnitProperties(self, name, runtime, props):
+        props = {str(k): plain(v) for k, v in props}
+        log(method="SetUnitProperties", name=str(name), runtime=bool(runtime), props=props)
+        if name not in self.units:
+            raise dbus.DBusException(f"Unit {name} not loaded.", name="org.freedesktop.systemd1.NoSuchUnit")
+        self.units[name]["props"].update(props)  # the fake keeps them; the files are husk's to write
+        self.dump()
 
     @dbus.service.method(IFACE, in_signature="s", out_signature="")
     def ResetFailedUnit(self, name):

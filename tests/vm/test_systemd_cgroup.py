@@ -155,9 +155,13 @@ def test_lifecycle_limits_ps_pause_kill_delete(fake_systemd, husk, bundle):
     if limits:
         assert open(os.path.join(scope, "memory.max")).read().strip() == str(64 << 20)
         assert open(os.path.join(scope, "pids.max")).read().strip() == "20"
-        # update reaches the same files
+        # systemd is told too, so that it keeps them
+        (props,) = [c["props"] for c in fake_systemd.calls("SetUnitProperties")]
+        assert props == {"MemoryMax": 64 << 20, "TasksMax": 20}
+        # update reaches the same files and the unit
         husk.cmd("update", "--pids-limit", "30", cid, check=True)
         assert open(os.path.join(scope, "pids.max")).read().strip() == "30"
+        assert fake_systemd.calls("SetUnitProperties")[-1]["props"]["TasksMax"] == 30
     husk.cmd("start", cid, check=True)
     assert wait_for(lambda: len(json.loads(husk.cmd("ps", "--format", "json", cid).stdout)) == 2)
     # exec'd processes join the scope too
@@ -176,6 +180,24 @@ def test_lifecycle_limits_ps_pause_kill_delete(fake_systemd, husk, bundle):
     assert fake_systemd.units() == {}
     assert not os.path.exists(scope)
     assert husk.cmd("list", "-q").stdout.split() == []
+
+
+def test_unit_properties_for_limits(fake_systemd, husk, bundle):
+    bundle.set_args("true")
+    # Limits without a controller behind them, so this runs on a hybrid host too.
+    bundle.config["linux"]["resources"] = {"pids": {"limit": 0}, "memory": {"limit": -1}}
+    if "cpu" in controllers():
+        bundle.config["linux"]["resources"]["cpu"] = {"quota": 15000, "period": 100000, "shares": 1024}
+    cid = husk.create(global_args=SD)
+    (call,) = fake_systemd.calls("SetUnitProperties")
+    assert call["name"] == f"husk-{cid}.scope" and call["runtime"] is True
+    p = call["props"]
+    assert p["TasksMax"] == 2**64 - 1 and p["MemoryMax"] == 2**64 - 1
+    if "cpu" in controllers():
+        assert p["CPUQuotaPerSecUSec"] == 150000 and p["CPUQuotaPeriodUSec"] == 100000 and p["CPUWeight"] == 100
+        assert open(os.path.join(scope_dir(cid), "cpu.max")).read().split() == ["15000", "100000"]
+    husk.cmd("delete", cid, check=True)
+    assert fake_systemd.units() == {}
 
 
 def test_delete_force_of_a_running_container_stops_the_scope(fake_systemd, husk, bundle):
