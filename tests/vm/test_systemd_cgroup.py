@@ -37,12 +37,20 @@ class FakeSystemd:
         self.address = self.daemon.stdout.readline().strip()
         assert self.address.startswith("unix:"), "dbus-daemon did not start"
         self.fake = None
-        if not serve:  # a bus on which nobody owns org.freedesktop.systemd1
-            return
+        if serve:  # else a bus on which nobody owns org.freedesktop.systemd1
+            self.start_fake()
+
+    def start_fake(self):
         env = dict(os.environ, FAKE_SYSTEMD_LOG=self.log)
         self.fake = subprocess.Popen(["/usr/bin/python3", FAKE, self.address], stdout=subprocess.PIPE, text=True,
                                      env=env)
         assert self.fake.stdout.readline().strip() == "READY", "the fake systemd did not start"
+
+    def restart_fake(self):
+        """A systemd that forgot its units (restarted, or collected them)."""
+        self.fake.send_signal(signal.SIGTERM)
+        self.fake.wait(timeout=10)
+        self.start_fake()
 
     def calls(self, method=None):
         if not os.path.exists(self.log):
@@ -137,6 +145,22 @@ def test_cgroup_namespace_is_rooted_at_the_scope(fake_systemd, husk, bundle):
     assert "0::/" in r.stdout.splitlines()  # (a hybrid host adds v1 lines)
 
 
+def test_cgroup_namespace_in_a_user_namespace_is_rooted_at_the_scope(fake_systemd, husk, bundle):
+    d = os.path.dirname(bundle.rootfs)
+    while d != "/":  # pytest's temporary directories are 0700: the mapped root must traverse them
+        os.chmod(d, os.stat(d).st_mode | 0o111)
+        d = os.path.dirname(d)
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    os.chown(bundle.rootfs, 100000, 100000)
+    bundle.set_args("sh", "-c", "cat /proc/self/cgroup; id -u")
+    r = husk.run(global_args=SD)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "0::/" in lines and lines[-1] == "0"
+
+
 def test_lifecycle_limits_ps_pause_kill_delete(fake_systemd, husk, bundle):
     without_cgroupns(bundle)
     limits = "memory" in controllers() and "pids" in controllers()
@@ -207,6 +231,19 @@ def test_delete_force_of_a_running_container_stops_the_scope(fake_systemd, husk,
     husk.cmd("delete", "--force", cid, check=True)
     assert fake_systemd.units() == {}
     assert not os.path.exists(scope_dir(cid))
+
+
+def test_delete_after_the_init_died_and_systemd_forgot_the_unit(fake_systemd, husk, bundle):
+    bundle.set_args("sleep", "1000")
+    cid = husk.create(global_args=SD)
+    os.kill(int(record(husk, cid)["pid"]), signal.SIGKILL)
+    fake_systemd.restart_fake()
+    assert fake_systemd.units() == {}
+    # No --systemd-cgroup: the record says which manager and unit.
+    husk.cmd("delete", "--force", cid, check=True)
+    assert [c["name"] for c in fake_systemd.calls("StopUnit")] == [f"husk-{cid}.scope"]
+    assert not os.path.exists(scope_dir(cid))
+    assert husk.cmd("list", "-q").stdout.split() == []
 
 
 def test_sub_slice_path(fake_systemd, husk, bundle):
