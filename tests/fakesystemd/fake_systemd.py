@@ -12,8 +12,9 @@ systemd does. StopUnit kills the scope's processes and removes it.
 Every call is appended to $FAKE_SYSTEMD_LOG as a JSON line; the units it
 knows are written to $FAKE_SYSTEMD_LOG.units after every change. A unit
 whose name starts with "fakefail-" gets a failed job (left in state
-"failed"), as when systemd cannot start a scope. "READY" on stdout once the
-name is owned.
+"failed"), as when systemd cannot start a scope; one starting with
+"fakehang-" is made but its start job never reports. "READY" on stdout once
+the name is owned.
 """
 import json
 import os
@@ -175,7 +176,8 @@ class Manager(dbus.service.Object):
                     pass
                 unit["cgroup"] = None
         self.dump()
-        self.JobRemoved(dbus.UInt32(job_id), job, name, result)
+        if not name.startswith("fakehang-"):
+            self.JobRemoved(dbus.UInt32(job_id), job, name, result)
         return False
 
     def delegate(self, d):

@@ -312,3 +312,19 @@ def test_failed_start_job_unwinds(fake_systemd, husk, bundle):
     assert fake_systemd.units() == {}
     assert husk.cmd("list", "-q").stdout.split() == []
     assert not os.path.exists(scope_dir(cid, prefix="fakefail"))
+
+
+def test_start_job_that_never_finishes_times_out_and_unwinds(fake_systemd, husk, bundle):
+    bundle.set_args("true")
+    cid = husk.new_id()
+    bundle.config["linux"]["cgroupsPath"] = f"system.slice:fakehang:{cid}"
+    r = husk.create(cid, check=False, global_args=SD, timeout=90)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"StartTransientUnit fakehang-{cid}.scope" in lines[0] and "did not finish within 30 s" in lines[0], lines[0]
+    # the unit systemd accepted is stopped: no cgroup, unit, state or process is left
+    assert [c["name"] for c in fake_systemd.calls("StopUnit")] == [f"fakehang-{cid}.scope"]
+    assert fake_systemd.units() == {}
+    assert not os.path.exists(scope_dir(cid, prefix="fakehang"))
+    assert husk.cmd("list", "-q").stdout.split() == []
