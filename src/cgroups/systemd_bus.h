@@ -6,7 +6,10 @@
 // Debian ships no static libsystemd, and linking the shared one would make
 // every husk process (state, kill, exec, the default cgroupfs manager) load
 // and relocate libsystemd and its own dependencies (liblzma, libzstd, liblz4,
-// libcap, libgcrypt) at start. Only the systemd cgroup manager pays for it.
+// libcap, libgcrypt) at start: an empty program linked with -lsystemd
+// takes 1.2-1.3 ms of CPU to run instead of 0.56-0.58 ms on our dev host,
+// while husk --version costs the same with and without this file (ldd:
+// libc and libm only). Only the systemd cgroup manager pays for the dlopen.
 #pragma once
 
 #include <sys/types.h>
