@@ -100,8 +100,17 @@ class Manager(dbus.service.Object):
         super().__init__(bus, OBJECT)
         self.units = {}  # name -> {"state", "cgroup", "props"}
         self.next_job = 1
-        self.made_slices = []  # directories we created, removed at exit
+        # Slice directories made by this fake (or an earlier one on the same
+        # log: a restart), removed at exit.
+        self.made_slices = []
+        if os.path.exists(LOG + ".slices"):
+            self.made_slices = json.load(open(LOG + ".slices"))
         self.dump()
+
+    def save_slices(self):
+        if LOG != "/dev/null":
+            with open(LOG + ".slices", "w") as f:
+                json.dump(self.made_slices, f)
 
     def dump(self):
         if LOG != "/dev/null":
@@ -149,15 +158,17 @@ class Manager(dbus.service.Object):
                 raise OSError("configured to fail")
             rel = ""
             for d in slice_dirs(props.get("Slice", "system.slice")):
-                parent = os.path.join(CGROUP2, rel) if rel else CGROUP2
-                self.delegate(parent)
+                if rel:
+                    self.delegate(os.path.join(CGROUP2, rel))
                 rel = d
                 path = os.path.join(CGROUP2, rel)
                 if not os.path.isdir(path):
                     os.mkdir(path)
                     self.made_slices.append(path)
+                    self.save_slices()
             parent = os.path.join(CGROUP2, rel) if rel else CGROUP2
-            self.delegate(parent)
+            if rel:
+                self.delegate(parent)
             scope = os.path.join(parent, name)
             os.mkdir(scope)
             unit["cgroup"] = scope
@@ -181,8 +192,10 @@ class Manager(dbus.service.Object):
         return False
 
     def delegate(self, d):
-        """Enable what d is offered in d's subtree_control (Delegate=yes and
-        the *Accounting properties give the scope its controllers)."""
+        """Enable what slice d is offered in its subtree_control (Delegate=yes
+        and the *Accounting properties give the scope its controllers). The
+        root's is left alone: it is the host's configuration (on a test host
+        as well), and husk enables there what a limit needs."""
         try:
             offered = open(os.path.join(d, "cgroup.controllers")).read().split()
         except OSError:
@@ -247,11 +260,16 @@ class Manager(dbus.service.Object):
             self.dump()
 
     def cleanup(self):
+        left = []
         for d in reversed(self.made_slices):
             try:
                 os.rmdir(d)
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError:
+                left.insert(0, d)  # still in use: the next instance tries again
+        self.made_slices = left
+        self.save_slices()
 
 
 def main():

@@ -86,11 +86,14 @@ def fake_systemd(husk):
     yield fake
     husk.delete_all()  # while the bus is up
     fake.stop()
+    slices = fake.log + ".slices"
+    left = json.load(open(slices)) if os.path.exists(slices) else []
     if saved is None:
         os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
     else:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = saved
     shutil.rmtree(workdir, ignore_errors=True)
+    assert left == [], f"slice cgroups left behind: {left}"
 
 
 def scope_dir(cid, slice_dir="system.slice", prefix="husk"):
