@@ -42,7 +42,13 @@ Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& r
                               : rec.cgroup_manager == "disabled" ? cgroups::ManagerKind::Disabled
                                                                  : cgroups::ManagerKind::Fs;
   if (rec.cgroup_path.empty()) kind = cgroups::ManagerKind::Disabled;
-  return cgroups::open_existing(kind, rec.cgroup_path, devices);
+  cgroups::Recorded r;
+  r.kind = kind;
+  r.path = rec.cgroup_path;
+  r.systemd_unit = rec.systemd_scope;
+  r.rootless = rec.rootless;
+  r.devices = devices;
+  return cgroups::open_existing(r);
 }
 
 Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecord& rec) {
