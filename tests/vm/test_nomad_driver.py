@@ -27,8 +27,11 @@ def image(tmp_path):
 def run_harness(tmp_path, plugin, image, *extra):
     state = tmp_path / "driver-state"
     before = mount_points()
+    tasks = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nomad")
     r = subprocess.run([HARNESS, "-plugin", plugin, "-plugin-arg", f"--state-dir={state}", "-image", image,
-                        "-workdir", str(tmp_path / "work"), "-no-cpuset-cgroup", *extra],
+                        "-workdir", str(tmp_path / "work"), "-no-cpuset-cgroup",
+                        "-short-task", os.path.join(tasks, "short-task.hcl"),
+                        "-long-task", os.path.join(tasks, "long-task.hcl"), *extra],
                        capture_output=True, text=True, timeout=900)
     out = r.stdout + r.stderr
     # Nothing of the tasks is left: containers, task dirs, mounts, cgroups.
