@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "cgroups/rootless.h"
 #include "oci/config.h"
 #include "oci/tables.h"
 #include "runtime/container.h"
@@ -123,6 +124,27 @@ Result<> check_spec(const oci::Spec& spec) {
   if (spec.process->selinux_label && !spec.process->selinux_label->empty())
     log::warning("process.selinuxLabel is not applied: husk does not implement SELinux labels");
   return {};
+}
+
+// crun's rule for an unprivileged caller: a spec without a user namespace
+// gets one, and a new user namespace without maps maps the caller to 0 (the
+// only ids it may map without a helper). Said once, as a warning.
+void complete_rootless_userns(oci::Spec& spec) {
+  if (geteuid() == 0 || !spec.linux) return;
+  oci::Linux& l = *spec.linux;
+  const oci::Namespace* user = l.find_namespace(oci::NamespaceType::User);
+  if (user && user->path) return;
+  bool added = !user;
+  if (added) l.namespaces.push_back(oci::Namespace{oci::NamespaceType::User, std::nullopt});
+  bool mapped = !l.uid_mappings.empty() || !l.gid_mappings.empty();
+  if (!mapped) {
+    l.uid_mappings = {oci::IdMapping{0, static_cast<uint32_t>(geteuid()), 1}};
+    l.gid_mappings = {oci::IdMapping{0, static_cast<uint32_t>(getegid()), 1}};
+  }
+  if (added || !mapped)
+    log::warning(cat("rootless: ", added ? "linux.namespaces has no user namespace: added one" : "linux.uidMappings is empty",
+                     mapped ? "" : cat(", mapping uid ", geteuid(), " and gid ", getegid(), " to 0 in the container"),
+                     " (`husk spec --rootless` writes a config with them)"));
 }
 
 // Fill cfg's namespace plan and return the clone3 flags for the fast path
@@ -264,14 +286,22 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
 
 }  // namespace
 
-Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
-                                                      const std::string& id, bool rootless) {
+namespace {
+
+cgroups::Options cgroup_options(const GlobalOptions& g, const oci::Spec& spec, const std::string& id, bool rootless) {
   cgroups::Options co;
   co.kind = g.cgroup_manager;
   co.container_id = id;
   co.cgroups_path = spec.linux && spec.linux->cgroups_path ? *spec.linux->cgroups_path : "";
   co.rootless = rootless;
-  return cgroups::make_manager(co);
+  return co;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
+                                                      const std::string& id, bool rootless) {
+  return cgroups::make_manager(cgroup_options(g, spec, id, rootless));
 }
 
 Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o, bool keep_console) {
@@ -281,7 +311,10 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   std::string config_path = o.config.empty() ? bundle + "/config.json" : absolute(bundle, o.config);
   std::string raw = TRY_CTX(read_file(config_path), "load ", config_path);
   auto spec = std::make_unique<oci::Spec>(TRY_CTX(oci::parse_config(raw), config_path));
+  complete_rootless_userns(*spec);
   TRYV_CTX(check_spec(*spec), config_path);
+  if (spec->linux->has_namespace(oci::NamespaceType::User))
+    TRYV_CTX(check_id_maps(spec->linux->uid_mappings, spec->linux->gid_mappings), config_path);
   if (spec->process->terminal && o.console_socket.empty() && !keep_console)
     return fail_msg("process.terminal is true but no --console-socket was given to receive the terminal");
   std::string rootfs = TRY_CTX(real_dir(absolute(bundle, spec->root.path), "root.path"), config_path);
@@ -307,8 +340,16 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   if (chmod(c.dir->fifo_path().c_str(), 0622) < 0) return fail_sys("chmod ", c.dir->fifo_path());
 
   bool rootless = is_rootless(g);
-  c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
-  TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
+  if (rootless && g.cgroup_manager == cgroups::ManagerKind::Fs) {
+    cgroups::Options co = cgroup_options(g, *c.spec, o.id, rootless);
+    const oci::Resources* res = c.spec->linux->resources ? &*c.spec->linux->resources : nullptr;
+    auto made = TRY_CTX(cgroups::make_rootless_cgroup(co, res), "create the container's cgroup");
+    if (!made.warning.empty()) log::warning(made.warning);
+    c.cgroup = std::move(made.manager);
+  } else {
+    c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
+    TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
+  }
   c.guard->cgroup = c.cgroup.get();
   if (c.spec->linux->resources) TRYV(c.cgroup->apply(*c.spec->linux->resources));
   UniqueFd cgroup_fd;

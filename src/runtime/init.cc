@@ -278,8 +278,13 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
 }
 
 Result<> map_user_namespace(const InitConfig& cfg) {
+  // An unprivileged parent (or newuidmap, which checks who owns us) can only
+  // open our /proc/<pid>/uid_map while we are dumpable. Nothing of the
+  // container runs yet: the image is not even mounted.
+  if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 1 for the id maps");
   TRYV(sync_send(cfg.sync_fd, SyncType::NamespacesReady));
   TRYV(sync_expect(cfg.sync_fd, SyncType::IdMapsWritten));
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 0");
   return become_root_in_userns();
 }
 
