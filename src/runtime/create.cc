@@ -362,6 +362,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.fifo_fd = fifo.get();
   cfg.terminal = c.spec->process->terminal;
   cfg.no_pivot = o.no_pivot;
+  cfg.rootless = geteuid() != 0;
   cfg.no_new_keyring = o.no_new_keyring;
   cfg.session_keyring = "_ses." + o.id;
   add_notify_socket(*c.spec, cfg.extra_env);

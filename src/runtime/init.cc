@@ -164,6 +164,7 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   RootfsOptions ro;
   ro.rootfs = cfg.rootfs;
   ro.no_pivot = cfg.no_pivot;
+  ro.rootless = cfg.rootless;
   ro.in_user_namespace = cfg.new_userns ||
                          (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
   ro.new_net_namespace = spec.linux && spec.linux->has_namespace(oci::NamespaceType::Network);
