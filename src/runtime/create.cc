@@ -25,6 +25,7 @@
 #include "runtime/hooks.h"
 #include "runtime/init.h"
 #include "runtime/log.h"
+#include "runtime/notify.h"
 #include "runtime/seccomp.h"
 #include "runtime/state_store.h"
 #include "runtime/sync.h"
@@ -172,11 +173,11 @@ Result<uint64_t> plan_namespaces(const oci::Spec& spec, InitConfig& cfg, std::ve
   return cfg.staged ? 0 : flags;
 }
 
-// NOTIFY_SOCKET (systemd Type=notify): the socket is bound into the container
-// and the container's process gets NOTIFY_SOCKET pointing at it.
-void add_notify_socket(oci::Spec& spec, std::vector<std::string>& extra_env) {
-  const char* sock = getenv("NOTIFY_SOCKET");
-  if (!sock || sock[0] != '/') return;
+// NOTIFY_SOCKET (systemd Type=notify): a socket is bound into the container
+// and the container's process gets NOTIFY_SOCKET pointing at it: the
+// caller's own, or (foreground run) the relay's (notify.h).
+void add_notify_socket(oci::Spec& spec, std::vector<std::string>& extra_env, const std::string& sock) {
+  if (sock.empty() || sock[0] != '/') return;
   oci::Mount m;
   m.destination = "/run/notify/notify.sock";
   m.type = "bind";
@@ -365,7 +366,12 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.rootless = geteuid() != 0;
   cfg.no_new_keyring = o.no_new_keyring;
   cfg.session_keyring = "_ses." + o.id;
-  add_notify_socket(*c.spec, cfg.extra_env);
+  std::string notify = notify_target();
+  if (keep_console && !notify.empty()) {
+    c.notify = std::make_unique<NotifyRelay>(TRY(NotifyRelay::open(c.dir->path() + "/notify.sock", notify)));
+    notify = c.notify->path();
+  }
+  add_notify_socket(*c.spec, cfg.extra_env, notify);
   cfg.preserve_fds = o.preserve_fds + add_listen_fds(cfg.extra_env);
   std::vector<UniqueFd> join_fds;
   uint64_t fast_flags = TRY(plan_namespaces(*c.spec, cfg, join_fds));
@@ -466,7 +472,7 @@ Result<> start(const GlobalOptions& g, const std::string& id) {
 
 // Forward the signals a foreground runtime receives to the container init,
 // proxy the terminal, and return the exit status.
-Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
+Result<int> wait_foreground(pid_t pid, int pidfd, int master, NotifyRelay* notify) {
   sigset_t mask;
   sigemptyset(&mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD})
@@ -478,9 +484,9 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
   bool stdin_open = master >= 0;
   char buf[16384];
   for (;;) {
-    struct pollfd fds[4] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {master, POLLIN, 0},
-                            {stdin_open ? 0 : -1, POLLIN, 0}};
-    int n = poll(fds, 4, -1);
+    struct pollfd fds[5] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {master, POLLIN, 0},
+                            {stdin_open ? 0 : -1, POLLIN, 0}, {notify ? notify->fd() : -1, POLLIN, 0}};
+    int n = poll(fds, 5, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_sys("poll");
     if (fds[1].revents & POLLIN) {
@@ -505,6 +511,7 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
       if (r > 0) (void)write_all(master, std::string_view(buf, static_cast<size_t>(r)));
       else stdin_open = false;
     }
+    if (fds[4].revents & POLLIN) notify->forward();
     if (fds[0].revents & POLLIN) break;
   }
   // Drain what the terminal still holds.
@@ -545,7 +552,7 @@ Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
     if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(c.console_master.get(), TIOCSWINSZ, &ws);
   }
   c.dir->unlock();  // other commands (exec, kill, state) work while it runs
-  auto status = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get());
+  auto status = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get(), c.notify.get());
   if (raw) tcsetattr(0, TCSANOW, &saved);
   if (!o.keep) {
     StateStore store = TRY(open_store(g));
