@@ -78,11 +78,11 @@ std::string format_id_map(const std::vector<oci::IdMapping>& maps) {
 
 Result<> check_id_maps(const std::vector<oci::IdMapping>& uids, const std::vector<oci::IdMapping>& gids) {
   if (geteuid() == 0) return {};
-  if (!only_own_id(uids, geteuid())) {
+  if (!uids.empty() && !only_own_id(uids, geteuid())) {
     TRYV(check_mappings(uids, uid_owner(), "linux.uidMappings"));
     TRYV(helper_path("newuidmap", "linux.uidMappings"));
   }
-  if (!only_own_id(gids, getegid())) {
+  if (!gids.empty() && !only_own_id(gids, getegid())) {
     TRYV(check_mappings(gids, gid_owner(), "linux.gidMappings"));
     TRYV(helper_path("newgidmap", "linux.gidMappings"));
   }

@@ -440,3 +440,36 @@ def test_state_root_needs_a_runtime_dir_the_user_owns(rl):
     assert r.returncode != 0 and "XDG_RUNTIME_DIR is not set" in r.stderr, r.stderr
     r = rl.cmd("list", env=rl.env(XDG_RUNTIME_DIR="/tmp"))
     assert r.returncode != 0 and "XDG_RUNTIME_DIR /tmp is owned by uid 0, not by the caller" in r.stderr, r.stderr
+
+
+def test_seccomp_hooks_and_console_socket_work_rootless(rl):
+    from consolesock import ConsoleSocket
+    rl.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
+    log = os.path.join(rl.base, "hooks.log")
+    hook = os.path.join(rl.base, "hook.sh")
+    with open(hook, "w") as f:
+        f.write(f"#!/bin/sh\nread -r state; echo \"$1 $(id -u)\" >> {log}\n")
+    os.chmod(hook, 0o755)
+    open(log, "w").close()
+    os.chown(log, rl.user.uid, rl.user.gid)
+    rl.config["hooks"] = {k: [{"path": hook, "args": ["hook.sh", k]}] for k in ("createRuntime", "poststop")}
+    rl.config["process"]["terminal"] = True
+    cs = ConsoleSocket()
+    os.chmod(cs.dir, 0o755)
+    os.chmod(cs.path, 0o777)
+    try:
+        rl.config["process"]["args"] = ["sh", "-c", "mkdir /tmp/x 2>&1; test -t 0 && echo on-a-tty; sleep 1000"]
+        cid = rl.new_id()
+        rl.write()
+        r = rl.cmd("run", "--detach", "--console-socket", cs.path, "--bundle", rl.bundle_path, cid)
+        assert r.returncode == 0, r.stderr
+        assert cs.wait_master() is not None
+        out = cs.read_all(timeout=5)
+        assert "Permission denied" in out and "on-a-tty" in out, out
+        assert rl.cmd("delete", "--force", cid).returncode == 0
+    finally:
+        cs.close()
+    # Hooks run as the user on the host (the runtime's side of them).
+    assert open(log).read().split() == ["createRuntime", str(rl.user.uid), "poststop", str(rl.user.uid)]

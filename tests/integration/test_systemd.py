@@ -4,6 +4,7 @@ checks the units as built; their commands are then played in systemd's order
 the notify socket: READY=1 from the container must arrive from husk's own pid
 (the unit's main pid, NotifyAccess=main), and nothing may be left after."""
 import array
+import json
 import os
 import shlex
 import shutil
@@ -154,3 +155,24 @@ def test_the_units_commands_run_a_bundle_as_a_notify_service(husk, bundle, tmp_p
         ignore, argv = expand(c, env, cid, str(state_dir))
         run(argv)
     assert husk.cmd("list", "-q").stdout.split() == []
+
+
+def test_a_home_prefix_installs_husk_its_man_pages_and_user_unit_under_it(tmp_path):
+    meson = shutil.which("meson")
+    if not meson:
+        pytest.skip("meson is not installed")
+    home = tmp_path / "home"
+    build = tmp_path / "build"
+    prefix = home / ".local"
+    r = subprocess.run([meson, "setup", str(build), f"--prefix={prefix}", "-Dtests=disabled"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([meson, "introspect", "--installed", str(build)], capture_output=True, text=True, check=True)
+    dests = sorted(json.loads(r.stdout).values())
+    assert all(d.startswith(str(prefix) + "/") for d in dests), dests
+    for want in ("bin/husk", "share/man/man1/husk.1", "share/man/man1/husk-run.1", "share/man/man7/husk-systemd.7",
+                 "share/systemd/user/husk@.service", "lib/systemd/system/husk@.service"):
+        assert str(prefix / want) in dests, (want, dests)
+    # The units name the installed binary.
+    unit = open(build / "contrib" / "systemd" / "user" / "husk@.service").read()
+    assert f"ExecStart={prefix}/bin/husk run --bundle" in unit
