@@ -363,7 +363,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.fifo_fd = fifo.get();
   cfg.terminal = c.spec->process->terminal;
   cfg.no_pivot = o.no_pivot;
-  cfg.rootless = geteuid() != 0;
+  cfg.rootless = rootless;
   cfg.no_new_keyring = o.no_new_keyring;
   cfg.session_keyring = "_ses." + o.id;
   std::string notify = notify_target();

@@ -165,7 +165,9 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   ro.rootfs = cfg.rootfs;
   ro.no_pivot = cfg.no_pivot;
   ro.rootless = cfg.rootless;
-  ro.in_user_namespace = cfg.new_userns ||
+  // Rootless also covers husk run as root of a user namespace it did not
+  // make (podman's): the same mounts are refused there.
+  ro.in_user_namespace = cfg.new_userns || cfg.rootless ||
                          (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
   ro.new_net_namespace = spec.linux && spec.linux->has_namespace(oci::NamespaceType::Network);
   ro.before_pivot = [&]() -> Result<> {
@@ -335,12 +337,15 @@ void container_init(const InitConfig& cfg) {
   for (const auto& j : cfg.join) keep.push_back(j.second);
   for (int fd = 3; fd < 3 + cfg.preserve_fds; ++fd) keep.push_back(fd);
   close_fds_except(keep);
-  if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   if (cfg.staged) {
     if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());
   } else if (cfg.new_userns) {
     if (auto r = map_user_namespace(cfg); !r) fail_child(cfg.sync_fd, r.error());
   }
+  // After the id maps: before them a new user namespace makes us nobody, and
+  // a bundle only its owner may enter (podman's 0700 userdata, entered from
+  // a nested user namespace as with --userns=keep-id) would be refused.
+  if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   real_init(cfg);
 }
 

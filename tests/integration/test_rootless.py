@@ -473,3 +473,59 @@ def test_seccomp_hooks_and_console_socket_work_rootless(rl):
         cs.close()
     # Hooks run as the user on the host (the runtime's side of them).
     assert open(log).read().split() == ["createRuntime", str(rl.user.uid), "poststop", str(rl.user.uid)]
+
+
+def test_podman_rootless_with_husk_as_its_runtime(rl):
+    """podman as the user, its own user namespace from the subuid range, husk
+    run inside it as that namespace's root (rootless all the same)."""
+    podman = shutil.which("podman")
+    if not podman:
+        pytest.skip("podman is installed by tools/install-deps")
+    home = os.path.join(rl.base, "home")
+    os.mkdir(home, 0o700)
+    os.chown(home, rl.user.uid, rl.user.gid)
+    tar = os.path.join(rl.base, "rootfs.tar")
+    subprocess.run(["tar", "-C", rl.rootfs, "-cf", tar, "."], check=True)
+    os.chmod(tar, 0o644)
+    env = rl.env(HOME=home)
+
+    def pod(*args, timeout=120):
+        argv = [SETPRIV, f"--reuid={rl.user.uid}", f"--regid={rl.user.gid}", "--init-groups", podman,
+                "--storage-driver", "vfs", "--runtime", HUSK, *args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=rl.base,
+                               timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(args, p.returncode, out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
+
+    try:
+        assert pod("import", tar, "localhost/husk-busybox:latest").returncode == 0
+        r = pod("run", "--rm", "--network", "none", "localhost/husk-busybox", "sh", "-c",
+                "echo hello; id -u; cat /proc/self/uid_map")
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.split()
+        assert out[:2] == ["hello", "0"]
+        assert out[2:8] == ["0", str(rl.user.uid), "1", "1", str(rl.user.start), str(RANGE)]
+        cid = pod("run", "-d", "--network", "none", "localhost/husk-busybox", "sleep", "1000").stdout.strip()
+        assert cid
+        r = pod("exec", cid, "sh", "-c", "echo in-exec")
+        assert r.stdout.strip() == "in-exec", r.stderr
+        assert pod("rm", "-f", "-t", "0", cid).returncode == 0
+        # --userns=keep-id: the user is themselves in the container.
+        r = pod("run", "--rm", "--network", "none", "--userns=keep-id", "localhost/husk-busybox", "id", "-u")
+        assert r.returncode == 0 and r.stdout.strip() == str(rl.user.uid), r.stderr
+        assert pod("ps", "-a", "-q").stdout.strip() == ""
+    finally:
+        pod("rm", "-a", "-f", "-t", "0")
+        # Rootless podman keeps a pause process holding its user namespace.
+        for d, _, files in os.walk(rl.xdg):
+            if "pause.pid" in files:
+                try:
+                    os.kill(int(open(os.path.join(d, "pause.pid")).read().strip()), signal.SIGKILL)
+                except (ValueError, ProcessLookupError):
+                    pass
+        time.sleep(0.2)
+        reap_orphans()
+        subprocess.run(["rm", "-rf", home])
