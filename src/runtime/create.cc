@@ -406,18 +406,22 @@ Created::~Created() = default;
 Created::Created(Created&&) noexcept = default;
 
 Result<> start_created(ContainerDir& dir, const ContainerRecord& rec, const oci::Spec& spec) {
-  int fd = ::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return fail_msg("container \"", rec.id, "\" was already started");
-    return fail_sys("open ", dir.fifo_path());
-  }
-  UniqueFd fifo(fd);
+  if (access(dir.fifo_path().c_str(), F_OK) < 0 && errno == ENOENT)
+    return fail_msg("container \"", rec.id, "\" was already started");
+  // The pidfd first: once the fifo has a reader the process runs, and a
+  // short one (/bin/true) may be gone before we could look at it.
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, rec.pid, 0));
   if (pidfd < 0 || !process_alive(rec.pid, rec.pid_start)) {
     if (pidfd >= 0) ::close(pidfd);
     return fail_errno(ESRCH, "container \"", rec.id, "\" is stopped: its process exited before start");
   }
   UniqueFd owned_pidfd(pidfd);
+  int fd = ::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fail_msg("container \"", rec.id, "\" was already started");
+    return fail_sys("open ", dir.fifo_path());
+  }
+  UniqueFd fifo(fd);
   // The init writes one byte once its startContainer hooks ran, and the
   // fifo closes when it execs (close-on-exec): then the process runs.
   struct pollfd fds[2] = {{fifo.get(), POLLIN, 0}, {pidfd, POLLIN, 0}};

@@ -529,3 +529,21 @@ def test_podman_rootless_with_husk_as_its_runtime(rl):
         time.sleep(0.2)
         reap_orphans()
         subprocess.run(["rm", "-rf", home])
+
+
+def test_start_of_a_short_process_is_not_taken_for_one_that_died_before_start(rl):
+    """`start` opened exec.fifo before looking at the process: /bin/true could
+    run and exit in between, and start said "exited before start" (about one
+    start in eight here, single-id map)."""
+    rl.config = rootless_config(rl.user)
+    rl.config["linux"]["uidMappings"] = rl.config["linux"]["uidMappings"][:1]
+    rl.config["linux"]["gidMappings"] = rl.config["linux"]["gidMappings"][:1]
+    rl.config["process"]["args"] = ["true"]
+    rl.write()
+    for i in range(40):
+        cid = rl.new_id()
+        r = rl.cmd("create", "--bundle", rl.bundle_path, cid)
+        assert r.returncode == 0, r.stderr
+        r = rl.cmd("start", cid)
+        assert r.returncode == 0, f"start #{i}: {r.stderr}"
+        assert rl.cmd("delete", "--force", cid).returncode == 0
