@@ -433,6 +433,14 @@ def test_a_spec_without_a_user_namespace_gets_one(rl):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "0", str(rl.user.uid), "1"]
     assert "linux.namespaces has no user namespace: added one" in r.stderr
+    # exec joins the added user namespace too (the saved config.json has none).
+    rl.config["process"]["args"] = ["sleep", "1000"]
+    cid = rl.new_id()
+    rl.write()
+    assert rl.cmd("run", "--detach", "--bundle", rl.bundle_path, cid).returncode == 0
+    r = rl.cmd("exec", cid, "cat", "/proc/self/uid_map")
+    assert r.returncode == 0 and r.stdout.split() == ["0", str(rl.user.uid), "1"], r.stderr
+    assert rl.cmd("delete", "--force", cid).returncode == 0
 
 
 def test_state_root_needs_a_runtime_dir_the_user_owns(rl):
