@@ -19,8 +19,7 @@ bool owned_by(const std::string& path, uid_t uid) {
 // What a delegation hands over (cgroup v2's "Delegation Containment"): the
 // directory and the files that move processes and enable controllers.
 bool delegated_to(const std::string& dir, uid_t uid) {
-  return owned_by(dir, uid) && owned_by(dir + "/cgroup.procs", uid) &&
-         owned_by(dir + "/cgroup.subtree_control", uid);
+  return owned_by(dir, uid) && owned_by(dir + "/cgroup.procs", uid) && owned_by(dir + "/cgroup.subtree_control", uid);
 }
 
 bool is_permission_error(int err) { return err == EACCES || err == EPERM || err == EROFS; }
@@ -34,8 +33,8 @@ Result<> refuse_limits(const oci::Resources* r, const std::string& why) {
   if (!writes) return fail(std::move(writes.error()));
   for (const auto& w : *writes)
     if (!is_unlimited(w))
-      return fail_msg(w.field, ": a rootless container has no cgroup to apply this limit to (", w.file, " \"",
-                        w.value, "\"): ", why);
+      return fail_msg(w.field, ": a rootless container has no cgroup to apply this limit to (", w.file, " \"", w.value,
+                      "\"): ", why);
   return {};
 }
 

@@ -143,9 +143,10 @@ void complete_rootless_userns(oci::Spec& spec) {
     l.gid_mappings = {oci::IdMapping{0, static_cast<uint32_t>(getegid()), 1}};
   }
   if (added || !mapped)
-    log::warning(cat("rootless: ", added ? "linux.namespaces has no user namespace: added one" : "linux.uidMappings is empty",
-                     mapped ? "" : cat(", mapping uid ", geteuid(), " and gid ", getegid(), " to 0 in the container"),
-                     " (`husk spec --rootless` writes a config with them)"));
+    log::warning(
+        cat("rootless: ", added ? "linux.namespaces has no user namespace: added one" : "linux.uidMappings is empty",
+            mapped ? "" : cat(", mapping uid ", geteuid(), " and gid ", getegid(), " to 0 in the container"),
+            " (`husk spec --rootless` writes a config with them)"));
 }
 
 // Fill cfg's namespace plan and return the clone3 flags for the fast path
@@ -488,8 +489,11 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master, NotifyRelay* notif
   bool stdin_open = master >= 0;
   char buf[16384];
   for (;;) {
-    struct pollfd fds[5] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {master, POLLIN, 0},
-                            {stdin_open ? 0 : -1, POLLIN, 0}, {notify ? notify->fd() : -1, POLLIN, 0}};
+    struct pollfd fds[5] = {{pidfd, POLLIN, 0},
+                            {sfd, POLLIN, 0},
+                            {master, POLLIN, 0},
+                            {stdin_open ? 0 : -1, POLLIN, 0},
+                            {notify ? notify->fd() : -1, POLLIN, 0}};
     int n = poll(fds, 5, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_sys("poll");

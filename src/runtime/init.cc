@@ -167,8 +167,8 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   ro.rootless = cfg.rootless;
   // Rootless also covers husk run as root of a user namespace it did not
   // make (podman's): the same mounts are refused there.
-  ro.in_user_namespace = cfg.new_userns || cfg.rootless ||
-                         (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
+  ro.in_user_namespace =
+      cfg.new_userns || cfg.rootless || (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
   ro.new_net_namespace = spec.linux && spec.linux->has_namespace(oci::NamespaceType::Network);
   ro.before_pivot = [&]() -> Result<> {
     if (cfg.terminal) {

@@ -156,9 +156,11 @@ class RootfsBuilder {
       return set_idmap(tree, userns.get(), f.recursive_idmap);
     }();
     if (!made && opts_.rootless)
-      return fail_msg("an idmapped mount needs CAP_SYS_ADMIN in the user namespace that owns "
-                      "the source's filesystem, and host ids mapped in the container: a rootless container cannot "
-                      "idmap a host directory (bind it without \"idmap\"): ", made.error().str());
+      return fail_msg(
+          "an idmapped mount needs CAP_SYS_ADMIN in the user namespace that owns "
+          "the source's filesystem, and host ids mapped in the container: a rootless container cannot "
+          "idmap a host directory (bind it without \"idmap\"): ",
+          made.error().str());
     return made;
   }
 

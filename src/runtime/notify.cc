@@ -52,7 +52,8 @@ Result<NotifyRelay> NotifyRelay::open(const std::string& path, const std::string
   int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return fail_sys("NOTIFY_SOCKET relay: socket");
   UniqueFd sock(fd);
-  if (::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) < 0) return fail_sys("NOTIFY_SOCKET relay: bind ", path);
+  if (::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) < 0)
+    return fail_sys("NOTIFY_SOCKET relay: bind ", path);
   if (::chmod(path.c_str(), 0666) < 0) return fail_sys("NOTIFY_SOCKET relay: chmod ", path);
   return NotifyRelay(std::move(sock), path, target);
 }

@@ -187,8 +187,9 @@ Result<std::string> StateStore::default_root(bool rootless) {
   if (!rootless) return std::string("/run/husk");
   const char* xdg = getenv("XDG_RUNTIME_DIR");
   if (!xdg || !*xdg)
-    return fail_msg("XDG_RUNTIME_DIR is not set: a rootless husk keeps its state in $XDG_RUNTIME_DIR/husk "
-                    "(log in through a session that sets it, or pass --root DIR)");
+    return fail_msg(
+        "XDG_RUNTIME_DIR is not set: a rootless husk keeps its state in $XDG_RUNTIME_DIR/husk "
+        "(log in through a session that sets it, or pass --root DIR)");
   if (xdg[0] != '/') return fail_msg("XDG_RUNTIME_DIR \"", xdg, "\" is not an absolute path");
   struct stat st;
   if (stat(xdg, &st) < 0) return fail_sys("XDG_RUNTIME_DIR ", xdg);

@@ -89,9 +89,9 @@ Result<> check_mappings(const std::vector<oci::IdMapping>& maps, const IdOwner& 
     std::string who = owner.user.empty() ? cat("id ", owner.id) : cat("user \"", owner.user, "\"");
     std::string has;
     for (const auto& r : owner.ranges) has += (has.empty() ? "" : ", ") + range_text(r.start, r.count);
-    return fail_msg(field, "[", i, "]: host ids ", range_text(lo, m.size), " are not in ", owner.file,
-                      " for ", who, " (", has.empty() ? std::string("it has no range there") : "it has " + has,
-                      "; only ", owner.id, " itself may be mapped without one)");
+    return fail_msg(field, "[", i, "]: host ids ", range_text(lo, m.size), " are not in ", owner.file, " for ", who,
+                    " (", has.empty() ? std::string("it has no range there") : "it has " + has, "; only ", owner.id,
+                    " itself may be mapped without one)");
   }
   return {};
 }

@@ -47,7 +47,8 @@ Result<> run_helper(const char* helper, pid_t pid, const std::vector<oci::IdMapp
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
     return fail_errno(ENOENT, field, ": could not run ", path, " (install Debian's uidmap package)");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return fail_msg(field, ": ", path, " failed (status ", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+    return fail_msg(field, ": ", path, " failed (status ",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
                     "): check the ranges for this user in ", range_file(helper));
   return {};
 }

@@ -351,7 +351,8 @@ TEST(Rootless, NoDelegationRunsWithoutACgroupUnlessALimitIsAsked) {
   auto r = make_rootless_cgroup(o, nullptr, "/", getuid());
   ASSERT_TRUE(r) << r.error().str();
   EXPECT_EQ(r->manager->path(), "");
-  EXPECT_NE(r->warning.find("no cgroup subtree of " + t.root + " is delegated to uid"), std::string::npos) << r->warning;
+  EXPECT_NE(r->warning.find("no cgroup subtree of " + t.root + " is delegated to uid"), std::string::npos)
+      << r->warning;
 
   oci::Resources unlimited;
   unlimited.pids = oci::PidsResources{0};

@@ -16,8 +16,8 @@
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/state_store.h"
-#include "runtime/sync.h"
 #include "runtime/subid.h"
+#include "runtime/sync.h"
 #include "runtime/userns.h"
 
 using namespace husk;
