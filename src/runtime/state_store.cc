@@ -184,8 +184,11 @@ Result<> ContainerDir::remove() {
 }
 
 Result<std::string> StateStore::default_root(bool rootless) {
-  if (!rootless) return std::string("/run/husk");
   const char* xdg = getenv("XDG_RUNTIME_DIR");
+  // Root of a user namespace (podman's) is rootless and uses the user's
+  // runtime directory as crun does; without one (an unprivileged LXC's root)
+  // it keeps /run/husk.
+  if (!rootless || (geteuid() == 0 && (!xdg || !*xdg))) return std::string("/run/husk");
   if (!xdg || !*xdg)
     return fail_msg(
         "XDG_RUNTIME_DIR is not set: a rootless husk keeps its state in $XDG_RUNTIME_DIR/husk "

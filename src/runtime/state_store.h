@@ -69,7 +69,8 @@ bool is_initial_id_map(std::string_view uid_map);
 class StateStore {
  public:
   // Default root: /run/husk for root, $XDG_RUNTIME_DIR/husk rootless (an
-  // error when that is unset, not a directory or not owned by the caller).
+  // error when that is unset, not a directory or not owned by the caller;
+  // root of a user namespace without it keeps /run/husk).
   static Result<std::string> default_root(bool rootless);
   static Result<StateStore> open(const std::string& root);
 

@@ -279,3 +279,19 @@ TEST(SubId, InitialUserNamespaceMap) {
   EXPECT_FALSE(is_initial_id_map("         0       1000          1\n"));
   EXPECT_FALSE(is_initial_id_map(""));
 }
+
+TEST(StateStore, DefaultRootRootlessIsTheRuntimeDir) {
+  if (geteuid() != 0) GTEST_SKIP() << "the root cases need euid 0";
+  TempDir xdg;
+  const char* saved = getenv("XDG_RUNTIME_DIR");
+  std::string keep = saved ? saved : "";
+  unsetenv("XDG_RUNTIME_DIR");
+  EXPECT_EQ(*StateStore::default_root(false), "/run/husk");
+  EXPECT_EQ(*StateStore::default_root(true), "/run/husk");  // root of a user namespace, no runtime dir
+  setenv("XDG_RUNTIME_DIR", xdg.path.c_str(), 1);
+  EXPECT_EQ(*StateStore::default_root(true), xdg.path + "/husk");  // podman's user namespace
+  setenv("XDG_RUNTIME_DIR", "relative", 1);
+  EXPECT_FALSE(StateStore::default_root(true));
+  if (saved) setenv("XDG_RUNTIME_DIR", keep.c_str(), 1);
+  else unsetenv("XDG_RUNTIME_DIR");
+}
