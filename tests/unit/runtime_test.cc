@@ -292,6 +292,8 @@ TEST(StateStore, DefaultRootRootlessIsTheRuntimeDir) {
   EXPECT_EQ(*StateStore::default_root(true), xdg.path + "/husk");  // podman's user namespace
   setenv("XDG_RUNTIME_DIR", "relative", 1);
   EXPECT_FALSE(StateStore::default_root(true));
-  if (saved) setenv("XDG_RUNTIME_DIR", keep.c_str(), 1);
-  else unsetenv("XDG_RUNTIME_DIR");
+  if (saved)
+    setenv("XDG_RUNTIME_DIR", keep.c_str(), 1);
+  else
+    unsetenv("XDG_RUNTIME_DIR");
 }
