@@ -187,19 +187,21 @@ def rl(rootless_user, rootfs_template):
     base = tempfile.mkdtemp(prefix="husk-rootless-", dir="/tmp")
     os.chmod(base, 0o755)
     h = RootlessHusk(rootless_user, base, rootfs_template)
-    yield h
-    h.delete_all()
-    leftover = os.listdir(h.state_root) if os.path.isdir(h.state_root) else []
-    time.sleep(0.01)
-    reap_orphans()
-    procs = children_of_us()
-    for p in procs:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    reap_orphans()
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        yield h
+        h.delete_all()
+        leftover = os.listdir(h.state_root) if os.path.isdir(h.state_root) else []
+        time.sleep(0.01)
+        reap_orphans()
+        procs = children_of_us()
+        for p in procs:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        reap_orphans()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     assert leftover == [], f"state directories left behind: {leftover}"
     assert procs == [], f"processes left behind: {procs}"
     assert mount_points() == before, "mounts leaked into the host mount namespace"
