@@ -139,7 +139,27 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- image --------------------------------------------------------------
   std::string image = TRY(str("image"));
+  const std::string own_dir = task.alloc_dir + "/" + task.name;
+  {
+    // A relative image names a directory in the task's own directory (an
+    // artifact unpacked into local/, say); anything else relative is a
+    // registry reference, which resolve_image_dir refuses.
+    struct stat st;
+    std::string in_task = clean_path(own_dir + "/" + image);
+    if (!image.empty() && image[0] != '/' && image.find(':') == std::string::npos && !task.alloc_dir.empty() &&
+        stat(in_task.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      image = in_task;
+  }
   out.image_rootfs = TRY(resolve_image_dir(image, f("image")));
+  if (!opts.volumes_enabled) {
+    // An image directory is a host path too: with volumes disabled it must
+    // come from the allocation, or any host directory would be readable.
+    char real_alloc[PATH_MAX];
+    std::string alloc = realpath(task.alloc_dir.c_str(), real_alloc) ? std::string(real_alloc) : "";
+    if (alloc.empty() || !is_within(alloc, out.image_rootfs))
+      return fail_msg(f("image"), ": \"", image, "\": volumes are not enabled (plugin volumes.enabled = false), ",
+                      "so only image directories inside the allocation directory can be used");
+  }
   for (auto k : {"arch", "os", "variant"})
     if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), " is ignored: local image directories are not pulled"));
   {
@@ -505,7 +525,6 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       auto it = task.env.find(k);
       return it != task.env.end() && !it->second.empty() ? it->second : std::string(d);
     };
-    std::string own_dir = task.alloc_dir + "/" + task.name;
     spec.mounts.push_back(bind_mount(task.alloc_dir + "/alloc", env_or("NOMAD_ALLOC_DIR", "/alloc"), {"rbind", "rw"}));
     spec.mounts.push_back(bind_mount(own_dir + "/local", env_or("NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
     spec.mounts.push_back(bind_mount(own_dir + "/secrets", env_or("NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
@@ -558,6 +577,18 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
     }
 
+    // podman's --read-only-tmpfs (on by default): a read-only root still
+    // gets writable /run, /tmp and /var/tmp.
+    if (spec.root.readonly)
+      for (const char* dst : {"/run", "/tmp", "/var/tmp"}) {
+        oci::Mount m;
+        m.destination = dst;
+        m.type = "tmpfs";
+        m.source = "tmpfs";
+        m.options = {"rw", "nosuid", "nodev"};
+        spec.mounts.push_back(m);
+      }
+
     auto tmpfs = TRY(strings("tmpfs"));
     for (size_t i = 0; i < tmpfs.size(); i++) {
       auto colon = tmpfs[i].find(':');
@@ -583,6 +614,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     std::string resolv;
     if (servers.empty() && task.dns_searches.empty() && task.dns_options.empty()) {
       resolv = read_host_file(opts.host_resolv_conf);
+      // systemd-resolved's stub listens on the host's loopback, which a task
+      // with its own network namespace cannot reach: use its upstream list,
+      // as podman does.
+      if (own_netns && resolv.find("nameserver 127.0.0.53") != std::string::npos) {
+        std::string upstream = read_host_file(opts.host_resolved_upstream);
+        if (!upstream.empty()) resolv = upstream;
+      }
     } else {
       for (auto& s : servers) resolv += "nameserver " + s + "\n";
       if (!task.dns_searches.empty()) {

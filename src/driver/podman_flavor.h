@@ -48,6 +48,7 @@ struct Options {
   int online_cpus = 1;
   std::string host_dev = "/dev";                    // enumerated for privileged tasks
   std::string host_resolv_conf = "/etc/resolv.conf";
+  std::string host_resolved_upstream = "/run/systemd/resolve/resolv.conf";
   std::string host_hosts = "/etc/hosts";
   std::string default_init_path = "/usr/libexec/podman/catatonit";
 };
