@@ -264,8 +264,10 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       std::vector<int> user_caps;
       for (int x : asked)
         if (std::find(caps.begin(), caps.end(), x) != caps.end()) user_caps.push_back(x);
+      // Ambient capabilities must also be inheritable (capabilities(7)).
       c.effective = user_caps;
       c.permitted = user_caps;
+      c.inheritable = user_caps;
       c.ambient = user_caps;
     }
     proc.capabilities = c;
@@ -510,11 +512,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       proc.rlimits.push_back(r);
     };
     for (int res : {RLIMIT_NOFILE, RLIMIT_NPROC}) {
+      uint64_t soft = 1048576, hard = 1048576;
       struct rlimit cur;
-      if (opts.rootless && getrlimit(res, &cur) == 0)
-        set_rlimit(oci::Rlimit{res, cur.rlim_cur, cur.rlim_max});
-      else
-        set_rlimit(oci::Rlimit{res, 1048576, 1048576});
+      if ((opts.rootless || !opts.can_raise_rlimits) && getrlimit(res, &cur) == 0) {
+        hard = std::min<uint64_t>(hard, cur.rlim_max);
+        soft = std::min<uint64_t>(soft, std::min<uint64_t>(cur.rlim_cur, hard));
+      }
+      set_rlimit(oci::Rlimit{res, soft, hard});
     }
     for (auto& [k, v] : TRY(read_string_map(cfg, "ulimit", kCfg))) set_rlimit(TRY(parse_ulimit(k, v)));
   }

@@ -44,6 +44,7 @@ struct Options {
 
   // Facts about the host, not options; tests set them.
   bool rootless = false;
+  bool can_raise_rlimits = true;  // CAP_SYS_RESOURCE: podman's rlimit defaults need it
   bool selinux_enabled = false;
   int online_cpus = 1;
   std::string host_dev = "/dev";                    // enumerated for privileged tasks

@@ -502,6 +502,7 @@ class PodmanPlan : public ::testing::Test {
 
     opts_ = *podman::parse_options(Value());
     opts_.rootless = false;
+    opts_.can_raise_rlimits = true;
     opts_.selinux_enabled = false;
     opts_.online_cpus = 4;
     opts_.host_resolv_conf = root_ + "/resolv.conf";
@@ -597,7 +598,7 @@ TEST_F(PodmanPlan, RealisticTask) {
   EXPECT_EQ(*p.capabilities->bounding, std::vector<int>{cap("CAP_NET_ADMIN")});
   EXPECT_EQ(*p.capabilities->effective, std::vector<int>{cap("CAP_NET_ADMIN")});
   EXPECT_EQ(*p.capabilities->ambient, std::vector<int>{cap("CAP_NET_ADMIN")});
-  EXPECT_TRUE(p.capabilities->inheritable->empty());
+  EXPECT_EQ(*p.capabilities->inheritable, std::vector<int>{cap("CAP_NET_ADMIN")});
   auto rl = [&](int res) -> std::pair<uint64_t, uint64_t> {
     for (auto& x : p.rlimits)
       if (x.resource == res) return {x.soft, x.hard};
@@ -654,6 +655,7 @@ TEST_F(PodmanPlan, RootUserGetsPodmansDefaultCapabilitiesPlusAdds) {
   EXPECT_EQ(*r->spec.process->capabilities->effective, want);
   EXPECT_EQ(*r->spec.process->capabilities->permitted, want);
   EXPECT_FALSE(r->spec.process->capabilities->ambient);
+  EXPECT_TRUE(r->spec.process->capabilities->inheritable->empty());
   EXPECT_EQ(r->spec.process->user.uid, 0u);
   // podman's rootful default rlimits.
   bool nofile = false;
