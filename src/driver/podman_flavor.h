@@ -1,6 +1,8 @@
 // Inside the podman flavor: its plugin options as a struct, the two schemas
 // (podman_schema.cc) and the task -> OCI bundle translation
-// (podman_bundle.cc). flavor.h has the public face (make_podman_flavor).
+// (podman_bundle.cc, with podman_security.h for capabilities, devices,
+// rlimits, sysctls and security_opt). flavor.h has the public face
+// (make_podman_flavor).
 #pragma once
 
 #include <cstdint>
