@@ -1,6 +1,7 @@
 // Pieces shared by the lifecycle files (create.cc, ops.cc, exec.cc).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,9 @@ struct Created {
   UniqueFd pidfd;
   UniqueFd console_master;
   ContainerRecord record;
+  // Networking, once the init's netns exists (pid, netns fd); unset when
+  // the bundle asks for none.
+  std::function<Result<>(pid_t, int)> attach_network;
 
   void commit();
   Created();

@@ -2,7 +2,7 @@
 // parent (create.cc) drives it over the sync socket:
 //   [NamespacesReady -> IdMapsWritten]  when a user namespace is made
 //   [InitPid]                           staged path: the real init's pid
-//   RunCreateRuntime -> HooksDone(state JSON)
+//   RunCreateRuntime [+ netns fd] -> HooksDone(state JSON)
 //   [ConsoleFd] [NotifyFd] Ready
 // then the init blocks on exec.fifo until `start`, and execs.
 #pragma once
@@ -34,6 +34,7 @@ struct InitConfig {
   bool no_new_keyring = false;
   std::string session_keyring;  // "_ses.<id>", as runc names it
   std::vector<std::string> extra_env;  // LISTEN_FDS, NOTIFY_SOCKET
+  bool send_netns = false;  // pass our netns fd with RunCreateRuntime (src/net needs it)
 };
 
 [[noreturn]] void container_init(const InitConfig& cfg);
