@@ -17,13 +17,15 @@ void clean_leftovers(Netlink& nl, const std::string& id) {
   (void)nl.delete_link(veth_name(id));
 }
 
-Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& subnet, bool network_is_new, int mtu) {
+Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& subnet, bool network_is_new, int mtu,
+                          bool& made) {
   int index = TRY(nl.link_index(name));
   if (index > 0 && network_is_new)
     return fail_errno(EEXIST, "a network interface named \"", name, "\" exists and is not a husk bridge: "
                       "choose another name with --network bridge:NAME");
   if (index == 0) {
     TRYV(nl.create_bridge(name, mtu));
+    made = true;
     index = TRY(nl.link_index(name));
     if (index == 0) return fail_errno(ENODEV, "bridge ", name, " vanished after it was made");
   }
@@ -78,8 +80,9 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
   }
 
   // From here a failure undoes what was made, the lease last.
+  bool made_bridge = false;
   auto made = [&]() -> Result<BridgeAttachment> {
-    int bridge = TRY(ensure_bridge(nl, req.network, subnet, is_new, req.mtu));
+    int bridge = TRY(ensure_bridge(nl, req.network, subnet, is_new, req.mtu, made_bridge));
     (void)write_file("/proc/sys/net/ipv4/ip_forward", "1");
     if (!req.ports.empty()) (void)write_file(cat("/proc/sys/net/ipv4/conf/", req.network, "/route_localnet"), "1");
     std::string veth = veth_name(req.id);
@@ -100,7 +103,8 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     clean_leftovers(nl, req.id);
     auto left = ipam.release(req.network, req.id);
     if (left && *left == 0) {
-      (void)nl.delete_link(req.network);
+      // Only a bridge of ours: a clash must not delete someone's interface.
+      if (made_bridge || !is_new) (void)nl.delete_link(req.network);
       ipam.forget(req.network);
     }
     return fail(std::move(made.error()).with_context(cat("network \"", req.network, "\"")));
@@ -114,6 +118,9 @@ Result<> bridge_detach(const std::string& ipam_root, const std::string& network,
   Netlink nl = TRY(Netlink::open());
   TRYV(delete_rules(id));
   TRYV(nl.delete_link(veth_name(id)));
+  // No subnet file: the network is not (or no longer) husk's, and the
+  // interface of that name is not ours to delete.
+  if (access((ipam_root + "/" + network + "/subnet").c_str(), F_OK) != 0) return {};
   size_t left = TRY(ipam.release(network, id));
   if (left == 0) {
     TRYV(nl.delete_link(network));

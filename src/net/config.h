@@ -6,6 +6,7 @@
 //   run.husk.dns        resolver addresses, comma separated
 //   run.husk.add-hosts  NAME:IP, comma separated
 //   run.husk.mtu        68..65535
+//   run.husk.subnet     IPv4 CIDR of a bridge network, used when it is first made
 // Pure parsing and validation: every error names the annotation (or flag)
 // and the value. No annotation at all = the OCI spec's own behaviour.
 #pragma once
@@ -27,6 +28,7 @@ inline constexpr const char* kPortsAnnotation = "run.husk.ports";
 inline constexpr const char* kDnsAnnotation = "run.husk.dns";
 inline constexpr const char* kAddHostsAnnotation = "run.husk.add-hosts";
 inline constexpr const char* kMtuAnnotation = "run.husk.mtu";
+inline constexpr const char* kSubnetAnnotation = "run.husk.subnet";
 
 enum class Mode { Unset, None, Host, Pasta, Slirp4netns, Bridge, Path, Container };
 const char* mode_name(Mode m);
@@ -65,6 +67,7 @@ struct Config {
   std::vector<IpAddress> dns;
   std::vector<ExtraHost> extra_hosts;
   std::optional<int> mtu;
+  std::optional<std::string> subnet;  // Mode::Bridge, validated by the IPAM
 
   // Whether husk touches the network at all (any annotation given).
   bool requested() const {

@@ -49,9 +49,12 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const std::vector<std:
   if (pid < 0) return fail_sys("fork for ", argv[0]);
   if (pid == 0) {
     setsid();
+    // Default dispositions: pasta refuses to start with SIGPIPE ignored.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig)
+      if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
     // Move every source fd above the targets first, then into place.
     std::vector<std::pair<int, int>> moved;
     for (const auto& [src, dst] : fds) moved.emplace_back(fcntl(src, F_DUPFD, 100), dst);

@@ -152,6 +152,7 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.pid_start = pid_start;
       req.netns_fd = netns_fd;
       req.mtu = cfg.mtu.value_or(0);
+      req.subnet = cfg.subnet;
       req.ports = cfg.ports;
       BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
       rec["address"] = a.address.str();
