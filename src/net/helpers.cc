@@ -129,6 +129,39 @@ Result<> slirp_request(const std::string& socket_path, const std::string& json) 
   return {};
 }
 
+// pasta outlives neither the container nor a husk killed halfway: a small
+// process of ours (forked, no exec) waits on both pidfds and kills pasta
+// when the init is gone. pasta itself would keep the netns alive.
+Result<> watch_helper(pid_t init, pid_t helper) {
+  int ipfd = static_cast<int>(syscall(SYS_pidfd_open, init, 0));
+  if (ipfd < 0) return fail_sys("pidfd_open the container init");
+  UniqueFd init_fd(ipfd);
+  int hpfd = static_cast<int>(syscall(SYS_pidfd_open, helper, 0));
+  if (hpfd < 0) return fail_sys("pidfd_open pasta");
+  UniqueFd helper_fd(hpfd);
+  pid_t pid = fork();
+  if (pid < 0) return fail_sys("fork pasta's watcher");
+  if (pid > 0) return {};
+  setsid();
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  int null = ::open("/dev/null", O_RDWR);
+  dup2(null, 0);
+  dup2(null, 1);
+  dup2(null, 2);
+  dup2(init_fd.get(), 3);
+  dup2(helper_fd.get(), 4);
+  syscall(SYS_close_range, 5U, ~0U, 0U);  // nothing of husk's: no lock, no pipe of our caller
+  struct pollfd fds[2] = {{3, POLLIN, 0}, {4, POLLIN, 0}};
+  while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+  }
+  if (fds[0].revents) syscall(SYS_pidfd_send_signal, 4, SIGKILL, nullptr, 0);
+  _exit(0);
+}
+
 }  // namespace
 
 std::vector<std::string> pasta_port_args(const std::vector<PortForward>& ports) {
@@ -180,6 +213,10 @@ Result<Helper> start_pasta(const HelperRequest& req) {
   Helper h;
   h.pid = static_cast<pid_t>(atoi(pid_text.c_str()));
   if (h.pid <= 0) return fail_msg("pasta wrote no pid to ", pid_file);
+  if (auto w = watch_helper(req.init_pid, h.pid); !w) {
+    ::kill(h.pid, SIGKILL);
+    return fail(std::move(w.error()));
+  }
   h.host_address = default_gateway();
   h.dns_forwarder = TRY(parse_ip(kPastaDns));
   return h;

@@ -2,8 +2,9 @@
 // container's netns: pasta (Debian "passt", the default) or slirp4netns.
 // Both get the namespaces as inherited fds (/proc/self/fd/N), so neither
 // needs to open the container init's /proc entries. slirp4netns exits when
-// the container init does (its --exit-fd is a pidfd of the init); pasta is
-// killed by detach() through the pid and start time kept in the record.
+// the container init does (its --exit-fd is a pidfd of the init); pasta
+// is killed by a small watcher process when the init exits, and by
+// detach() through the pid and start time kept in the record.
 #pragma once
 
 #include <sys/types.h>

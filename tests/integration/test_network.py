@@ -323,10 +323,11 @@ def test_helper_publishes_a_port_and_dies_with_delete(uplink, bundle, mode, port
                     open(f"/proc/{helper}/stat").read().split(") ")[1][0] == "Z")
 
 
-def test_slirp4netns_exits_when_the_container_is_killed(uplink, bundle):
+@pytest.mark.parametrize("mode", ["slirp4netns", "pasta"])
+def test_helper_exits_when_the_container_is_killed(uplink, bundle, mode):
     net = uplink
     bundle.set_args("sleep", "60")
-    cid = net.create(None, "--network", "slirp4netns")
+    cid = net.create(None, "--network", mode)
     helper = int(record(net, cid)["helper_pid"])
     net.cmd("kill", cid, "KILL", check=True)
     assert wait_for(lambda: not os.path.exists(f"/proc/{helper}") or
