@@ -9,8 +9,10 @@
 #include <cstdlib>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "cgroups/device_bpf.h"
 #include "cgroups/hierarchy.h"
 #include "cgroups/resources.h"
 #include "cgroups/stats.h"
@@ -83,7 +85,8 @@ Result<> remove_tree(const std::string& dir) {
 
 class FsManager : public Manager {
  public:
-  FsManager(std::string mount, std::string rel) : mount_(std::move(mount)), rel_(std::move(rel)), path_(mount_ + rel_) {}
+  FsManager(std::string mount, std::string rel, std::vector<oci::Device> devices)
+      : mount_(std::move(mount)), rel_(std::move(rel)), path_(mount_ + rel_), devices_(std::move(devices)) {}
 
   Result<> create() override {
     auto dirs = ancestors(mount_, rel_);
@@ -99,6 +102,7 @@ class FsManager : public Manager {
       return fail_errno(EBUSY, "cgroup ", path_, " is in use: it already has ", pids.size(),
                         " process(es) (pid ", pids[0], ")");
     delegate_offered_controllers(mount_, rel_);
+    created_ = true;
     return {};
   }
 
@@ -113,6 +117,10 @@ class FsManager : public Manager {
   Result<> apply(const oci::Resources& resources) override {
     auto present = [&](const std::string& f) { return exists(path_ + "/" + f); };
     std::vector<FileWrite> writes = TRY(translate(resources, present));
+    // As runc: a new container always gets a program (no rules = deny all
+    // but the defaults); an update without device rules keeps the one it has.
+    std::optional<DevicePolicy> devices;
+    if (created_ || !resources.devices.empty()) devices = TRY(device_policy(resources.devices, devices_));
 
     // Make each controller available first. One that the hierarchy does not
     // offer is an error, unless every write for it only lifts a limit.
@@ -145,6 +153,7 @@ class FsManager : public Manager {
       }
       TRYV_CTX(write_knob(file, w.value), w.field);
     }
+    if (devices) TRYV(apply_devices(*devices));
     return {};
   }
 
@@ -225,22 +234,45 @@ class FsManager : public Manager {
     return {};
   }
 
+  // The program goes on the cgroup2 directory whenever there is one that
+  // we may attach to. On a hybrid host that is the unified tree
+  // (/sys/fs/cgroup/unified) even though the devices controller is v1's:
+  // the kernel runs the cgroup2 device programs of a task's unified cgroup
+  // (devcgroup_check_permission: the BPF hook first, then the v1
+  // controller), and husk leaves its containers in the v1 devices cgroup
+  // of its caller (usually allow-all), so without the program nothing would
+  // enforce the rules there. That v1 cgroup still applies on top.
+  // No program on a fake tree (unit tests) or without the privilege
+  // (rootless; see can_attach_device_programs).
+  Result<> apply_devices(const DevicePolicy& policy) {
+    if (!is_cgroup2(path_) || !can_attach_device_programs()) return {};
+    UniqueFd dir = TRY_CTX(open_fd(path_, O_RDONLY | O_DIRECTORY), "linux.resources.devices: open cgroup ", path_);
+    auto r = attach_device_program(dir.get(), device_program(policy));
+    // A kernel without cgroup BPF cannot filter, and a new container whose
+    // rules allow everything needs no filter (runc's canSkipEBPFError).
+    if (!r && created_ && policy.default_allow && policy.exceptions.empty()) return {};
+    TRYV_CTX(std::move(r), "linux.resources.devices: cgroup ", path_);
+    return {};
+  }
+
   std::string mount_;
   std::string rel_;
   std::string path_;
+  std::vector<oci::Device> devices_;
+  bool created_ = false;  // by create(): a new container, not an update
 };
 
 }  // namespace
 
-std::unique_ptr<Manager> make_fs_manager(std::string mount, std::string rel) {
-  return std::make_unique<FsManager>(std::move(mount), std::move(rel));
+std::unique_ptr<Manager> make_fs_manager(std::string mount, std::string rel, std::vector<oci::Device> devices) {
+  return std::make_unique<FsManager>(std::move(mount), std::move(rel), std::move(devices));
 }
 
-std::unique_ptr<Manager> open_fs_manager(std::string path) {
+std::unique_ptr<Manager> open_fs_manager(std::string path, std::vector<oci::Device> devices) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   std::string mount = mount_point_of(path);
-  if (mount == "/") return std::make_unique<FsManager>("", path);
-  return std::make_unique<FsManager>(mount, path.substr(mount.size()));
+  if (mount == "/") return std::make_unique<FsManager>("", path, std::move(devices));
+  return std::make_unique<FsManager>(mount, path.substr(mount.size()), std::move(devices));
 }
 
 }  // namespace husk::cgroups

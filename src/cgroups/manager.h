@@ -35,6 +35,9 @@ struct Options {
   // systemd: "slice:prefix:name".
   std::string cgroups_path;
   bool rootless = false;
+  // linux.devices: a default device rule whose node the spec replaces is
+  // left out of the device program (device_bpf.h).
+  std::vector<oci::Device> devices;
 };
 
 struct MemoryStats {
@@ -67,15 +70,26 @@ struct Stats {
   std::vector<HugetlbStats> hugetlb;
 };
 
+// When the cgroup comes to exist. Fs: create() makes the directory before
+// the container init is cloned (clone3 CLONE_INTO_CGROUP). Systemd: a
+// transient scope is started around a process, so create() only checks
+// that systemd is reachable and add_process(init) starts the scope; only
+// then do open_dir(), apply() and the rest work.
+enum class Creation { BeforeProcess, AroundProcess };
+
 class Manager {
  public:
   virtual ~Manager() = default;
 
+  virtual Creation creation() const { return Creation::BeforeProcess; }
   // Make the cgroup (enabling needed controllers in the parents).
   virtual Result<> create() = 0;
   // O_PATH|O_DIRECTORY fd of the cgroup, for clone3 CLONE_INTO_CGROUP.
   virtual Result<UniqueFd> open_dir() = 0;
   virtual Result<> add_process(pid_t pid) = 0;
+  // Resource files, and the device program (device_bpf.h): always on the
+  // cgroup this manager created, on a reopened one (update) only when
+  // resources.devices has rules.
   virtual Result<> apply(const oci::Resources& resources) = 0;
   // Freeze or thaw, waiting until cgroup.events says it is done.
   virtual Result<> freeze(bool frozen) = 0;
@@ -89,11 +103,24 @@ class Manager {
   // Absolute path of the cgroup directory ("" when disabled); recorded in
   // state.json so later commands reattach with open_existing().
   virtual std::string path() const = 0;
+  // The systemd unit that owns the cgroup ("" for the other managers);
+  // recorded in state.json beside path().
+  virtual std::string unit() const { return ""; }
 };
 
 Result<std::unique_ptr<Manager>> make_manager(const Options& opts);
-// Reattach to a cgroup made earlier (path from state.json).
-Result<std::unique_ptr<Manager>> open_existing(ManagerKind kind, const std::string& path);
+
+// What state.json recorded of a cgroup made earlier.
+struct Recorded {
+  ManagerKind kind = ManagerKind::Fs;
+  std::string path;          // absolute cgroup directory, "" when none
+  std::string systemd_unit;  // systemd: the scope's unit name
+  bool rootless = false;     // systemd: the user manager, not the system one
+  std::vector<oci::Device> devices;  // the container's linux.devices, as for Options
+};
+// Reattach to a cgroup made earlier, for kill, pause, ps, update, stats and
+// delete.
+Result<std::unique_ptr<Manager>> open_existing(const Recorded& rec);
 
 // Where the cgroup2 hierarchy is mounted, "" if nowhere.
 std::string detect_mount_point();

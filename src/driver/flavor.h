@@ -37,7 +37,8 @@ class Flavor {
   // Errors name the option ("volumes.enabled: ...").
   virtual Result<> configure(const Value& plugin_config) = 0;
   // Fingerprint attributes under driver.<name> besides the ones the gRPC
-  // layer sets (driver.<name> = true, .version).
+  // layer sets (driver.<name> = true, .version). Keys are relative:
+  // "health" becomes driver.<name>.health.
   virtual std::vector<std::pair<std::string, std::string>> attributes() const = 0;
   // StartTask: validates the task's decoded `config {}` against the plugin
   // options (allow_caps, allow_privileged, volumes...) and builds the

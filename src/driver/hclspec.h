@@ -4,6 +4,7 @@
 // message for ConfigSchema / TaskConfigSchema.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>

@@ -519,7 +519,18 @@ class DriverService final : public drv::Driver::Service {
     auto& attrs = *f.mutable_attributes();
     std::string husk = husk_binary();
     bool have_husk = access(husk.c_str(), X_OK) == 0;
-    bool have_cgroup2 = !cgroups::detect_mount_point().empty();
+    std::string cg_mount = cgroups::detect_mount_point();
+    bool have_cgroup2 = !cg_mount.empty();
+    // Nomad always asks for cpu and memory: without their controllers (a
+    // hybrid host's cgroup2 tree) every task would fail to start.
+    std::string missing;
+    if (have_cgroup2) {
+      std::string offered = " " + read_file(cg_mount + "/cgroup.controllers").value_or("") + " ";
+      for (auto& c : offered)
+        if (c == '\n') c = ' ';
+      for (const char* c : {"cpu", "memory", "pids"})
+        if (offered.find(std::string(" ") + c + " ") == std::string::npos) missing += std::string(missing.empty() ? "" : ", ") + c;
+    }
     if (!have_husk) {
       f.set_health(drv::FingerprintResponse::UNHEALTHY);
       f.set_health_description("the husk binary is not found (" + husk + "); set HUSK_BINARY");
@@ -529,6 +540,10 @@ class DriverService final : public drv::Driver::Service {
     } else if (!have_cgroup2) {
       f.set_health(drv::FingerprintResponse::UNHEALTHY);
       f.set_health_description("no cgroup2 hierarchy is mounted");
+    } else if (!missing.empty()) {
+      f.set_health(drv::FingerprintResponse::UNHEALTHY);
+      f.set_health_description("the cgroup2 hierarchy at " + cg_mount + " offers no " + missing +
+                               " controller (a hybrid cgroup host?): task resources cannot be enforced");
     } else {
       f.set_health(drv::FingerprintResponse::HEALTHY);
       f.set_health_description("Healthy");

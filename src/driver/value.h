@@ -39,6 +39,7 @@ class Value {
   const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
   // Map member by name; a null Value when absent (or when this is no map).
   const Value& operator[](std::string_view key) const;
+  bool operator==(const Value&) const = default;
 
  private:
   Kind kind_ = Kind::Null;
@@ -51,12 +52,36 @@ class Value {
 };
 
 // Decodes cty msgpack. With a schema, attributes of type `any` are unwrapped
-// from their [type, value] form; errors name the attribute path
-// ("config.entrypoint: ...").
-Result<Value> decode_msgpack(std::string_view bytes, const SpecNode* schema = nullptr);
+// from their [type, value] form, attributes of type list(map(T)) arrive as
+// one merged map (see merged_map), and numbers cty sent as decimal strings
+// become numbers; errors name the attribute path, starting at `root`
+// ("config.entrypoint: ..."). Malformed or truncated input is an error.
+Result<Value> decode_msgpack(std::string_view bytes, const SpecNode* schema = nullptr,
+                             std::string_view root = "config");
 
 // Encodes a Value as cty msgpack would (maps with sorted keys). Used by tests
 // and by driver_state.
 std::string encode_msgpack(const Value& v);
+// As cty would encode it for `schema`: attributes of type `any` are wrapped
+// as [type-json, value], with the type cty infers from HCL (tuple, object).
+std::string encode_msgpack(const Value& v, const SpecNode& schema);
+
+// The legacy list(map(T)) form: a map as is, a list of maps merged into one
+// (later keys win), null as an empty map. Anything else is an error naming
+// `path`.
+Result<Value> merged_map(const Value& v, std::string_view path = "");
+
+// Typed reads of map member `key` for the flavors. A null or absent member
+// yields the fallback; a member of another kind is an error naming
+// `path.key` and what was expected.
+Result<std::string> read_string(const Value& m, std::string_view key, std::string_view path,
+                                std::string fallback = "");
+Result<bool> read_bool(const Value& m, std::string_view key, std::string_view path, bool fallback = false);
+// An integer (a float only when it is integral).
+Result<int64_t> read_int(const Value& m, std::string_view key, std::string_view path, int64_t fallback = 0);
+Result<std::vector<std::string>> read_strings(const Value& m, std::string_view key, std::string_view path);
+// map(string) or its list(map(string)) form; keys in input order.
+Result<std::vector<std::pair<std::string, std::string>>> read_string_map(const Value& m, std::string_view key,
+                                                                          std::string_view path);
 
 }  // namespace husk::driver

@@ -45,7 +45,9 @@ bool is_rootless(const GlobalOptions& g);
 Result<oci::Spec> load_saved_spec(const ContainerDir& dir);
 Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
                                                       const std::string& id, bool rootless);
-Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec);
+// devices: the container's linux.devices, needed only to apply device rules.
+Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec,
+                                                        const std::vector<oci::Device>& devices = {});
 // Kill (force) what is left, run poststop hooks, remove cgroup and state.
 Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool force);
 // The "exit" file of a container directory (see ExitStatus).
@@ -54,7 +56,7 @@ Result<std::optional<ExitStatus>> read_exit_status(const ContainerDir& dir);
 Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecord& rec);
 std::string get_cwd();
 // Foreground: forward signals to pidfd's process, proxy the terminal master
-// (-1 = none) with our stdio, reap pid and return its exit status.
+// (-1 = none) with our stdio, reap pid and return its wait status (waitpid's).
 Result<int> wait_foreground(pid_t pid, int pidfd, int master);
 Result<std::string> state_json_for(const oci::Spec& spec, const std::string& id, pid_t pid,
                                    const std::string& bundle, oci::Status status);

@@ -179,6 +179,14 @@ int add_listen_fds(std::vector<std::string>& extra_env) {
   return count;
 }
 
+// The systemd manager's scope is started around the new init, which waits
+// (CgroupReady) before it does anything else; then the limits go in.
+Result<> place_in_cgroup(const Created& c, pid_t pid, int sock) {
+  TRYV_CTX(c.cgroup->add_process(pid), "create the container's cgroup");
+  TRYV(c.cgroup->apply(c.spec->linux->resources ? *c.spec->linux->resources : oci::Resources{}));
+  return sync_send(sock, SyncType::CgroupReady);
+}
+
 Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flags, int cgroup_fd,
                            const std::string& console_socket, bool keep_console) {
   int sv[2];
@@ -213,6 +221,7 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
   c.guard->pid = pid;
   const int sock = parent_sock.get();
   const oci::Spec& spec = *c.spec;
+  if (cfg.wait_for_cgroup) TRYV(place_in_cgroup(c, pid, sock));
 
   for (;;) {
     SyncMsg msg = TRY(sync_recv(sock));
@@ -275,6 +284,7 @@ Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, co
   co.container_id = id;
   co.cgroups_path = spec.linux && spec.linux->cgroups_path ? *spec.linux->cgroups_path : "";
   co.rootless = rootless;
+  if (spec.linux) co.devices = spec.linux->devices;
   return cgroups::make_manager(co);
 }
 
@@ -322,9 +332,16 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
   TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
   c.guard->cgroup = c.cgroup.get();
-  if (c.spec->linux->resources) TRYV(c.cgroup->apply(*c.spec->linux->resources));
+  // cgroupfs: the cgroup exists now and the init is cloned into it. A
+  // systemd scope is made around the init once it exists (spawn_init).
+  const bool cgroup_after_clone = c.cgroup->creation() == cgroups::Creation::AroundProcess;
   UniqueFd cgroup_fd;
-  if (!c.cgroup->path().empty()) cgroup_fd = TRY(c.cgroup->open_dir());
+  if (!cgroup_after_clone) {
+    // Without linux.resources too: the device program is always installed
+    // (deny all but the default devices), as runc does.
+    TRYV(c.cgroup->apply(c.spec->linux->resources ? *c.spec->linux->resources : oci::Resources{}));
+    if (!c.cgroup->path().empty()) cgroup_fd = TRY(c.cgroup->open_dir());
+  }
 
   InitConfig cfg;
   cfg.spec = c.spec.get();
@@ -340,6 +357,15 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.preserve_fds = o.preserve_fds + add_listen_fds(cfg.extra_env);
   std::vector<UniqueFd> join_fds;
   uint64_t fast_flags = TRY(plan_namespaces(*c.spec, cfg, join_fds));
+  if (cgroup_after_clone) {
+    cfg.wait_for_cgroup = true;
+    // A cgroup namespace is rooted at the cgroup its creator is in: it is
+    // made once the init sits in its scope.
+    if (fast_flags & CLONE_NEWCGROUP) {
+      fast_flags &= ~static_cast<uint64_t>(CLONE_NEWCGROUP);
+      cfg.unshare_cgroupns = true;
+    }
+  }
 
   Spawned sp = TRY(spawn_init(cfg, c, fast_flags, cgroup_fd.get(), o.console_socket, keep_console));
   c.attach_network = nullptr;  // it refers to locals of this function
@@ -355,6 +381,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   rec.pid = sp.pid;
   rec.pid_start = process_start_time(sp.pid);
   rec.cgroup_path = c.cgroup->path();
+  rec.systemd_scope = c.cgroup->unit();
   rec.cgroup_manager = g.cgroup_manager == cgroups::ManagerKind::Systemd ? "systemd"
                        : g.cgroup_manager == cgroups::ManagerKind::Disabled ? "disabled" : "fs";
   rec.created = now_ns();

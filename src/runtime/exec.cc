@@ -235,7 +235,8 @@ Result<int> exec(const GlobalOptions& g, const ExecOptions& o) {
   }
   auto status = wait_foreground(pid, pidfd, master.get());
   if (raw) tcsetattr(0, TCSANOW, &saved);
-  return status;
+  if (!status) return fail(status.error());
+  return WIFSIGNALED(*status) ? 128 + WTERMSIG(*status) : WEXITSTATUS(*status);
 }
 
 }  // namespace husk::runtime

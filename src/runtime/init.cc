@@ -335,6 +335,11 @@ void container_init(const InitConfig& cfg) {
   for (const auto& j : cfg.join) keep.push_back(j.second);
   for (int fd = 3; fd < 3 + cfg.preserve_fds; ++fd) keep.push_back(fd);
   close_fds_except(keep);
+  if (cfg.wait_for_cgroup) {
+    if (auto r = sync_expect(cfg.sync_fd, SyncType::CgroupReady); !r) fail_child(cfg.sync_fd, r.error());
+    if (cfg.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+      fail_child(cfg.sync_fd, Error::sys("linux.namespaces: create cgroup namespace"));
+  }
   if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   if (cfg.staged) {
     if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());

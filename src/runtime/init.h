@@ -34,6 +34,10 @@ struct InitConfig {
   bool no_new_keyring = false;
   std::string session_keyring;  // "_ses.<id>", as runc names it
   std::vector<std::string> extra_env;  // LISTEN_FDS, NOTIFY_SOCKET
+  // The cgroup is made around the init (systemd scope): wait for
+  // CgroupReady first, then unshare the cgroup namespace the clone left out.
+  bool wait_for_cgroup = false;
+  bool unshare_cgroupns = false;
   bool send_netns = false;  // pass our netns fd with RunCreateRuntime (src/net needs it)
 };
 

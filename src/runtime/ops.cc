@@ -37,12 +37,19 @@ Result<oci::Spec> load_saved_spec(const ContainerDir& dir) {
   return TRY_CTX(oci::parse_config(raw), dir.config_path());
 }
 
-Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec) {
+Result<std::unique_ptr<cgroups::Manager>> reopen_cgroup(const ContainerRecord& rec,
+                                                        const std::vector<oci::Device>& devices) {
   cgroups::ManagerKind kind = rec.cgroup_manager == "systemd"    ? cgroups::ManagerKind::Systemd
                               : rec.cgroup_manager == "disabled" ? cgroups::ManagerKind::Disabled
                                                                  : cgroups::ManagerKind::Fs;
   if (rec.cgroup_path.empty()) kind = cgroups::ManagerKind::Disabled;
-  return cgroups::open_existing(kind, rec.cgroup_path);
+  cgroups::Recorded r;
+  r.kind = kind;
+  r.path = rec.cgroup_path;
+  r.systemd_unit = rec.systemd_scope;
+  r.rootless = rec.rootless;
+  r.devices = devices;
+  return cgroups::open_existing(r);
 }
 
 Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecord& rec) {
@@ -201,7 +208,13 @@ Result<> update(const GlobalOptions& g, const std::string& id, const oci::Resour
   oci::Status st = TRY(current_status(dir, rec));
   if (st == oci::Status::Stopped) return fail_msg("container \"", id, "\" is stopped: nothing to update");
   if (rec.cgroup_path.empty()) return fail_msg("container \"", id, "\" has no cgroup (cgroups disabled): cannot update resources");
-  auto cg = TRY(reopen_cgroup(rec));
+  std::vector<oci::Device> devices;
+  if (!resources.devices.empty()) {
+    // The default device rules leave out those the spec's linux.devices replaces.
+    oci::Spec spec = TRY_CTX(load_saved_spec(dir), "update the device rules");
+    if (spec.linux) devices = spec.linux->devices;
+  }
+  auto cg = TRY(reopen_cgroup(rec, devices));
   return cg->apply(resources);
 }
 Result<> resume(const GlobalOptions& g, const std::string& id) { return set_frozen(g, id, false); }

@@ -22,6 +22,7 @@ enum class SyncType : uint32_t {
   InitPid,          // stage child -> parent: host pid of the init (payload)
   Ready,            // child set up, waiting on exec.fifo / about to exec
   Continue,         // parent -> child: generic go-ahead
+  CgroupReady,      // parent -> child: the init is in its (systemd) cgroup
 };
 
 struct SyncMsg {

@@ -11,6 +11,7 @@
 #include "cgroups/manager.h"
 #include "cgroups/resources.h"
 #include "cgroups/stats.h"
+#include "cgroups/systemd_manager.h"
 
 using namespace husk;
 using namespace husk::cgroups;
@@ -308,4 +309,120 @@ TEST(EventWatcher, WithoutMemoryEventsOnlyEmptinessIsWatched) {
   EXPECT_FALSE(w->has_memory_events());
   EXPECT_TRUE(w->wait(-1)->empty);
   EXPECT_FALSE(EventWatcher::open(t.root + "/nonexistent"));
+}
+
+TEST(FsManager, DeviceRulesAreCheckedBeforeAnyWrite) {
+  FakeTree t;
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c4";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m);
+  ASSERT_TRUE((*m)->create());
+  t.put("husk/cgroup.controllers", "cpuset cpu io memory pids");
+  t.put("husk/cgroup.subtree_control", "");
+  t.put("husk/c4/pids.max", "max");
+  oci::Resources r;
+  r.pids = oci::PidsResources{9};
+  r.devices = {oci::DeviceRule{false, std::nullopt, std::nullopt, std::nullopt, "rwm"},
+               oci::DeviceRule{true, 'c', 10, std::nullopt, "rwm"}, oci::DeviceRule{false, 'c', 10, 237, "rw"}};
+  auto a = (*m)->apply(r);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().str().find("linux.resources.devices[2]: deny c 10:237 cannot punch a hole"), std::string::npos)
+      << a.error().str();
+  EXPECT_EQ(t.get("husk/c4/pids.max"), "max");
+  // Good rules on a tree that is not cgroup2: checked, no program.
+  r.devices.pop_back();
+  a = (*m)->apply(r);
+  EXPECT_TRUE(a) << a.error().str();
+  EXPECT_EQ(t.get("husk/c4/pids.max"), "9");
+}
+
+TEST(SystemdPath, SlicePrefixName) {
+  auto s = parse_systemd_cgroups_path("system.slice:husk:abc", "id", false);
+  ASSERT_TRUE(s) << s.error().str();
+  EXPECT_EQ(s->slice, "system.slice");
+  EXPECT_EQ(s->unit, "husk-abc.scope");
+  EXPECT_EQ(s->slice_path, "/system.slice");
+  // No prefix: the name alone.
+  s = parse_systemd_cgroups_path("machine.slice::abc", "id", false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->unit, "abc.scope");
+}
+
+TEST(SystemdPath, DefaultsFollowRunc) {
+  // No cgroupsPath is ":husk:<id>"; an empty slice is system.slice for root
+  // and user.slice rootless.
+  auto s = parse_systemd_cgroups_path("", "c1", false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->slice, "system.slice");
+  EXPECT_EQ(s->unit, "husk-c1.scope");
+  s = parse_systemd_cgroups_path("", "c1", true);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->slice, "user.slice");
+  EXPECT_EQ(s->slice_path, "/user.slice");
+  s = parse_systemd_cgroups_path(":crio:xyz", "c1", false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->slice, "system.slice");
+  EXPECT_EQ(s->unit, "crio-xyz.scope");
+}
+
+TEST(SystemdPath, SubSlicesAndRootSlice) {
+  auto s = parse_systemd_cgroups_path("machine-pod-a.slice:p:n", "id", false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->slice_path, "/machine.slice/machine-pod.slice/machine-pod-a.slice");
+  s = parse_systemd_cgroups_path("-:p:n", "id", false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->slice, "-.slice");
+  EXPECT_EQ(s->slice_path, "/");
+  s = parse_systemd_cgroups_path("-.slice:p:n", "id", false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->slice_path, "/");
+}
+
+TEST(SystemdPath, BadPathsNameTheFieldAndValue) {
+  for (const char* bad : {"a:b", "a:b:c:d", "/husk/x", "system:husk:x", "sys/tem.slice:husk:x", "a--b.slice:p:n",
+                          "-a.slice:p:n", "system.slice:husk:", "system.slice:husk:pod.slice", "system.slice:hu/sk:x",
+                          "system.slice:husk:a b"}) {
+    auto s = parse_systemd_cgroups_path(bad, "id", false);
+    ASSERT_FALSE(s) << bad;
+    EXPECT_EQ(s.error().str().rfind("linux.cgroupsPath: ", 0), 0u) << s.error().str();
+    EXPECT_NE(s.error().str().find(bad), std::string::npos) << s.error().str();
+  }
+  std::string long_name(300, 'x');
+  EXPECT_FALSE(parse_systemd_cgroups_path("system.slice:husk:" + long_name, "id", false));
+}
+
+TEST(SystemdManager, ScopeIsMadeAroundTheProcess) {
+  FakeTree t;
+  Options o;
+  o.kind = ManagerKind::Systemd;
+  o.mount_point = t.root;
+  o.container_id = "c9";
+  auto m = make_manager(o);
+  ASSERT_TRUE(m) << m.error().str();
+  EXPECT_EQ((*m)->creation(), Creation::AroundProcess);
+  EXPECT_EQ((*m)->unit(), "husk-c9.scope");
+  EXPECT_EQ((*m)->path(), "");
+  // Nothing works on a scope that does not exist yet, and nothing to undo.
+  EXPECT_FALSE((*m)->open_dir());
+  EXPECT_FALSE((*m)->pids());
+  EXPECT_TRUE((*m)->destroy());
+}
+
+TEST(SystemdManager, ReopensFromTheRecord) {
+  FakeTree t;
+  t.put("system.slice/husk-c9.scope/cgroup.procs", "42\n");
+  Recorded r;
+  r.kind = ManagerKind::Systemd;
+  r.path = t.root + "/system.slice/husk-c9.scope";
+  auto m = open_existing(r);
+  ASSERT_TRUE(m) << m.error().str();
+  EXPECT_EQ((*m)->unit(), "husk-c9.scope");  // from the directory's name
+  EXPECT_EQ((*m)->path(), r.path);
+  auto p = (*m)->pids();
+  ASSERT_TRUE(p) << p.error().str();
+  EXPECT_EQ(*p, std::vector<pid_t>{42});
+  r.path = t.root + "/somewhere";
+  EXPECT_FALSE(open_existing(r));  // no unit recorded and none to guess
 }

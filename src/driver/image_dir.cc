@@ -1,0 +1,194 @@
+// Local image directories and safe reads of the image's account files.
+#include "driver/image_dir.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <climits>
+#include <cstdlib>
+#include <string_view>
+
+#include "common/fd.h"
+
+namespace husk::driver {
+
+namespace {
+
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool exists(const std::string& p) {
+  struct stat st;
+  return lstat(p.c_str(), &st) == 0;
+}
+
+std::optional<uint32_t> parse_id(std::string_view s) {
+  uint32_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); i++)
+    if (i == s.size() || s[i] == sep) {
+      out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
+// Lines of a colon-separated account file, comments and blanks skipped.
+std::vector<std::vector<std::string_view>> records(std::string_view text) {
+  std::vector<std::vector<std::string_view>> out;
+  for (auto line : split(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    out.push_back(split(line, ':'));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> resolve_image_dir(const std::string& image, const std::string& field) {
+  const char* works = "husk runs images from local directories for now: an absolute path to a root filesystem, "
+                      "or to a directory holding rootfs/";
+  if (image.empty()) return fail_msg(field, ": image name required");
+  for (std::string_view t : {"oci-archive:", "docker-archive:", "docker://", "oci:", "containers-storage:", "dir:",
+                             "docker-daemon:", "http://", "https://"})
+    if (std::string_view(image).starts_with(t))
+      return fail_msg(field, ": \"", image, "\": transport \"", t.substr(0, t.find(':')), "\" is not supported; ",
+                      works);
+  if (image[0] != '/')
+    return fail_msg(field, ": \"", image, "\": registry images need the image store, which husk does not have yet; ",
+                    works);
+  if (!is_dir(image)) return fail_msg(field, ": \"", image, "\": no such directory");
+  if (exists(image + "/oci-layout") && exists(image + "/index.json"))
+    return fail_msg(field, ": \"", image, "\" is an OCI image layout; those come with the image store, which husk "
+                    "does not have yet; ", works);
+  std::string rootfs = is_dir(image + "/rootfs") ? image + "/rootfs" : image;
+  char resolved[PATH_MAX];
+  if (!realpath(rootfs.c_str(), resolved)) return fail_sys(field, ": resolve \"", rootfs, "\"");
+  // The host's own root as an image would hand the task every host file.
+  if (std::string_view(resolved) == "/") return fail_msg(field, ": \"", image, "\" is the host's root directory");
+  return std::string(resolved);
+}
+
+Result<std::optional<std::string>> read_in_root(const std::string& rootfs, const std::string& path, size_t max_bytes) {
+  int rootfd = open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return fail_sys("open ", rootfs);
+  UniqueFd root(rootfd);
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  std::string rel = path;
+  while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+  int fd = static_cast<int>(syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how));
+  if (fd < 0) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return fail_sys("open ", path, " in ", rootfs);
+  }
+  UniqueFd f(fd);
+  struct stat st;
+  if (fstat(f.get(), &st) != 0) return fail_sys("stat ", path, " in ", rootfs);
+  if (!S_ISREG(st.st_mode)) return fail_msg(path, " in ", rootfs, " is not a regular file");
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = read(f.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail_sys("read ", path, " in ", rootfs);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) return fail_msg(path, " in ", rootfs, " is larger than ", max_bytes, " bytes");
+  }
+  return std::optional<std::string>(std::move(out));
+}
+
+Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& user, const std::string& field) {
+  ResolvedUser r;
+  if (user.empty()) {
+    r.home = "/root";
+    return r;
+  }
+  std::string_view u = user, g;
+  bool has_group = false;
+  if (auto colon = u.find(':'); colon != std::string_view::npos) {
+    g = u.substr(colon + 1);
+    u = u.substr(0, colon);
+    has_group = true;
+    if (g.empty()) return fail_msg(field, ": \"", user, "\": empty group");
+  }
+  if (u.empty()) return fail_msg(field, ": \"", user, "\": empty user");
+
+  auto passwd = TRY_CTX(read_in_root(rootfs, "/etc/passwd"), field, ": read the image's /etc/passwd");
+  auto group = TRY_CTX(read_in_root(rootfs, "/etc/group"), field, ": read the image's /etc/group");
+
+  std::string name;
+  bool found = false;
+  auto uid = parse_id(u);
+  if (passwd) {
+    for (const auto& rec : records(*passwd)) {
+      if (rec.size() < 7) continue;
+      auto rec_uid = parse_id(rec[2]);
+      auto rec_gid = parse_id(rec[3]);
+      if (!rec_uid || !rec_gid) continue;
+      if ((uid && *rec_uid == *uid) || (!uid && rec[0] == u)) {
+        r.uid = *rec_uid;
+        r.gid = *rec_gid;
+        r.home = std::string(rec[5]);
+        name = std::string(rec[0]);
+        found = true;
+        break;
+      }
+    }
+  }
+  if (!found) {
+    if (!uid) return fail_msg(field, ": user \"", u, "\" is not in the image's /etc/passwd");
+    r.uid = *uid;
+    r.gid = 0;
+  }
+
+  if (has_group) {
+    auto gid = parse_id(g);
+    if (gid) {
+      r.gid = *gid;
+    } else {
+      bool gfound = false;
+      if (group)
+        for (const auto& rec : records(*group))
+          if (rec.size() >= 3 && rec[0] == g)
+            if (auto id = parse_id(rec[2])) {
+              r.gid = *id;
+              gfound = true;
+              break;
+            }
+      if (!gfound) return fail_msg(field, ": group \"", g, "\" is not in the image's /etc/group");
+    }
+  } else if (group && !name.empty()) {
+    // Supplementary groups of a named user, as podman gives them.
+    for (const auto& rec : records(*group)) {
+      if (rec.size() < 4) continue;
+      auto id = parse_id(rec[2]);
+      if (!id || *id == r.gid) continue;
+      for (auto member : split(rec[3], ','))
+        if (member == name) {
+          r.additional_gids.push_back(*id);
+          break;
+        }
+    }
+  }
+  return r;
+}
+
+}  // namespace husk::driver

@@ -1,0 +1,58 @@
+"""nomad-driver-husk end to end on a pure cgroup v2 kernel: the Nomad harness
+(../shared/nomad-harness, built by tools/run-tests into build/nomadh-cache)
+plays Nomad's client toward the plugin binary, under both names it serves."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from husktest import CGROUP2, ROOT, mount_points
+
+HARNESS = os.environ.get("NOMAD_HARNESS", os.path.join(ROOT, "build", "nomadh-cache", "bin", "nomad-harness"))
+PLUGIN = os.path.join(ROOT, "build", "src", "driver", "nomad-driver-husk")
+DEMO_ROOTFS = os.path.join(ROOT, "build", "contrib", "demo-bundle", "rootfs")
+
+
+@pytest.fixture
+def image(tmp_path):
+    # Overlay upper and lower directories must be on a local filesystem, not
+    # the VM's 9p share of the host: the image is copied to the VM's tmpfs.
+    d = tmp_path / "image"
+    shutil.copytree(DEMO_ROOTFS, d, symlinks=True)
+    return str(d)
+
+
+def run_harness(tmp_path, plugin, image, *extra):
+    state = tmp_path / "driver-state"
+    before = mount_points()
+    tasks = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nomad")
+    r = subprocess.run([HARNESS, "-plugin", plugin, "-plugin-arg", f"--state-dir={state}", "-image", image,
+                        "-workdir", str(tmp_path / "work"), "-no-cpuset-cgroup",
+                        "-short-task", os.path.join(tasks, "short-task.hcl"),
+                        "-long-task", os.path.join(tasks, "long-task.hcl"), *extra],
+                       capture_output=True, text=True, timeout=900)
+    out = r.stdout + r.stderr
+    # Nothing of the tasks is left: containers, task dirs, mounts, cgroups.
+    assert os.listdir(state / "containers") == [], out
+    assert os.listdir(state / "tasks") == [], out
+    assert mount_points() == before, out
+    husk_cg = os.path.join(CGROUP2, "husk")
+    if os.path.isdir(husk_cg):
+        assert [c for c in os.listdir(husk_cg) if os.path.isdir(os.path.join(husk_cg, c))] == [], out
+    return r.returncode, out
+
+
+@pytest.mark.skipif(not os.path.exists(HARNESS), reason="nomad-harness not built (tools/run-tests builds it)")
+@pytest.mark.parametrize("name", ["nomad-driver-husk", "nomad-driver-podman"])
+def test_harness_passes_every_scenario(tmp_path, image, name):
+    plugin = tmp_path / name
+    os.symlink(PLUGIN, plugin)
+    rc, out = run_harness(tmp_path, str(plugin), image)
+    summary = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
+    assert summary, out
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert rc == 0 and summary[-1][1] == "0", "\n".join(failed) + "\n" + out[-4000:]
+    expected_name = "husk" if name == "nomad-driver-husk" else "podman"
+    assert re.search(rf"name[=: ]+\"?{expected_name}\b", out), out[:3000]
