@@ -1,6 +1,10 @@
 #include "net/bridge.h"
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
 
 #include "common/fd.h"
 #include "net/netlink.h"
@@ -34,7 +38,8 @@ Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& su
   return index;
 }
 
-Result<> configure_container_side(int netns_fd, const IpAddress& addr, const Subnet& subnet) {
+Result<> configure_container_side(int netns_fd, const IpAddress& addr, const Subnet& subnet,
+                                  const std::optional<Subnet6>& subnet6, uint32_t offset) {
   Netlink nl = TRY(Netlink::open_in(netns_fd));
   int lo = TRY(nl.link_index("lo"));
   if (lo > 0) TRYV(nl.set_up(lo));
@@ -43,6 +48,10 @@ Result<> configure_container_side(int netns_fd, const IpAddress& addr, const Sub
   TRYV(nl.add_address(eth, addr, subnet.prefix));
   TRYV(nl.set_up(eth));
   TRYV(nl.add_default_route(subnet.gateway()));
+  if (subnet6) {
+    TRYV(nl.add_address(eth, subnet6->at(offset), subnet6->length));
+    TRYV(nl.add_default_route(subnet6->gateway()));
+  }
   return {};
 }
 
@@ -60,6 +69,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
   Ipam ipam = TRY(Ipam::lock(req.ipam_root, alive));
   bool is_new = access((req.ipam_root + "/" + req.network + "/subnet").c_str(), F_OK) != 0;
   Subnet subnet = TRY(ipam.subnet(req.network, req.subnet));
+  std::optional<Subnet6> subnet6 = TRY(ipam.subnet6(req.network, req.subnet6));
   Netlink nl = TRY(Netlink::open());
   if (!req.ports.empty()) {
     std::vector<Lease> others = TRY(ipam.all_leases());
@@ -84,6 +94,15 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
   auto made = [&]() -> Result<BridgeAttachment> {
     int bridge = TRY(ensure_bridge(nl, req.network, subnet, is_new, req.mtu, made_bridge));
     (void)write_file("/proc/sys/net/ipv4/ip_forward", "1");
+    if (subnet6) {
+      TRYV(nl.add_address(bridge, subnet6->gateway(), subnet6->length));
+      (void)write_file("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+    }
+    uint32_t offset = [&] {
+      uint32_t v;
+      memcpy(&v, address->bytes, 4);
+      return ntohl(v) - subnet.first();
+    }();
     if (!req.ports.empty()) (void)write_file(cat("/proc/sys/net/ipv4/conf/", req.network, "/route_localnet"), "1");
     std::string veth = veth_name(req.id);
     auto created = nl.create_veth(veth, "eth0", req.netns_fd, req.mtu);
@@ -94,10 +113,19 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     int host_end = TRY(nl.link_index(veth));
     TRYV(nl.set_master(host_end, bridge));
     TRYV(nl.set_up(host_end));
-    TRYV_CTX(configure_container_side(req.netns_fd, *address, subnet), "configure the container's eth0");
-    ContainerRules rules{req.id, req.network, *address, subnet, req.ports};
+    TRYV_CTX(configure_container_side(req.netns_fd, *address, subnet, subnet6, offset), "configure the container's eth0");
+    ContainerRules rules;
+    rules.id = req.id;
+    rules.bridge = req.network;
+    rules.address = *address;
+    rules.subnet = subnet;
+    rules.ports = req.ports;
+    if (subnet6) {
+      rules.address6 = subnet6->at(offset);
+      rules.subnet6 = subnet6->str();
+    }
     TRYV(add_rules(rules));
-    return BridgeAttachment{*address, subnet.gateway(), subnet};
+    return BridgeAttachment{*address, subnet.gateway(), subnet, rules.address6};
   }();
   if (!made) {
     clean_leftovers(nl, req.id);

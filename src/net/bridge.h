@@ -20,6 +20,7 @@ struct BridgeRequest {
   std::string ipam_root;
   std::string network = "husk0";
   std::optional<std::string> subnet;  // first use only
+  std::optional<std::string> subnet6;  // dual stack, first use only
   std::string id;
   pid_t pid = 0;
   uint64_t pid_start = 0;
@@ -32,6 +33,7 @@ struct BridgeAttachment {
   IpAddress address;
   IpAddress gateway;
   Subnet subnet;
+  std::optional<IpAddress> address6;
 };
 
 // The host end of a container's veth pair: "hk" + a hash of the id.

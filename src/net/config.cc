@@ -213,6 +213,11 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
       return fail_errno(EINVAL, "annotations.", kSubnetAnnotation, ": a subnet needs network mode bridge");
     c.subnet = *v;
   }
+  if (const std::string* v = get(kSubnet6Annotation)) {
+    if (c.mode != Mode::Bridge)
+      return fail_errno(EINVAL, "annotations.", kSubnet6Annotation, ": a subnet needs network mode bridge");
+    c.subnet6 = *v;
+  }
   if (c.mode == Mode::Unset && c.requested() && !c.ports.empty()) c.mode = rootless ? Mode::Pasta : Mode::Bridge;
   if (!c.ports.empty() && !c.configures_interfaces())
     return fail_errno(EINVAL, "annotations.", kPortsAnnotation, ": port forwarding needs network mode pasta, "

@@ -7,6 +7,7 @@
 //   run.husk.add-hosts  NAME:IP, comma separated
 //   run.husk.mtu        68..65535
 //   run.husk.subnet     IPv4 CIDR of a bridge network, used when it is first made
+//   run.husk.subnet6    IPv6 prefix (/64../120) making a bridge network dual stack
 // Pure parsing and validation: every error names the annotation (or flag)
 // and the value. No annotation at all = the OCI spec's own behaviour.
 #pragma once
@@ -29,6 +30,7 @@ inline constexpr const char* kDnsAnnotation = "run.husk.dns";
 inline constexpr const char* kAddHostsAnnotation = "run.husk.add-hosts";
 inline constexpr const char* kMtuAnnotation = "run.husk.mtu";
 inline constexpr const char* kSubnetAnnotation = "run.husk.subnet";
+inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
 
 enum class Mode { Unset, None, Host, Pasta, Slirp4netns, Bridge, Path, Container };
 const char* mode_name(Mode m);
@@ -68,6 +70,7 @@ struct Config {
   std::vector<ExtraHost> extra_hosts;
   std::optional<int> mtu;
   std::optional<std::string> subnet;  // Mode::Bridge, validated by the IPAM
+  std::optional<std::string> subnet6;
 
   // Whether husk touches the network at all (any annotation given).
   bool requested() const {

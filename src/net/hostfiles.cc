@@ -47,6 +47,7 @@ std::string render_hosts(const HostsInput& in) {
     size_t dot = in.hostname.find('.');
     if (dot != std::string::npos) names += " " + in.hostname.substr(0, dot);
     out += cat(in.own_address ? in.own_address->str() : std::string("127.0.1.1"), "\t", names, "\n");
+    if (in.own_address6) out += cat(in.own_address6->str(), "\t", names, "\n");
   }
   for (const auto& h : in.extra_hosts) out += cat(h.address.str(), "\t", h.name, "\n");
   if (in.host_address) out += cat(in.host_address->str(), "\thost.containers.internal host.husk.internal\n");

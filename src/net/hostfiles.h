@@ -16,6 +16,7 @@ namespace husk::net {
 struct HostsInput {
   std::string hostname;
   std::optional<IpAddress> own_address;    // the container's, when husk gave it one
+  std::optional<IpAddress> own_address6;
   std::optional<IpAddress> host_address;   // host.containers.internal, when reachable
   std::vector<ExtraHost> extra_hosts;
 };

@@ -55,6 +55,31 @@ Result<Subnet> parse_subnet(const std::string& cidr) {
   return s;
 }
 
+IpAddress Subnet6::at(uint32_t offset) const {
+  IpAddress a = prefix;
+  uint32_t v = htonl(offset);
+  memcpy(a.bytes + 12, &v, 4);
+  return a;
+}
+
+std::string Subnet6::str() const { return cat(prefix.str(), "/", length); }
+
+Result<Subnet6> parse_subnet6(const std::string& cidr) {
+  size_t slash = cidr.find('/');
+  if (slash == std::string::npos) return fail_errno(EINVAL, "subnet \"", cidr, "\": expected PREFIX/LENGTH");
+  auto ip = parse_ip(cidr.substr(0, slash));
+  if (!ip || ip->family != AF_INET6) return fail_errno(EINVAL, "subnet \"", cidr, "\": not an IPv6 prefix");
+  char* end = nullptr;
+  long len = strtol(cidr.c_str() + slash + 1, &end, 10);
+  if (*end || len < 64 || len > 120) return fail_errno(EINVAL, "subnet \"", cidr, "\": length must be 64..120");
+  for (int bit = static_cast<int>(len); bit < 128; ++bit)
+    if (ip->bytes[bit / 8] & (0x80 >> (bit % 8))) return fail_errno(EINVAL, "subnet \"", cidr, "\": host bits are set");
+  Subnet6 s;
+  s.prefix = *ip;
+  s.length = static_cast<int>(len);
+  return s;
+}
+
 std::string format_lease(const Lease& l) {
   return cat(l.address.str(), " ", l.id, " ", l.pid, " ", l.start, " ", l.ports.empty() ? "-" : l.ports, "\n");
 }
@@ -133,6 +158,24 @@ Result<Subnet> Ipam::subnet(const std::string& name, const std::optional<std::st
   if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return fail_sys("mkdir ", dir);
   TRYV(write_file_atomic(file, chosen.str() + "\n", 0600));
   return chosen;
+}
+
+Result<std::optional<Subnet6>> Ipam::subnet6(const std::string& name, const std::optional<std::string>& wanted) {
+  std::string file = root_ + "/" + name + "/subnet6";
+  auto text = read_file(file);
+  if (text) {
+    std::string s = *text;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    Subnet6 sub = TRY_CTX(parse_subnet6(s), file);
+    if (wanted && *wanted != sub.str())
+      return fail_errno(EEXIST, "network \"", name, "\" already has IPv6 prefix ", sub.str(), ", not ", *wanted);
+    return std::optional<Subnet6>(sub);
+  }
+  if (text.error().code() != ENOENT) return fail(std::move(text.error()));
+  if (!wanted) return std::optional<Subnet6>();
+  Subnet6 sub = TRY(parse_subnet6(*wanted));
+  TRYV(write_file_atomic(file, sub.str() + "\n", 0600));
+  return std::optional<Subnet6>(sub);
 }
 
 Result<std::vector<Lease>> Ipam::read_leases(const std::string& name) {
@@ -218,6 +261,7 @@ void Ipam::forget(const std::string& name) {
   std::string dir = root_ + "/" + name;
   ::unlink((dir + "/leases").c_str());
   ::unlink((dir + "/subnet").c_str());
+  ::unlink((dir + "/subnet6").c_str());
   ::rmdir(dir.c_str());
 }
 

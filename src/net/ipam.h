@@ -35,6 +35,18 @@ struct Subnet {
 };
 Result<Subnet> parse_subnet(const std::string& cidr);
 
+// The IPv6 prefix of a dual-stack network: a container's IPv6 address has
+// the same offset in it as its IPv4 address in the IPv4 subnet, so the
+// IPv4 lease covers both.
+struct Subnet6 {
+  IpAddress prefix;
+  int length = 64;
+  IpAddress at(uint32_t offset) const;
+  IpAddress gateway() const { return at(1); }
+  std::string str() const;
+};
+Result<Subnet6> parse_subnet6(const std::string& cidr);
+
 // The default network's subnet: not podman's 10.88.0.0/16.
 inline constexpr const char* kDefaultSubnet = "10.89.0.0/24";
 
@@ -57,6 +69,8 @@ class Ipam {
   // The network's subnet; on first use it is `wanted` or, unset, the
   // default for husk0 and the next free 10.89.N.0/24 for other names.
   Result<Subnet> subnet(const std::string& name, const std::optional<std::string>& wanted);
+  // The network's IPv6 prefix, when it has one (fixed at first use too).
+  Result<std::optional<Subnet6>> subnet6(const std::string& name, const std::optional<std::string>& wanted);
   // Every live lease of every network (stale ones are left for allocate).
   Result<std::vector<Lease>> all_leases();
   // A free address for id; stale leases of the network are reclaimed and

@@ -202,6 +202,9 @@ Result<> Netlink::add_address(int index, const IpAddress& addr, int prefix) {
   size_t len = addr.family == AF_INET ? 4 : 16;
   m.attr(IFA_LOCAL, addr.bytes, len);
   m.attr(IFA_ADDRESS, addr.bytes, len);
+  // No duplicate address detection: the IPAM already made it unique, and
+  // a tentative address cannot be used for the first seconds.
+  if (addr.family == AF_INET6) m.attr_u32(IFA_FLAGS, IFA_F_NODAD);
   if (addr.family == AF_INET && prefix < 31) {
     unsigned char brd[4];
     memcpy(brd, addr.bytes, 4);

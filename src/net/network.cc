@@ -153,10 +153,13 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.netns_fd = netns_fd;
       req.mtu = cfg.mtu.value_or(0);
       req.subnet = cfg.subnet;
+      req.subnet6 = cfg.subnet6;
       req.ports = cfg.ports;
       BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
       rec["address"] = a.address.str();
+      if (a.address6) rec["address6"] = a.address6->str();
       hosts.own_address = a.address;
+      hosts.own_address6 = a.address6;
       hosts.host_address = a.gateway;
       break;
     }

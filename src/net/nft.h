@@ -5,6 +5,7 @@
 // "husk:<container id>", so a container's delete removes exactly its rules.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct ContainerRules {
   std::string bridge;
   IpAddress address;
   Subnet subnet;
+  std::optional<IpAddress> address6;  // dual stack
+  std::string subnet6;
   std::vector<PortForward> ports;
 };
 

@@ -56,6 +56,16 @@ def http_get(ns, url):
     return ns.run("python3", "-c", code, url)
 
 
+def http_get_ok(ns, url):
+    return http_get_result(ns, url).returncode == 0
+
+
+def http_get_result(ns, url):
+    code = ("import sys, urllib.request; "
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+    return ns.run("python3", "-c", code, url, check=False)
+
+
 @pytest.fixture
 def net(husk, tmp_path, monkeypatch):
     """husk runs inside a private network namespace (husk.ns)."""
@@ -155,6 +165,23 @@ def test_bridge_outbound_is_masqueraded(net, bundle):
         net.ns.run("ip", "link", "del", "up0")
     finally:
         outside.close()
+
+
+def test_bridge_dual_stack_when_the_network_has_an_ipv6_prefix(net, bundle):
+    bundle.set_args(*HTTPD)
+    bundle.config["annotations"] = {"run.husk.network": "bridge", "run.husk.subnet6": "fd89::/64",
+                                    "run.husk.ports": "8080:80"}
+    cid = net.create()
+    net.cmd("start", cid, check=True)
+    rec = record(net, cid)
+    assert rec["address6"] == "fd89::2"
+    assert wait_for(lambda: http_get_ok(net.ns, "http://[fd89::2]:80/"))
+    assert http_get(net.ns, "http://[fd89::1]:8080/").stdout == "hello-from-husk\n"
+    assert http_get(net.ns, "http://127.0.0.1:8080/").stdout == "hello-from-husk\n"
+    bundle.config["annotations"] = {}  # the network is dual stack now: later containers too
+    bundle.set_args("sh", "-c", "cat /etc/hosts; ip -o -6 route show default")
+    out = run_out(net, "--network", "bridge")
+    assert "fd89::3\t" in out and "default via fd89::1" in out
 
 
 def test_generated_files_are_bind_mounted_over_the_image(net, bundle):

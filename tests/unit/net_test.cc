@@ -160,8 +160,17 @@ TEST(Nft, RulesAreTaggedAndDeletedByTag) {
   std::string s = render_rules(r);
   EXPECT_NE(s.find("add table inet husk\n"), std::string::npos);
   EXPECT_NE(s.find("ip saddr 10.89.0.2 ip daddr != 10.89.0.0/24 masquerade comment \"husk:c1\""), std::string::npos);
-  EXPECT_NE(s.find("prerouting fib daddr type local tcp dport 8080 dnat ip to 10.89.0.2:80 comment \"husk:c1\""),
+  EXPECT_NE(s.find("prerouting meta nfproto ipv4 fib daddr type local tcp dport 8080 dnat ip to 10.89.0.2:80 "
+                   "comment \"husk:c1\""),
             std::string::npos);
+  EXPECT_EQ(s.find("ip6"), std::string::npos);  // IPv4 only
+  r.address6 = ip("fd89::2");
+  r.subnet6 = "fd89::/64";
+  s = render_rules(r);
+  EXPECT_NE(s.find("postrouting ip6 saddr fd89::2 ip6 daddr != fd89::/64 masquerade"), std::string::npos);
+  EXPECT_NE(s.find("prerouting meta nfproto ipv6 fib daddr type local tcp dport 8080 dnat ip6 to [fd89::2]:80"),
+            std::string::npos);
+  EXPECT_EQ(s.find("dport 5353 dnat ip6"), std::string::npos);  // bound to an IPv4 address
   EXPECT_NE(s.find("output ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.89.0.2:53"), std::string::npos);
   std::string listing =
       "table inet husk { # handle 3\n"
@@ -203,6 +212,22 @@ TEST(Ipam, NeverTheSameAddressTwiceAndStaleLeasesAreReclaimed) {
   EXPECT_EQ(reclaimed[0].id, "a");
   EXPECT_EQ(*ipam.release("husk0", "b"), 1u);
   EXPECT_EQ(*ipam.release("husk0", "a"), 1u);  // already gone: fine
+}
+
+TEST(Ipam, Ipv6PrefixFollowsTheIpv4Offset) {
+  Subnet6 s = *parse_subnet6("fd89:0:0:7::/64");
+  EXPECT_EQ(s.gateway().str(), "fd89:0:0:7::1");
+  EXPECT_EQ(s.at(5).str(), "fd89:0:0:7::5");
+  EXPECT_FALSE(parse_subnet6("fd89::1/64"));
+  EXPECT_FALSE(parse_subnet6("10.0.0.0/24"));
+  EXPECT_FALSE(parse_subnet6("fd89::/48"));
+  TempDir d;
+  Ipam ipam = *Ipam::lock(d.path, [](pid_t, uint64_t) { return true; });
+  ASSERT_TRUE(ipam.subnet("husk0", std::nullopt));
+  EXPECT_FALSE(*ipam.subnet6("husk0", std::nullopt));
+  EXPECT_EQ((*ipam.subnet6("husk0", std::string("fd89::/64")))->str(), "fd89::/64");
+  EXPECT_EQ((*ipam.subnet6("husk0", std::nullopt))->str(), "fd89::/64");  // fixed now
+  EXPECT_FALSE(ipam.subnet6("husk0", std::string("fd90::/64")));
 }
 
 TEST(Ipam, ExhaustedSubnetNamesTheNetwork) {
