@@ -15,6 +15,14 @@ std::string trim(std::string s) {
 
 Result<std::string> nft_binary() { return find_program("nft", "nftables"); }
 
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + what.size())) ++n;
+  return n;
+}
+size_t count_tagged(const std::string& listing) { return count_of(listing, " comment \"husk:"); }
+size_t count_lines(const std::string& script) { return count_of(script, "\n"); }
+
 }  // namespace
 
 std::string render_rules(const ContainerRules& r) {
@@ -91,12 +99,10 @@ Result<> delete_rules(const std::string& id) {
   auto listing = run_program({nft, "-a", "list", "table", "inet", kNftTable});
   if (!listing) return {};  // no table: nothing of ours
   std::string script = render_deletes(*listing, id);
+  // The table goes with its last rules: when every tagged rule is id's.
+  if (count_tagged(*listing) == count_lines(script)) script = cat("delete table inet ", kNftTable, "\n");
   if (!script.empty())
     TRYV_CTX(run_program({nft, "-f", "-"}, script), "delete the nftables rules of container \"", id, "\"");
-  // The table goes with its last rule.
-  auto after = run_program({nft, "-a", "list", "table", "inet", kNftTable});
-  if (after && after->find("# handle") != std::string::npos && after->find(" comment \"husk:") == std::string::npos)
-    (void)run_program({nft, "delete", "table", "inet", kNftTable});
   return {};
 }
 
