@@ -193,9 +193,7 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
   return {};
 }
 
-Result<> detach(const std::string& state_dir, const std::string& id, const AliveFn& alive,
-                const std::function<uint64_t(pid_t)>& start_time) {
-  (void)start_time;
+Result<> detach(const std::string& state_dir, const std::string& id, const AliveFn& alive) {
   Record rec = TRY(load_record(state_dir));
   if (rec.empty()) return {};
   if (rec.count("helper_pid"))

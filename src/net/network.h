@@ -42,7 +42,6 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
                 int netns_fd);
 
 // Idempotent; no record = nothing to do.
-Result<> detach(const std::string& state_dir, const std::string& id, const AliveFn& alive,
-                const std::function<uint64_t(pid_t)>& start_time);
+Result<> detach(const std::string& state_dir, const std::string& id, const AliveFn& alive);
 
 }  // namespace husk::net

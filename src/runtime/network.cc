@@ -18,6 +18,8 @@ Result<> plan_network(const net::Config& cfg, oci::Spec& spec, const StateStore&
   std::string join = cfg.path;
   if (cfg.mode == net::Mode::Container) {
     std::string label = cat("annotations.", net::kNetworkAnnotation, ": container:", cfg.path);
+    if (cfg.path == std::string(dir.path().substr(dir.path().rfind('/') + 1)))
+      return fail_errno(EINVAL, label, ": a container cannot share its own network namespace");
     ContainerDir other = TRY_CTX(store.open_container(cfg.path), label);
     ContainerRecord rec = TRY_CTX(other.load(), label);
     if (!process_alive(rec.pid, rec.pid_start))
@@ -41,7 +43,7 @@ Result<> attach_network(const net::Config& cfg, const oci::Spec& spec, const Sta
 }
 
 void detach_network(const std::string& dir_path, const std::string& id) {
-  if (auto r = net::detach(dir_path, id, process_alive, process_start_time); !r) log::warning(r.error().str());
+  if (auto r = net::detach(dir_path, id, process_alive); !r) log::warning(r.error().str());
 }
 
 }  // namespace husk::runtime

@@ -274,6 +274,7 @@ def test_a_dead_containers_lease_is_reclaimed_with_its_rules(net, bundle):
     (["--dns", "not-an-ip"], '--dns: "not-an-ip" is not an IP address'),
     (["--add-host", "db"], "--add-host: host \"db\": expected NAME:IP"),
     (["--network", "none", "-p", "8080:80"], "port forwarding needs network mode"),
+    (["--network", "container:nosuch"], "container:nosuch"),
 ])
 def test_invalid_flags_name_flag_and_value(net, bundle, flags, message):
     r = net.run(*flags)
@@ -367,3 +368,9 @@ def test_slirp4netns_resolv_conf_uses_its_dns_forwarder(uplink, bundle):
     assert out.startswith("nameserver 10.0.2.3\n")
     assert "192.0.2.1\thost.containers.internal" in out
     assert "inet 10.0.2.100/24" in out
+
+
+def test_a_container_cannot_share_its_own_netns(net, bundle):
+    cid = net.new_id()
+    r = net.run("--network", f"container:{cid}", cid=cid, timeout=20)
+    assert r.returncode != 0 and "cannot share its own network namespace" in r.stderr, r.stderr
