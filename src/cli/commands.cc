@@ -67,12 +67,18 @@ Result<runtime::CreateOptions> create_options(const Parsed& p) {
   o.no_new_keyring = p.has("no-new-keyring");
   o.detach = p.has("detach");
   o.keep = p.has("keep");
+  if (p.values.count("network")) o.network.network = p.get("network");
+  o.network.publish = p.all("publish");
+  o.network.dns = p.all("dns");
+  o.network.add_hosts = p.all("add-host");
   return o;
 }
 
 const std::vector<OptSpec> kCreateOpts = {
     {"bundle", 'b', true},     {"config", 'f', true},   {"console-socket", 0, true}, {"pid-file", 0, true},
     {"preserve-fds", 0, true}, {"no-pivot", 0, false},  {"no-new-keyring", 0, false}, {"no-subreaper", 0, false},
+    // husk's own: the container's network (written into its annotations)
+    {"network", 0, true},      {"publish", 'p', true, true}, {"dns", 0, true, true}, {"add-host", 0, true, true},
 };
 
 int cmd_create(const GlobalOptions& g, const std::vector<std::string>& args, size_t at) {

@@ -11,6 +11,7 @@
 
 #include "cgroups/manager.h"
 #include "common/error.h"
+#include "net/config.h"
 #include "oci/spec.h"
 
 namespace husk::runtime {
@@ -32,6 +33,7 @@ struct CreateOptions {
   bool no_new_keyring = false;
   bool detach = false;  // run only
   bool keep = false;    // run only: do not delete after exit
+  net::Flags network;   // --network, --publish, --dns, --add-host
 };
 
 struct ExecOptions {

@@ -1,6 +1,7 @@
 // Pieces shared by the lifecycle files (create.cc, ops.cc, exec.cc).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,9 @@ struct Created {
   UniqueFd console_master;
   std::unique_ptr<NotifyRelay> notify;  // foreground run under NOTIFY_SOCKET
   ContainerRecord record;
+  // Networking, once the init's netns exists (pid, netns fd); unset when
+  // the bundle asks for none.
+  std::function<Result<>(pid_t, int)> attach_network;
 
   void commit();
   Created();

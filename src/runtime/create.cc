@@ -26,6 +26,7 @@
 #include "runtime/init.h"
 #include "runtime/log.h"
 #include "runtime/notify.h"
+#include "runtime/network.h"
 #include "runtime/seccomp.h"
 #include "runtime/state_store.h"
 #include "runtime/sync.h"
@@ -52,12 +53,14 @@ struct CreateGuard {
   cgroups::Manager* cgroup = nullptr;
   pid_t pid = 0;
   bool committed = false;
+  std::string network_id;  // set once networking may have made something
   ~CreateGuard() {
     if (committed) return;
     if (pid > 0) {
       ::kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
     }
+    if (dir && !network_id.empty()) detach_network(dir->path(), network_id);
     if (cgroup) (void)cgroup->destroy();
     if (dir) (void)dir->remove();
   }
@@ -265,6 +268,7 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
         break;
       }
       case SyncType::RunCreateRuntime: {
+        if (c.attach_network) TRYV(c.attach_network(sp.pid, msg.fd.get()));
         std::string st = TRY(state_json_for(spec, c.id, sp.pid, c.bundle, oci::Status::Creating));
         if (spec.hooks) {
           TRYV(run_hooks(spec.hooks->prestart, "prestart", st));
@@ -327,6 +331,8 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   TRYV_CTX(check_spec(*spec), config_path);
   if (spec->linux->has_namespace(oci::NamespaceType::User))
     TRYV_CTX(check_id_maps(spec->linux->uid_mappings, spec->linux->gid_mappings), config_path);
+  bool rootless = is_rootless(g);
+  net::Config net_cfg = TRY_CTX(network_config(o.network, *spec, raw, rootless), config_path);
   if (spec->process->terminal && o.console_socket.empty() && !keep_console)
     return fail_msg("process.terminal is true but no --console-socket was given to receive the terminal");
   std::string rootfs = TRY_CTX(real_dir(absolute(bundle, spec->root.path), "root.path"), config_path);
@@ -351,7 +357,13 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   // O_PATH fd: the state directory stays closed to that user), as runc does.
   if (chmod(c.dir->fifo_path().c_str(), 0622) < 0) return fail_sys("chmod ", c.dir->fifo_path());
 
-  bool rootless = is_rootless(g);
+  if (net_cfg.requested()) {
+    TRYV(plan_network(net_cfg, *c.spec, store, *c.dir));
+    c.guard->network_id = o.id;
+    c.attach_network = [&c, net_cfg, &store, rootless](pid_t pid, int netns_fd) {
+      return attach_network(net_cfg, *c.spec, store, *c.dir, c.id, rootless, pid, netns_fd);
+    };
+  }
   if (rootless && g.cgroup_manager == cgroups::ManagerKind::Fs) {
     cgroups::Options co = cgroup_options(g, *c.spec, o.id, rootless);
     const oci::Resources* res = c.spec->linux->resources ? &*c.spec->linux->resources : nullptr;
@@ -384,6 +396,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.rootless = rootless;
   cfg.no_new_keyring = o.no_new_keyring;
   cfg.session_keyring = "_ses." + o.id;
+  cfg.send_netns = net_cfg.configures_interfaces() || net_cfg.mode == net::Mode::None;
   std::string notify = notify_target();
   if (keep_console && !notify.empty()) {
     c.notify = std::make_unique<NotifyRelay>(TRY(NotifyRelay::open(c.dir->path() + "/notify.sock", notify)));
@@ -404,6 +417,7 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   }
 
   Spawned sp = TRY(spawn_init(cfg, c, fast_flags, cgroup_fd.get(), o.console_socket, keep_console));
+  c.attach_network = nullptr;  // it refers to locals of this function
   if (cgroup_fd && c.cgroup->pids().value_or(std::vector<pid_t>{}).empty()) TRYV(c.cgroup->add_process(sp.pid));
   c.pid = sp.pid;
   c.pidfd = std::move(sp.pidfd);

@@ -151,7 +151,13 @@ Result<> apply_personality(const oci::Linux& linux) {
 // Everything after the namespaces exist, in the real init.
 Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_json, UniqueFd& console_slave) {
   const oci::Spec& spec = *cfg.spec;
-  TRYV(sync_send(sync, SyncType::RunCreateRuntime));
+  if (cfg.send_netns) {
+    // Ours to open (we are not dumpable: others may not open our /proc).
+    UniqueFd netns = TRY(open_fd("/proc/self/ns/net", O_RDONLY));
+    TRYV(sync_send(sync, SyncType::RunCreateRuntime, {}, netns.get()));
+  } else {
+    TRYV(sync_send(sync, SyncType::RunCreateRuntime));
+  }
   state_json = TRY(sync_expect(sync, SyncType::HooksDone)).payload;
 
   if (!cfg.no_new_keyring) {

@@ -2,7 +2,7 @@
 // parent (create.cc) drives it over the sync socket:
 //   [NamespacesReady -> IdMapsWritten]  when a user namespace is made
 //   [InitPid]                           staged path: the real init's pid
-//   RunCreateRuntime -> HooksDone(state JSON)
+//   RunCreateRuntime [+ netns fd] -> HooksDone(state JSON)
 //   [ConsoleFd] [NotifyFd] Ready
 // then the init blocks on exec.fifo until `start`, and execs.
 #pragma once
@@ -39,6 +39,7 @@ struct InitConfig {
   // CgroupReady first, then unshare the cgroup namespace the clone left out.
   bool wait_for_cgroup = false;
   bool unshare_cgroupns = false;
+  bool send_netns = false;  // pass our netns fd with RunCreateRuntime (src/net needs it)
 };
 
 [[noreturn]] void container_init(const InitConfig& cfg);

@@ -13,6 +13,7 @@
 #include "runtime/container_internal.h"
 #include "runtime/hooks.h"
 #include "runtime/log.h"
+#include "runtime/network.h"
 
 namespace husk::runtime {
 
@@ -104,6 +105,7 @@ Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool f
     (void)signal_init(rec, SIGKILL);
     TRYV(wait_gone(rec.pid, rec.pid_start, 10000));
   }
+  detach_network(dir.path(), rec.id);
   if (cg) TRYV_CTX((*cg)->destroy(), "remove the container's cgroup");
   auto spec = load_saved_spec(dir);
   if (spec && spec->hooks && !spec->hooks->poststop.empty()) {
@@ -167,7 +169,10 @@ Result<> remove(const GlobalOptions& g, const std::string& id, bool force) {
     return fail(dir.error());
   }
   auto rec = dir->load();
-  if (!rec) return dir->remove();  // a crash left a directory without state
+  if (!rec) {  // a crash left a directory without state
+    detach_network(dir->path(), id);
+    return dir->remove();
+  }
   return destroy_container(*dir, *rec, force);
 }
 

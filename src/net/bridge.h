@@ -1,0 +1,46 @@
+// Rootful bridge networking: a Linux bridge per husk network (default
+// husk0, 10.89.0.0/24, the bridge holding .1), a veth pair per container
+// (the container's end is its eth0), an address from the IPAM, loopback
+// up, a default route via the bridge, and the nftables rules. attach()
+// undoes its own partial work on failure; detach() removes a container's
+// veth, rules and lease, and the bridge with its network's last lease.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "net/config.h"
+#include "net/ipam.h"
+
+namespace husk::net {
+
+struct BridgeRequest {
+  std::string ipam_root;
+  std::string network = "husk0";
+  std::optional<std::string> subnet;  // first use only
+  std::optional<std::string> subnet6;  // dual stack, first use only
+  std::string id;
+  pid_t pid = 0;
+  uint64_t pid_start = 0;
+  int netns_fd = -1;
+  int mtu = 0;
+  std::vector<PortForward> ports;
+};
+
+struct BridgeAttachment {
+  IpAddress address;
+  IpAddress gateway;
+  Subnet subnet;
+  std::optional<IpAddress> address6;
+};
+
+// The host end of a container's veth pair: "hk" + a hash of the id.
+std::string veth_name(const std::string& id);
+
+Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& alive);
+Result<> bridge_detach(const std::string& ipam_root, const std::string& network, const std::string& id,
+                       const AliveFn& alive);
+
+}  // namespace husk::net

@@ -1,0 +1,107 @@
+// What a bundle asks of the container's network, from the `run.husk.*`
+// annotations of config.json (which `husk run/create` flags fill in):
+//   run.husk.network    none | host | pasta | slirp4netns | bridge[:NAME] |
+//                       ns:PATH | container:ID
+//   run.husk.ports      [IP:]HOST:CONTAINER[/tcp|udp], comma separated
+//   run.husk.dns        resolver addresses, comma separated
+//   run.husk.add-hosts  NAME:IP, comma separated
+//   run.husk.mtu        68..65535
+//   run.husk.subnet     IPv4 CIDR of a bridge network, used when it is first made
+//   run.husk.subnet6    IPv6 prefix (/64../120) making a bridge network dual stack
+// Pure parsing and validation: every error names the annotation (or flag)
+// and the value. No annotation at all = the OCI spec's own behaviour.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace husk::net {
+
+inline constexpr const char* kNetworkAnnotation = "run.husk.network";
+inline constexpr const char* kPortsAnnotation = "run.husk.ports";
+inline constexpr const char* kDnsAnnotation = "run.husk.dns";
+inline constexpr const char* kAddHostsAnnotation = "run.husk.add-hosts";
+inline constexpr const char* kMtuAnnotation = "run.husk.mtu";
+inline constexpr const char* kSubnetAnnotation = "run.husk.subnet";
+inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
+
+enum class Mode { Unset, None, Host, Pasta, Slirp4netns, Bridge, Path, Container };
+const char* mode_name(Mode m);
+
+// An IPv4 or IPv6 address, kept in network byte order.
+struct IpAddress {
+  int family = AF_INET;
+  unsigned char bytes[16] = {};
+  std::string str() const;
+  bool is_loopback() const;
+  bool operator==(const IpAddress& o) const;
+};
+Result<IpAddress> parse_ip(const std::string& text);
+
+enum class Protocol { Tcp, Udp };
+const char* protocol_name(Protocol p);
+
+struct PortForward {
+  std::optional<IpAddress> host_ip;  // unset: every host address
+  uint16_t host_port = 0;
+  uint16_t container_port = 0;
+  Protocol protocol = Protocol::Tcp;
+  std::string str() const;  // back to [IP:]HOST:CONTAINER/proto
+};
+
+struct ExtraHost {
+  std::string name;
+  IpAddress address;
+};
+
+struct Config {
+  Mode mode = Mode::Unset;
+  std::string bridge = "husk0";  // Mode::Bridge
+  std::string path;              // Mode::Path: netns file; Mode::Container: container id
+  std::vector<PortForward> ports;
+  std::vector<IpAddress> dns;
+  std::vector<ExtraHost> extra_hosts;
+  std::optional<int> mtu;
+  std::optional<std::string> subnet;  // Mode::Bridge, validated by the IPAM
+  std::optional<std::string> subnet6;
+
+  // Whether husk touches the network at all (any annotation given).
+  bool requested() const {
+    return mode != Mode::Unset || !ports.empty() || !dns.empty() || !extra_hosts.empty() || mtu;
+  }
+  // Whether husk makes the container's interfaces (pasta, slirp4netns, bridge).
+  bool configures_interfaces() const {
+    return mode == Mode::Pasta || mode == Mode::Slirp4netns || mode == Mode::Bridge;
+  }
+};
+
+// rootless picks the default mode when only ports/dns/hosts are given:
+// pasta for an unprivileged user, the bridge for root.
+Result<Config> parse_config(const std::map<std::string, std::string>& annotations, bool rootless);
+
+// The `husk run/create` flags, turned into annotations (flags win over what
+// the bundle says). Each value is validated here, with the flag's name in
+// the error.
+struct Flags {
+  std::optional<std::string> network;   // --network
+  std::vector<std::string> publish;     // -p/--publish
+  std::vector<std::string> dns;         // --dns
+  std::vector<std::string> add_hosts;   // --add-host
+  bool empty() const { return !network && publish.empty() && dns.empty() && add_hosts.empty(); }
+};
+Result<> apply_flags(const Flags& flags, std::map<std::string, std::string>& annotations);
+
+// Pieces, exposed for the unit tests.
+Result<Mode> parse_mode(const std::string& value, std::string& bridge, std::string& path);
+Result<PortForward> parse_port(const std::string& text);
+Result<ExtraHost> parse_extra_host(const std::string& text);
+bool valid_interface_name(const std::string& name);
+
+}  // namespace husk::net

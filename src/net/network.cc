@@ -1,0 +1,208 @@
+#include "net/network.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "common/fd.h"
+#include "net/bridge.h"
+#include "net/helpers.h"
+#include "net/hostfiles.h"
+#include "net/netlink.h"
+
+namespace husk::net {
+namespace {
+
+using Record = std::map<std::string, std::string>;
+
+Result<> save_record(const std::string& state_dir, const Record& r) {
+  std::string text;
+  for (const auto& [k, v] : r) text += k + "=" + v + "\n";
+  return write_file_atomic(state_dir + "/" + kRecordFile, text, 0600);
+}
+
+Result<Record> load_record(const std::string& state_dir) {
+  Record r;
+  auto text = read_file(state_dir + "/" + kRecordFile);
+  if (!text) {
+    if (text.error().code() == ENOENT) return r;
+    return fail(std::move(text.error()));
+  }
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t nl = text->find('\n', pos);
+    if (nl == std::string::npos) nl = text->size();
+    std::string line = text->substr(pos, nl - pos);
+    pos = nl + 1;
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) r[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return r;
+}
+
+void set_network_namespace(oci::Spec& spec, bool present, const std::string& path) {
+  auto& nss = spec.linux->namespaces;
+  for (auto it = nss.begin(); it != nss.end(); ++it) {
+    if (it->type != oci::NamespaceType::Network) continue;
+    if (!present) {
+      nss.erase(it);
+      return;
+    }
+    it->path = path.empty() ? std::nullopt : std::optional<std::string>(path);
+    return;
+  }
+  if (present) {
+    oci::Namespace ns;
+    ns.type = oci::NamespaceType::Network;
+    if (!path.empty()) ns.path = path;
+    nss.push_back(ns);
+  }
+}
+
+bool has_mount_at(const oci::Spec& spec, const std::string& dest) {
+  for (const auto& m : spec.mounts)
+    if (m.destination == dest) return true;
+  return false;
+}
+
+std::string hostname_of(const oci::Spec& spec) {
+  if (spec.hostname && !spec.hostname->empty()) return *spec.hostname;
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+Result<> bring_loopback_up(int netns_fd) {
+  Netlink nl = TRY(Netlink::open_in(netns_fd));
+  int lo = TRY(nl.link_index("lo"));
+  if (lo > 0) TRYV(nl.set_up(lo));
+  return {};
+}
+
+void kill_helper(pid_t pid, uint64_t start, const AliveFn& alive) {
+  if (pid <= 0 || !alive(pid, start)) return;
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return;
+  UniqueFd owned(pidfd);
+  if (!alive(pid, start)) return;  // the pidfd pins it: still the helper we started
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  struct pollfd p = {pidfd, POLLIN, 0};
+  poll(&p, 1, 5000);
+}
+
+}  // namespace
+
+Result<> plan(const Config& cfg, oci::Spec& spec, const std::string& state_dir, const std::string& join_path) {
+  if (!cfg.requested()) return {};
+  switch (cfg.mode) {
+    case Mode::Host: set_network_namespace(spec, false, ""); break;
+    case Mode::Path:
+    case Mode::Container: set_network_namespace(spec, true, join_path); break;
+    case Mode::None:
+    case Mode::Pasta:
+    case Mode::Slirp4netns:
+    case Mode::Bridge: set_network_namespace(spec, true, ""); break;
+    case Mode::Unset: break;
+  }
+  // The image's own files stay as they are: ours go over them.
+  for (const char* name : {kHostsFile, kResolvFile, kHostnameFile}) {
+    std::string dest = cat("/etc/", name);
+    if (has_mount_at(spec, dest)) continue;
+    oci::Mount m;
+    m.destination = dest;
+    m.type = "bind";
+    m.source = state_dir + "/" + name;
+    m.options = {"bind", "nosuid", "nodev", "noexec"};
+    spec.mounts.push_back(m);
+  }
+  return {};
+}
+
+Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pid_t pid, uint64_t pid_start,
+                int netns_fd) {
+  if (!cfg.requested()) return {};
+  HostsInput hosts;
+  hosts.hostname = hostname_of(spec);
+  hosts.extra_hosts = cfg.extra_hosts;
+  ResolvInput resolv;
+  resolv.host_resolv_conf = read_file("/etc/resolv.conf").value_or("");
+  resolv.upstream_resolv_conf = read_file("/run/systemd/resolve/resolv.conf").value_or("");
+  resolv.dns = cfg.dns;
+  resolv.keep_loopback = cfg.mode == Mode::Host;
+
+  Record rec;
+  rec["mode"] = mode_name(cfg.mode);
+  if (cfg.configures_interfaces() && netns_fd < 0)
+    return fail_msg("network mode ", mode_name(cfg.mode), ": the container's network namespace is unknown");
+  switch (cfg.mode) {
+    case Mode::Bridge: {
+      // Recorded first: a failure from here on is undone by detach().
+      rec["network"] = cfg.bridge;
+      rec["ipam_root"] = ctx.ipam_root;
+      TRYV(save_record(ctx.state_dir, rec));
+      BridgeRequest req;
+      req.ipam_root = ctx.ipam_root;
+      req.network = cfg.bridge;
+      req.id = ctx.id;
+      req.pid = pid;
+      req.pid_start = pid_start;
+      req.netns_fd = netns_fd;
+      req.mtu = cfg.mtu.value_or(0);
+      req.subnet = cfg.subnet;
+      req.subnet6 = cfg.subnet6;
+      req.ports = cfg.ports;
+      BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
+      rec["address"] = a.address.str();
+      if (a.address6) rec["address6"] = a.address6->str();
+      hosts.own_address = a.address;
+      hosts.own_address6 = a.address6;
+      hosts.host_address = a.gateway;
+      break;
+    }
+    case Mode::Pasta:
+    case Mode::Slirp4netns: {
+      HelperRequest req;
+      req.state_dir = ctx.state_dir;
+      req.netns_fd = netns_fd;
+      req.init_pid = pid;
+      req.mtu = cfg.mtu;
+      req.ports = cfg.ports;
+      if (!ctx.rootless) TRYV_CTX(bring_loopback_up(netns_fd), "bring up lo");
+      Helper h = TRY(cfg.mode == Mode::Pasta ? start_pasta(req) : start_slirp4netns(req));
+      rec["helper"] = mode_name(cfg.mode);
+      rec["helper_pid"] = std::to_string(h.pid);
+      rec["helper_start"] = std::to_string(ctx.start_time(h.pid));
+      TRYV(save_record(ctx.state_dir, rec));
+      hosts.own_address = h.own_address;
+      hosts.host_address = h.host_address;
+      resolv.forwarder = h.dns_forwarder;
+      break;
+    }
+    case Mode::None:
+      if (!ctx.rootless && netns_fd >= 0) TRYV_CTX(bring_loopback_up(netns_fd), "bring up lo");
+      break;
+    default:
+      break;
+  }
+  TRYV(save_record(ctx.state_dir, rec));
+  TRYV(write_host_files(ctx.state_dir, hosts, resolv));
+  return {};
+}
+
+Result<> detach(const std::string& state_dir, const std::string& id, const AliveFn& alive) {
+  Record rec = TRY(load_record(state_dir));
+  if (rec.empty()) return {};
+  if (rec.count("helper_pid"))
+    kill_helper(static_cast<pid_t>(atoi(rec["helper_pid"].c_str())), strtoull(rec["helper_start"].c_str(), nullptr, 10),
+                alive);
+  if (rec["mode"] == "bridge" && !rec["ipam_root"].empty())
+    TRYV_CTX(bridge_detach(rec["ipam_root"], rec["network"], id, alive), "remove the network of container \"", id, "\"");
+  ::unlink((state_dir + "/" + kRecordFile).c_str());
+  return {};
+}
+
+}  // namespace husk::net

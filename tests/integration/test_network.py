@@ -1,0 +1,376 @@
+"""Container networking (src/net): the run.husk.* annotations and the
+--network/--publish/--dns/--add-host flags. Every test runs husk inside a
+private network namespace the test makes (a process holds it), so bridges,
+veths and nftables rules live there and traffic never leaves the machine;
+teardown still checks that delete removed them."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import husktest
+from husktest import wait_for
+
+HTTPD = ["sh", "-c", "echo hello-from-husk > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]
+
+
+class NetNs:
+    """A network namespace held by a sleeping process, loopback up."""
+
+    def __init__(self, setup="true"):
+        self.proc = subprocess.Popen(
+            ["unshare", "--net", "sh", "-c", f"ip link set lo up && {setup} && echo ready && exec sleep infinity"],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    @property
+    def path(self):
+        return f"/proc/{self.proc.pid}/ns/net"
+
+    def argv(self, *args):
+        return ["nsenter", f"--net={self.path}", *args]
+
+    def run(self, *args, check=True, **kw):
+        r = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=30, **kw)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{args} failed: {r.stderr}")
+        return r
+
+    def popen(self, *args, **kw):
+        return subprocess.Popen(self.argv(*args), **kw)
+
+    def links(self):
+        return [line.split()[0].split("@")[0] for line in self.run("ip", "-br", "link").stdout.splitlines()]
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def http_get(ns, url):
+    code = ("import sys, urllib.request; "
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+    return ns.run("python3", "-c", code, url)
+
+
+def http_get_ok(ns, url):
+    return http_get_result(ns, url).returncode == 0
+
+
+def http_get_result(ns, url):
+    code = ("import sys, urllib.request; "
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+    return ns.run("python3", "-c", code, url, check=False)
+
+
+@pytest.fixture
+def net(husk, tmp_path, monkeypatch):
+    """husk runs inside a private network namespace (husk.ns)."""
+    ns = NetNs()
+    wrapper = tmp_path / "husk-in-netns"
+    nsenter = shutil.which("nsenter")
+    wrapper.write_text(f"#!/bin/sh\nexec {nsenter} --net={ns.path} {husktest.HUSK} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(husktest, "HUSK", str(wrapper))
+    husk.ns = ns
+    yield husk
+    try:
+        husk.delete_all()
+        assert ns.links() == ["lo"], "network interfaces left behind"
+        assert ns.run("nft", "list", "ruleset").stdout.strip() == "", "nftables rules left behind"
+        leases = os.path.join(husk.root, ".networks")
+        left = [d for d in os.listdir(leases) if d != "lock"] if os.path.isdir(leases) else []
+        assert left == [], f"IPAM state left behind: {left}"
+        shutil.rmtree(leases, ignore_errors=True)  # the lock file stays by design
+    finally:
+        ns.close()
+
+
+def record(husk, cid):
+    with open(os.path.join(husk.root, cid, "network")) as f:
+        return dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)
+
+
+def run_out(husk, *args, **kw):
+    r = husk.run(*args, **kw)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_without_annotations_the_bundle_gets_a_bare_netns(net, bundle):
+    with open(os.path.join(bundle.rootfs, "etc", "hosts"), "w") as f:
+        f.write("# the image's own\n")
+    bundle.set_args("sh", "-c", "ip -o link; cat /etc/hosts")
+    out = run_out(net)
+    assert "eth0" not in out and "lo: <LOOPBACK> " in out  # there, and down
+    assert "# the image's own" in out
+
+
+def test_bridge_publishes_a_port_to_httpd(net, bundle):
+    bundle.set_args(*HTTPD)
+    cid = net.create(None, "--network", "bridge", "-p", "8080:80")
+    net.cmd("start", cid, check=True)
+    addr = record(net, cid)["address"]
+    assert addr.startswith("10.89.0.")
+    assert "hk" in " ".join(net.ns.links()) and "husk0" in net.ns.links()
+    # From the host's loopback, the bridge's address, and straight to the container.
+    assert wait_for(lambda: http_get(net.ns, "http://127.0.0.1:8080/").stdout == "hello-from-husk\n")
+    assert http_get(net.ns, "http://10.89.0.1:8080/").stdout == "hello-from-husk\n"
+    assert http_get(net.ns, f"http://{addr}/").stdout == "hello-from-husk\n"
+    rules = net.ns.run("nft", "list", "table", "inet", "husk").stdout
+    assert f'comment "husk:{cid}"' in rules and "dport 8080" in rules
+    # The flags went into the annotations of the saved config.
+    with open(os.path.join(net.root, cid, "config.json")) as f:
+        ann = json.load(f)["annotations"]
+    assert ann["run.husk.network"] == "bridge" and ann["run.husk.ports"] == "8080:80/tcp"
+    net.cmd("delete", "--force", cid, check=True)
+    assert net.ns.links() == ["lo"]
+    assert net.ns.run("nft", "list", "ruleset").stdout.strip() == ""
+
+
+def test_two_bridge_containers_reach_each_other(net, bundle):
+    bundle.set_args(*HTTPD)
+    server = net.create(None, "--network", "bridge")
+    net.cmd("start", server, check=True)
+    addr = record(net, server)["address"]
+    bundle.set_args("sh", "-c", f"for i in 1 2 3 4 5; do wget -q -O- http://{addr}/ && exit 0; sleep 0.2; done; exit 1")
+    out = run_out(net, "--network", "bridge")
+    assert out == "hello-from-husk\n"
+
+
+def test_bridge_outbound_is_masqueraded(net, bundle):
+    """A server in another namespace, routed from the test's namespace, sees
+    the host's address, not the container's."""
+    outside = NetNs()
+    try:
+        net.ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1", "netns", str(outside.proc.pid))
+        net.ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+        net.ns.run("ip", "link", "set", "up0", "up")
+        outside.run("ip", "addr", "add", "192.0.2.2/24", "dev", "up1")
+        outside.run("ip", "link", "set", "up1", "up")
+        server = outside.popen("python3", "-c",
+                               "import socket; s = socket.socket(); s.bind(('192.0.2.2', 9000)); s.listen(1); "
+                               "print('ready', flush=True); c, a = s.accept(); print(a[0], flush=True); "
+                               "c.sendall(b'pong\\n'); c.close()",
+                               stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        bundle.set_args("sh", "-c", "echo ping | nc 192.0.2.2 9000")
+        out = run_out(net, "--network", "bridge")
+        assert out == "pong\n"
+        assert server.stdout.readline().strip() == "192.0.2.1"
+        server.wait(timeout=10)
+        net.ns.run("ip", "link", "del", "up0")
+    finally:
+        outside.close()
+
+
+def test_bridge_dual_stack_when_the_network_has_an_ipv6_prefix(net, bundle):
+    bundle.set_args(*HTTPD)
+    bundle.config["annotations"] = {"run.husk.network": "bridge", "run.husk.subnet6": "fd89::/64",
+                                    "run.husk.ports": "8080:80"}
+    cid = net.create()
+    net.cmd("start", cid, check=True)
+    rec = record(net, cid)
+    assert rec["address6"] == "fd89::2"
+    assert wait_for(lambda: http_get_ok(net.ns, "http://[fd89::2]:80/"))
+    assert http_get(net.ns, "http://[fd89::1]:8080/").stdout == "hello-from-husk\n"
+    assert http_get(net.ns, "http://127.0.0.1:8080/").stdout == "hello-from-husk\n"
+    bundle.config["annotations"] = {}  # the network is dual stack now: later containers too
+    bundle.set_args("sh", "-c", "cat /etc/hosts; ip -o -6 route show default")
+    out = run_out(net, "--network", "bridge")
+    assert "fd89::3\t" in out and "default via fd89::1" in out
+
+
+def test_generated_files_are_bind_mounted_over_the_image(net, bundle):
+    hosts = os.path.join(bundle.rootfs, "etc", "hosts")
+    with open(hosts, "w") as f:
+        f.write("# the image's own\n")
+    bundle.config["hostname"] = "web"
+    bundle.set_args("sh", "-c", "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hostname")
+    out = run_out(net, "--network", "bridge", "--dns", "192.0.2.53", "--add-host", "db:10.1.2.3")
+    hosts_text, resolv, hostname = out.split("---\n")
+    assert "127.0.0.1\tlocalhost" in hosts_text
+    assert "\tweb\n" in hosts_text and hosts_text.split("\tweb\n")[0].split("\n")[-1].startswith("10.89.0.")
+    assert "10.1.2.3\tdb\n" in hosts_text
+    assert "10.89.0.1\thost.containers.internal" in hosts_text
+    assert "# the image's own" not in hosts_text
+    assert [l for l in resolv.splitlines() if l.startswith("nameserver")] == ["nameserver 192.0.2.53"]
+    assert hostname == "web\n"
+    with open(hosts) as f:
+        assert f.read() == "# the image's own\n", "the image was modified"
+
+
+def test_dns_and_hosts_annotations_without_a_mode(net, bundle):
+    bundle.config["annotations"] = {"run.husk.add-hosts": "db:10.1.2.3,cache:10.1.2.4"}
+    bundle.set_args("sh", "-c", "cat /etc/hosts; ip -o link")
+    out = run_out(net)
+    assert "10.1.2.3\tdb\n" in out and "10.1.2.4\tcache\n" in out
+    assert "eth0" not in out
+
+
+def test_ns_path_joins_the_given_netns(net, bundle):
+    target = NetNs()
+    try:
+        bundle.set_args("readlink", "/proc/self/ns/net")
+        out = run_out(net, "--network", f"ns:{target.path}")
+        assert out.strip() == os.readlink(target.path)
+    finally:
+        target.close()
+
+
+def test_network_host_shares_the_runtime_netns(net, bundle):
+    bundle.set_args("readlink", "/proc/self/ns/net")
+    out = run_out(net, "--network", "host")
+    assert out.strip() == os.readlink(net.ns.path)
+
+
+def test_container_shares_another_containers_netns(net, bundle):
+    bundle.set_args("sleep", "60")
+    first = net.create(None, "--network", "bridge")
+    addr = record(net, first)["address"]
+    bundle.set_args("ip", "-o", "addr", "show", "eth0")
+    out = run_out(net, "--network", f"container:{first}")
+    assert f"inet {addr}/24" in out
+
+
+def test_concurrent_creates_get_distinct_addresses(net, bundle, tmp_path):
+    bundle.set_args("sleep", "60")
+    bundle.write()
+    ids = [net.new_id() for _ in range(4)]
+    # Output to files: a created container keeps its stdio open.
+    errs = [open(tmp_path / f"err{i}", "w+") for i in range(4)]
+    procs = [subprocess.Popen([husktest.HUSK, "--root", net.root, "create", "--bundle", bundle.path,
+                               "--network", "bridge", cid], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=err) for cid, err in zip(ids, errs)]
+    for p, err in zip(procs, errs):
+        p.wait(timeout=60)
+        err.seek(0)
+        assert p.returncode == 0, err.read()
+    addrs = [record(net, cid)["address"] for cid in ids]
+    assert len(set(addrs)) == 4, addrs
+
+
+def test_a_dead_containers_lease_is_reclaimed_with_its_rules(net, bundle):
+    bundle.set_args(*HTTPD)
+    dead = net.create(None, "--network", "bridge", "-p", "8080:80")
+    os.kill(net.state(dead)["pid"], 9)
+    wait_for(lambda: net.state(dead)["status"] == "stopped")
+    # Its port is free again, and its rules go when its lease is reclaimed.
+    other = net.create(None, "--network", "bridge", "-p", "8080:80")
+    rules = net.ns.run("nft", "list", "table", "inet", "husk").stdout
+    assert f"husk:{dead}" not in rules and f"husk:{other}" in rules
+    net.cmd("delete", dead, check=True)
+    assert f"husk:{other}" in net.ns.run("nft", "list", "table", "inet", "husk").stdout
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--network", "wifi"], 'unknown network mode "wifi"'),
+    (["-p", "80"], 'port "80": expected [IP:]HOST:CONTAINER'),
+    (["-p", "8080:99999"], "container port \"99999\" is not a number"),
+    (["-p", "8080:80/sctp"], "protocol must be tcp or udp"),
+    (["--dns", "not-an-ip"], '--dns: "not-an-ip" is not an IP address'),
+    (["--add-host", "db"], "--add-host: host \"db\": expected NAME:IP"),
+    (["--network", "none", "-p", "8080:80"], "port forwarding needs network mode"),
+    (["--network", "container:nosuch"], "container:nosuch"),
+])
+def test_invalid_flags_name_flag_and_value(net, bundle, flags, message):
+    r = net.run(*flags)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
+
+
+def test_invalid_annotation_names_the_annotation(net, bundle):
+    bundle.config["annotations"] = {"run.husk.mtu": "9"}
+    r = net.run()
+    assert r.returncode != 0 and 'annotations.run.husk.mtu: "9" is not an MTU' in r.stderr, r.stderr
+
+
+def test_port_in_use_is_refused_before_anything_is_made(net, bundle):
+    holder = net.ns.popen("python3", "-c", "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8080)); "
+                          "s.listen(1); print('ready', flush=True); time.sleep(60)", stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        r = net.run("--network", "bridge", "-p", "8080:80")
+        assert r.returncode != 0 and "port 8080/tcp is already in use on 0.0.0.0" in r.stderr, r.stderr
+        assert net.ns.links() == ["lo"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_subnet_exhausted(net, bundle):
+    bundle.set_args("sleep", "60")
+    bundle.config["annotations"] = {"run.husk.network": "bridge", "run.husk.subnet": "10.89.7.0/30"}
+    net.create()
+    r = net.create(check=False)
+    assert r.returncode != 0 and 'network "husk0" (10.89.7.0/30) has no free address' in r.stderr, r.stderr
+
+
+def test_bridge_name_clash(net, bundle):
+    net.ns.run("ip", "link", "add", "mine0", "type", "veth", "peer", "name", "mine1")
+    try:
+        r = net.run("--network", "bridge:mine0")
+        assert r.returncode != 0 and 'a network interface named "mine0" exists and is not a husk bridge' in r.stderr
+        assert sorted(net.ns.links()) == ["lo", "mine0", "mine1"]
+    finally:
+        net.ns.run("ip", "link", "del", "mine0")
+
+
+def test_helper_binary_missing(net, bundle):
+    r = net.run("--network", "pasta", env={"PATH": "/nonexistent"})
+    assert r.returncode != 0 and 'pasta is not installed (Debian package "passt")' in r.stderr, r.stderr
+
+
+@pytest.fixture
+def uplink(net):
+    """pasta and slirp4netns want a host interface with a default route."""
+    net.ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+    net.ns.run("ip", "link", "set", "up1", "up")
+    net.ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "up0")
+    net.ns.run("ip", "link", "set", "up0", "up")
+    net.ns.run("ip", "route", "add", "default", "via", "192.0.2.254")
+    yield net
+    net.ns.run("ip", "link", "del", "up0", check=False)
+
+
+@pytest.mark.parametrize("mode,port", [("slirp4netns", 8081), ("pasta", 8082)])
+def test_helper_publishes_a_port_and_dies_with_delete(uplink, bundle, mode, port):
+    net = uplink
+    bundle.set_args(*HTTPD)
+    cid = net.create(None, "--network", mode, "-p", f"{port}:80")
+    net.cmd("start", cid, check=True)
+    helper = int(record(net, cid)["helper_pid"])
+    assert os.path.exists(f"/proc/{helper}")
+    assert wait_for(lambda: http_get(net.ns, f"http://127.0.0.1:{port}/").returncode == 0, timeout=10)
+    assert http_get(net.ns, f"http://127.0.0.1:{port}/").stdout == "hello-from-husk\n"
+    net.cmd("delete", "--force", cid, check=True)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{helper}") or
+                    open(f"/proc/{helper}/stat").read().split(") ")[1][0] == "Z")
+
+
+@pytest.mark.parametrize("mode", ["slirp4netns", "pasta"])
+def test_helper_exits_when_the_container_is_killed(uplink, bundle, mode):
+    net = uplink
+    bundle.set_args("sleep", "60")
+    cid = net.create(None, "--network", mode)
+    helper = int(record(net, cid)["helper_pid"])
+    net.cmd("kill", cid, "KILL", check=True)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{helper}") or
+                    open(f"/proc/{helper}/stat").read().split(") ")[1][0] == "Z")
+
+
+def test_slirp4netns_resolv_conf_uses_its_dns_forwarder(uplink, bundle):
+    bundle.set_args("sh", "-c", "grep nameserver /etc/resolv.conf; grep host.containers.internal /etc/hosts; ip -o -4 addr show tap0")
+    out = run_out(uplink, "--network", "slirp4netns")
+    assert out.startswith("nameserver 10.0.2.3\n")
+    assert "192.0.2.1\thost.containers.internal" in out
+    assert "inet 10.0.2.100/24" in out
+
+
+def test_a_container_cannot_share_its_own_netns(net, bundle):
+    cid = net.new_id()
+    r = net.run("--network", f"container:{cid}", cid=cid, timeout=20)
+    assert r.returncode != 0 and "cannot share its own network namespace" in r.stderr, r.stderr
