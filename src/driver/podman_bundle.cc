@@ -346,7 +346,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (present) lin.namespaces.push_back(oci::Namespace{t, std::move(path)});
   };
   std::string net_mode = TRY(str("network_mode"));
-  bool host_net = false, netns_none = false;
+  bool host_net = false, netns_none = false, husk_network = false;
   if (task.network_mode == NetworkMode::Group && !task.netns_path.empty()) {
     // Nomad's group network wins over network_mode, as in nomad-driver-podman.
     set_ns(oci::NamespaceType::Network, true, task.netns_path);
@@ -363,15 +363,20 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else if (net_mode.starts_with("task:") || net_mode.starts_with("container:")) {
     return fail_msg(f("network_mode"), ": \"", net_mode,
                     "\": joining another task's network is not supported by husk yet; use a group network");
-  } else if (net_mode.empty()) {
-    return fail_msg(f("network_mode"), ": unset, and the task has no group network: podman's default (",
-                    opts.rootless ? "slirp4netns/pasta" : "bridge",
-                    ") needs husk networking, which is not built yet; set network_mode = \"host\" or \"none\", "
-                    "or give the group a network block");
+  } else if (net_mode.empty() || net_mode == "bridge" || net_mode.starts_with("bridge:") || net_mode == "slirp4netns" ||
+             net_mode == "pasta") {
+    // podman's own networks, made by husk (src/net): unset is podman's
+    // default, a bridge for root and slirp4netns rootless.
+    std::string mode = net_mode;
+    if (mode.empty()) mode = opts.rootless ? "slirp4netns" : "bridge";
+    if (opts.rootless && mode.starts_with("bridge"))
+      return fail_msg(f("network_mode"), ": \"", net_mode, "\": a bridge needs root; use slirp4netns or pasta");
+    set_ns(oci::NamespaceType::Network, true);
+    spec.annotations["run.husk.network"] = mode;
+    husk_network = true;
   } else {
     return fail_msg(f("network_mode"), ": \"", net_mode,
-                    "\" needs husk networking, which is not built yet; use \"host\", \"none\", \"ns:<path>\" or a "
-                    "group network");
+                    "\" is not a network mode (bridge, host, none, slirp4netns, pasta, ns:<path>)");
   }
   bool own_netns = !host_net;
 
@@ -439,13 +444,40 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       if (!found) return fail_msg(fi("ports", i), ": port \"", ports[i], "\" is not in the group network block");
     }
     bool group = task.network_mode == NetworkMode::Group && !task.netns_path.empty();
-    if ((!ports.empty() || !port_map.empty()) && !group)
+    if ((!ports.empty() || !port_map.empty()) && !group && !husk_network)
       return fail_msg(!ports.empty() ? f("ports") : f("port_map"),
-                      ": publishing ports needs husk networking (not built yet) or a group network");
+                      ": publishing ports needs a network of the task's own (bridge, slirp4netns, pasta) or a "
+                      "group network");
+    if (husk_network) {
+      // Nomad's port mappings of the ports named here (or by port_map)
+      // become husk's forwards, TCP and UDP as podman publishes them.
+      std::string forwards;
+      auto forward = [&](const TaskPort& p, int32_t container_port) {
+        for (const char* proto : {"tcp", "udp"}) {
+          if (!forwards.empty()) forwards += ",";
+          if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
+          forwards += cat(p.host_port, ":", container_port, "/", proto);
+        }
+      };
+      for (const auto& label : ports)
+        for (const auto& p : task.ports)
+          if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
+      for (const auto& [label, to] : port_map) {
+        bool found = false;
+        for (const auto& p : task.ports)
+          if (p.label == label) {
+            forward(p, static_cast<int32_t>(atoi(to.c_str())));
+            found = true;
+          }
+        if (!found) return fail_msg(f("port_map"), ".", label, ": the task has no port labelled \"", label, "\"");
+      }
+      if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
+    }
+    const char* why = husk_network ? " is ignored: husk's bridge gives addresses from its own IPAM"
+                                   : " is ignored: podman applies it in bridge mode only";
     for (auto k : {"ipv4_address", "ipv6_address", "static_mac"})
-      if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), " is ignored: podman applies it in bridge mode only"));
-    if (!TRY(strings("static_ips")).empty())
-      out.warnings.push_back("config.static_ips is ignored: podman applies it in bridge mode only");
+      if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), why));
+    if (!TRY(strings("static_ips")).empty()) out.warnings.push_back(cat("config.static_ips", why));
   }
 
   // ---- resources --------------------------------------------------------------------------

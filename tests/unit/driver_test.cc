@@ -740,9 +740,24 @@ TEST_F(PodmanPlan, NetworkModes) {
   ASSERT_TRUE(ns) << ns.error().str();
   EXPECT_EQ(ns->spec.linux->find_namespace(oci::NamespaceType::Network)->path, "/run/netns/x");
 
-  expect_error(plan({}), "config.network_mode");
-  expect_error(plan({{"network_mode", S("bridge")}}), "config.network_mode");
-  expect_error(plan({{"network_mode", S("slirp4netns")}}), "config.network_mode");
+  // Unset is podman's default, a bridge (root): husk's own network, with
+  // the task's ports forwarded, TCP and UDP.
+  task_.ports = {{"http", 28080, 80, "127.0.0.1"}, {"metrics", 29090, 0, ""}};
+  auto bridge = plan({{"ports", L({S("http"), S("metrics")})}});
+  ASSERT_TRUE(bridge) << bridge.error().str();
+  ASSERT_NE(bridge->spec.linux->find_namespace(oci::NamespaceType::Network), nullptr);
+  EXPECT_FALSE(bridge->spec.linux->find_namespace(oci::NamespaceType::Network)->path);
+  EXPECT_EQ(bridge->spec.annotations.at("run.husk.network"), "bridge");
+  EXPECT_EQ(bridge->spec.annotations.at("run.husk.ports"),
+            "127.0.0.1:28080:80/tcp,127.0.0.1:28080:80/udp,29090:29090/tcp,29090:29090/udp");
+  auto slirp = plan({{"network_mode", S("slirp4netns")}, {"port_map", L({M({{"http", I(8080)}})})}});
+  ASSERT_TRUE(slirp) << slirp.error().str();
+  EXPECT_EQ(slirp->spec.annotations.at("run.husk.network"), "slirp4netns");
+  EXPECT_EQ(slirp->spec.annotations.at("run.husk.ports"), "127.0.0.1:28080:8080/tcp,127.0.0.1:28080:8080/udp");
+  expect_error(plan({{"network_mode", S("slirp4netns")}, {"port_map", L({M({{"nope", I(1)}})})}}),
+               "config.port_map.nope");
+  task_.ports.clear();
+  expect_error(plan({{"network_mode", S("wifi")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("task:db")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("container:abc")}}), "config.network_mode");
 
