@@ -20,6 +20,7 @@
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/config.h"
+#include "oci/default_seccomp.h"
 #include "oci/tables.h"
 
 namespace husk::driver::podman {
@@ -283,8 +284,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
                     "\" cannot be applied: husk does not implement AppArmor");
   if (!TRY(strings("selinux_opts")).empty())
     return fail_msg(f("selinux_opts"), ": husk does not implement SELinux labels");
-  if (!privileged && !sec.seccomp_unconfined)
-    out.warnings.push_back("husk has no default seccomp profile yet: the task runs without a seccomp filter");
+  // docker's and podman's rule: a default filter unless privileged or
+  // seccomp=unconfined (oci/default_seccomp.h says what it denies).
+  if (!privileged && !sec.seccomp_unconfined) lin.seccomp = oci::default_seccomp(caps);
   for (auto& m : spec.mounts)
     if (m.destination == "/proc")
       for (auto& o : sec.proc_opts) m.options.push_back(o);

@@ -212,9 +212,9 @@ class PodmanFlavor final : public Flavor {
         {"capabilities", caps},
         {"cgroupVersion", cgroup2 ? "v2" : "v1"},
         {"rootless", opts_.rootless ? "true" : "false"},
-        // husk applies neither AppArmor profiles nor (yet) a default seccomp filter.
+        // husk applies no AppArmor profile; tasks get its default seccomp filter.
         {"appArmor", "false"},
-        {"seccompEnabled", "false"},
+        {"seccompEnabled", "true"},
         {"selinuxEnabled", opts_.selinux_enabled ? "true" : "false"},
         {"ociRuntime", "husk"},
     };

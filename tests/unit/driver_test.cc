@@ -874,6 +874,18 @@ TEST_F(PodmanPlan, ImageForms) {
 
 TEST_F(PodmanPlan, UnsupportedSecurityFieldsAreErrors) {
   expect_error(plan({{"security_opt", L({S("seccomp=/etc/profile.json")})}}), "config.security_opt[0]");
+  // The default filter, unless unconfined or privileged.
+  auto filtered = plan({});
+  ASSERT_TRUE(filtered) << filtered.error().str();
+  ASSERT_TRUE(filtered->spec.linux->seccomp);
+  EXPECT_EQ(filtered->spec.linux->seccomp->default_action, oci::SeccompAction::Allow);
+  EXPECT_FALSE(filtered->spec.linux->seccomp->syscalls.empty());
+  auto unconfined = plan({{"security_opt", L({S("seccomp=unconfined")})}});
+  ASSERT_TRUE(unconfined) << unconfined.error().str();
+  EXPECT_FALSE(unconfined->spec.linux->seccomp);
+  auto privileged = plan({{"privileged", B(true)}});
+  ASSERT_TRUE(privileged) << privileged.error().str();
+  EXPECT_FALSE(privileged->spec.linux->seccomp);
   expect_error(plan({{"security_opt", L({S("no-new-privileges"), S("bogus=1")})}}), "config.security_opt[1]");
   expect_error(plan({{"security_opt", L({S("label=type:foo_t")})}}), "config.security_opt[0]");
   expect_error(plan({{"apparmor_profile", S("my-profile")}}), "config.apparmor_profile");

@@ -1,6 +1,8 @@
 // Seccomp filters and capability sets, each applied in a forked child that
 // reports what it saw.
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 #include <cstring>
 
 #include "common/fd.h"
+#include "oci/default_seccomp.h"
 #include "oci/tables.h"
 #include "runtime/caps.h"
 #include "runtime/seccomp.h"
@@ -218,4 +221,37 @@ TEST(Capabilities, AmbientOutsidePermittedIsNamed) {
   close(pipefd[0]);
   waitpid(pid, nullptr, 0);
   EXPECT_EQ(out, "process.capabilities.ambient: raise CAP_NET_ADMIN: Operation not permitted");
+}
+
+TEST(Seccomp, DefaultProfileDeniesWhatDockersDoesWithoutTheCapability) {
+  oci::Seccomp plain = oci::default_seccomp({CAP_CHOWN, CAP_KILL, CAP_SETUID, CAP_SETGID});
+  int st = in_child([&] {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || !load_seccomp(plain)) return 1;
+    if (!(syscall(SYS_unshare, CLONE_NEWNET) < 0 && errno == EPERM)) return 2;
+    if (!(syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr) < 0 && errno == EPERM)) return 3;
+    if (!(syscall(SYS_clone3, nullptr, 0) < 0 && errno == ENOSYS)) return 4;  // libc falls back to clone
+    if (!(syscall(SYS_keyctl, 0, 0, 0, 0, 0) < 0 && errno == EPERM)) return 5;
+    if (!(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0) < 0 && errno == EPERM)) return 6;
+    // Ordinary work goes on: a fork (clone without namespace flags), a pipe.
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    int cst;
+    if (child < 0 || waitpid(child, &cst, 0) != child || !WIFEXITED(cst)) return 7;
+    int p[2];
+    return pipe(p) == 0 ? 0 : 8;
+  });
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "step " << WEXITSTATUS(st);
+
+  // With CAP_SYS_ADMIN the mount and namespace calls are the kernel's to judge.
+  oci::Seccomp admin = oci::default_seccomp({CAP_SYS_ADMIN});
+  for (const auto& rule : admin.syscalls)
+    for (const auto& name : rule.names) {
+      EXPECT_NE(name, "mount");
+      EXPECT_NE(name, "unshare");
+      EXPECT_NE(name, "clone");
+    }
+  bool keyctl_denied = false;
+  for (const auto& rule : admin.syscalls)
+    for (const auto& name : rule.names) keyctl_denied = keyctl_denied || name == "keyctl";
+  EXPECT_TRUE(keyctl_denied);  // keyrings stay closed whatever the capabilities
 }
