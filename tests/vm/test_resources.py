@@ -148,3 +148,30 @@ def test_cgroup_namespace_shows_the_container_its_own_subtree(husk, bundle):
     bundle.set_args("sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/pids.max")
     r = husk.run()
     assert r.stdout.split() == ["0::/", "17"], r.stderr
+
+
+def test_block_io_throttle_of_a_real_device(husk, bundle, tmp_path):
+    # A loop device over a file on the VM's tmpfs: a block device io.max accepts.
+    img = tmp_path / "disk.img"
+    img.write_bytes(b"\0" * (8 << 20))
+    dev = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        st = os.stat(dev)
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        bundle.set_args("sleep", "1000")
+        bundle.config["linux"]["resources"] = {"blockIO": {
+            "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}],
+        }}
+        cid = husk.create()
+        line = [l for l in cg(cid, "io.max").splitlines() if l.startswith(f"{major}:{minor} ")]
+        assert line, cg(cid, "io.max")
+        fields = dict(kv.split("=") for kv in line[0].split()[1:])
+        assert fields["rbps"] == "1048576" and fields["wiops"] == "100", line
+        husk.cmd("update", "-r", "-", cid, check=True,
+                 input=json.dumps({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 0}]}}))
+        line = [l for l in cg(cid, "io.max").splitlines() if l.startswith(f"{major}:{minor} ")]
+        assert not line or "rbps=max" in line[0], line
+        husk.cmd("delete", "--force", cid, check=True)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
