@@ -32,7 +32,10 @@ def run_harness(tmp_path, plugin, image, *extra):
                        capture_output=True, text=True, timeout=900)
     out = r.stdout + r.stderr
     # Nothing of the tasks is left: containers, task dirs, mounts, cgroups.
-    assert os.listdir(state / "containers") == [], out
+    # (.networks holds the bridge network's definition and its IPAM leases.)
+    assert [c for c in os.listdir(state / "containers") if c != ".networks"] == [], out
+    leases = state / "containers" / ".networks" / "husk0" / "leases"
+    assert not leases.exists() or leases.read_text().strip() == "", leases.read_text()
     assert os.listdir(state / "tasks") == [], out
     assert mount_points() == before, out
     husk_cg = os.path.join(CGROUP2, "husk")

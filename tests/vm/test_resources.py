@@ -2,6 +2,7 @@
 cgroup file and has its effect, and `husk events` reports stats and OOM kills."""
 import json
 import os
+import stat
 import subprocess
 import time
 
@@ -154,6 +155,10 @@ def test_block_io_throttle_of_a_real_device(husk, bundle, tmp_path):
     # A loop device over a file on the VM's tmpfs: a block device io.max accepts.
     img = tmp_path / "disk.img"
     img.write_bytes(b"\0" * (8 << 20))
+    # The VM's devtmpfs has no loop nodes until the module is in: opening
+    # loop-control autoloads it.
+    if not os.path.exists("/dev/loop-control"):
+        os.mknod("/dev/loop-control", 0o600 | stat.S_IFCHR, os.makedev(10, 237))
     dev = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True, check=True).stdout.strip()
     try:
         st = os.stat(dev)
