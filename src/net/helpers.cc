@@ -182,8 +182,9 @@ std::vector<std::string> pasta_port_args(const std::vector<PortForward>& ports) 
 
 std::string slirp_hostfwd_request(const PortForward& p) {
   return cat("{\"execute\": \"add_hostfwd\", \"arguments\": {\"proto\": \"", protocol_name(p.protocol),
-             "\", \"host_addr\": \"", p.host_ip ? p.host_ip->str() : std::string("0.0.0.0"), "\", \"host_port\": ",
-             p.host_port, ", \"guest_addr\": \"", kSlirpGuest, "\", \"guest_port\": ", p.container_port, "}}");
+             "\", \"host_addr\": \"", p.host_ip ? p.host_ip->str() : std::string("0.0.0.0"),
+             "\", \"host_port\": ", p.host_port, ", \"guest_addr\": \"", kSlirpGuest,
+             "\", \"guest_port\": ", p.container_port, "}}");
 }
 
 Result<Helper> start_pasta(const HelperRequest& req) {
@@ -233,10 +234,17 @@ Result<Helper> start_slirp4netns(const HelperRequest& req) {
   UniqueFd ready_r(ready[0]), ready_w(ready[1]);
   std::string sock = req.state_dir + "/slirp4netns.sock", log = req.state_dir + "/slirp4netns.log";
   ::unlink(sock.c_str());
-  std::vector<std::string> argv = {slirp, "--configure", cat("--mtu=", req.mtu.value_or(65520)),
-                                   "--disable-host-loopback", cat("--exit-fd=", kExitFd), cat("--ready-fd=", kReadyFd),
-                                   "--api-socket", sock, "--netns-type=path"};
-  std::vector<std::pair<int, int>> fds = {{req.netns_fd, kNetnsFd}, {init_pidfd.get(), kExitFd}, {ready_w.get(), kReadyFd}};
+  std::vector<std::string> argv = {slirp,
+                                   "--configure",
+                                   cat("--mtu=", req.mtu.value_or(65520)),
+                                   "--disable-host-loopback",
+                                   cat("--exit-fd=", kExitFd),
+                                   cat("--ready-fd=", kReadyFd),
+                                   "--api-socket",
+                                   sock,
+                                   "--netns-type=path"};
+  std::vector<std::pair<int, int>> fds = {
+      {req.netns_fd, kNetnsFd}, {init_pidfd.get(), kExitFd}, {ready_w.get(), kReadyFd}};
   if (userns) {
     argv.push_back(cat("--userns-path=/proc/self/fd/", kUsernsFd));
     fds.emplace_back(userns.get(), kUsernsFd);
