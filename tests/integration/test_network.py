@@ -374,3 +374,44 @@ def test_a_container_cannot_share_its_own_netns(net, bundle):
     cid = net.new_id()
     r = net.run("--network", f"container:{cid}", cid=cid, timeout=20)
     assert r.returncode != 0 and "cannot share its own network namespace" in r.stderr, r.stderr
+
+
+def test_a_failure_halfway_leaves_no_network_behind(net, bundle, tmp_path):
+    """nft refusing the container's rules comes after the bridge, the veth
+    and the lease were made: all of them must go."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nft").write_text(
+        "#!/bin/sh\n"
+        "if [ \"$1\" = -f ]; then in=$(cat); case \"$in\" in *'add rule'*) echo 'simulated failure' >&2; exit 1;; esac\n"
+        "  printf '%s\\n' \"$in\" | exec /usr/sbin/nft -f -; fi\n"
+        "exec /usr/sbin/nft \"$@\"\n")
+    (fake / "nft").chmod(0o755)
+    bundle.set_args("true")
+    r = net.run("--network", "bridge", "-p", "8080:80", env={"PATH": f"{fake}:/usr/bin:/bin"})
+    assert r.returncode != 0 and "simulated failure" in r.stderr, r.stderr
+    assert net.ns.links() == ["lo"]
+    assert os.listdir(os.path.join(net.root, ".networks")) == ["lock"]
+
+
+def test_delete_after_husk_was_killed_during_create_removes_the_network(net, bundle, tmp_path):
+    """The network is made before the createRuntime hooks; husk dies in one.
+    The init dies with husk; `delete` of what is left removes the rest."""
+    pidfile = tmp_path / "hook.pid"
+    bundle.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"]}]}
+    bundle.set_args("true")
+    bundle.write()
+    cid = net.new_id()
+    husk = subprocess.Popen([husktest.HUSK, "--root", net.root, "create", "--bundle", bundle.path,
+                             "--network", "bridge", "-p", "8080:80", cid],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    assert "husk0" in net.ns.links()
+    husk.kill()
+    husk.wait()
+    os.kill(int(pidfile.read_text()), 9)
+    net.cmd("delete", "--force", cid, check=True)
+    assert net.ns.links() == ["lo"]
+    assert net.ns.run("nft", "list", "ruleset").stdout.strip() == ""
+    assert not os.path.exists(os.path.join(net.root, cid))
