@@ -4,9 +4,12 @@
  * stdin: one command per line, arguments separated by tabs.
  * stdout: "exit-code wall-seconds cpu-seconds maxrss-KiB" per command.
  * argv[1] == "private": first unshare the mount namespace and detach the
- * cgroup2 mount at /sys/fs/cgroup/unified (for crun on a hybrid host). */
+ * cgroup2 mount at /sys/fs/cgroup/unified (for crun on a hybrid host).
+ * "user UID GID" (after "private", if both): then drop to that uid and gid
+ * (no supplementary groups), to time rootless runtimes. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +23,20 @@
 
 int main(int argc, char **argv) {
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  if (argc > 1 && strcmp(argv[1], "private") == 0) {
+  int arg = 1;
+  if (argc > arg && strcmp(argv[arg], "private") == 0) {
+    arg++;
     if (unshare(CLONE_NEWNS) < 0) { perror("unshare"); return 1; }
     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (umount2("/sys/fs/cgroup/unified", MNT_DETACH) < 0) { perror("umount cgroup2"); return 1; }
+  }
+  if (argc > arg + 2 && strcmp(argv[arg], "user") == 0) {
+    uid_t uid = (uid_t)strtoul(argv[arg + 1], NULL, 10);
+    gid_t gid = (gid_t)strtoul(argv[arg + 2], NULL, 10);
+    if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+      perror("drop to the rootless user");
+      return 1;
+    }
   }
   int devnull = open("/dev/null", O_RDWR);
   char line[65536];

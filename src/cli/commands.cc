@@ -16,6 +16,7 @@
 #include "common/fd.h"
 #include "oci/config.h"
 #include "runtime/log.h"
+#include "runtime/userns.h"
 
 namespace husk::cli {
 namespace {
@@ -259,6 +260,12 @@ int cmd_spec(const GlobalOptions&, const std::vector<std::string>& args, size_t 
   std::string path = p->get("bundle", ".") + "/config.json";
   if (access(path.c_str(), F_OK) == 0) return report(Error::msg("spec: " + path + " exists: remove it first"));
   oci::Spec spec = oci::default_spec(p->has("rootless"), geteuid(), getegid());
+  if (p->has("rootless") && geteuid() != 0) {
+    // The caller's own ranges, when it has some and the helpers to use them.
+    runtime::RootlessMaps maps = runtime::rootless_id_maps();
+    spec.linux->uid_mappings = maps.uids;
+    spec.linux->gid_mappings = maps.gids;
+  }
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return report(Error::sys("spec: create " + path));
   UniqueFd owned(fd);

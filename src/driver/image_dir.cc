@@ -59,8 +59,8 @@ std::vector<std::vector<std::string_view>> records(std::string_view text) {
 }  // namespace
 
 Result<std::string> resolve_image_dir(const std::string& image, const std::string& field) {
-  const char* works = "husk runs images from local directories for now: an absolute path to a root filesystem, "
-                      "or to a directory holding rootfs/";
+  const char* works = "husk runs images from local directories for now: a root filesystem, or a directory "
+                      "holding rootfs/, as an absolute path or relative to the task directory";
   if (image.empty()) return fail_msg(field, ": image name required");
   for (std::string_view t : {"oci-archive:", "docker-archive:", "docker://", "oci:", "containers-storage:", "dir:",
                              "docker-daemon:", "http://", "https://"})

@@ -13,7 +13,8 @@
 
 namespace husk::driver {
 
-// The rootfs directory for `image` (the value of `field`, e.g. "config.image").
+// The rootfs directory for the absolute directory `image` (the value of
+// `field`, e.g. "config.image"); plan() makes a relative one absolute.
 // Registry references and archive transports are errors that say which
 // forms work; so is an OCI image layout (it needs the image store).
 Result<std::string> resolve_image_dir(const std::string& image, const std::string& field);

@@ -741,8 +741,12 @@ int serve(std::unique_ptr<Flavor> flavor, const PluginOptions& options) {
   while (poll(fds, 2, -1) < 0 && errno == EINTR) {
   }
   s.stopping = true;
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  // go-plugin SIGKILLs a plugin that has not exited 2 s after Shutdown, and
+  // a graceful server shutdown waits for every open stream: give the reply
+  // to Shutdown a moment to leave, then go. Tasks do not depend on us.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   unlink(options.socket_path.c_str());
+  rmdir(options.socket_path.substr(0, options.socket_path.rfind('/')).c_str());
   fflush(stderr);
   // Task waiter threads may still block in waitpid: the tasks live on
   // without us, so leave without joining them.

@@ -4,7 +4,6 @@
 // ones that change nothing about isolation (pull options, log options)
 // become warnings.
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -16,10 +15,10 @@
 #include <charconv>
 #include <cmath>
 #include <fnmatch.h>
-#include <set>
 
 #include "driver/image_dir.h"
 #include "driver/podman_flavor.h"
+#include "driver/podman_security.h"
 #include "oci/config.h"
 #include "oci/tables.h"
 
@@ -109,242 +108,6 @@ oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string>
   return m;
 }
 
-// --- capabilities ------------------------------------------------------------
-
-Result<std::vector<int>> cap_list(const std::vector<std::string>& names, const std::string& field, bool& all) {
-  std::vector<int> out;
-  all = false;
-  for (size_t i = 0; i < names.size(); i++) {
-    std::string n = names[i];
-    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    if (n == "ALL") {
-      all = true;
-      continue;
-    }
-    if (!n.starts_with("CAP_")) n = "CAP_" + n;
-    auto c = oci::capability_from_name(n);
-    if (!c) return fail_msg(field, "[", i, "]: unknown capability \"", names[i], "\"");
-    if (std::find(out.begin(), out.end(), *c) == out.end()) out.push_back(*c);
-  }
-  return out;
-}
-
-std::vector<int> all_capabilities() {
-  std::vector<int> out;
-  for (int c = 0; c <= oci::last_capability(); c++)
-    if (!oci::capability_name(c).empty()) out.push_back(c);
-  return out;
-}
-
-// containers/common MergeCapabilities: drop ALL keeps only the adds, add ALL
-// starts from every capability, and one capability both added and dropped
-// is an error.
-Result<std::vector<int>> merge_capabilities(const std::vector<std::string>& add_names,
-                                            const std::vector<std::string>& drop_names) {
-  bool add_all = false, drop_all = false;
-  auto adds = TRY(cap_list(add_names, f("cap_add"), add_all));
-  auto drops = TRY(cap_list(drop_names, f("cap_drop"), drop_all));
-  if (drop_all) {
-    if (add_all) return fail_msg("config.cap_add: adding ALL and dropping ALL capabilities together is not allowed");
-    std::sort(adds.begin(), adds.end());
-    return adds;
-  }
-  std::vector<int> base = add_all ? all_capabilities() : default_capabilities();
-  for (int c : drops)
-    if (std::find(adds.begin(), adds.end(), c) != adds.end())
-      return fail_msg("config.cap_drop: capability \"", oci::capability_name(c), "\" cannot be both added and dropped");
-  std::vector<int> out;
-  for (int c : base)
-    if (std::find(drops.begin(), drops.end(), c) == drops.end()) out.push_back(c);
-  for (int c : adds)
-    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// --- devices ------------------------------------------------------------------
-
-Result<> add_device(oci::Spec& spec, const std::string& host, const std::string& dst, std::string perms,
-                    const std::string& field) {
-  if (perms.empty()) perms = "rwm";
-  for (char c : perms)
-    if (c != 'r' && c != 'w' && c != 'm') return fail_msg(field, ": device permissions \"", perms, "\" are not a subset of rwm");
-  if (host.empty() || host[0] != '/') return fail_msg(field, ": device path \"", host, "\" is not absolute");
-  if (dst.empty() || dst[0] != '/') return fail_msg(field, ": container device path \"", dst, "\" is not absolute");
-  struct stat st;
-  if (stat(host.c_str(), &st) != 0) return fail_sys(field, ": stat device ", host);
-  if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-    return fail_msg(field, ": \"", host, "\" is not a character or block device");
-  oci::Device d;
-  d.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
-  d.path = dst;
-  d.major = major(st.st_rdev);
-  d.minor = minor(st.st_rdev);
-  d.file_mode = st.st_mode & 07777;
-  d.uid = 0;
-  d.gid = 0;
-  for (auto& existing : spec.linux->devices)
-    if (existing.path == dst) return fail_msg(field, ": device \"", dst, "\" is given twice");
-  spec.linux->devices.push_back(d);
-  oci::DeviceRule rule;
-  rule.allow = true;
-  rule.type = d.type;
-  rule.major = d.major;
-  rule.minor = d.minor;
-  rule.access = perms;
-  spec.linux->resources->devices.push_back(rule);
-  return {};
-}
-
-// podman's device string: host[:container][:permissions].
-Result<> add_device_string(oci::Spec& spec, const std::string& s, const std::string& field) {
-  auto parts = split(s, ':');
-  auto looks_like_perms = [](const std::string& p) {
-    return !p.empty() && p.size() <= 3 && std::all_of(p.begin(), p.end(), [](char c) { return c == 'r' || c == 'w' || c == 'm'; });
-  };
-  std::string host = parts[0], dst = parts[0], perms = "rwm";
-  if (parts.size() == 2) {
-    if (looks_like_perms(parts[1]))
-      perms = parts[1];
-    else
-      dst = parts[1];
-  } else if (parts.size() == 3) {
-    dst = parts[1];
-    perms = parts[2];
-  } else if (parts.size() > 3) {
-    return fail_msg(field, ": \"", s, "\": want host[:container][:permissions]");
-  }
-  return add_device(spec, host, dst, perms, field);
-}
-
-// Every device node under the host's /dev, for privileged tasks (podman's
-// GetDevices skips the same directories).
-void host_devices(const std::string& dir, const std::string& rel, std::vector<std::pair<std::string, std::string>>& out,
-                  int depth) {
-  if (depth > 4) return;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
-  while (auto* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
-    std::string path = dir + "/" + n, crel = rel + "/" + n;
-    struct stat st;
-    if (lstat(path.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode)) {
-      if (crel == "/pts" || crel == "/shm" || crel == "/mqueue" || crel == "/.lxc" || crel == "/.udev" || crel == "/fd")
-        continue;
-      host_devices(path, crel, out, depth + 1);
-    } else if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && crel != "/console") {
-      out.emplace_back(path, "/dev" + crel);
-    }
-  }
-  closedir(d);
-}
-
-// --- rlimits and sysctls ---------------------------------------------------
-
-Result<oci::Rlimit> parse_ulimit(const std::string& name, const std::string& value) {
-  std::string field = cat("config.ulimit.", name);
-  std::string up = name;
-  std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  if (!up.starts_with("RLIMIT_")) up = "RLIMIT_" + up;
-  auto res = oci::rlimit_from_name(up);
-  if (!res) return fail_msg(field, ": unknown resource limit \"", name, "\"");
-  if (value.empty()) return fail_msg(field, ": cannot be empty");
-  auto parts = split(value, ':');
-  if (parts.size() > 2) return fail_msg(field, ": \"", value, "\": want soft[:hard]");
-  if (parts.size() == 1) parts.push_back(parts[0]);
-  uint64_t lim[2];
-  for (int i = 0; i < 2; i++) {
-    auto [p, ec] = std::from_chars(parts[i].data(), parts[i].data() + parts[i].size(), lim[i]);
-    if (parts[i].empty() || ec != std::errc() || p != parts[i].data() + parts[i].size())
-      return fail_msg(field, ": \"", value, "\": the ", i == 0 ? "soft" : "hard", " limit is not an integer");
-  }
-  if (lim[0] > lim[1]) return fail_msg(field, ": \"", value, "\": the soft limit is above the hard limit");
-  return oci::Rlimit{*res, lim[0], lim[1]};
-}
-
-// Which namespace a sysctl belongs to; podman (and runc) refuse the others.
-Result<> check_sysctl(const std::string& key, bool own_netns, bool own_ipc, bool own_uts) {
-  std::string field = cat("config.sysctl.", key);
-  static const std::set<std::string> ipc = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                                            "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"};
-  if (ipc.count(key) || key.starts_with("fs.mqueue.")) {
-    if (!own_ipc) return fail_msg(field, ": an IPC sysctl, but the task shares the host's IPC namespace");
-    return {};
-  }
-  if (key.starts_with("net.")) {
-    if (!own_netns) return fail_msg(field, ": a network sysctl, but the task shares the host's network namespace");
-    return {};
-  }
-  if (key == "kernel.hostname" || key == "kernel.domainname") {
-    if (!own_uts) return fail_msg(field, ": a UTS sysctl, but the task shares the host's UTS namespace");
-    return {};
-  }
-  return fail_msg(field, ": not a namespaced sysctl; it would change the host");
-}
-
-// --- security_opt --------------------------------------------------------------
-
-struct SecurityOpts {
-  bool no_new_privileges = false;
-  std::optional<std::string> apparmor;
-  bool seccomp_unconfined = false;
-  std::vector<std::string> proc_opts;
-  std::vector<std::string> mask, unmask;
-  bool unmask_all = false;
-};
-
-Result<SecurityOpts> parse_security_opts(const std::vector<std::string>& opts) {
-  SecurityOpts s;
-  for (size_t i = 0; i < opts.size(); i++) {
-    std::string field = fi("security_opt", i);
-    const std::string& o = opts[i];
-    if (o == "no-new-privileges") {
-      s.no_new_privileges = true;
-      continue;
-    }
-    size_t sep = o.find_first_of("=:");
-    if (sep == std::string::npos) return fail_msg(field, ": \"", o, "\": want key=value");
-    std::string key = o.substr(0, sep), val = o.substr(sep + 1);
-    if (key == "no-new-privileges") {
-      if (val != "true" && val != "false") return fail_msg(field, ": \"", o, "\": want true or false");
-      s.no_new_privileges = val == "true";
-    } else if (key == "label") {
-      if (val != "disable")
-        return fail_msg(field, ": \"", o, "\": husk does not implement SELinux labels (only label=disable is accepted)");
-    } else if (key == "apparmor") {
-      s.apparmor = val;
-    } else if (key == "seccomp") {
-      if (val != "unconfined")
-        return fail_msg(field, ": \"", o, "\": seccomp profile files are not supported by husk yet (only seccomp=unconfined)");
-      s.seccomp_unconfined = true;
-    } else if (key == "proc-opts") {
-      for (auto& p : split(val, ','))
-        if (!p.empty()) s.proc_opts.push_back(p);
-    } else if (key == "mask") {
-      for (auto& p : split(val, ':'))
-        if (!p.empty()) {
-          if (p[0] != '/') return fail_msg(field, ": mask path \"", p, "\" is not absolute");
-          s.mask.push_back(p);
-        }
-    } else if (key == "unmask") {
-      for (auto& p : split(val, ':')) {
-        if (p == "ALL")
-          s.unmask_all = true;
-        else if (!p.empty())
-          s.unmask.push_back(p);
-      }
-    } else if (key == "systempaths") {
-      if (val != "unconfined") return fail_msg(field, ": \"", o, "\": only systempaths=unconfined is known");
-      s.unmask_all = true;
-    } else {
-      return fail_msg(field, ": unknown security option \"", key, "\"");
-    }
-  }
-  return s;
-}
-
 // --- process args ------------------------------------------------------------
 
 Result<std::string> stringify(const Value& v, const std::string& field) {
@@ -376,7 +139,27 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- image --------------------------------------------------------------
   std::string image = TRY(str("image"));
+  const std::string own_dir = task.alloc_dir + "/" + task.name;
+  {
+    // A relative image names a directory in the task's own directory (an
+    // artifact unpacked into local/, say); anything else relative is a
+    // registry reference, which resolve_image_dir refuses.
+    struct stat st;
+    std::string in_task = clean_path(own_dir + "/" + image);
+    if (!image.empty() && image[0] != '/' && image.find(':') == std::string::npos && !task.alloc_dir.empty() &&
+        stat(in_task.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      image = in_task;
+  }
   out.image_rootfs = TRY(resolve_image_dir(image, f("image")));
+  if (!opts.volumes_enabled) {
+    // An image directory is a host path too: with volumes disabled it must
+    // come from the allocation, or any host directory would be readable.
+    char real_alloc[PATH_MAX];
+    std::string alloc = realpath(task.alloc_dir.c_str(), real_alloc) ? std::string(real_alloc) : "";
+    if (alloc.empty() || !is_within(alloc, out.image_rootfs))
+      return fail_msg(f("image"), ": \"", image, "\": volumes are not enabled (plugin volumes.enabled = false), ",
+                      "so only image directories inside the allocation directory can be used");
+  }
   for (auto k : {"arch", "os", "variant"})
     if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), " is ignored: local image directories are not pulled"));
   {
@@ -481,8 +264,10 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       std::vector<int> user_caps;
       for (int x : asked)
         if (std::find(caps.begin(), caps.end(), x) != caps.end()) user_caps.push_back(x);
+      // Ambient capabilities must also be inheritable (capabilities(7)).
       c.effective = user_caps;
       c.permitted = user_caps;
+      c.inheritable = user_caps;
       c.ambient = user_caps;
     }
     proc.capabilities = c;
@@ -561,7 +346,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (present) lin.namespaces.push_back(oci::Namespace{t, std::move(path)});
   };
   std::string net_mode = TRY(str("network_mode"));
-  bool host_net = false, netns_none = false;
+  bool host_net = false, netns_none = false, husk_network = false;
   if (task.network_mode == NetworkMode::Group && !task.netns_path.empty()) {
     // Nomad's group network wins over network_mode, as in nomad-driver-podman.
     set_ns(oci::NamespaceType::Network, true, task.netns_path);
@@ -578,15 +363,20 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else if (net_mode.starts_with("task:") || net_mode.starts_with("container:")) {
     return fail_msg(f("network_mode"), ": \"", net_mode,
                     "\": joining another task's network is not supported by husk yet; use a group network");
-  } else if (net_mode.empty()) {
-    return fail_msg(f("network_mode"), ": unset, and the task has no group network: podman's default (",
-                    opts.rootless ? "slirp4netns/pasta" : "bridge",
-                    ") needs husk networking, which is not built yet; set network_mode = \"host\" or \"none\", "
-                    "or give the group a network block");
+  } else if (net_mode.empty() || net_mode == "bridge" || net_mode.starts_with("bridge:") || net_mode == "slirp4netns" ||
+             net_mode == "pasta") {
+    // podman's own networks, made by husk (src/net): unset is podman's
+    // default, a bridge for root and slirp4netns rootless.
+    std::string mode = net_mode;
+    if (mode.empty()) mode = opts.rootless ? "slirp4netns" : "bridge";
+    if (opts.rootless && mode.starts_with("bridge"))
+      return fail_msg(f("network_mode"), ": \"", net_mode, "\": a bridge needs root; use slirp4netns or pasta");
+    set_ns(oci::NamespaceType::Network, true);
+    spec.annotations["run.husk.network"] = mode;
+    husk_network = true;
   } else {
     return fail_msg(f("network_mode"), ": \"", net_mode,
-                    "\" needs husk networking, which is not built yet; use \"host\", \"none\", \"ns:<path>\" or a "
-                    "group network");
+                    "\" is not a network mode (bridge, host, none, slirp4netns, pasta, ns:<path>)");
   }
   bool own_netns = !host_net;
 
@@ -654,13 +444,40 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       if (!found) return fail_msg(fi("ports", i), ": port \"", ports[i], "\" is not in the group network block");
     }
     bool group = task.network_mode == NetworkMode::Group && !task.netns_path.empty();
-    if ((!ports.empty() || !port_map.empty()) && !group)
+    if ((!ports.empty() || !port_map.empty()) && !group && !husk_network)
       return fail_msg(!ports.empty() ? f("ports") : f("port_map"),
-                      ": publishing ports needs husk networking (not built yet) or a group network");
+                      ": publishing ports needs a network of the task's own (bridge, slirp4netns, pasta) or a "
+                      "group network");
+    if (husk_network) {
+      // Nomad's port mappings of the ports named here (or by port_map)
+      // become husk's forwards, TCP and UDP as podman publishes them.
+      std::string forwards;
+      auto forward = [&](const TaskPort& p, int32_t container_port) {
+        for (const char* proto : {"tcp", "udp"}) {
+          if (!forwards.empty()) forwards += ",";
+          if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
+          forwards += cat(p.host_port, ":", container_port, "/", proto);
+        }
+      };
+      for (const auto& label : ports)
+        for (const auto& p : task.ports)
+          if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
+      for (const auto& [label, to] : port_map) {
+        bool found = false;
+        for (const auto& p : task.ports)
+          if (p.label == label) {
+            forward(p, static_cast<int32_t>(atoi(to.c_str())));
+            found = true;
+          }
+        if (!found) return fail_msg(f("port_map"), ".", label, ": the task has no port labelled \"", label, "\"");
+      }
+      if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
+    }
+    const char* why = husk_network ? " is ignored: husk's bridge gives addresses from its own IPAM"
+                                   : " is ignored: podman applies it in bridge mode only";
     for (auto k : {"ipv4_address", "ipv6_address", "static_mac"})
-      if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), " is ignored: podman applies it in bridge mode only"));
-    if (!TRY(strings("static_ips")).empty())
-      out.warnings.push_back("config.static_ips is ignored: podman applies it in bridge mode only");
+      if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), why));
+    if (!TRY(strings("static_ips")).empty()) out.warnings.push_back(cat("config.static_ips", why));
   }
 
   // ---- resources --------------------------------------------------------------------------
@@ -727,11 +544,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       proc.rlimits.push_back(r);
     };
     for (int res : {RLIMIT_NOFILE, RLIMIT_NPROC}) {
+      uint64_t soft = 1048576, hard = 1048576;
       struct rlimit cur;
-      if (opts.rootless && getrlimit(res, &cur) == 0)
-        set_rlimit(oci::Rlimit{res, cur.rlim_cur, cur.rlim_max});
-      else
-        set_rlimit(oci::Rlimit{res, 1048576, 1048576});
+      if ((opts.rootless || !opts.can_raise_rlimits) && getrlimit(res, &cur) == 0) {
+        hard = std::min<uint64_t>(hard, cur.rlim_max);
+        soft = std::min<uint64_t>(soft, std::min<uint64_t>(cur.rlim_cur, hard));
+      }
+      set_rlimit(oci::Rlimit{res, soft, hard});
     }
     for (auto& [k, v] : TRY(read_string_map(cfg, "ulimit", kCfg))) set_rlimit(TRY(parse_ulimit(k, v)));
   }
@@ -742,7 +561,6 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       auto it = task.env.find(k);
       return it != task.env.end() && !it->second.empty() ? it->second : std::string(d);
     };
-    std::string own_dir = task.alloc_dir + "/" + task.name;
     spec.mounts.push_back(bind_mount(task.alloc_dir + "/alloc", env_or("NOMAD_ALLOC_DIR", "/alloc"), {"rbind", "rw"}));
     spec.mounts.push_back(bind_mount(own_dir + "/local", env_or("NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
     spec.mounts.push_back(bind_mount(own_dir + "/secrets", env_or("NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
@@ -795,6 +613,18 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
     }
 
+    // podman's --read-only-tmpfs (on by default): a read-only root still
+    // gets writable /run, /tmp and /var/tmp.
+    if (spec.root.readonly)
+      for (const char* dst : {"/run", "/tmp", "/var/tmp"}) {
+        oci::Mount m;
+        m.destination = dst;
+        m.type = "tmpfs";
+        m.source = "tmpfs";
+        m.options = {"rw", "nosuid", "nodev"};
+        spec.mounts.push_back(m);
+      }
+
     auto tmpfs = TRY(strings("tmpfs"));
     for (size_t i = 0; i < tmpfs.size(); i++) {
       auto colon = tmpfs[i].find(':');
@@ -820,6 +650,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     std::string resolv;
     if (servers.empty() && task.dns_searches.empty() && task.dns_options.empty()) {
       resolv = read_host_file(opts.host_resolv_conf);
+      // systemd-resolved's stub listens on the host's loopback, which a task
+      // with its own network namespace cannot reach: use its upstream list,
+      // as podman does.
+      if (own_netns && resolv.find("nameserver 127.0.0.53") != std::string::npos) {
+        std::string upstream = read_host_file(opts.host_resolved_upstream);
+        if (!upstream.empty()) resolv = upstream;
+      }
     } else {
       for (auto& s : servers) resolv += "nameserver " + s + "\n";
       if (!task.dns_searches.empty()) {

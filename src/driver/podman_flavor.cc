@@ -10,6 +10,9 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 
 #include "oci/tables.h"
@@ -85,6 +88,20 @@ Result<int64_t> parse_size(std::string_view s) {
 Options host_defaults() {
   Options o;
   o.rootless = geteuid() != 0;
+  {
+    // CapEff from /proc/self/status: without CAP_SYS_RESOURCE the rlimit
+    // defaults are capped at the driver's own limits.
+    o.can_raise_rlimits = !o.rootless;
+    if (FILE* f = fopen("/proc/self/status", "re")) {
+      char line[256];
+      while (fgets(line, sizeof line, f))
+        if (strncmp(line, "CapEff:", 7) == 0) {
+          unsigned long long eff = strtoull(line + 7, nullptr, 16);
+          o.can_raise_rlimits = o.can_raise_rlimits && (eff & (1ULL << 24 /* CAP_SYS_RESOURCE */));
+        }
+      fclose(f);
+    }
+  }
   struct stat st;
   o.selinux_enabled = stat("/sys/fs/selinux/enforce", &st) == 0;
   cpu_set_t set;

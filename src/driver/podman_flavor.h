@@ -1,6 +1,8 @@
 // Inside the podman flavor: its plugin options as a struct, the two schemas
 // (podman_schema.cc) and the task -> OCI bundle translation
-// (podman_bundle.cc). flavor.h has the public face (make_podman_flavor).
+// (podman_bundle.cc, with podman_security.h for capabilities, devices,
+// rlimits, sysctls and security_opt). flavor.h has the public face
+// (make_podman_flavor).
 #pragma once
 
 #include <cstdint>
@@ -44,10 +46,12 @@ struct Options {
 
   // Facts about the host, not options; tests set them.
   bool rootless = false;
+  bool can_raise_rlimits = true;  // CAP_SYS_RESOURCE: podman's rlimit defaults need it
   bool selinux_enabled = false;
   int online_cpus = 1;
   std::string host_dev = "/dev";                    // enumerated for privileged tasks
   std::string host_resolv_conf = "/etc/resolv.conf";
+  std::string host_resolved_upstream = "/run/systemd/resolve/resolv.conf";
   std::string host_hosts = "/etc/hosts";
   std::string default_init_path = "/usr/libexec/podman/catatonit";
 };

@@ -294,7 +294,7 @@ std::string type_json(const Value& v) {
     }
     case Value::Kind::Map: {
       auto entries = v.entries();
-      std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
       std::string s = "[\"object\",{";
       for (size_t i = 0; i < entries.size(); i++)
         s += cat(i ? "," : "", "\"", entries[i].first, "\":", type_json(entries[i].second));
@@ -337,7 +337,7 @@ void pack(msgpack_packer* pk, const Value& v, const SpecNode* schema) {
       if (obj && obj->kind == SpecNode::Kind::Block && !obj->children.empty())
         obj = unwrap_default(obj->children[0].second.get());
       auto entries = v.entries();
-      std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
       msgpack_pack_map(pk, entries.size());
       for (const auto& [k, val] : entries) {
         msgpack_pack_str(pk, k.size());

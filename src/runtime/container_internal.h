@@ -14,6 +14,7 @@
 namespace husk::runtime {
 
 struct CreateGuard;
+class NotifyRelay;
 
 // A container made by create_container; unless commit() is called, its
 // destruction undoes everything (process, cgroup, state directory).
@@ -26,6 +27,7 @@ struct Created {
   pid_t pid = 0;
   UniqueFd pidfd;
   UniqueFd console_master;
+  std::unique_ptr<NotifyRelay> notify;  // foreground run under NOTIFY_SOCKET
   ContainerRecord record;
   // Networking, once the init's netns exists (pid, netns fd); unset when
   // the bundle asks for none.
@@ -57,7 +59,8 @@ Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecor
 std::string get_cwd();
 // Foreground: forward signals to pidfd's process, proxy the terminal master
 // (-1 = none) with our stdio, reap pid and return its wait status (waitpid's).
-Result<int> wait_foreground(pid_t pid, int pidfd, int master);
+// notify: forward its datagrams as they come (foreground run, notify.h).
+Result<int> wait_foreground(pid_t pid, int pidfd, int master, NotifyRelay* notify = nullptr);
 Result<std::string> state_json_for(const oci::Spec& spec, const std::string& id, pid_t pid,
                                    const std::string& bundle, oci::Status status);
 

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "cgroups/rootless.h"
 #include "oci/config.h"
 #include "oci/tables.h"
 #include "runtime/container.h"
@@ -24,6 +25,7 @@
 #include "runtime/hooks.h"
 #include "runtime/init.h"
 #include "runtime/log.h"
+#include "runtime/notify.h"
 #include "runtime/network.h"
 #include "runtime/seccomp.h"
 #include "runtime/state_store.h"
@@ -128,6 +130,28 @@ Result<> check_spec(const oci::Spec& spec) {
   return {};
 }
 
+// crun's rule for an unprivileged caller: a spec without a user namespace
+// gets one, and a new user namespace without maps maps the caller to 0 (the
+// only ids it may map without a helper). Said once, as a warning.
+void complete_rootless_userns(oci::Spec& spec) {
+  if (geteuid() == 0 || !spec.linux) return;
+  oci::Linux& l = *spec.linux;
+  const oci::Namespace* user = l.find_namespace(oci::NamespaceType::User);
+  if (user && user->path) return;
+  bool added = !user;
+  if (added) l.namespaces.push_back(oci::Namespace{oci::NamespaceType::User, std::nullopt});
+  bool mapped = !l.uid_mappings.empty() || !l.gid_mappings.empty();
+  if (!mapped) {
+    l.uid_mappings = {oci::IdMapping{0, static_cast<uint32_t>(geteuid()), 1}};
+    l.gid_mappings = {oci::IdMapping{0, static_cast<uint32_t>(getegid()), 1}};
+  }
+  if (added || !mapped)
+    log::warning(
+        cat("rootless: ", added ? "linux.namespaces has no user namespace: added one" : "linux.uidMappings is empty",
+            mapped ? "" : cat(", mapping uid ", geteuid(), " and gid ", getegid(), " to 0 in the container"),
+            " (`husk spec --rootless` writes a config with them)"));
+}
+
 // Fill cfg's namespace plan and return the clone3 flags for the fast path
 // (0 flags and cfg.staged = true when the init must be staged).
 Result<uint64_t> plan_namespaces(const oci::Spec& spec, InitConfig& cfg, std::vector<UniqueFd>& join_fds) {
@@ -153,11 +177,11 @@ Result<uint64_t> plan_namespaces(const oci::Spec& spec, InitConfig& cfg, std::ve
   return cfg.staged ? 0 : flags;
 }
 
-// NOTIFY_SOCKET (systemd Type=notify): the socket is bound into the container
-// and the container's process gets NOTIFY_SOCKET pointing at it.
-void add_notify_socket(oci::Spec& spec, std::vector<std::string>& extra_env) {
-  const char* sock = getenv("NOTIFY_SOCKET");
-  if (!sock || sock[0] != '/') return;
+// NOTIFY_SOCKET (systemd Type=notify): a socket is bound into the container
+// and the container's process gets NOTIFY_SOCKET pointing at it: the
+// caller's own, or (foreground run) the relay's (notify.h).
+void add_notify_socket(oci::Spec& spec, std::vector<std::string>& extra_env, const std::string& sock) {
+  if (sock.empty() || sock[0] != '/') return;
   oci::Mount m;
   m.destination = "/run/notify/notify.sock";
   m.type = "bind";
@@ -277,15 +301,23 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
 
 }  // namespace
 
-Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
-                                                      const std::string& id, bool rootless) {
+namespace {
+
+cgroups::Options cgroup_options(const GlobalOptions& g, const oci::Spec& spec, const std::string& id, bool rootless) {
   cgroups::Options co;
   co.kind = g.cgroup_manager;
   co.container_id = id;
   co.cgroups_path = spec.linux && spec.linux->cgroups_path ? *spec.linux->cgroups_path : "";
   co.rootless = rootless;
   if (spec.linux) co.devices = spec.linux->devices;
-  return cgroups::make_manager(co);
+  return co;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<cgroups::Manager>> make_cgroup(const GlobalOptions& g, const oci::Spec& spec,
+                                                      const std::string& id, bool rootless) {
+  return cgroups::make_manager(cgroup_options(g, spec, id, rootless));
 }
 
 Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o, bool keep_console) {
@@ -295,7 +327,10 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   std::string config_path = o.config.empty() ? bundle + "/config.json" : absolute(bundle, o.config);
   std::string raw = TRY_CTX(read_file(config_path), "load ", config_path);
   auto spec = std::make_unique<oci::Spec>(TRY_CTX(oci::parse_config(raw), config_path));
+  complete_rootless_userns(*spec);
   TRYV_CTX(check_spec(*spec), config_path);
+  if (spec->linux->has_namespace(oci::NamespaceType::User))
+    TRYV_CTX(check_id_maps(spec->linux->uid_mappings, spec->linux->gid_mappings), config_path);
   bool rootless = is_rootless(g);
   net::Config net_cfg = TRY_CTX(network_config(o.network, *spec, raw, rootless), config_path);
   if (spec->process->terminal && o.console_socket.empty() && !keep_console)
@@ -329,8 +364,16 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
       return attach_network(net_cfg, *c.spec, store, *c.dir, c.id, rootless, pid, netns_fd);
     };
   }
-  c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
-  TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
+  if (rootless && g.cgroup_manager == cgroups::ManagerKind::Fs) {
+    cgroups::Options co = cgroup_options(g, *c.spec, o.id, rootless);
+    const oci::Resources* res = c.spec->linux->resources ? &*c.spec->linux->resources : nullptr;
+    auto made = TRY_CTX(cgroups::make_rootless_cgroup(co, res), "create the container's cgroup");
+    if (!made.warning.empty()) log::warning(made.warning);
+    c.cgroup = std::move(made.manager);
+  } else {
+    c.cgroup = TRY(make_cgroup(g, *c.spec, o.id, rootless));
+    TRYV_CTX(c.cgroup->create(), "create the container's cgroup");
+  }
   c.guard->cgroup = c.cgroup.get();
   // cgroupfs: the cgroup exists now and the init is cloned into it. A
   // systemd scope is made around the init once it exists (spawn_init).
@@ -350,10 +393,16 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   cfg.fifo_fd = fifo.get();
   cfg.terminal = c.spec->process->terminal;
   cfg.no_pivot = o.no_pivot;
+  cfg.rootless = rootless;
   cfg.no_new_keyring = o.no_new_keyring;
   cfg.session_keyring = "_ses." + o.id;
   cfg.send_netns = net_cfg.configures_interfaces() || net_cfg.mode == net::Mode::None;
-  add_notify_socket(*c.spec, cfg.extra_env);
+  std::string notify = notify_target();
+  if (keep_console && !notify.empty()) {
+    c.notify = std::make_unique<NotifyRelay>(TRY(NotifyRelay::open(c.dir->path() + "/notify.sock", notify)));
+    notify = c.notify->path();
+  }
+  add_notify_socket(*c.spec, cfg.extra_env, notify);
   cfg.preserve_fds = o.preserve_fds + add_listen_fds(cfg.extra_env);
   std::vector<UniqueFd> join_fds;
   uint64_t fast_flags = TRY(plan_namespaces(*c.spec, cfg, join_fds));
@@ -399,18 +448,22 @@ Created::~Created() = default;
 Created::Created(Created&&) noexcept = default;
 
 Result<> start_created(ContainerDir& dir, const ContainerRecord& rec, const oci::Spec& spec) {
-  int fd = ::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return fail_msg("container \"", rec.id, "\" was already started");
-    return fail_sys("open ", dir.fifo_path());
-  }
-  UniqueFd fifo(fd);
+  if (access(dir.fifo_path().c_str(), F_OK) < 0 && errno == ENOENT)
+    return fail_msg("container \"", rec.id, "\" was already started");
+  // The pidfd first: once the fifo has a reader the process runs, and a
+  // short one (/bin/true) may be gone before we could look at it.
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, rec.pid, 0));
   if (pidfd < 0 || !process_alive(rec.pid, rec.pid_start)) {
     if (pidfd >= 0) ::close(pidfd);
     return fail_errno(ESRCH, "container \"", rec.id, "\" is stopped: its process exited before start");
   }
   UniqueFd owned_pidfd(pidfd);
+  int fd = ::open(dir.fifo_path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return fail_msg("container \"", rec.id, "\" was already started");
+    return fail_sys("open ", dir.fifo_path());
+  }
+  UniqueFd fifo(fd);
   // The init writes one byte once its startContainer hooks ran, and the
   // fifo closes when it execs (close-on-exec): then the process runs.
   struct pollfd fds[2] = {{fifo.get(), POLLIN, 0}, {pidfd, POLLIN, 0}};
@@ -465,7 +518,7 @@ Result<> start(const GlobalOptions& g, const std::string& id) {
 
 // Forward the signals a foreground runtime receives to the container init,
 // proxy the terminal, and return the exit status.
-Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
+Result<int> wait_foreground(pid_t pid, int pidfd, int master, NotifyRelay* notify) {
   sigset_t mask;
   sigemptyset(&mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGCHLD})
@@ -477,9 +530,12 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
   bool stdin_open = master >= 0;
   char buf[16384];
   for (;;) {
-    struct pollfd fds[4] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {master, POLLIN, 0},
-                            {stdin_open ? 0 : -1, POLLIN, 0}};
-    int n = poll(fds, 4, -1);
+    struct pollfd fds[5] = {{pidfd, POLLIN, 0},
+                            {sfd, POLLIN, 0},
+                            {master, POLLIN, 0},
+                            {stdin_open ? 0 : -1, POLLIN, 0},
+                            {notify ? notify->fd() : -1, POLLIN, 0}};
+    int n = poll(fds, 5, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_sys("poll");
     if (fds[1].revents & POLLIN) {
@@ -504,6 +560,7 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master) {
       if (r > 0) (void)write_all(master, std::string_view(buf, static_cast<size_t>(r)));
       else stdin_open = false;
     }
+    if (fds[4].revents & POLLIN) notify->forward();
     if (fds[0].revents & POLLIN) break;
   }
   // Drain what the terminal still holds.
@@ -543,7 +600,7 @@ Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
     if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(c.console_master.get(), TIOCSWINSZ, &ws);
   }
   c.dir->unlock();  // other commands (exec, kill, state) work while it runs
-  auto waited = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get());
+  auto waited = wait_foreground(c.pid, c.pidfd.get(), c.console_master.get(), c.notify.get());
   if (raw) tcsetattr(0, TCSANOW, &saved);
   if (!waited) return fail(waited.error());
   int status = WIFSIGNALED(*waited) ? 128 + WTERMSIG(*waited) : WEXITSTATUS(*waited);

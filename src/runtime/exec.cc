@@ -77,16 +77,21 @@ Result<oci::Process> exec_process_spec(const oci::Spec& spec, const ExecOptions&
 }
 
 // The namespaces of the container that differ from ours, as setns flags.
+// The user namespace is looked at even when the spec has none: a rootless
+// create adds one (crun's rule), and the saved config.json is as written.
 int namespace_flags(pid_t pid, const oci::Linux& linux) {
   int flags = 0;
-  for (const auto& ns : linux.namespaces) {
-    std::string name(oci::namespace_proc_name(ns.type));
+  std::vector<oci::NamespaceType> types;
+  for (const auto& ns : linux.namespaces) types.push_back(ns.type);
+  if (!linux.has_namespace(oci::NamespaceType::User)) types.push_back(oci::NamespaceType::User);
+  for (oci::NamespaceType type : types) {
+    std::string name(oci::namespace_proc_name(type));
     struct stat theirs, ours;
     if (stat(cat("/proc/", pid, "/ns/", name).c_str(), &theirs) < 0) continue;
     if (stat(cat("/proc/self/ns/", name).c_str(), &ours) == 0 && theirs.st_ino == ours.st_ino &&
         theirs.st_dev == ours.st_dev)
       continue;
-    flags |= oci::namespace_clone_flag(ns.type);
+    flags |= oci::namespace_clone_flag(type);
   }
   return flags;
 }

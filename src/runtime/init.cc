@@ -170,8 +170,11 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   RootfsOptions ro;
   ro.rootfs = cfg.rootfs;
   ro.no_pivot = cfg.no_pivot;
-  ro.in_user_namespace = cfg.new_userns ||
-                         (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
+  ro.rootless = cfg.rootless;
+  // Rootless also covers husk run as root of a user namespace it did not
+  // make (podman's): the same mounts are refused there.
+  ro.in_user_namespace =
+      cfg.new_userns || cfg.rootless || (spec.linux && spec.linux->find_namespace(oci::NamespaceType::User) != nullptr);
   ro.new_net_namespace = spec.linux && spec.linux->has_namespace(oci::NamespaceType::Network);
   ro.before_pivot = [&]() -> Result<> {
     if (cfg.terminal) {
@@ -284,8 +287,13 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
 }
 
 Result<> map_user_namespace(const InitConfig& cfg) {
+  // An unprivileged parent (or newuidmap, which checks who owns us) can only
+  // open our /proc/<pid>/uid_map while we are dumpable. Nothing of the
+  // container runs yet: the image is not even mounted.
+  if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 1 for the id maps");
   TRYV(sync_send(cfg.sync_fd, SyncType::NamespacesReady));
   TRYV(sync_expect(cfg.sync_fd, SyncType::IdMapsWritten));
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 0");
   return become_root_in_userns();
 }
 
@@ -340,12 +348,15 @@ void container_init(const InitConfig& cfg) {
     if (cfg.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
       fail_child(cfg.sync_fd, Error::sys("linux.namespaces: create cgroup namespace"));
   }
-  if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   if (cfg.staged) {
     if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());
   } else if (cfg.new_userns) {
     if (auto r = map_user_namespace(cfg); !r) fail_child(cfg.sync_fd, r.error());
   }
+  // After the id maps: before them a new user namespace makes us nobody, and
+  // a bundle only its owner may enter (podman's 0700 userdata, entered from
+  // a nested user namespace as with --userns=keep-id) would be refused.
+  if (chdir(cfg.bundle.c_str()) < 0) fail_child(cfg.sync_fd, Error::sys("chdir to the bundle " + cfg.bundle));
   real_init(cfg);
 }
 

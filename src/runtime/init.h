@@ -28,6 +28,7 @@ struct InitConfig {
   std::vector<std::pair<oci::NamespaceType, int>> join;  // fds opened by the parent
   unsigned long unshare_flags = 0;
   bool new_userns = false;
+  bool rootless = false;  // not root of the initial user namespace (is_rootless)
   bool terminal = false;
   int preserve_fds = 0;
   bool no_pivot = false;

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>  // glibc 2.36 pulls <linux/mount.h> in itself
+#include <sys/prctl.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -185,6 +186,9 @@ Result<UniqueFd> make_idmap_userns(const std::vector<oci::IdMapping>& uids, cons
     // Only the parent may hold the write end, or the read below never ends.
     ::close(hold[1]);
     ::close(ready[0]);
+    // The parent writes our maps: a non-dumpable child's /proc files are
+    // root's, and the container init is non-dumpable.
+    if (::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) ::_exit(1);
     if (::unshare(CLONE_NEWUSER) < 0) ::_exit(1);
     // Our pid as the /proc we both see names it: the caller may be in a new
     // pid namespace while /proc is still the host's.

@@ -151,8 +151,17 @@ class RootfsBuilder {
     // "idmap" without mappings means the container's own user namespace maps.
     const auto& uids = !m.uid_mappings.empty() || !spec_.linux ? m.uid_mappings : spec_.linux->uid_mappings;
     const auto& gids = !m.gid_mappings.empty() || !spec_.linux ? m.gid_mappings : spec_.linux->gid_mappings;
-    UniqueFd userns = TRY(make_idmap_userns(uids, gids));
-    return set_idmap(tree, userns.get(), f.recursive_idmap);
+    auto made = [&]() -> Result<> {
+      UniqueFd userns = TRY(make_idmap_userns(uids, gids));
+      return set_idmap(tree, userns.get(), f.recursive_idmap);
+    }();
+    if (!made && opts_.rootless)
+      return fail_msg(
+          "an idmapped mount needs CAP_SYS_ADMIN in the user namespace that owns "
+          "the source's filesystem, and host ids mapped in the container: a rootless container cannot "
+          "idmap a host directory (bind it without \"idmap\"): ",
+          made.error().str());
+    return made;
   }
 
   // What crun does where the kernel refuses a filesystem to a user

@@ -21,6 +21,7 @@ struct RootfsOptions {
   std::string rootfs;            // absolute host path of root.path
   bool no_pivot = false;         // --no-pivot: MS_MOVE + chroot
   bool in_user_namespace = false;  // created a userns: bind device nodes, no mknod
+  bool rootless = false;           // husk runs unprivileged on the host
   bool new_net_namespace = true;   // false: sysfs cannot be mounted in a userns, bind /sys instead
   std::string console_path;      // pty slave to bind onto /dev/console ("" = none)
   // Runs after every mount and before pivot_root (createContainer hooks).

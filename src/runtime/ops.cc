@@ -24,11 +24,15 @@ std::string get_cwd() {
 
 bool is_rootless(const GlobalOptions& g) {
   if (g.rootless) return *g.rootless;
-  return geteuid() != 0;
+  if (geteuid() != 0) return true;
+  // Root of a user namespace that does not hold every id (podman's rootless
+  // one) is rootless too, as crun decides.
+  auto map = read_file("/proc/self/uid_map");
+  return map && !is_initial_id_map(*map);
 }
 
 Result<StateStore> open_store(const GlobalOptions& g) {
-  std::string root = g.root.empty() ? TRY(StateStore::default_root()) : g.root;
+  std::string root = g.root.empty() ? TRY(StateStore::default_root(is_rootless(g))) : g.root;
   return StateStore::open(root);
 }
 

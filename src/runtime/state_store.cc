@@ -183,16 +183,32 @@ Result<> ContainerDir::remove() {
   return {};
 }
 
-Result<std::string> StateStore::default_root() {
-  if (geteuid() == 0) return std::string("/run/husk");
+Result<std::string> StateStore::default_root(bool rootless) {
   const char* xdg = getenv("XDG_RUNTIME_DIR");
+  // Root of a user namespace (podman's) is rootless and uses the user's
+  // runtime directory as crun does; without one (an unprivileged LXC's root)
+  // it keeps /run/husk.
+  if (!rootless || (geteuid() == 0 && (!xdg || !*xdg))) return std::string("/run/husk");
   if (!xdg || !*xdg)
-    return fail_msg("XDG_RUNTIME_DIR is not set: a rootless husk keeps its state there (or pass --root)");
+    return fail_msg(
+        "XDG_RUNTIME_DIR is not set: a rootless husk keeps its state in $XDG_RUNTIME_DIR/husk "
+        "(log in through a session that sets it, or pass --root DIR)");
+  if (xdg[0] != '/') return fail_msg("XDG_RUNTIME_DIR \"", xdg, "\" is not an absolute path");
   struct stat st;
   if (stat(xdg, &st) < 0) return fail_sys("XDG_RUNTIME_DIR ", xdg);
+  if (!S_ISDIR(st.st_mode)) return fail_errno(ENOTDIR, "XDG_RUNTIME_DIR ", xdg);
   if (st.st_uid != geteuid())
-    return fail_msg("XDG_RUNTIME_DIR ", xdg, " is owned by uid ", st.st_uid, ", not by the caller (uid ", geteuid(), ")");
+    return fail_msg("XDG_RUNTIME_DIR ", xdg, " is owned by uid ", st.st_uid, ", not by the caller (uid ", geteuid(),
+                    "): another user's runtime directory (pass --root DIR)");
   return std::string(xdg) + "/husk";
+}
+
+bool is_initial_id_map(std::string_view uid_map) {
+  // "         0          0 4294967295": every id, the initial user namespace.
+  unsigned long long inside = 1, outside = 1, count = 0;
+  std::string text(uid_map);
+  if (sscanf(text.c_str(), "%llu %llu %llu", &inside, &outside, &count) != 3) return false;
+  return inside == 0 && outside == 0 && count == 4294967295ULL;
 }
 
 Result<StateStore> StateStore::open(const std::string& root) {

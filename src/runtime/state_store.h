@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -62,11 +63,15 @@ class ContainerDir {
   UniqueFd fd_;  // O_DIRECTORY, flock()ed
 };
 
+// "0 0 4294967295": /proc/self/uid_map of the initial user namespace.
+bool is_initial_id_map(std::string_view uid_map);
+
 class StateStore {
  public:
-  // Default root: /run/husk for root, $XDG_RUNTIME_DIR/husk otherwise (an
-  // error when that is unset or not owned by the caller).
-  static Result<std::string> default_root();
+  // Default root: /run/husk for root, $XDG_RUNTIME_DIR/husk rootless (an
+  // error when that is unset, not a directory or not owned by the caller;
+  // root of a user namespace without it keeps /run/husk).
+  static Result<std::string> default_root(bool rootless);
   static Result<StateStore> open(const std::string& root);
 
   const std::string& root() const { return root_; }

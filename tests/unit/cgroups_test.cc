@@ -10,6 +10,7 @@
 #include "cgroups/events.h"
 #include "cgroups/manager.h"
 #include "cgroups/resources.h"
+#include "cgroups/rootless.h"
 #include "cgroups/stats.h"
 #include "cgroups/systemd_manager.h"
 
@@ -425,4 +426,60 @@ TEST(SystemdManager, ReopensFromTheRecord) {
   EXPECT_EQ(*p, std::vector<pid_t>{42});
   r.path = t.root + "/somewhere";
   EXPECT_FALSE(open_existing(r));  // no unit recorded and none to guess
+}
+
+// Rootless cgroupfs: the delegated subtree, and running without a cgroup.
+TEST(Rootless, DelegatedRootIsTheTopmostAncestorTheUserOwns) {
+  FakeTree t;
+  for (const char* d : {"user-test", "user-test/runner"}) {
+    t.put(std::string(d) + "/cgroup.procs", "");
+    t.put(std::string(d) + "/cgroup.subtree_control", "");
+  }
+  EXPECT_EQ(delegated_root(t.root, "/user-test/runner", getuid()), "/user-test");
+  EXPECT_EQ(delegated_root(t.root, "/user-test/runner", getuid() + 1), "");
+  EXPECT_EQ(delegated_root(t.root, "/", getuid()), "");  // never the hierarchy root
+  // Not delegated without its cgroup.procs.
+  std::filesystem::remove(t.root + "/user-test/cgroup.procs");
+  EXPECT_EQ(delegated_root(t.root, "/user-test/runner", getuid()), "/user-test/runner");
+}
+
+TEST(Rootless, DefaultCgroupGoesUnderTheDelegatedSubtree) {
+  FakeTree t;
+  for (const char* d : {"deleg", "deleg/runner"}) {
+    t.put(std::string(d) + "/cgroup.procs", "");
+    t.put(std::string(d) + "/cgroup.subtree_control", "");
+  }
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c1";
+  o.rootless = true;
+  auto r = make_rootless_cgroup(o, nullptr, "/deleg/runner", getuid());
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_TRUE(r->warning.empty());
+  EXPECT_EQ(r->manager->path(), t.root + "/deleg/husk/c1");
+}
+
+TEST(Rootless, NoDelegationRunsWithoutACgroupUnlessALimitIsAsked) {
+  FakeTree t;
+  Options o;
+  o.mount_point = t.root;
+  o.container_id = "c1";
+  o.rootless = true;
+  auto r = make_rootless_cgroup(o, nullptr, "/", getuid());
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->manager->path(), "");
+  EXPECT_NE(r->warning.find("no cgroup subtree of " + t.root + " is delegated to uid"), std::string::npos)
+      << r->warning;
+
+  oci::Resources unlimited;
+  unlimited.pids = oci::PidsResources{0};
+  EXPECT_TRUE(make_rootless_cgroup(o, &unlimited, "/", getuid()));  // podman's "no limit" asks for nothing
+
+  oci::Resources limited;
+  limited.memory = oci::MemoryResources{};
+  limited.memory->limit = 64 << 20;
+  auto e = make_rootless_cgroup(o, &limited, "/", getuid());
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().str().find("linux.resources.memory.limit: a rootless container has no cgroup"), std::string::npos)
+      << e.error().str();
 }

@@ -502,6 +502,7 @@ class PodmanPlan : public ::testing::Test {
 
     opts_ = *podman::parse_options(Value());
     opts_.rootless = false;
+    opts_.can_raise_rlimits = true;
     opts_.selinux_enabled = false;
     opts_.online_cpus = 4;
     opts_.host_resolv_conf = root_ + "/resolv.conf";
@@ -597,7 +598,7 @@ TEST_F(PodmanPlan, RealisticTask) {
   EXPECT_EQ(*p.capabilities->bounding, std::vector<int>{cap("CAP_NET_ADMIN")});
   EXPECT_EQ(*p.capabilities->effective, std::vector<int>{cap("CAP_NET_ADMIN")});
   EXPECT_EQ(*p.capabilities->ambient, std::vector<int>{cap("CAP_NET_ADMIN")});
-  EXPECT_TRUE(p.capabilities->inheritable->empty());
+  EXPECT_EQ(*p.capabilities->inheritable, std::vector<int>{cap("CAP_NET_ADMIN")});
   auto rl = [&](int res) -> std::pair<uint64_t, uint64_t> {
     for (auto& x : p.rlimits)
       if (x.resource == res) return {x.soft, x.hard};
@@ -654,6 +655,7 @@ TEST_F(PodmanPlan, RootUserGetsPodmansDefaultCapabilitiesPlusAdds) {
   EXPECT_EQ(*r->spec.process->capabilities->effective, want);
   EXPECT_EQ(*r->spec.process->capabilities->permitted, want);
   EXPECT_FALSE(r->spec.process->capabilities->ambient);
+  EXPECT_TRUE(r->spec.process->capabilities->inheritable->empty());
   EXPECT_EQ(r->spec.process->user.uid, 0u);
   // podman's rootful default rlimits.
   bool nofile = false;
@@ -738,9 +740,24 @@ TEST_F(PodmanPlan, NetworkModes) {
   ASSERT_TRUE(ns) << ns.error().str();
   EXPECT_EQ(ns->spec.linux->find_namespace(oci::NamespaceType::Network)->path, "/run/netns/x");
 
-  expect_error(plan({}), "config.network_mode");
-  expect_error(plan({{"network_mode", S("bridge")}}), "config.network_mode");
-  expect_error(plan({{"network_mode", S("slirp4netns")}}), "config.network_mode");
+  // Unset is podman's default, a bridge (root): husk's own network, with
+  // the task's ports forwarded, TCP and UDP.
+  task_.ports = {{"http", 28080, 80, "127.0.0.1"}, {"metrics", 29090, 0, ""}};
+  auto bridge = plan({{"ports", L({S("http"), S("metrics")})}});
+  ASSERT_TRUE(bridge) << bridge.error().str();
+  ASSERT_NE(bridge->spec.linux->find_namespace(oci::NamespaceType::Network), nullptr);
+  EXPECT_FALSE(bridge->spec.linux->find_namespace(oci::NamespaceType::Network)->path);
+  EXPECT_EQ(bridge->spec.annotations.at("run.husk.network"), "bridge");
+  EXPECT_EQ(bridge->spec.annotations.at("run.husk.ports"),
+            "127.0.0.1:28080:80/tcp,127.0.0.1:28080:80/udp,29090:29090/tcp,29090:29090/udp");
+  auto slirp = plan({{"network_mode", S("slirp4netns")}, {"port_map", L({M({{"http", I(8080)}})})}});
+  ASSERT_TRUE(slirp) << slirp.error().str();
+  EXPECT_EQ(slirp->spec.annotations.at("run.husk.network"), "slirp4netns");
+  EXPECT_EQ(slirp->spec.annotations.at("run.husk.ports"), "127.0.0.1:28080:8080/tcp,127.0.0.1:28080:8080/udp");
+  expect_error(plan({{"network_mode", S("slirp4netns")}, {"port_map", L({M({{"nope", I(1)}})})}}),
+               "config.port_map.nope");
+  task_.ports.clear();
+  expect_error(plan({{"network_mode", S("wifi")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("task:db")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("container:abc")}}), "config.network_mode");
 
@@ -763,14 +780,48 @@ TEST_F(PodmanPlan, VolumesFollowThePluginPolicy) {
   ASSERT_NE(mount_at(ok->spec, "/host"), nullptr);
 
   opts_.volumes_enabled = false;
-  expect_error(plan({{"volumes", L({S("/srv/host:/host")})}}), "config.volumes[0]");
-  expect_error(plan({{"volumes", L({S("local/../../../../etc:/host")})}}), "config.volumes[0]");
+  // With volumes disabled the image itself must come from the allocation.
+  fs::create_directories(alloc_ + "/web/local/img/etc");
+  fs::copy(image_ + "/rootfs/etc", alloc_ + "/web/local/img/etc", fs::copy_options::recursive);
+  std::pair<std::string, Value> img = {"image", S("local/img")};
+  expect_error(plan({{"volumes", L({S("/srv/host:/host")})}}), "config.image");
+  expect_error(plan({img, {"volumes", L({S("/srv/host:/host")})}}), "config.volumes[0]");
+  expect_error(plan({img, {"volumes", L({S("local/../../../../etc:/host")})}}), "config.volumes[0]");
   // A symlink planted in the task's own directory does not get out either.
   fs::create_symlink("/etc", alloc_ + "/web/local/escape");
-  expect_error(plan({{"volumes", L({S("local/escape:/host")})}}), "config.volumes[0]");
-  auto inside = plan({{"volumes", L({S("local:/data")})}});
+  expect_error(plan({img, {"volumes", L({S("local/escape:/host")})}}), "config.volumes[0]");
+  auto inside = plan({img, {"volumes", L({S("local:/data")})}});
   ASSERT_TRUE(inside) << inside.error().str();
-  expect_error(plan({{"volumes", L({S("/only-one-part")})}}), "config.volumes[0]");
+  EXPECT_EQ(inside->image_rootfs, fs::canonical(alloc_ + "/web/local/img").string());
+  expect_error(plan({img, {"volumes", L({S("/only-one-part")})}}), "config.volumes[0]");
+  // Nor does an image path that climbs out of the allocation.
+  auto climb = plan({{"image", S("local/../../../../image/rootfs")}});
+  expect_error(climb, "config.image");
+  EXPECT_NE(climb.error().what().find("volumes are not enabled"), std::string::npos) << climb.error().what();
+}
+
+TEST_F(PodmanPlan, ReadOnlyRootGetsPodmansWritableTmpfs) {
+  auto r = plan({{"readonly_rootfs", B(true)}});
+  ASSERT_TRUE(r) << r.error().str();
+  for (const char* dst : {"/run", "/tmp", "/var/tmp"}) {
+    const oci::Mount* m = mount_at(r->spec, dst);
+    ASSERT_NE(m, nullptr) << dst;
+    EXPECT_EQ(m->type, "tmpfs");
+  }
+  auto rw = plan({});
+  ASSERT_TRUE(rw);
+  EXPECT_EQ(mount_at(rw->spec, "/tmp"), nullptr);
+}
+
+TEST_F(PodmanPlan, ResolvedStubIsReplacedByItsUpstreams) {
+  write(root_ + "/resolv.conf", "nameserver 127.0.0.53\noptions edns0\n");
+  write(root_ + "/upstream.conf", "nameserver 192.0.2.99\n");
+  opts_.host_resolved_upstream = root_ + "/upstream.conf";
+  auto r = plan({});
+  ASSERT_TRUE(r) << r.error().str();
+  std::ifstream resolv(task_dir_ + "/resolv.conf");
+  std::string rc((std::istreambuf_iterator<char>(resolv)), {});
+  EXPECT_EQ(rc, "nameserver 192.0.2.99\n");
 }
 
 TEST_F(PodmanPlan, NomadMountsAndPropagation) {

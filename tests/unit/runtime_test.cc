@@ -16,6 +16,7 @@
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/state_store.h"
+#include "runtime/subid.h"
 #include "runtime/sync.h"
 #include "runtime/userns.h"
 
@@ -245,4 +246,54 @@ TEST(Events, IntervalTakesGoDurations) {
   EXPECT_FALSE(husk::cli::parse_duration_ms("interval", ""));
   EXPECT_FALSE(husk::cli::parse_duration_ms("interval", "s"));
   EXPECT_FALSE(husk::cli::parse_duration_ms("interval", "10us"));  // below 1 ms
+}
+
+// /etc/subuid ranges and the rootless id map check.
+TEST(SubId, ParsesTheUsersRangesByNameOrIdAndMergesAdjacentOnes) {
+  std::string text = "# comment\nalice:100000:65536\nbob:200000:65536\n1000:165536:10\nalice:bad:1\nalice:5:0\n";
+  auto r = parse_subid(text, "alice", 1000);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].start, 100000u);
+  EXPECT_EQ(r[0].count, 65546u);
+  EXPECT_TRUE(parse_subid(text, "carol", 1001).empty());
+}
+
+TEST(SubId, MappingsMustBeTheOwnIdOrInsideARange) {
+  IdOwner alice{"alice", 1000, {{100000, 65536}}, "/etc/subuid"};
+  std::vector<oci::IdMapping> ok = {{0, 1000, 1}, {1, 100000, 65536}};
+  EXPECT_TRUE(check_mappings(ok, alice, "linux.uidMappings"));
+  std::vector<oci::IdMapping> keep_id = {{0, 100000, 1000}, {1000, 1000, 1}, {1001, 101000, 64536}};
+  EXPECT_TRUE(check_mappings(keep_id, alice, "linux.uidMappings"));
+  std::vector<oci::IdMapping> bad = {{0, 1000, 1}, {1, 100000, 65537}};
+  auto e = check_mappings(bad, alice, "linux.uidMappings");
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().str(),
+            "linux.uidMappings[1]: host ids 100000-165536 are not in /etc/subuid for user \"alice\" (it has "
+            "100000-165535; only 1000 itself may be mapped without one)");
+  std::vector<oci::IdMapping> other = {{0, 1001, 1}};
+  EXPECT_FALSE(check_mappings(other, IdOwner{"alice", 1000, {}, "/etc/subuid"}, "linux.uidMappings"));
+}
+
+TEST(SubId, InitialUserNamespaceMap) {
+  EXPECT_TRUE(is_initial_id_map("         0          0 4294967295\n"));
+  EXPECT_FALSE(is_initial_id_map("         0       1000          1\n"));
+  EXPECT_FALSE(is_initial_id_map(""));
+}
+
+TEST(StateStore, DefaultRootRootlessIsTheRuntimeDir) {
+  if (geteuid() != 0) GTEST_SKIP() << "the root cases need euid 0";
+  TempDir xdg;
+  const char* saved = getenv("XDG_RUNTIME_DIR");
+  std::string keep = saved ? saved : "";
+  unsetenv("XDG_RUNTIME_DIR");
+  EXPECT_EQ(*StateStore::default_root(false), "/run/husk");
+  EXPECT_EQ(*StateStore::default_root(true), "/run/husk");  // root of a user namespace, no runtime dir
+  setenv("XDG_RUNTIME_DIR", xdg.path.c_str(), 1);
+  EXPECT_EQ(*StateStore::default_root(true), xdg.path + "/husk");  // podman's user namespace
+  setenv("XDG_RUNTIME_DIR", "relative", 1);
+  EXPECT_FALSE(StateStore::default_root(true));
+  if (saved)
+    setenv("XDG_RUNTIME_DIR", keep.c_str(), 1);
+  else
+    unsetenv("XDG_RUNTIME_DIR");
 }
