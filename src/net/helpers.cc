@@ -162,6 +162,13 @@ Result<> watch_helper(pid_t init, pid_t helper) {
   _exit(0);
 }
 
+// Both helpers open /dev/net/tun as the caller: say so before they fail
+// with a message of their own.
+Result<> check_tun(const char* helper) {
+  if (access("/dev/net/tun", R_OK | W_OK) == 0) return {};
+  return fail_sys(helper, " needs /dev/net/tun, which this user may not open (Debian makes it 0666)");
+}
+
 }  // namespace
 
 std::vector<std::string> pasta_port_args(const std::vector<PortForward>& ports) {
@@ -189,6 +196,7 @@ std::string slirp_hostfwd_request(const PortForward& p) {
 
 Result<Helper> start_pasta(const HelperRequest& req) {
   std::string pasta = TRY(find_program("pasta", "passt"));
+  TRYV(check_tun("pasta"));
   UniqueFd userns = TRY(foreign_userns(req.netns_fd));
   std::string pid_file = req.state_dir + "/pasta.pid", log = req.state_dir + "/pasta.log";
   std::vector<std::string> argv = {pasta, "--config-net", "--quiet", "--netns", cat("/proc/self/fd/", kNetnsFd)};
@@ -225,6 +233,7 @@ Result<Helper> start_pasta(const HelperRequest& req) {
 
 Result<Helper> start_slirp4netns(const HelperRequest& req) {
   std::string slirp = TRY(find_program("slirp4netns", "slirp4netns"));
+  TRYV(check_tun("slirp4netns"));
   UniqueFd userns = TRY(foreign_userns(req.netns_fd));
   int pfd = static_cast<int>(syscall(SYS_pidfd_open, req.init_pid, 0));
   if (pfd < 0) return fail_sys("pidfd_open the container init");

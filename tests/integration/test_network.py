@@ -491,3 +491,30 @@ def test_rootless_helper_publishes_a_port(rootless_netns, mode, port):
     code, out = ns.husk("delete", "--force", cid)
     assert code == 0, out
     assert wait_for(lambda: gone(helper))
+
+
+def test_rootless_helper_without_tun_access_says_so(husk, rootfs_template, tmp_path):
+    """On this machine /dev/net/tun is root-only: the error names it."""
+    if os.access("/dev/net/tun", os.R_OK) and os.stat("/dev/net/tun").st_mode & 0o006:
+        pytest.skip("/dev/net/tun is open to every user here")
+    base = tempfile.mkdtemp(prefix="husk-net-notun-")
+    try:
+        os.chmod(base, 0o755)
+        shutil.copytree(rootfs_template, os.path.join(base, "bundle", "rootfs"), symlinks=True)
+        cfg = json.loads(json.dumps(husktest.BASE_CONFIG))
+        cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "mount", "user", "network")]
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": ROOTLESS_UID, "size": 1}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": ROOTLESS_UID, "size": 1}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] == "/proc"]
+        with open(os.path.join(base, "bundle", "config.json"), "w") as f:
+            json.dump(cfg, f)
+        os.makedirs(os.path.join(base, "state"))
+        subprocess.run(["chown", "-R", f"{ROOTLESS_UID}:{ROOTLESS_UID}", base], check=True)
+        r = subprocess.run(["setpriv", f"--reuid={ROOTLESS_UID}", f"--regid={ROOTLESS_UID}", "--clear-groups",
+                            husktest.HUSK, "--root", os.path.join(base, "state"), "--cgroup-manager=disabled",
+                            "run", "--bundle", os.path.join(base, "bundle"), "--network", "pasta", "notun"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "pasta needs /dev/net/tun" in r.stderr, r.stderr
+        assert os.listdir(os.path.join(base, "state")) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
