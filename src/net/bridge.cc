@@ -25,7 +25,8 @@ Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& su
                           bool& made) {
   int index = TRY(nl.link_index(name));
   if (index > 0 && network_is_new)
-    return fail_errno(EEXIST, "a network interface named \"", name, "\" exists and is not a husk bridge: "
+    return fail_errno(EEXIST, "a network interface named \"", name,
+                      "\" exists and is not a husk bridge: "
                       "choose another name with --network bridge:NAME");
   if (index == 0) {
     TRYV(nl.create_bridge(name, mtu));
@@ -113,7 +114,8 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     int host_end = TRY(nl.link_index(veth));
     TRYV(nl.set_master(host_end, bridge));
     TRYV(nl.set_up(host_end));
-    TRYV_CTX(configure_container_side(req.netns_fd, *address, subnet, subnet6, offset), "configure the container's eth0");
+    TRYV_CTX(configure_container_side(req.netns_fd, *address, subnet, subnet6, offset),
+             "configure the container's eth0");
     ContainerRules rules;
     rules.id = req.id;
     rules.bridge = req.network;

@@ -19,7 +19,7 @@ namespace husk::net {
 struct BridgeRequest {
   std::string ipam_root;
   std::string network = "husk0";
-  std::optional<std::string> subnet;  // first use only
+  std::optional<std::string> subnet;   // first use only
   std::optional<std::string> subnet6;  // dual stack, first use only
   std::string id;
   pid_t pid = 0;

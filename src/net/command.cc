@@ -73,7 +73,8 @@ Result<std::string> run_program(const std::vector<std::string>& argv, const std:
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) (i == 0 ? stdout_text : stderr_text).append(buf, static_cast<size_t>(n));
+      if (n > 0)
+        (i == 0 ? stdout_text : stderr_text).append(buf, static_cast<size_t>(n));
       else {
         fds[i].fd = -1;
         --open_count;
@@ -89,8 +90,9 @@ Result<std::string> run_program(const std::vector<std::string>& argv, const std:
     if (c == '\n') c = ' ';
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && stderr_text.empty())
     return fail_errno(ENOENT, "run ", argv[0], ": cannot execute it");
-  return fail_msg(argv[0], " failed (", WIFEXITED(status) ? cat("exit ", WEXITSTATUS(status)) : cat("signal ", WTERMSIG(status)),
-                  ")", stderr_text.empty() ? "" : ": ", stderr_text);
+  return fail_msg(argv[0], " failed (",
+                  WIFEXITED(status) ? cat("exit ", WEXITSTATUS(status)) : cat("signal ", WTERMSIG(status)), ")",
+                  stderr_text.empty() ? "" : ": ", stderr_text);
 }
 
 }  // namespace husk::net

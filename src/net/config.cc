@@ -47,14 +47,22 @@ bool valid_hostname(const std::string& name) {
 
 const char* mode_name(Mode m) {
   switch (m) {
-    case Mode::Unset: return "unset";
-    case Mode::None: return "none";
-    case Mode::Host: return "host";
-    case Mode::Pasta: return "pasta";
-    case Mode::Slirp4netns: return "slirp4netns";
-    case Mode::Bridge: return "bridge";
-    case Mode::Path: return "ns";
-    case Mode::Container: return "container";
+    case Mode::Unset:
+      return "unset";
+    case Mode::None:
+      return "none";
+    case Mode::Host:
+      return "host";
+    case Mode::Pasta:
+      return "pasta";
+    case Mode::Slirp4netns:
+      return "slirp4netns";
+    case Mode::Bridge:
+      return "bridge";
+    case Mode::Path:
+      return "ns";
+    case Mode::Container:
+      return "container";
   }
   return "?";
 }
@@ -137,14 +145,18 @@ Result<PortForward> parse_port(const std::string& text) {
   size_t slash = s.rfind('/');
   if (slash != std::string::npos) {
     std::string proto = s.substr(slash + 1);
-    if (proto == "tcp") p.protocol = Protocol::Tcp;
-    else if (proto == "udp") p.protocol = Protocol::Udp;
-    else return fail_errno(EINVAL, "port \"", text, "\": protocol must be tcp or udp, got \"", proto, "\"");
+    if (proto == "tcp")
+      p.protocol = Protocol::Tcp;
+    else if (proto == "udp")
+      p.protocol = Protocol::Udp;
+    else
+      return fail_errno(EINVAL, "port \"", text, "\": protocol must be tcp or udp, got \"", proto, "\"");
     s = s.substr(0, slash);
   }
   // [IP:]HOST:CONTAINER, the IP possibly a bracketed IPv6 address.
   size_t last = s.rfind(':');
-  if (last == std::string::npos) return fail_errno(EINVAL, "port \"", text, "\": expected [IP:]HOST:CONTAINER[/tcp|udp]");
+  if (last == std::string::npos)
+    return fail_errno(EINVAL, "port \"", text, "\": expected [IP:]HOST:CONTAINER[/tcp|udp]");
   std::string container = s.substr(last + 1);
   std::string rest = s.substr(0, last);
   size_t mid = rest.rfind(':');
@@ -185,8 +197,7 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
     c.mode = TRY_CTX(parse_mode(*v, c.bridge, c.path), "annotations.", kNetworkAnnotation);
   }
   if (const std::string* v = get(kPortsAnnotation)) {
-    for (const auto& p : split(*v, ','))
-      c.ports.push_back(TRY_CTX(parse_port(p), "annotations.", kPortsAnnotation));
+    for (const auto& p : split(*v, ',')) c.ports.push_back(TRY_CTX(parse_port(p), "annotations.", kPortsAnnotation));
     for (size_t i = 0; i < c.ports.size(); ++i)
       for (size_t j = 0; j < i; ++j)
         if (c.ports[i].host_port == c.ports[j].host_port && c.ports[i].protocol == c.ports[j].protocol)
@@ -194,8 +205,7 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
                             protocol_name(c.ports[i].protocol), " is forwarded twice");
   }
   if (const std::string* v = get(kDnsAnnotation)) {
-    for (const auto& d : split(*v, ','))
-      c.dns.push_back(TRY_CTX(parse_ip(d), "annotations.", kDnsAnnotation));
+    for (const auto& d : split(*v, ',')) c.dns.push_back(TRY_CTX(parse_ip(d), "annotations.", kDnsAnnotation));
   }
   if (const std::string* v = get(kAddHostsAnnotation)) {
     for (const auto& h : split(*v, ','))
@@ -220,10 +230,13 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
   }
   if (c.mode == Mode::Unset && c.requested() && !c.ports.empty()) c.mode = rootless ? Mode::Pasta : Mode::Bridge;
   if (!c.ports.empty() && !c.configures_interfaces())
-    return fail_errno(EINVAL, "annotations.", kPortsAnnotation, ": port forwarding needs network mode pasta, "
-                      "slirp4netns or bridge, not ", mode_name(c.mode));
+    return fail_errno(EINVAL, "annotations.", kPortsAnnotation,
+                      ": port forwarding needs network mode pasta, "
+                      "slirp4netns or bridge, not ",
+                      mode_name(c.mode));
   if (c.mode == Mode::Bridge && rootless)
-    return fail_errno(EPERM, "annotations.", kNetworkAnnotation, ": bridge networking needs root; "
+    return fail_errno(EPERM, "annotations.", kNetworkAnnotation,
+                      ": bridge networking needs root; "
                       "use pasta or slirp4netns rootless");
   return c;
 }

@@ -90,10 +90,10 @@ Result<Config> parse_config(const std::map<std::string, std::string>& annotation
 // the bundle says). Each value is validated here, with the flag's name in
 // the error.
 struct Flags {
-  std::optional<std::string> network;   // --network
-  std::vector<std::string> publish;     // -p/--publish
-  std::vector<std::string> dns;         // --dns
-  std::vector<std::string> add_hosts;   // --add-host
+  std::optional<std::string> network;  // --network
+  std::vector<std::string> publish;    // -p/--publish
+  std::vector<std::string> dns;        // --dns
+  std::vector<std::string> add_hosts;  // --add-host
   bool empty() const { return !network && publish.empty() && dns.empty() && add_hosts.empty(); }
 };
 Result<> apply_flags(const Flags& flags, std::map<std::string, std::string>& annotations);

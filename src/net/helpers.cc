@@ -162,6 +162,13 @@ Result<> watch_helper(pid_t init, pid_t helper) {
   _exit(0);
 }
 
+// Both helpers open /dev/net/tun as the caller: say so before they fail
+// with a message of their own.
+Result<> check_tun(const char* helper) {
+  if (access("/dev/net/tun", R_OK | W_OK) == 0) return {};
+  return fail_sys(helper, " needs /dev/net/tun, which this user may not open (Debian makes it 0666)");
+}
+
 }  // namespace
 
 std::vector<std::string> pasta_port_args(const std::vector<PortForward>& ports) {
@@ -182,12 +189,14 @@ std::vector<std::string> pasta_port_args(const std::vector<PortForward>& ports) 
 
 std::string slirp_hostfwd_request(const PortForward& p) {
   return cat("{\"execute\": \"add_hostfwd\", \"arguments\": {\"proto\": \"", protocol_name(p.protocol),
-             "\", \"host_addr\": \"", p.host_ip ? p.host_ip->str() : std::string("0.0.0.0"), "\", \"host_port\": ",
-             p.host_port, ", \"guest_addr\": \"", kSlirpGuest, "\", \"guest_port\": ", p.container_port, "}}");
+             "\", \"host_addr\": \"", p.host_ip ? p.host_ip->str() : std::string("0.0.0.0"),
+             "\", \"host_port\": ", p.host_port, ", \"guest_addr\": \"", kSlirpGuest,
+             "\", \"guest_port\": ", p.container_port, "}}");
 }
 
 Result<Helper> start_pasta(const HelperRequest& req) {
   std::string pasta = TRY(find_program("pasta", "passt"));
+  TRYV(check_tun("pasta"));
   UniqueFd userns = TRY(foreign_userns(req.netns_fd));
   std::string pid_file = req.state_dir + "/pasta.pid", log = req.state_dir + "/pasta.log";
   std::vector<std::string> argv = {pasta, "--config-net", "--quiet", "--netns", cat("/proc/self/fd/", kNetnsFd)};
@@ -224,6 +233,7 @@ Result<Helper> start_pasta(const HelperRequest& req) {
 
 Result<Helper> start_slirp4netns(const HelperRequest& req) {
   std::string slirp = TRY(find_program("slirp4netns", "slirp4netns"));
+  TRYV(check_tun("slirp4netns"));
   UniqueFd userns = TRY(foreign_userns(req.netns_fd));
   int pfd = static_cast<int>(syscall(SYS_pidfd_open, req.init_pid, 0));
   if (pfd < 0) return fail_sys("pidfd_open the container init");
@@ -233,10 +243,17 @@ Result<Helper> start_slirp4netns(const HelperRequest& req) {
   UniqueFd ready_r(ready[0]), ready_w(ready[1]);
   std::string sock = req.state_dir + "/slirp4netns.sock", log = req.state_dir + "/slirp4netns.log";
   ::unlink(sock.c_str());
-  std::vector<std::string> argv = {slirp, "--configure", cat("--mtu=", req.mtu.value_or(65520)),
-                                   "--disable-host-loopback", cat("--exit-fd=", kExitFd), cat("--ready-fd=", kReadyFd),
-                                   "--api-socket", sock, "--netns-type=path"};
-  std::vector<std::pair<int, int>> fds = {{req.netns_fd, kNetnsFd}, {init_pidfd.get(), kExitFd}, {ready_w.get(), kReadyFd}};
+  std::vector<std::string> argv = {slirp,
+                                   "--configure",
+                                   cat("--mtu=", req.mtu.value_or(65520)),
+                                   "--disable-host-loopback",
+                                   cat("--exit-fd=", kExitFd),
+                                   cat("--ready-fd=", kReadyFd),
+                                   "--api-socket",
+                                   sock,
+                                   "--netns-type=path"};
+  std::vector<std::pair<int, int>> fds = {
+      {req.netns_fd, kNetnsFd}, {init_pidfd.get(), kExitFd}, {ready_w.get(), kReadyFd}};
   if (userns) {
     argv.push_back(cat("--userns-path=/proc/self/fd/", kUsernsFd));
     fds.emplace_back(userns.get(), kUsernsFd);

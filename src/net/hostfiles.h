@@ -15,19 +15,19 @@ namespace husk::net {
 
 struct HostsInput {
   std::string hostname;
-  std::optional<IpAddress> own_address;    // the container's, when husk gave it one
+  std::optional<IpAddress> own_address;  // the container's, when husk gave it one
   std::optional<IpAddress> own_address6;
-  std::optional<IpAddress> host_address;   // host.containers.internal, when reachable
+  std::optional<IpAddress> host_address;  // host.containers.internal, when reachable
   std::vector<ExtraHost> extra_hosts;
 };
 std::string render_hosts(const HostsInput& in);
 
 struct ResolvInput {
-  std::string host_resolv_conf;             // the host's /etc/resolv.conf
-  std::string upstream_resolv_conf;         // systemd-resolved's upstream list, may be ""
-  std::vector<IpAddress> dns;               // --dns / run.husk.dns: replaces the nameservers
-  std::optional<IpAddress> forwarder;       // pasta/slirp4netns DNS forwarder: the only nameserver
-  bool keep_loopback = false;               // host network: the host's loopback resolver works
+  std::string host_resolv_conf;        // the host's /etc/resolv.conf
+  std::string upstream_resolv_conf;    // systemd-resolved's upstream list, may be ""
+  std::vector<IpAddress> dns;          // --dns / run.husk.dns: replaces the nameservers
+  std::optional<IpAddress> forwarder;  // pasta/slirp4netns DNS forwarder: the only nameserver
+  bool keep_loopback = false;          // host network: the host's loopback resolver works
 };
 // The host's search/options lines, and nameservers the container can reach:
 // loopback ones (127.0.0.53 of systemd-resolved) are replaced by the

@@ -223,10 +223,13 @@ Result<IpAddress> Ipam::allocate(const std::string& name, const Subnet& subnet, 
   std::vector<Lease> leases = TRY(read_leases(name));
   std::vector<Lease> live;
   for (auto& l : leases) {
-    if (l.id == tmpl.id) return fail_errno(EEXIST, "container \"", tmpl.id, "\" already has address ", l.address.str(),
-                                           " on network \"", name, "\"");
-    if (alive_(l.pid, l.start)) live.push_back(std::move(l));
-    else reclaimed.push_back(std::move(l));
+    if (l.id == tmpl.id)
+      return fail_errno(EEXIST, "container \"", tmpl.id, "\" already has address ", l.address.str(), " on network \"",
+                        name, "\"");
+    if (alive_(l.pid, l.start))
+      live.push_back(std::move(l));
+    else
+      reclaimed.push_back(std::move(l));
   }
   std::set<uint32_t> used;
   for (const auto& l : live) {

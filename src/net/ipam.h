@@ -26,9 +26,9 @@ namespace husk::net {
 struct Subnet {
   IpAddress network;  // IPv4
   int prefix = 24;
-  uint32_t first() const;                  // host-order network address
+  uint32_t first() const;  // host-order network address
   uint32_t size() const { return prefix >= 32 ? 1u : 1u << (32 - prefix); }
-  IpAddress at(uint32_t offset) const;     // network + offset
+  IpAddress at(uint32_t offset) const;  // network + offset
   IpAddress gateway() const { return at(1); }
   bool contains(const IpAddress& a) const;
   std::string str() const;
@@ -83,7 +83,8 @@ class Ipam {
   void forget(const std::string& name);
 
  private:
-  Ipam(std::string root, UniqueFd lock, AliveFn alive) : root_(std::move(root)), lock_(std::move(lock)), alive_(std::move(alive)) {}
+  Ipam(std::string root, UniqueFd lock, AliveFn alive)
+      : root_(std::move(root)), lock_(std::move(lock)), alive_(std::move(alive)) {}
   Result<std::vector<Lease>> read_leases(const std::string& name);
   Result<> write_leases(const std::string& name, const std::vector<Lease>& leases);
   std::string root_;

@@ -60,7 +60,9 @@ class Message {
   }
 
  private:
-  struct nlmsghdr* header() { return reinterpret_cast<struct nlmsghdr*>(buf_.data()); }
+  struct nlmsghdr* header() {
+    return reinterpret_cast<struct nlmsghdr*>(buf_.data());
+  }
   void align() { buf_.resize(NLMSG_ALIGN(buf_.size())); }
   std::vector<char> buf_;
 };
@@ -146,8 +148,7 @@ Result<> Netlink::create_bridge(const std::string& name, int mtu) {
   return {};
 }
 
-Result<> Netlink::create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd,
-                              int mtu) {
+Result<> Netlink::create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd, int mtu) {
   struct ifinfomsg ifi = link_of(0);
   Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
   m.attr_str(IFLA_IFNAME, host_name);
@@ -238,8 +239,7 @@ Result<> Netlink::delete_link(const std::string& name) {
   Message m(RTM_DELLINK, 0, &ifi, sizeof ifi);
   m.attr_str(IFLA_IFNAME, name);
   auto r = request(m.data(), m.size());
-  if (!r && r.error().code() != ENODEV)
-    return fail(std::move(r.error()).with_context(cat("delete link ", name)));
+  if (!r && r.error().code() != ENODEV) return fail(std::move(r.error()).with_context(cat("delete link ", name)));
   return {};
 }
 

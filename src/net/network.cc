@@ -99,14 +99,21 @@ void kill_helper(pid_t pid, uint64_t start, const AliveFn& alive) {
 Result<> plan(const Config& cfg, oci::Spec& spec, const std::string& state_dir, const std::string& join_path) {
   if (!cfg.requested()) return {};
   switch (cfg.mode) {
-    case Mode::Host: set_network_namespace(spec, false, ""); break;
+    case Mode::Host:
+      set_network_namespace(spec, false, "");
+      break;
     case Mode::Path:
-    case Mode::Container: set_network_namespace(spec, true, join_path); break;
+    case Mode::Container:
+      set_network_namespace(spec, true, join_path);
+      break;
     case Mode::None:
     case Mode::Pasta:
     case Mode::Slirp4netns:
-    case Mode::Bridge: set_network_namespace(spec, true, ""); break;
-    case Mode::Unset: break;
+    case Mode::Bridge:
+      set_network_namespace(spec, true, "");
+      break;
+    case Mode::Unset:
+      break;
   }
   // The image's own files stay as they are: ours go over them.
   for (const char* name : {kHostsFile, kResolvFile, kHostnameFile}) {
@@ -200,7 +207,8 @@ Result<> detach(const std::string& state_dir, const std::string& id, const Alive
     kill_helper(static_cast<pid_t>(atoi(rec["helper_pid"].c_str())), strtoull(rec["helper_start"].c_str(), nullptr, 10),
                 alive);
   if (rec["mode"] == "bridge" && !rec["ipam_root"].empty())
-    TRYV_CTX(bridge_detach(rec["ipam_root"], rec["network"], id, alive), "remove the network of container \"", id, "\"");
+    TRYV_CTX(bridge_detach(rec["ipam_root"], rec["network"], id, alive), "remove the network of container \"", id,
+             "\"");
   ::unlink((state_dir + "/" + kRecordFile).c_str());
   return {};
 }

@@ -29,7 +29,7 @@ struct Context {
   std::string state_dir;  // the container's directory
   std::string ipam_root;  // <state root>/.networks
   bool rootless = false;
-  AliveFn alive;                          // pid + start time still running
+  AliveFn alive;  // pid + start time still running
   std::function<uint64_t(pid_t)> start_time;
 };
 

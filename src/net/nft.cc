@@ -28,15 +28,16 @@ size_t count_lines(const std::string& script) { return count_of(script, "\n"); }
 std::string render_rules(const ContainerRules& r) {
   const std::string t = cat("inet ", kNftTable);
   const std::string ip = r.address.str();
-  std::string s = cat("add table ", t, "\n",
-                      "add chain ", t, " prerouting { type nat hook prerouting priority dstnat; }\n",
-                      "add chain ", t, " output { type nat hook output priority -100; }\n",
-                      "add chain ", t, " postrouting { type nat hook postrouting priority srcnat; }\n");
+  std::string s =
+      cat("add table ", t, "\n", "add chain ", t, " prerouting { type nat hook prerouting priority dstnat; }\n",
+          "add chain ", t, " output { type nat hook output priority -100; }\n", "add chain ", t,
+          " postrouting { type nat hook postrouting priority srcnat; }\n");
   // Outbound: everything leaving the subnet goes out with the host's address.
-  s += cat("add rule ", t, " postrouting ip saddr ", ip, " ip daddr != ", r.subnet.str(), " masquerade ", tag(r.id), "\n");
+  s += cat("add rule ", t, " postrouting ip saddr ", ip, " ip daddr != ", r.subnet.str(), " masquerade ", tag(r.id),
+           "\n");
   if (r.address6)
-    s += cat("add rule ", t, " postrouting ip6 saddr ", r.address6->str(), " ip6 daddr != ", r.subnet6,
-             " masquerade ", tag(r.id), "\n");
+    s += cat("add rule ", t, " postrouting ip6 saddr ", r.address6->str(), " ip6 daddr != ", r.subnet6, " masquerade ",
+             tag(r.id), "\n");
   bool any_loopback = false;
   for (const auto& p : r.ports) {
     const char* proto = protocol_name(p.protocol);
@@ -44,14 +45,16 @@ std::string render_rules(const ContainerRules& r) {
     bool v6 = r.address6 && (!p.host_ip || p.host_ip->family == AF_INET6);
     if (v4) {
       std::string to = cat(" dnat ip to ", ip, ":", p.container_port, " ", tag(r.id), "\n");
-      std::string match = p.host_ip ? cat("ip daddr ", p.host_ip->str(), " ") : std::string("meta nfproto ipv4 fib daddr type local ");
+      std::string match =
+          p.host_ip ? cat("ip daddr ", p.host_ip->str(), " ") : std::string("meta nfproto ipv4 fib daddr type local ");
       s += cat("add rule ", t, " prerouting ", match, proto, " dport ", p.host_port, to);
       s += cat("add rule ", t, " output ", match, proto, " dport ", p.host_port, to);
       if (!p.host_ip || p.host_ip->is_loopback()) any_loopback = true;
     }
     if (v6) {
       std::string to = cat(" dnat ip6 to [", r.address6->str(), "]:", p.container_port, " ", tag(r.id), "\n");
-      std::string match = p.host_ip ? cat("ip6 daddr ", p.host_ip->str(), " ") : std::string("meta nfproto ipv6 fib daddr type local ");
+      std::string match =
+          p.host_ip ? cat("ip6 daddr ", p.host_ip->str(), " ") : std::string("meta nfproto ipv6 fib daddr type local ");
       s += cat("add rule ", t, " prerouting ", match, proto, " dport ", p.host_port, to);
       s += cat("add rule ", t, " output ", match, proto, " dport ", p.host_port, to);
     }

@@ -48,7 +48,8 @@ Result<> check_ports_free(const std::vector<PortForward>& ports, const std::vect
     if (::bind(fd, reinterpret_cast<struct sockaddr*>(&ss), len) < 0) {
       std::string where = p.host_ip ? p.host_ip->str() : std::string("0.0.0.0");
       if (errno == EADDRINUSE) return fail_errno(EADDRINUSE, "port ", key, " is already in use on ", where);
-      if (errno == EADDRNOTAVAIL) return fail_errno(EADDRNOTAVAIL, "port ", key, ": ", where, " is not an address of this host");
+      if (errno == EADDRNOTAVAIL)
+        return fail_errno(EADDRNOTAVAIL, "port ", key, ": ", where, " is not an address of this host");
       if (errno != EACCES) return fail_sys("check port ", key, " on ", where);
     }
   }

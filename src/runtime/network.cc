@@ -22,15 +22,14 @@ Result<> plan_network(const net::Config& cfg, oci::Spec& spec, const StateStore&
       return fail_errno(EINVAL, label, ": a container cannot share its own network namespace");
     ContainerDir other = TRY_CTX(store.open_container(cfg.path), label);
     ContainerRecord rec = TRY_CTX(other.load(), label);
-    if (!process_alive(rec.pid, rec.pid_start))
-      return fail_errno(ESRCH, label, ": that container is not running");
+    if (!process_alive(rec.pid, rec.pid_start)) return fail_errno(ESRCH, label, ": that container is not running");
     join = cat("/proc/", rec.pid, "/ns/net");
   }
   return net::plan(cfg, spec, dir.path(), join);
 }
 
-Result<> attach_network(const net::Config& cfg, const oci::Spec& spec, const StateStore& store,
-                        const ContainerDir& dir, const std::string& id, bool rootless, pid_t pid, int netns_fd) {
+Result<> attach_network(const net::Config& cfg, const oci::Spec& spec, const StateStore& store, const ContainerDir& dir,
+                        const std::string& id, bool rootless, pid_t pid, int netns_fd) {
   net::Context ctx;
   ctx.id = id;
   ctx.state_dir = dir.path();

@@ -21,8 +21,8 @@ Result<net::Config> network_config(const net::Flags& flags, oci::Spec& spec, std
 Result<> plan_network(const net::Config& cfg, oci::Spec& spec, const StateStore& store, const ContainerDir& dir);
 
 // Once the init's netns exists.
-Result<> attach_network(const net::Config& cfg, const oci::Spec& spec, const StateStore& store,
-                        const ContainerDir& dir, const std::string& id, bool rootless, pid_t pid, int netns_fd);
+Result<> attach_network(const net::Config& cfg, const oci::Spec& spec, const StateStore& store, const ContainerDir& dir,
+                        const std::string& id, bool rootless, pid_t pid, int netns_fd);
 
 // On delete and on a failed create: never fails the caller, warns.
 void detach_network(const std::string& dir_path, const std::string& id);

@@ -165,7 +165,17 @@ Result<> remove(const GlobalOptions& g, const std::string& id, bool force) {
   StateStore store = TRY(open_store(g));
   auto dir = store.open_container(id);
   if (!dir) {
-    if (force && dir.error().code() == ENOENT) return {};
+    if (dir.error().code() == ENOENT) {
+      // A create killed before its first save left a directory (and
+      // perhaps a network and a cgroup) without state: delete removes them.
+      if (auto unsaved = store.open_unsaved(id); unsaved) {
+        detach_network(unsaved->path(), id);
+        if (auto spec = load_saved_spec(*unsaved); spec)
+          if (auto cg = make_cgroup(g, *spec, id, is_rootless(g)); cg) (void)(*cg)->destroy();
+        return unsaved->remove();
+      }
+      if (force) return {};
+    }
     return fail(dir.error());
   }
   auto rec = dir->load();

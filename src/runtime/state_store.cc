@@ -229,6 +229,20 @@ Result<ContainerDir> StateStore::create(const std::string& id) const {
   return ContainerDir(path, std::move(fd));
 }
 
+Result<ContainerDir> StateStore::open_unsaved(const std::string& id) const {
+  TRYV(validate_container_id(id));
+  std::string path = root_ + "/" + id;
+  int raw = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (raw < 0) return fail_sys("open ", path);
+  UniqueFd fd(raw);
+  TRYV(lock_dir(fd.get(), path));
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return fail_sys("stat ", path);
+  if (st.st_nlink == 0 || faccessat(fd.get(), "state", F_OK, 0) == 0)
+    return fail_errno(ENOENT, "container \"", id, "\" has no unsaved directory");
+  return ContainerDir(path, std::move(fd));
+}
+
 Result<ContainerDir> StateStore::open_container(const std::string& id) const {
   TRYV(validate_container_id(id));
   std::string path = root_ + "/" + id;

@@ -79,6 +79,9 @@ class StateStore {
   Result<ContainerDir> create(const std::string& id) const;
   // An existing container's directory, locked (waits for other commands).
   Result<ContainerDir> open_container(const std::string& id) const;
+  // The directory of a create that died before its first save (locked:
+  // no create is still at work in it), for delete to clean up.
+  Result<ContainerDir> open_unsaved(const std::string& id) const;
   Result<std::vector<std::string>> list() const;
 
  private:

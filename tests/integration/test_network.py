@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -20,9 +21,10 @@ HTTPD = ["sh", "-c", "echo hello-from-husk > /tmp/index.html; exec httpd -f -p 8
 class NetNs:
     """A network namespace held by a sleeping process, loopback up."""
 
-    def __init__(self, setup="true"):
+    def __init__(self, setup="true", mount=False):
+        flags = ["--net", "--mount", "--propagation", "private"] if mount else ["--net"]
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "sh", "-c", f"ip link set lo up && {setup} && echo ready && exec sleep infinity"],
+            ["unshare", *flags, "sh", "-c", f"ip link set lo up && {setup} && echo ready && exec sleep infinity"],
             stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "ready"
 
@@ -374,3 +376,145 @@ def test_a_container_cannot_share_its_own_netns(net, bundle):
     cid = net.new_id()
     r = net.run("--network", f"container:{cid}", cid=cid, timeout=20)
     assert r.returncode != 0 and "cannot share its own network namespace" in r.stderr, r.stderr
+
+
+def test_a_failure_halfway_leaves_no_network_behind(net, bundle, tmp_path):
+    """nft refusing the container's rules comes after the bridge, the veth
+    and the lease were made: all of them must go."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nft").write_text(
+        "#!/bin/sh\n"
+        "if [ \"$1\" = -f ]; then in=$(cat); case \"$in\" in *'add rule'*) echo 'simulated failure' >&2; exit 1;; esac\n"
+        "  printf '%s\\n' \"$in\" | exec /usr/sbin/nft -f -; fi\n"
+        "exec /usr/sbin/nft \"$@\"\n")
+    (fake / "nft").chmod(0o755)
+    bundle.set_args("true")
+    r = net.run("--network", "bridge", "-p", "8080:80", env={"PATH": f"{fake}:/usr/bin:/bin"})
+    assert r.returncode != 0 and "simulated failure" in r.stderr, r.stderr
+    assert net.ns.links() == ["lo"]
+    assert os.listdir(os.path.join(net.root, ".networks")) == ["lock"]
+
+
+def test_delete_after_husk_was_killed_during_create_removes_the_network(net, bundle, tmp_path):
+    """The network is made before the createRuntime hooks; husk dies in one.
+    The init dies with husk; `delete` of what is left removes the rest."""
+    pidfile = tmp_path / "hook.pid"
+    bundle.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"]}]}
+    bundle.set_args("true")
+    bundle.write()
+    cid = net.new_id()
+    husk = subprocess.Popen([husktest.HUSK, "--root", net.root, "create", "--bundle", bundle.path,
+                             "--network", "bridge", "-p", "8080:80", cid],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    assert "husk0" in net.ns.links()
+    husk.kill()
+    husk.wait()
+    os.kill(int(pidfile.read_text()), 9)
+    net.cmd("delete", "--force", cid, check=True)
+    assert net.ns.links() == ["lo"]
+    assert net.ns.run("nft", "list", "ruleset").stdout.strip() == ""
+    assert not os.path.exists(os.path.join(net.root, cid))
+
+
+ROOTLESS_UID = 65534  # nobody: one id mapped, no /etc/subuid range needed
+
+
+@pytest.fixture
+def rootless_netns(husk, rootfs_template):
+    """A private network and mount namespace for an unprivileged husk: an
+    uplink with a default route, and its own /dev/net/tun node (0666, as
+    Debian makes it; this machine's is root-only) on a tmpfs there."""
+    ns = NetNs("mount -t tmpfs tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200 && "
+               "ip link add up0 type veth peer name up1 && ip link set up1 up && "
+               "ip addr add 192.0.2.1/24 dev up0 && ip link set up0 up && ip route add default via 192.0.2.254",
+               mount=True)
+    ns.proc_mnt = f"/proc/{ns.proc.pid}/ns/mnt"
+    base = tempfile.mkdtemp(prefix="husk-net-rootless-")
+    os.chmod(base, 0o755)
+    bundle = os.path.join(base, "bundle")
+    shutil.copytree(rootfs_template, os.path.join(bundle, "rootfs"), symlinks=True)
+    cfg = json.loads(json.dumps(husktest.BASE_CONFIG))
+    cfg["process"]["args"] = HTTPD
+    cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user", "network")]
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": ROOTLESS_UID, "size": 1}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": ROOTLESS_UID, "size": 1}]
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] not in ("/sys", "/dev/mqueue")]
+    cfg["mounts"] = [dict(m, options=[o for o in m.get("options", []) if not o.startswith("gid=")]) for m in cfg["mounts"]]
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    os.makedirs(os.path.join(base, "state"))
+    subprocess.run(["chown", "-R", f"{ROOTLESS_UID}:{ROOTLESS_UID}", base], check=True)
+
+    def husk_as_user(*args):
+        argv = ["nsenter", f"--net={ns.path}", f"--mount={ns.proc_mnt}", "setpriv", f"--reuid={ROOTLESS_UID}",
+                f"--regid={ROOTLESS_UID}", "--clear-groups", "env", f"XDG_RUNTIME_DIR={base}",
+                husktest.HUSK, "--root", os.path.join(base, "state"), "--cgroup-manager=disabled", *args]
+        if args[0] == "run":
+            argv[-1:-1] = ["--bundle", bundle]
+        with tempfile.TemporaryFile() as out:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60, cwd=bundle)
+            out.seek(0)
+            return r.returncode, out.read().decode(errors="replace")
+
+    ns.husk = husk_as_user
+    ns.state = os.path.join(base, "state")
+    yield ns
+    code, out = husk_as_user("list", "-q")
+    for cid in out.split():
+        husk_as_user("delete", "--force", cid)
+    ns.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("mode,port", [("pasta", 18091), ("slirp4netns", 18092)])
+def test_rootless_helper_publishes_a_port(rootless_netns, mode, port):
+    ns = rootless_netns
+    cid = f"rl-{mode}-{os.getpid()}"
+    code, out = ns.husk("run", "-d", "--network", mode, "-p", f"{port}:80", cid)
+    assert code == 0, out
+    with open(os.path.join(ns.state, cid, "network")) as f:
+        helper = int(dict(l.split("=", 1) for l in f.read().split("\n") if "=" in l)["helper_pid"])
+    assert os.stat(f"/proc/{helper}").st_uid == ROOTLESS_UID
+    assert wait_for(lambda: http_get_ok(ns, f"http://127.0.0.1:{port}/"), timeout=10)
+    assert http_get(ns, f"http://127.0.0.1:{port}/").stdout == "hello-from-husk\n"
+    code, out = ns.husk("delete", "--force", cid)
+    assert code == 0, out
+    assert wait_for(lambda: gone(helper))
+
+
+def test_rootless_helper_without_tun_access_says_so(husk, rootfs_template, tmp_path):
+    """On this machine /dev/net/tun is root-only: the error names it."""
+    if os.access("/dev/net/tun", os.R_OK) and os.stat("/dev/net/tun").st_mode & 0o006:
+        pytest.skip("/dev/net/tun is open to every user here")
+    base = tempfile.mkdtemp(prefix="husk-net-notun-")
+    try:
+        os.chmod(base, 0o755)
+        shutil.copytree(rootfs_template, os.path.join(base, "bundle", "rootfs"), symlinks=True)
+        cfg = json.loads(json.dumps(husktest.BASE_CONFIG))
+        cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "mount", "user", "network")]
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": ROOTLESS_UID, "size": 1}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": ROOTLESS_UID, "size": 1}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] == "/proc"]
+        with open(os.path.join(base, "bundle", "config.json"), "w") as f:
+            json.dump(cfg, f)
+        os.makedirs(os.path.join(base, "state"))
+        subprocess.run(["chown", "-R", f"{ROOTLESS_UID}:{ROOTLESS_UID}", base], check=True)
+        r = subprocess.run(["setpriv", f"--reuid={ROOTLESS_UID}", f"--regid={ROOTLESS_UID}", "--clear-groups",
+                            husktest.HUSK, "--root", os.path.join(base, "state"), "--cgroup-manager=disabled",
+                            "run", "--bundle", os.path.join(base, "bundle"), "--network", "pasta", "notun"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "pasta needs /dev/net/tun" in r.stderr, r.stderr
+        assert os.listdir(os.path.join(base, "state")) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

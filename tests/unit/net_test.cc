@@ -204,7 +204,7 @@ TEST(Ipam, NeverTheSameAddressTwiceAndStaleLeasesAreReclaimed) {
   l.pid = 101;
   EXPECT_EQ(ipam.allocate("husk0", s, l, reclaimed)->str(), "10.89.0.3");
   EXPECT_FALSE(ipam.allocate("husk0", s, l, reclaimed));  // b has one already
-  alive.erase(100);  // a died without delete
+  alive.erase(100);                                       // a died without delete
   l.id = "c";
   l.pid = 102;
   EXPECT_EQ(ipam.allocate("husk0", s, l, reclaimed)->str(), "10.89.0.2");
