@@ -17,6 +17,7 @@
 #include <fnmatch.h>
 
 #include "driver/image_dir.h"
+#include "driver/podman_fields.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/config.h"
@@ -29,19 +30,6 @@ namespace {
 
 const std::string kCfg = "config";
 
-std::string f(std::string_view name) { return cat("config.", name); }
-std::string fi(std::string_view name, size_t i) { return cat("config.", name, "[", i, "]"); }
-
-std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.emplace_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
 
 // Lexical clean of an absolute path (Go's filepath.Clean for our needs).
 std::string clean_path(std::string_view p) {

@@ -1,6 +1,7 @@
 // Capabilities, devices, rlimits, sysctls and security_opt as podman
 // translates them (see podman_security.h).
 #include "driver/podman_security.h"
+#include "driver/podman_fields.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -15,24 +16,6 @@
 #include "oci/tables.h"
 
 namespace husk::driver::podman {
-
-namespace {
-
-std::string f(std::string_view name) { return cat("config.", name); }
-std::string fi(std::string_view name, size_t i) { return cat("config.", name, "[", i, "]"); }
-
-std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.emplace_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
-
-}  // namespace
 
 // --- capabilities ------------------------------------------------------------
 

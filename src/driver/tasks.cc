@@ -16,6 +16,7 @@
 
 #include "cgroups/stats.h"
 #include "common/fd.h"
+#include "common/text.h"
 #include "driver/husk_process.h"
 #include "oci/config.h"
 #include "runtime/state_store.h"
@@ -97,12 +98,7 @@ std::string last_logged_error(const std::string& log) {
   auto text = read_file(log);
   if (!text) return "";
   std::string msg;
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    if (nl == std::string::npos) nl = text->size();
-    std::string line = text->substr(pos, nl - pos);
-    pos = nl + 1;
+  for (std::string_view line : lines_of(*text)) {
     if (line.find("\"level\":\"error\"") == std::string::npos) continue;
     size_t m = line.find("\"msg\":\"");
     if (m == std::string::npos) continue;
@@ -144,16 +140,7 @@ std::string encode_handle_state(const TaskHandleState& s) {
 }
 
 Result<TaskHandleState> decode_handle_state(const std::string& bytes) {
-  std::map<std::string, std::string> kv;
-  size_t pos = 0;
-  while (pos < bytes.size()) {
-    size_t nl = bytes.find('\n', pos);
-    if (nl == std::string::npos) nl = bytes.size();
-    std::string line = bytes.substr(pos, nl - pos);
-    pos = nl + 1;
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
-  }
+  std::map<std::string, std::string> kv = key_values(bytes);
   if (kv["version"] != "1") return fail_msg("driver_state: not a husk task handle (version \"", kv["version"], "\")");
   TaskHandleState s;
   s.task_id = kv["task_id"];

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/fd.h"
+#include "common/text.h"
 #include "net/bridge.h"
 #include "net/helpers.h"
 #include "net/hostfiles.h"
@@ -32,16 +33,7 @@ Result<Record> load_record(const std::string& state_dir) {
     if (text.error().code() == ENOENT) return r;
     return fail(std::move(text.error()));
   }
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    if (nl == std::string::npos) nl = text->size();
-    std::string line = text->substr(pos, nl - pos);
-    pos = nl + 1;
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) r[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return r;
+  return key_values(*text);
 }
 
 void set_network_namespace(oci::Spec& spec, bool present, const std::string& path) {

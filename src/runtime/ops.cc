@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/text.h"
 #include "oci/config.h"
 #include "runtime/container_internal.h"
 #include "runtime/hooks.h"
@@ -244,21 +245,11 @@ Result<std::optional<ExitStatus>> read_exit_status(const ContainerDir& dir) {
     if (text.error().code() == ENOENT) return std::optional<ExitStatus>{};
     return fail(std::move(text.error()));
   }
+  auto kv = key_values(*text);
   ExitStatus e;
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    if (nl == std::string::npos) nl = text->size();
-    std::string line = text->substr(pos, nl - pos);
-    pos = nl + 1;
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    int v = atoi(line.c_str() + eq + 1);
-    std::string key = line.substr(0, eq);
-    if (key == "exit_code") e.exit_code = v;
-    else if (key == "signal") e.signal = v;
-    else if (key == "oom_killed") e.oom_killed = v != 0;
-  }
+  e.exit_code = atoi(kv["exit_code"].c_str());
+  e.signal = atoi(kv["signal"].c_str());
+  e.oom_killed = atoi(kv["oom_killed"].c_str()) != 0;
   return std::optional<ExitStatus>{e};
 }
 

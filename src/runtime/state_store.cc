@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace husk::runtime {
 namespace {
 
@@ -147,17 +149,8 @@ Result<> ContainerDir::save(const ContainerRecord& rec) const {
 
 Result<ContainerRecord> ContainerDir::load() const {
   std::string s = TRY(read_file(path_ + "/state"));
-  std::map<std::string, std::string> kv;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t nl = s.find('\n', pos);
-    if (nl == std::string::npos) nl = s.size();
-    std::string line = s.substr(pos, nl - pos);
-    pos = nl + 1;
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    kv[line.substr(0, eq)] = unescape(line.substr(eq + 1));
-  }
+  std::map<std::string, std::string> kv = key_values(s);
+  for (auto& [k, v] : kv) v = unescape(v);
   ContainerRecord rec;
   rec.id = kv["id"];
   rec.bundle = kv["bundle"];

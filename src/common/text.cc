@@ -1,0 +1,26 @@
+#include "common/text.h"
+
+namespace husk {
+
+std::vector<std::string_view> lines_of(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    out.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> key_values(std::string_view text) {
+  std::map<std::string, std::string> kv;
+  for (std::string_view line : lines_of(text)) {
+    size_t eq = line.find('=');
+    if (eq != std::string_view::npos) kv[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  return kv;
+}
+
+}  // namespace husk

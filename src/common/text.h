@@ -1,0 +1,20 @@
+// Small text helpers for the line-based files husk reads and writes (state,
+// exit status, leases, /proc and cgroup files).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace husk {
+
+// The lines of a text, without their '\n'; a last line without one counts,
+// an empty text has none.
+std::vector<std::string_view> lines_of(std::string_view text);
+
+// "key=value" lines into a map: the first '=' splits, lines without one are
+// skipped, a later key wins.
+std::map<std::string, std::string> key_values(std::string_view text);
+
+}  // namespace husk
