@@ -1,12 +1,13 @@
 // A small mutation driver for LLVMFuzzerTestOneInput: runs every file of the
 // corpus directory, then mutates them (bit flips, byte replacement with JSON
 // punctuation, splices, truncation, duplication) until the time is up.
-// usage: config_fuzz CORPUS_DIR SECONDS [SEED]
+// usage: TARGET CORPUS_DIR SECONDS [SEED] (config_fuzz, msgpack_fuzz)
 #include <dirent.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -60,6 +61,8 @@ int main(int argc, char** argv) {
     LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
     ++runs;
   }
-  printf("config_fuzz: %zu seeds, %llu mutated inputs, no crash\n", corpus.size(), static_cast<unsigned long long>(runs));
+  const char* name = strrchr(argv[0], '/');
+  printf("%s: %zu seeds, %llu mutated inputs, no crash\n", name ? name + 1 : argv[0], corpus.size(),
+         static_cast<unsigned long long>(runs));
   return 0;
 }
