@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/fd.h"
+#include "common/text.h"
 
 namespace husk::cgroups {
 namespace {
@@ -49,16 +50,11 @@ std::vector<std::string> split_words(std::string_view s) {
 }
 
 std::string unified_cgroup_of(std::string_view text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
+  for (std::string_view line : lines_of(text)) {
     if (line.starts_with("0::")) {
       std::string_view p = line.substr(3);
       return p.empty() ? "/" : std::string(p);
     }
-    pos = end + 1;
   }
   return "/";
 }

@@ -9,6 +9,7 @@
 
 #include "cgroups/hierarchy.h"
 #include "common/fd.h"
+#include "common/text.h"
 
 namespace husk::cgroups {
 namespace {
@@ -90,12 +91,8 @@ Stats read_stats(const std::string& dir) {
 std::vector<IoDeviceStats> parse_io_stat(std::string_view text) {
   // "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0" per line.
   std::vector<IoDeviceStats> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    auto words = split_words(text.substr(pos, end - pos));
-    pos = end + 1;
+  for (std::string_view line : lines_of(text)) {
+    auto words = split_words(line);
     if (words.empty()) continue;
     IoDeviceStats d;
     if (sscanf(words[0].c_str(), "%u:%u", &d.major, &d.minor) != 2) continue;

@@ -303,15 +303,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     for (auto& [host, dst] : devs) {
       struct stat st;
       if (stat(host.c_str(), &st) != 0) continue;
-      oci::Device d;
-      d.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
-      d.path = dst;
-      d.major = major(st.st_rdev);
-      d.minor = minor(st.st_rdev);
-      d.file_mode = st.st_mode & 07777;
-      d.uid = st.st_uid;
-      d.gid = st.st_gid;
-      lin.devices.push_back(d);
+      lin.devices.push_back(device_node(dst, st));
     }
   }
 

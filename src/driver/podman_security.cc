@@ -72,6 +72,18 @@ Result<std::vector<int>> merge_capabilities(const std::vector<std::string>& add_
 
 // --- devices ------------------------------------------------------------------
 
+oci::Device device_node(const std::string& dst, const struct stat& st) {
+  oci::Device d;
+  d.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
+  d.path = dst;
+  d.major = major(st.st_rdev);
+  d.minor = minor(st.st_rdev);
+  d.file_mode = st.st_mode & 07777;
+  d.uid = st.st_uid;
+  d.gid = st.st_gid;
+  return d;
+}
+
 Result<> add_device(oci::Spec& spec, const std::string& host, const std::string& dst, std::string perms,
                     const std::string& field) {
   if (perms.empty()) perms = "rwm";
@@ -83,12 +95,7 @@ Result<> add_device(oci::Spec& spec, const std::string& host, const std::string&
   if (stat(host.c_str(), &st) != 0) return fail_sys(field, ": stat device ", host);
   if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
     return fail_msg(field, ": \"", host, "\" is not a character or block device");
-  oci::Device d;
-  d.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
-  d.path = dst;
-  d.major = major(st.st_rdev);
-  d.minor = minor(st.st_rdev);
-  d.file_mode = st.st_mode & 07777;
+  oci::Device d = device_node(dst, st);
   d.uid = 0;
   d.gid = 0;
   for (auto& existing : spec.linux->devices)

@@ -3,6 +3,8 @@
 // security_opt. Used by podman_bundle.cc; errors name the task config field.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <optional>
 #include <string>
 #include <utility>
@@ -21,6 +23,9 @@ std::vector<int> all_capabilities();
 Result<std::vector<int>> merge_capabilities(const std::vector<std::string>& add_names,
                                             const std::vector<std::string>& drop_names);
 
+// linux.devices entry at `dst` for a host node whose stat is `st`: its type,
+// numbers, mode and owner.
+oci::Device device_node(const std::string& dst, const struct stat& st);
 // A host device node into linux.devices plus its allow rule.
 Result<> add_device(oci::Spec& spec, const std::string& host, const std::string& dst, std::string perms,
                     const std::string& field);

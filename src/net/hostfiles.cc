@@ -1,27 +1,16 @@
 #include "net/hostfiles.h"
 
 #include "common/fd.h"
+#include "common/text.h"
 
 namespace husk::net {
 namespace {
 
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
 std::vector<IpAddress> nameservers(const std::string& text) {
   std::vector<IpAddress> out;
-  for (const auto& l : lines(text)) {
+  for (std::string_view l : lines_of(text)) {
     if (!l.starts_with("nameserver")) continue;
-    std::string v = l.substr(10);
+    std::string v(l.substr(10));
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(v.begin());
     size_t end = v.find_first_of(" \t#%");
     if (end != std::string::npos) v = v.substr(0, end);
@@ -56,8 +45,8 @@ std::string render_hosts(const HostsInput& in) {
 
 std::string render_resolv_conf(const ResolvInput& in) {
   std::string out;
-  for (const auto& l : lines(in.host_resolv_conf))
-    if (l.starts_with("search") || l.starts_with("domain") || l.starts_with("options")) out += l + "\n";
+  for (std::string_view l : lines_of(in.host_resolv_conf))
+    if (l.starts_with("search") || l.starts_with("domain") || l.starts_with("options")) out.append(l).append("\n");
   std::vector<IpAddress> servers;
   if (!in.dns.empty()) {
     servers = in.dns;

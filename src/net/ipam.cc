@@ -1,4 +1,5 @@
 #include "net/ipam.h"
+#include "common/text.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -186,14 +187,9 @@ Result<std::vector<Lease>> Ipam::read_leases(const std::string& name) {
     if (text.error().code() == ENOENT) return out;
     return fail(std::move(text.error()));
   }
-  size_t pos = 0;
-  while (pos < text->size()) {
-    size_t nl = text->find('\n', pos);
-    if (nl == std::string::npos) nl = text->size();
-    std::string line = text->substr(pos, nl - pos);
-    pos = nl + 1;
+  for (std::string_view line : lines_of(*text)) {
     if (line.empty()) continue;
-    out.push_back(TRY_CTX(parse_lease(line), file));
+    out.push_back(TRY_CTX(parse_lease(std::string(line)), file));
   }
   return out;
 }
