@@ -26,6 +26,21 @@ struct BundlePlan {
   std::vector<std::string> warnings;   // sent to Nomad as task events
 };
 
+// One row of a flavor's support table: a task config field ("config.cap_add",
+// "config.mount[].type") or plugin option ("plugin.volumes.enabled"), what husk
+// does with it, and a short note. The man page's and README's tables are
+// generated from these rows, in schema order.
+struct FieldSupport {
+  enum class Status {
+    kImplemented,  // does what the upstream driver does
+    kAccepted,     // decodes; has a documented meaning of its own (the note says it)
+    kRefused,      // decodes, but a non-default value is an error naming the field
+  };
+  std::string field;
+  Status status = Status::kImplemented;
+  std::string note;
+};
+
 class Flavor {
  public:
   virtual ~Flavor() = default;
@@ -47,6 +62,8 @@ class Flavor {
   // Errors name the task config field ("config.cap_add[1]: ...").
   virtual Result<BundlePlan> plan(const TaskSpec& task, const Value& task_config, const std::string& container_id,
                                   const std::string& task_dir) const = 0;
+  // Every field of task_schema() and plugin_schema(), in schema order.
+  virtual std::vector<FieldSupport> support() const { return {}; }
 };
 
 // The podman flavor: nomad-driver-podman's task config and plugin options.
