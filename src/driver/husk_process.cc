@@ -1,31 +1,16 @@
 #include "driver/husk_process.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
-#include <cstring>
-
-#include "common/fd.h"
 
 extern char** environ;
 
 namespace husk::driver {
-namespace {
-
-int64_t now_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-}  // namespace
 
 Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnOptions& o) {
   if (argv.empty()) return fail_msg("spawn: empty command line");
@@ -58,69 +43,6 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnOptions& o)
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return fail_errno(rc, "start ", argv[0]);
   return pid;
-}
-
-Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms) {
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) < 0) return fail_sys("pipe");
-  UniqueFd in_r(in[0]), in_w(in[1]);
-  if (pipe2(out, O_CLOEXEC) < 0) return fail_sys("pipe");
-  UniqueFd out_r(out[0]), out_w(out[1]);
-  if (pipe2(err, O_CLOEXEC) < 0) return fail_sys("pipe");
-  UniqueFd err_r(err[0]), err_w(err[1]);
-  SpawnOptions o;
-  o.stdin_fd = in_r.get();
-  o.stdout_fd = out_w.get();
-  o.stderr_fd = err_w.get();
-  o.new_session = false;
-  pid_t pid = TRY(spawn(argv, o));
-  in_r.reset();
-  out_w.reset();
-  err_w.reset();
-  fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
-  Captured c;
-  size_t written = 0;
-  if (stdin_data.empty()) in_w.reset();
-  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-  char buf[16384];
-  while (out_r || err_r) {
-    struct pollfd fds[3] = {{out_r ? out_r.get() : -1, POLLIN, 0},
-                            {err_r ? err_r.get() : -1, POLLIN, 0},
-                            {in_w ? in_w.get() : -1, POLLOUT, 0}};
-    int wait = -1;
-    if (deadline >= 0) {
-      wait = static_cast<int>(deadline - now_ms());
-      if (wait <= 0) {
-        c.timed_out = true;
-        kill(pid, SIGKILL);
-        break;
-      }
-    }
-    int n = poll(fds, 3, wait);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    for (int i = 0; i < 2; ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      UniqueFd& fd = i == 0 ? out_r : err_r;
-      ssize_t r = read(fd.get(), buf, sizeof buf);
-      if (r > 0) (i == 0 ? c.out : c.err).append(buf, static_cast<size_t>(r));
-      else fd.reset();
-    }
-    if (in_w && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
-      if (w > 0) written += static_cast<size_t>(w);
-      if (w < 0 || written == stdin_data.size()) in_w.reset();
-    }
-  }
-  while (waitpid(pid, &c.status, 0) < 0) {
-    if (errno != EINTR) return fail_sys("wait for ", argv[0]);
-  }
-  return c;
-}
-
-int exit_code_of(int status) {
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
 }
 
 std::string husk_binary() {

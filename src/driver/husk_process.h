@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/program.h"
 
 namespace husk::driver {
 
@@ -24,19 +25,11 @@ struct SpawnOptions {
 // close-on-exec, so only these three reach the child.
 Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnOptions& o);
 
-struct Captured {
-  int status = 0;  // as waitpid reports it
-  std::string out, err;
-  bool timed_out = false;
-};
-
-// Runs argv to completion, capturing stdout and stderr, with `stdin_data`
-// written to its stdin. After timeout_ms (-1: none) the process is killed
-// and timed_out set.
-Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms);
-
-// Exit code as a shell reports it: 128+signal for a killed process.
-int exit_code_of(int wait_status);
+// Running a program to completion with its output captured, and its exit
+// code: the common helper (common/program.h).
+using husk::Captured;
+using husk::exit_code_of;
+using husk::run_captured;
 
 // The path of the husk binary the driver runs: $HUSK_BINARY, else `husk`
 // beside the driver binary, else /usr/local/bin/husk, /usr/bin/husk.

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <signal.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -6,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "common/program.h"
 
 using namespace husk;
 
@@ -53,4 +55,67 @@ TEST(Fd, ReadMissingFileNamesThePath) {
   auto r = read_file("/nonexistent/husk");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().str(), "open /nonexistent/husk: No such file or directory");
+}
+
+TEST(RunCaptured, StdinStdoutStderrAndExitCode) {
+  auto c = run_captured({"/bin/sh", "-c", "read x; echo out:$x; echo err >&2; exit 7"}, "ping\n");
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->out, "out:ping\n");
+  EXPECT_EQ(c->err, "err\n");
+  EXPECT_EQ(exit_code_of(c->status), 7);
+  EXPECT_EQ(describe_wait_status(c->status), "exit 7");
+  EXPECT_FALSE(c->timed_out);
+}
+
+// More than a pipe holds in both directions at once: cat writes its stdout
+// while we still write its stdin.
+TEST(RunCaptured, LargeInputAndOutputDoNotDeadlock) {
+  std::string big(1 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 997) big[i] = '\n';
+  auto c = run_captured({"/bin/sh", "-c", "cat; cat /dev/null >&2"}, big, 30000);
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->out.size(), big.size());
+  EXPECT_TRUE(c->out == big);
+  EXPECT_EQ(exit_code_of(c->status), 0);
+}
+
+// A program that exits without reading its stdin: the write fails with
+// EPIPE, no SIGPIPE kills the caller or stays pending for it.
+TEST(RunCaptured, ProgramThatIgnoresItsStdinDoesNotRaiseSigpipe) {
+  std::string big(4 << 20, 'y');
+  auto c = run_captured({"/bin/sh", "-c", "echo done"}, big, 30000);
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->out, "done\n");
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_EQ(sigismember(&pending, SIGPIPE), 0);
+}
+
+// The child gets no blocked signal, whatever the caller blocks, and none
+// of the caller's close-on-exec fds.
+TEST(RunCaptured, ChildStartsWithNoBlockedSignalsAndNoCloexecFd) {
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, &old);
+  int extra = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(extra, 0);
+  auto c = run_captured({"/bin/sh", "-c", cat("grep SigBlk /proc/self/status; test -e /proc/self/fd/", extra,
+                                              " && echo leaked; true")});
+  close(extra);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->out, "SigBlk:\t0000000000000000\n");
+}
+
+TEST(RunCaptured, TimeoutKillsAndMissingProgramIsAnError) {
+  auto slow = run_captured({"/bin/sleep", "10"}, "", 100);
+  ASSERT_TRUE(slow);
+  EXPECT_TRUE(slow->timed_out);
+  EXPECT_EQ(exit_code_of(slow->status), 128 + 9);
+  EXPECT_EQ(describe_wait_status(slow->status), "signal 9");
+  auto missing = run_captured({"/nonexistent/binary"});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().str(), "start /nonexistent/binary: No such file or directory");
+  EXPECT_FALSE(run_captured({}));
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "net/command.h"
 #include "net/config.h"
 #include "net/helpers.h"
 #include "net/hostfiles.h"
@@ -283,3 +284,15 @@ TEST(Helpers, Arguments) {
 }
 
 }  // namespace
+
+TEST(RunProgram, OutputOnSuccessAndOneLineErrorWithStderrOnFailure) {
+  auto ok = net::run_program({"/bin/sh", "-c", "cat; echo more"}, "in\n");
+  ASSERT_TRUE(ok) << ok.error().str();
+  EXPECT_EQ(*ok, "in\nmore\n");
+  auto bad = net::run_program({"/bin/sh", "-c", "echo first >&2; echo second >&2; exit 3"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().str(), "/bin/sh failed (exit 3): first second");
+  auto killed = net::run_program({"/bin/sh", "-c", "kill -9 $$"});
+  ASSERT_FALSE(killed);
+  EXPECT_EQ(killed.error().str(), "/bin/sh failed (signal 9)");
+}

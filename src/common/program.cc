@@ -1,0 +1,160 @@
+#include "common/program.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fd.h"
+
+extern char** environ;
+
+namespace husk {
+namespace {
+
+int64_t now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+Result<Pipe> make_pipe() {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return fail_sys("pipe");
+  return Pipe{UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
+Result<pid_t> spawn_with_pipes(const std::vector<std::string>& argv, int in, int out, int err) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_adddup2(&fa, in, 0);
+  posix_spawn_file_actions_adddup2(&fa, out, 1);
+  posix_spawn_file_actions_adddup2(&fa, err, 2);
+  // The driver's gRPC threads block signals and husk ignores some: the
+  // program must not inherit either.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return fail_errno(rc, "start ", argv[0]);
+  return pid;
+}
+
+// A write to the stdin of a program that has exited raises SIGPIPE in the
+// writing thread. Blocking it there (not ignoring it process-wide, which
+// would race with the driver's other threads) turns it into EPIPE; a
+// SIGPIPE that this caused is then taken off the thread's pending set.
+class SigpipeBlocked {
+ public:
+  SigpipeBlocked() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeBlocked() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      struct timespec zero = {0, 0};
+      (void)sigtimedwait(&pipe_, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlocked(const SigpipeBlocked&) = delete;
+  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
+
+ private:
+  sigset_t pipe_, old_;
+  bool was_pending_ = false;
+};
+
+}  // namespace
+
+Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms) {
+  if (argv.empty()) return fail_msg("run a program: empty command line");
+  Pipe in = TRY(make_pipe());
+  Pipe out = TRY(make_pipe());
+  Pipe err = TRY(make_pipe());
+  pid_t pid = TRY(spawn_with_pipes(argv, in.read.get(), out.write.get(), err.write.get()));
+  in.read.reset();
+  out.write.reset();
+  err.write.reset();
+
+  SigpipeBlocked no_sigpipe;
+  UniqueFd in_w = std::move(in.write), out_r = std::move(out.read), err_r = std::move(err.read);
+  // Both directions at once: a program that fills its stdout pipe before
+  // reading all of its stdin would otherwise deadlock with us.
+  if (stdin_data.empty()) in_w.reset();
+  else fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  Captured c;
+  size_t written = 0;
+  const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  char buf[16384];
+  while (out_r || err_r) {
+    struct pollfd fds[3] = {{out_r ? out_r.get() : -1, POLLIN, 0},
+                            {err_r ? err_r.get() : -1, POLLIN, 0},
+                            {in_w ? in_w.get() : -1, POLLOUT, 0}};
+    int wait = -1;
+    if (deadline >= 0) {
+      wait = static_cast<int>(deadline - now_ms());
+      if (wait <= 0) {
+        c.timed_out = true;
+        kill(pid, SIGKILL);
+        break;
+      }
+    }
+    int n = poll(fds, 3, wait);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      UniqueFd& fd = i == 0 ? out_r : err_r;
+      ssize_t r = read(fd.get(), buf, sizeof buf);
+      if (r > 0) (i == 0 ? c.out : c.err).append(buf, static_cast<size_t>(r));
+      else if (r == 0 || errno != EINTR) fd.reset();
+    }
+    if (in_w && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
+      if (w > 0) written += static_cast<size_t>(w);
+      // EPIPE: it stopped reading (exited); what it printed still counts.
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == stdin_data.size()) in_w.reset();
+    }
+  }
+  while (waitpid(pid, &c.status, 0) < 0)
+    if (errno != EINTR) return fail_sys("wait for ", argv[0]);
+  return c;
+}
+
+int exit_code_of(int status) {
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFSIGNALED(status)) return cat("signal ", WTERMSIG(status));
+  return cat("exit ", WEXITSTATUS(status));
+}
+
+}  // namespace husk

@@ -1,0 +1,34 @@
+// Running an outside program to completion with its output captured: the
+// one helper behind the runtime's nft runs and the driver's husk commands.
+// It uses posix_spawn, never fork, so it is safe in the multi-threaded
+// driver as in the single-threaded husk; the child starts with no signal
+// blocked and every signal at its default.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace husk {
+
+struct Captured {
+  int status = 0;  // as waitpid reports it
+  std::string out, err;
+  bool timed_out = false;
+};
+
+// Runs argv (argv[0] a path, the caller's environment) with `stdin_data`
+// on its stdin and its stdout and stderr captured. After timeout_ms (-1:
+// none) it is killed with SIGKILL and timed_out set. An error only when it
+// cannot be started or waited for; a non-zero exit is in `status`.
+Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data = {},
+                              int timeout_ms = -1);
+
+// Exit code as a shell reports it: 128+signal for a killed process.
+int exit_code_of(int wait_status);
+
+// "exit 3" / "signal 9", for messages.
+std::string describe_wait_status(int wait_status);
+
+}  // namespace husk
