@@ -169,6 +169,29 @@ class Bundle:
 _ids = itertools.count(1)
 
 
+def run_captured(argv, input=None, timeout=60, check=False, **kw):
+    """Run a command (husk, or husk through setpriv) to completion; its output
+    goes to files, not pipes: a created container keeps the stdio it was
+    given, so waiting for EOF on a pipe would hang. kw goes to Popen (env,
+    cwd). A timeout kills it and raises."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+        p = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, **kw)
+        try:
+            p.communicate(input.encode() if input is not None else None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        r = subprocess.CompletedProcess(argv, p.returncode, out.read().decode(errors="replace"),
+                                        err.read().decode(errors="replace"))
+    if check and r.returncode != 0:
+        raise AssertionError(f"{argv} failed ({r.returncode}): {r.stderr}")
+    return r
+
+
 class Husk:
     def __init__(self, root, bundle):
         self.root = root
@@ -178,25 +201,8 @@ class Husk:
         return f"t{os.getpid()}-{next(_ids)}"
 
     def cmd(self, *args, input=None, timeout=60, check=False, global_args=(), **kw):
-        """Run husk; its output goes to files, not pipes: a created container
-        keeps the stdio it was given, so waiting for EOF on a pipe would hang."""
-        argv = [HUSK, "--root", self.root, *global_args, *args]
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
-            p = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, **kw)
-            try:
-                p.communicate(input.encode() if input is not None else None, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-                raise
-            out.seek(0)
-            err.seek(0)
-            r = subprocess.CompletedProcess(argv, p.returncode, out.read().decode(errors="replace"),
-                                            err.read().decode(errors="replace"))
-        if check and r.returncode != 0:
-            raise AssertionError(f"{argv} failed ({r.returncode}): {r.stderr}")
-        return r
+        return run_captured([HUSK, "--root", self.root, *global_args, *args], input=input, timeout=timeout,
+                            check=check, **kw)
 
     def run(self, *extra, cid=None, write=True, **kw):
         """husk run of the bundle in the foreground; returns CompletedProcess."""

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from husktest import BASE_CONFIG, HUSK, children_of_us, mount_points, reap_orphans, wait_for
+from husktest import BASE_CONFIG, HUSK, children_of_us, mount_points, reap_orphans, run_captured, wait_for
 
 USER = "husk-test"
 RANGE = 65536
@@ -134,22 +134,8 @@ class RootlessHusk:
         return [SETPRIV, f"--reuid={self.user.uid}", f"--regid={self.user.gid}", "--init-groups", HUSK, *args]
 
     def cmd(self, *args, timeout=60, check=False, env=None):
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.Popen(self.argv(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 env=env if env is not None else self.env(), cwd=self.base)
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-                raise
-            out.seek(0)
-            err.seek(0)
-            r = subprocess.CompletedProcess(args, p.returncode, out.read().decode(errors="replace"),
-                                            err.read().decode(errors="replace"))
-        if check and r.returncode != 0:
-            raise AssertionError(f"husk {args} failed ({r.returncode}): {r.stderr}")
-        return r
+        return run_captured(self.argv(*args), timeout=timeout, check=check,
+                            env=env if env is not None else self.env(), cwd=self.base)
 
     def write(self, config=None):
         path = os.path.join(self.bundle_path, "config.json")
@@ -457,14 +443,21 @@ def test_seccomp_hooks_and_console_socket_work_rootless(rl):
     rl.config["linux"]["seccomp"] = {
         "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}
-    log = os.path.join(rl.base, "hooks.log")
-    hook = os.path.join(rl.base, "hook.sh")
+    # One script for every hook, in a directory bound into the container at
+    # the same path: createContainer and startContainer run in the
+    # container's namespaces and find it (and the log) there too.
+    hookdir = os.path.join(rl.base, "hooks")
+    os.mkdir(hookdir, 0o755)
+    log = os.path.join(hookdir, "hooks.log")
+    hook = os.path.join(hookdir, "hook.sh")
     with open(hook, "w") as f:
         f.write(f"#!/bin/sh\nread -r state; echo \"$1 $(id -u)\" >> {log}\n")
     os.chmod(hook, 0o755)
     open(log, "w").close()
     os.chown(log, rl.user.uid, rl.user.gid)
-    rl.config["hooks"] = {k: [{"path": hook, "args": ["hook.sh", k]}] for k in ("createRuntime", "poststop")}
+    kinds = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+    rl.config["hooks"] = {k: [{"path": hook, "args": ["hook.sh", k]}] for k in kinds}
+    rl.config["mounts"].append({"destination": hookdir, "type": "bind", "source": hookdir, "options": ["rbind"]})
     rl.config["process"]["terminal"] = True
     cs = ConsoleSocket()
     os.chmod(cs.dir, 0o755)
@@ -481,8 +474,65 @@ def test_seccomp_hooks_and_console_socket_work_rootless(rl):
         assert rl.cmd("delete", "--force", cid).returncode == 0
     finally:
         cs.close()
-    # Hooks run as the user on the host (the runtime's side of them).
-    assert open(log).read().split() == ["createRuntime", str(rl.user.uid), "poststop", str(rl.user.uid)]
+    # In the OCI order; the runtime's hooks as the user on the host, the
+    # container's as its root.
+    u = str(rl.user.uid)
+    assert open(log).read().split() == ["prestart", u, "createRuntime", u, "createContainer", "0",
+                                        "startContainer", "0", "poststart", u, "poststop", u]
+
+
+def cap_mask(names):
+    bits = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_SYS_ADMIN": 21}
+    return sum(1 << bits[n] for n in names)
+
+
+def caps_of(status_text):
+    return {l.split(":")[0]: int(l.split()[1], 16) for l in status_text.splitlines() if l.startswith("Cap")}
+
+
+def test_capabilities_are_the_specs_in_run_and_exec(rl):
+    """The init and an exec'd process get exactly the spec's sets (in the
+    container's user namespace), exec --cap adds one for that process only."""
+    want = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    rl.config["process"]["capabilities"] = {k: list(want) for k in ("bounding", "effective", "permitted")}
+    rl.config["process"]["args"] = ["sleep", "1000"]
+    cid = rl.new_id()
+    rl.write()
+    assert rl.cmd("run", "--detach", "--bundle", rl.bundle_path, cid).returncode == 0
+    init = caps_of(rl.cmd("exec", cid, "cat", "/proc/1/status", check=True).stdout)
+    assert init["CapBnd"] == init["CapPrm"] == init["CapEff"] == cap_mask(want), init
+    assert init["CapInh"] == 0 and init["CapAmb"] == 0, init
+    ex = caps_of(rl.cmd("exec", cid, "cat", "/proc/self/status", check=True).stdout)
+    assert ex["CapBnd"] == ex["CapEff"] == cap_mask(want), ex
+    ex = caps_of(rl.cmd("exec", "--cap", "CAP_SYS_ADMIN", cid, "cat", "/proc/self/status", check=True).stdout)
+    assert ex["CapEff"] == cap_mask(want + ["CAP_SYS_ADMIN"]), ex
+    # An unknown capability is refused, naming it.
+    r = rl.cmd("exec", "--cap", "CAP_NOPE", cid, "true")
+    assert r.returncode != 0 and "CAP_NOPE" in r.stderr, r.stderr
+    assert rl.cmd("delete", "--force", cid).returncode == 0
+
+
+def test_kill_all_without_a_cgroup_signals_the_init_and_exec_gets_a_terminal(rl):
+    from consolesock import ConsoleSocket
+    rl.config["process"]["args"] = ["sleep", "1000"]
+    cid = rl.new_id()
+    rl.write()
+    r = rl.cmd("run", "--detach", "--bundle", rl.bundle_path, cid)
+    assert r.returncode == 0 and "running without a cgroup" in r.stderr, r.stderr
+    cs = ConsoleSocket()
+    os.chmod(cs.dir, 0o755)
+    os.chmod(cs.path, 0o777)
+    try:
+        r = rl.cmd("exec", "--tty", "--detach", "--console-socket", cs.path, cid, "sh", "-c", "tty; echo exec-done")
+        assert r.returncode == 0, r.stderr
+        assert cs.wait_master() is not None
+        out = cs.read_all(timeout=5)
+        assert "/dev/pts/" in out and "exec-done" in out, out
+    finally:
+        cs.close()
+    assert rl.cmd("kill", "--all", cid, "KILL").returncode == 0
+    assert wait_for(lambda: json.loads(rl.cmd("state", cid).stdout)["status"] == "stopped")
+    assert rl.cmd("delete", cid).returncode == 0
 
 
 def test_podman_rootless_with_husk_as_its_runtime(rl):
@@ -502,13 +552,7 @@ def test_podman_rootless_with_husk_as_its_runtime(rl):
     def pod(*args, timeout=120):
         argv = [SETPRIV, f"--reuid={rl.user.uid}", f"--regid={rl.user.gid}", "--init-groups", podman,
                 "--storage-driver", "vfs", "--runtime", HUSK, *args]
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=rl.base,
-                               timeout=timeout)
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(args, p.returncode, out.read().decode(errors="replace"),
-                                               err.read().decode(errors="replace"))
+        return run_captured(argv, timeout=timeout, env=env, cwd=rl.base)
 
     try:
         assert pod("import", tar, "localhost/husk-busybox:latest").returncode == 0
