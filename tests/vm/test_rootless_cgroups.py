@@ -13,13 +13,12 @@ the uid has no passwd entry and maps only itself (the single-id map)."""
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
 import pytest
 
-from husktest import BASE_CONFIG, HUSK, reap_orphans, wait_for
+from husktest import BASE_CONFIG, HUSK, reap_orphans, run_captured, wait_for
 
 UID = 4321
 CG = "/sys/fs/cgroup"
@@ -85,14 +84,7 @@ class UserHusk:
         if self.cgroup:
             husk = ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && exec "$@"', "sh", *husk]
         env = {"XDG_RUNTIME_DIR": self.xdg, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.base}
-        # Files, not pipes: a detached container keeps the stdio it was given.
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(husk, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout, env=env,
-                               cwd=self.base)
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(args, p.returncode, out.read().decode(errors="replace"),
-                                               err.read().decode(errors="replace"))
+        return run_captured(husk, timeout=timeout, env=env, cwd=self.base)
 
     def run(self, *args, cid=None):
         self.write()
