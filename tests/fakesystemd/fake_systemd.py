@@ -9,6 +9,15 @@ cgroup2 mount, enables the parents' controllers (Delegate=yes), moves the
 PIDs in and reports each job with JobRemoved, after the method's reply as
 systemd does. StopUnit kills the scope's processes and removes it.
 
+As root it plays the system manager (slices below the cgroup2 root). Run
+as a user with FAKE_SYSTEMD_CGROUP_ROOT set to the cgroup that root
+delegated to that user (user.slice/user-UID.slice/user@UID.service, as
+systemd's user@.service has it), it plays that user's manager: slices and
+scopes go below that cgroup, and it enables the controllers offered there
+in its own subtree, as a user manager does in the cgroup it was delegated.
+It must then run in a leaf below it (user@UID.service/init.scope, where
+systemd --user runs), not in the delegated cgroup itself.
+
 Every call is appended to $FAKE_SYSTEMD_LOG as a JSON line; the units it
 knows are written to $FAKE_SYSTEMD_LOG.units after every change. A unit
 whose name starts with "fakefail-" gets a failed job (left in state
@@ -31,6 +40,10 @@ IFACE = "org.freedesktop.systemd1.Manager"
 OBJECT = "/org/freedesktop/systemd1"
 CGROUP2 = "/sys/fs/cgroup" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "/sys/fs/cgroup/unified"
 LOG = os.environ.get("FAKE_SYSTEMD_LOG", "/dev/null")
+# The manager's own cgroup: "" for the system manager, user@UID.service's
+# for a user manager.
+MANAGER_ROOT = os.environ.get("FAKE_SYSTEMD_CGROUP_ROOT", "").strip("/")
+MANAGER_DIR = os.path.join(CGROUP2, MANAGER_ROOT) if MANAGER_ROOT else CGROUP2
 
 
 def plain(v):
@@ -157,16 +170,18 @@ class Manager(dbus.service.Object):
             if name.startswith("fakefail-"):
                 raise OSError("configured to fail")
             rel = ""
+            if MANAGER_ROOT:
+                self.delegate(MANAGER_DIR)
             for d in slice_dirs(props.get("Slice", "system.slice")):
                 if rel:
-                    self.delegate(os.path.join(CGROUP2, rel))
+                    self.delegate(os.path.join(MANAGER_DIR, rel))
                 rel = d
-                path = os.path.join(CGROUP2, rel)
+                path = os.path.join(MANAGER_DIR, rel)
                 if not os.path.isdir(path):
                     os.mkdir(path)
                     self.made_slices.append(path)
                     self.save_slices()
-            parent = os.path.join(CGROUP2, rel) if rel else CGROUP2
+            parent = os.path.join(MANAGER_DIR, rel) if rel else MANAGER_DIR
             if rel:
                 self.delegate(parent)
             scope = os.path.join(parent, name)
@@ -194,8 +209,9 @@ class Manager(dbus.service.Object):
     def delegate(self, d):
         """Enable what slice d is offered in its subtree_control (Delegate=yes
         and the *Accounting properties give the scope its controllers). The
-        root's is left alone: it is the host's configuration (on a test host
-        as well), and husk enables there what a limit needs."""
+        cgroup2 root's is left alone: it is the host's configuration (on a
+        test host as well), and husk enables there what a limit needs. A
+        user manager's own cgroup is its to configure."""
         try:
             offered = open(os.path.join(d, "cgroup.controllers")).read().split()
         except OSError:
