@@ -429,12 +429,14 @@ Result<cgroups::Stats> TaskManager::stats(const std::string& task_id) {
 }
 
 Result<std::vector<std::string>> TaskManager::exec_argv(const std::string& task_id,
-                                                        const std::vector<std::string>& argv, bool tty) {
+                                                        const std::vector<std::string>& argv, bool tty,
+                                                        const std::vector<std::string>& husk_options) {
   auto t = TRY(find(task_id));
   if (argv.empty()) return fail_msg("exec in task ", task_id, ": no command");
   std::vector<std::string> a = husk_argv();
   a.push_back("exec");
   if (tty) a.push_back("--tty");
+  a.insert(a.end(), husk_options.begin(), husk_options.end());
   a.push_back(t->h.container_id);
   a.insert(a.end(), argv.begin(), argv.end());
   return a;

@@ -86,9 +86,10 @@ class TaskManager {
   Result<> signal(const std::string& task_id, const std::string& signal);
   Result<cgroups::Stats> stats(const std::string& task_id);
   Result<ExecResult> exec(const std::string& task_id, const std::vector<std::string>& argv, int64_t timeout_ms);
-  // argv for an interactive `husk exec` (ExecTaskStreaming).
+  // `husk exec` argv for a command in the task's container; husk_options
+  // (e.g. --console-socket, --pid-file) go before the container id.
   Result<std::vector<std::string>> exec_argv(const std::string& task_id, const std::vector<std::string>& argv,
-                                             bool tty);
+                                             bool tty, const std::vector<std::string>& husk_options = {});
   bool known(const std::string& task_id);
 
  private:
