@@ -1,0 +1,206 @@
+"""nomad-driver-husk (podman flavor) task config fields, checked inside the
+running container: driver-probe (tests/driver/driver_probe.cc) plays Nomad's
+client (StartTask with a task config, ExecTaskStreaming with and without a
+tty, StopTask/DestroyTask), and each field's effect is read back the way a
+user would check it: /proc, mountinfo, the task's cgroup files, `hostname`,
+`ulimit`, annotations in `husk state`."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from husktest import HUSK, ROOT, mount_points
+
+PROBE = os.path.join(ROOT, "build", "tests", "driver", "driver-probe")
+PLUGIN = os.path.join(ROOT, "build", "src", "driver", "nomad-driver-husk")
+DEMO_ROOTFS = os.path.join(ROOT, "build", "contrib", "demo-bundle", "rootfs")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(PROBE), reason="driver-probe not built")
+
+# A stand-in for catatonit: PID 1 that runs the task as its child (so the
+# test sees it is there) and passes SIGTERM on.
+INIT = """#!/bin/sh
+[ "$1" = -- ] && shift
+"$@" &
+child=$!
+trap 'kill -TERM $child; wait $child; exit 143' TERM
+wait $child
+"""
+
+
+class Probe:
+    def __init__(self, tmp_path, name="nomad-driver-podman", plugin_config=None):
+        self.state = tmp_path / "driver-state"
+        self.alloc = tmp_path / "alloc"
+        self.alloc.mkdir()
+        plugin = tmp_path / name
+        os.symlink(PLUGIN, plugin)
+        env = dict(os.environ, PROBE_PLUGIN_CONFIG=json.dumps(plugin_config or {}))
+        self.p = subprocess.Popen([PROBE, str(plugin), f"--state-dir={self.state}"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        first = self.answer()
+        assert first["ok"], first
+
+    def answer(self):
+        line = self.p.stdout.readline()
+        assert line, "driver-probe ended"
+        return json.loads(line)
+
+    def call(self, **op):
+        self.p.stdin.write(json.dumps(op) + "\n")
+        self.p.stdin.flush()
+        return self.answer()
+
+    def start(self, task_id, config, **extra):
+        return self.call(op="start", id=task_id, dir=str(self.alloc), config=config, **extra)
+
+    def sh(self, task_id, script, **extra):
+        r = self.call(op="exec", id=task_id, cmd=["/bin/sh", "-c", script], **extra)
+        assert r["ok"], r
+        return r
+
+    def close(self):
+        self.p.stdin.write('{"op":"quit"}\n')
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
+
+
+@pytest.fixture
+def image(tmp_path):
+    d = tmp_path / "image"
+    shutil.copytree(DEMO_ROOTFS, d, symlinks=True)
+    return str(d)
+
+
+def annotations(state):
+    out = {}
+    root = state / "containers"
+    for cid in os.listdir(root):
+        if cid.startswith("."):
+            continue
+        r = subprocess.run([HUSK, "--root", str(root), "state", cid], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        out.update(json.loads(r.stdout).get("annotations", {}))
+    return out
+
+
+def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
+    before = mount_points()
+    init = tmp_path / "init.sh"
+    init.write_text(INIT)
+    init.chmod(0o755)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "marker").write_text("from-the-host\n")
+    probe = Probe(tmp_path)
+    try:
+        config = {
+            "image": image,
+            "entrypoint": ["/bin/sh", "-c"],
+            "command": "echo started; exec sleep 1000",
+            "working_dir": "/tmp",
+            "hostname": "fieldbox",
+            "init": True, "init_path": str(init),
+            "labels": [{"com.example.team": "core"}],
+            "cap_add": ["NET_ADMIN"], "cap_drop": ["CHOWN"],
+            "readonly_rootfs": True,
+            "tmpfs": ["/scratch"],
+            "shm_size": "8m",
+            "sysctl": [{"kernel.msgmax": "4096"}],
+            "ulimit": [{"nofile": "512:1024"}],
+            "pids_limit": 77,
+            "oom_score_adj": 123,
+            "memory_reservation": "64m",
+            "memory_swap": "192m",
+            "cpu_hard_limit": True, "cpu_cfs_period": 50000,
+            "devices": ["/dev/null:/dev/probe-null"],
+            "volumes": [f"{vol}:/data:ro"],
+            "extra_hosts": ["probe.example:192.0.2.7"],
+            "network_mode": "none",
+            "security_opt": ["no-new-privileges"],
+            "logging": {"driver": "nomad"},
+        }
+        r = probe.start("fields", config, env={"FIELD_ENV": "from-nomad"}, memory_mb=128)
+        assert r["ok"], r
+        out = probe.sh("fields", """
+            echo "cmd1=$(tr '\\0' ' ' < /proc/1/cmdline)"
+            echo "cmd2=$(ps -o ppid,args | grep '[s]leep 1000' | tr -s ' ' | sed 's/^ //')"
+            echo "cwd=$(readlink /proc/1/cwd)"
+            echo "hostname=$(hostname)"
+            echo "env=$(tr '\\0' '\\n' < /proc/1/environ | grep ^FIELD_ENV=)"
+            grep -E '^(CapEff|NoNewPrivs):' /proc/1/status
+            touch /rootfs-file 2>/dev/null && echo rootfs=rw || echo rootfs=ro
+            touch /tmp/ok && echo tmp=rw
+            grep -E ' /(scratch|dev/shm) ' /proc/self/mountinfo | sed 's/^/mnt=/'
+            echo "msgmax=$(cat /proc/sys/kernel/msgmax)"
+            grep 'Max open files' /proc/1/limits
+            for f in pids.max memory.low memory.swap.max cpu.max; do echo "$f=$(cat /sys/fs/cgroup/$f)"; done
+            echo "oom=$(cat /proc/1/oom_score_adj)"
+            test -c /dev/probe-null && echo dev=char
+            echo "data=$(cat /data/marker)"; touch /data/x 2>/dev/null || echo data=ro
+            grep probe.example /etc/hosts | sed 's/^/hosts=/'
+            echo "links=$(ls /sys/class/net | tr '\\n' ' ')"
+        """)
+        got = out["stdout"]
+        lines = dict(line.split("=", 1) for line in got.splitlines() if "=" in line and ":" not in line.split("=")[0])
+        assert lines["cmd1"].startswith("/bin/sh /run/podman-init -- /bin/sh -c"), got
+        assert lines["cmd2"].strip() == "1 sleep 1000", got  # the init's child
+        assert lines["cwd"] == "/tmp" and lines["hostname"] == "fieldbox", got
+        assert lines["env"] == "FIELD_ENV=from-nomad", got
+        capeff = int([line for line in got.splitlines() if line.startswith("CapEff:")][0].split()[1], 16)
+        assert capeff & (1 << 12) and not capeff & (1 << 0), got  # NET_ADMIN added, CHOWN dropped
+        assert "NoNewPrivs:\t1" in got, got
+        assert lines["rootfs"] == "ro" and lines["tmp"] == "rw", got
+        mnts = [v for k, v in (line.split("=", 1) for line in got.splitlines() if line.startswith("mnt="))]
+        assert any(" /scratch " in m and " - tmpfs " in m for m in mnts), got
+        assert any(" /dev/shm " in m and "size=8192k" in m for m in mnts), got
+        assert lines["msgmax"] == "4096", got
+        assert [line.split()[3:5] for line in got.splitlines() if line.startswith("Max open files")] == [["512", "1024"]], got
+        assert lines["pids.max"] == "77", got
+        assert lines["memory.low"] == str(64 << 20), got
+        assert lines["memory.swap.max"] == str(64 << 20), got  # memory_swap is memory + swap
+        assert lines["cpu.max"].split()[1] == "50000" and lines["cpu.max"].split()[0] != "max", got
+        assert lines["oom"] == "123" and lines["dev"] == "char", got
+        assert lines["data"] in ("from-the-host", "ro"), got
+        assert "data=from-the-host" in got and "data=ro" in got, got
+        assert "192.0.2.7" in lines["hosts"], got
+        assert lines["links"].split() == ["lo"], got
+        assert annotations(probe.state).get("com.example.team") == "core"
+        assert probe.call(op="stop", id="fields")["ok"]
+    finally:
+        probe.close()
+    assert [c for c in os.listdir(probe.state / "containers") if not c.startswith(".")] == []
+    assert mount_points() == before
+
+
+def test_exec_with_a_tty(tmp_path, image):
+    probe = Probe(tmp_path, name="nomad-driver-husk")
+    try:
+        r = probe.start("tty", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "host"},
+                        user="65534:65534")
+        assert r["ok"], r
+        # The resize is applied before the line is read, so stty sees it.
+        t = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "read x; stty size; tty; id -u; echo got:$x; exit 4"],
+                       tty=True, rows=33, cols=101, stdin="hello\n")
+        assert t["ok"], t
+        assert t["exit_code"] == 4, t
+        assert "33 101" in t["stdout"] and "/dev/pts/" in t["stdout"] and "got:hello" in t["stdout"], t
+        assert "65534" in t["stdout"], t  # the task's user
+        # Closing stdin on a terminal ends input as ^D does.
+        c = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "cat >/dev/null; echo cat-done:$?"],
+                       tty=True, stdin="abc\n", close=True)
+        assert c["ok"] and "cat-done:0" in c["stdout"] and c["exit_code"] == 0, c
+        # Without a tty: pipes, stdout and stderr apart.
+        p = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "[ -t 0 ] || echo no-tty; cat; echo err >&2; exit 5"],
+                       stdin="piped\n", close=True)
+        assert p["ok"] and p["exit_code"] == 5, p
+        assert p["stdout"] == "no-tty\npiped\n" and p["stderr"] == "err\n", p
+        # Nothing of the execs is left: no process but the task's own.
+        ps = probe.sh("tty", "ps -o comm")
+        assert set(ps["stdout"].split()) <= {"COMMAND", "sleep", "sh", "ps"}, ps
+        assert not [d for d in os.listdir("/tmp") if d.startswith("husk-exec-")]
+        assert probe.call(op="stop", id="tty")["ok"]
+    finally:
+        probe.close()
