@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "driver/flavor.h"
 #include "driver/plugin.h"
 
 #ifndef HUSK_VERSION
@@ -73,11 +74,11 @@ int main(int argc, char** argv) {
           stderr);
     return 1;
   }
-  std::unique_ptr<husk::driver::Flavor> f;
-  if (flavor == "podman" || flavor == "husk") {
-    f = husk::driver::make_podman_flavor(flavor);
-  } else {
-    fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (husk or podman)\n", flavor.c_str());
+  std::unique_ptr<husk::driver::Flavor> f = husk::driver::make_flavor(flavor);
+  if (!f) {
+    std::string known;
+    for (const auto& n : husk::driver::flavor_names()) known += (known.empty() ? "" : ", ") + n;
+    fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (%s)\n", flavor.c_str(), known.c_str());
     return 1;
   }
   std::string dir;
