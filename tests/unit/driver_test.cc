@@ -907,6 +907,19 @@ TEST_F(PodmanPlan, InitBinaryIsBoundAndRunsFirst) {
   ASSERT_TRUE(r) << r.error().str();
   EXPECT_EQ(r->spec.process->args, (std::vector<std::string>{"/run/podman-init", "--", "/bin/server"}));
   ASSERT_NE(mount_at(r->spec, "/run/podman-init"), nullptr);
+  // With a read-only root, /run is a tmpfs: mounted before the init, or it
+  // would hide it (found in the VM field test).
+  auto ro = plan({{"init", B(true)}, {"init_path", S(root_ + "/catatonit")}, {"readonly_rootfs", B(true)},
+                  {"volumes", L({S(root_ + ":/data")})}, {"tmpfs", L({S("/data/cache")})}});
+  ASSERT_TRUE(ro) << ro.error().str();
+  auto at = [&](const char* dst) {
+    const auto& ms = ro->spec.mounts;
+    return std::find_if(ms.begin(), ms.end(), [&](const oci::Mount& m) { return m.destination == dst; }) - ms.begin();
+  };
+  EXPECT_LT(at("/run"), at("/run/podman-init"));
+  EXPECT_LT(at("/data"), at("/data/cache"));
+  EXPECT_LT(at("/dev"), at("/dev/pts"));
+  EXPECT_LT(at("/proc"), at("/run/podman-init"));
 }
 
 TEST_F(PodmanPlan, PrivilegedGetsEverything) {
