@@ -228,7 +228,9 @@ struct Shared {
   int shutdown_fd = -1;  // eventfd: written by GRPCController.Shutdown
   std::atomic<bool> stopping{false};
   Shared(std::unique_ptr<Flavor> f, PluginOptions o)
-      : flavor(std::move(f)), opts(std::move(o)), tasks(opts.state_dir) {}
+      : flavor(std::move(f)), opts(std::move(o)), tasks(opts.state_dir) {
+    if (opts.systemd_cgroups) tasks.set_cgroup_manager(cgroups::ManagerKind::Systemd);
+  }
 };
 
 class BaseService final : public base::BasePlugin::Service {

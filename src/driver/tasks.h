@@ -64,6 +64,13 @@ class TaskManager {
   explicit TaskManager(std::string state_dir);
   ~TaskManager();
 
+  // How husk manages the tasks' cgroups (--cgroup-manager of the driver):
+  // cgroupfs (default) or systemd. Either way a task's cgroup lives under
+  // nomad.slice, as nomad-driver-podman places its containers.
+  void set_cgroup_manager(cgroups::ManagerKind kind) { cgroup_manager_ = kind; }
+  // linux.cgroupsPath for a task's container under this manager.
+  std::string cgroups_path_for(const std::string& container_id) const;
+
   const std::string& state_dir() const { return state_dir_; }
   runtime::GlobalOptions husk_options() const;
 
@@ -108,6 +115,7 @@ class TaskManager {
   std::vector<std::string> husk_argv() const;
 
   std::string state_dir_;
+  cgroups::ManagerKind cgroup_manager_ = cgroups::ManagerKind::Fs;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
 };

@@ -8,10 +8,11 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
-from husktest import HUSK, ROOT, mount_points
+from husktest import CGROUP2, HUSK, ROOT, mount_points
 
 PROBE = os.path.join(ROOT, "build", "tests", "driver", "driver-probe")
 PLUGIN = os.path.join(ROOT, "build", "src", "driver", "nomad-driver-husk")
@@ -31,14 +32,14 @@ wait $child
 
 
 class Probe:
-    def __init__(self, tmp_path, name="nomad-driver-podman", plugin_config=None):
+    def __init__(self, tmp_path, name="nomad-driver-podman", plugin_config=None, plugin_args=()):
         self.state = tmp_path / "driver-state"
         self.alloc = tmp_path / "alloc"
         self.alloc.mkdir()
         plugin = tmp_path / name
         os.symlink(PLUGIN, plugin)
         env = dict(os.environ, PROBE_PLUGIN_CONFIG=json.dumps(plugin_config or {}))
-        self.p = subprocess.Popen([PROBE, str(plugin), f"--state-dir={self.state}"], stdin=subprocess.PIPE,
+        self.p = subprocess.Popen([PROBE, str(plugin), f"--state-dir={self.state}", *plugin_args], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env)
         first = self.answer()
         assert first["ok"], first
@@ -84,6 +85,16 @@ def annotations(state):
         assert r.returncode == 0, r.stderr
         out.update(json.loads(r.stdout).get("annotations", {}))
     return out
+
+
+NOMAD_SLICE = os.path.join(CGROUP2, "nomad.slice")
+
+
+def task_scopes():
+    """The tasks' cgroups: husk-<container>.scope under nomad.slice."""
+    if not os.path.isdir(NOMAD_SLICE):
+        return []
+    return [d for d in os.listdir(NOMAD_SLICE) if d.startswith("husk-") and d.endswith(".scope")]
 
 
 def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
@@ -168,7 +179,12 @@ def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
         assert "192.0.2.7" in lines["hosts"], got
         assert lines["links"].split() == ["lo"], got
         assert annotations(probe.state).get("com.example.team") == "core"
+        # The task's cgroup is under nomad.slice, as nomad-driver-podman's.
+        scopes = task_scopes()
+        assert len(scopes) == 1, scopes
+        assert open(os.path.join(NOMAD_SLICE, scopes[0], "pids.max")).read().strip() == "77"
         assert probe.call(op="stop", id="fields")["ok"]
+        assert task_scopes() == []
     finally:
         probe.close()
     assert [c for c in os.listdir(probe.state / "containers") if not c.startswith(".")] == []
@@ -204,3 +220,35 @@ def test_exec_with_a_tty(tmp_path, image):
         assert probe.call(op="stop", id="tty")["ok"]
     finally:
         probe.close()
+
+
+def test_systemd_cgroup_manager_puts_tasks_in_nomad_slice(tmp_path, image):
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("needs dbus-daemon")
+    from test_systemd_cgroup import FakeSystemd
+    workdir = tempfile.mkdtemp(prefix="fakesd-", dir="/tmp")
+    fake = FakeSystemd(workdir)
+    saved = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = fake.address
+    try:
+        probe = Probe(tmp_path, plugin_args=["--cgroup-manager", "systemd"])
+        try:
+            r = probe.start("sd", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "host",
+                                   "pids_limit": 33})
+            assert r["ok"], r
+            starts = fake.calls("StartTransientUnit")
+            assert [(c["name"].startswith("husk-"), c["props"].get("Slice")) for c in starts] == [(True, "nomad.slice")], starts
+            scopes = task_scopes()
+            assert len(scopes) == 1, (scopes, starts)
+            assert open(os.path.join(NOMAD_SLICE, scopes[0], "pids.max")).read().strip() == "33"
+            assert probe.call(op="stop", id="sd")["ok"]
+            assert task_scopes() == []
+        finally:
+            probe.close()
+    finally:
+        fake.stop()
+        if saved is None:
+            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = saved
+        shutil.rmtree(workdir, ignore_errors=True)
