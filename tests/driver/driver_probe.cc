@@ -3,7 +3,7 @@
 // task): it starts a driver plugin binary like Nomad does, then reads JSON
 // commands one a line on stdin and answers each with one JSON line:
 //   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"dir":ALLOCDIR}
-//   {"op":"exec","id":ID,"cmd":[...],"tty":B,"stdin":S,"close":B,"rows":R,"cols":C}
+//   {"op":"exec","id":ID,"cmd":[...],"tty":B,"stdin":S,"close":B,"rows":R,"cols":C,"timeout":SECONDS}
 //   {"op":"stop","id":ID}   StopTask(5 s), WaitTask, DestroyTask(force)
 // $PROBE_PLUGIN_CONFIG is the plugin config as JSON (default {}); the
 // first answer line is SetConfig's.
@@ -124,7 +124,7 @@ class Probe {
 
   std::string exec(const oci::J& j) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(num(j, "timeout", 120)));
     auto stream = driver_->ExecTaskStreaming(&ctx);
     drv::ExecTaskStreamingRequest setup;
     setup.mutable_setup()->set_task_id(str(j, "id"));
