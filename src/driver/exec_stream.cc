@@ -68,7 +68,10 @@ Result<UniqueFd> accept_master(int listener, pid_t husk, grpc::ServerContext* ct
       return runtime::recv_fd(conn.get(), &payload);
     }
     if (ctx->IsCancelled()) return fail_msg("exec: the client went away before the terminal was ready");
-    if (waitpid(husk, nullptr, WNOHANG | WNOWAIT | __WALL) == husk) return UniqueFd();
+    // Exited (left unreaped for the caller's waitpid)?
+    siginfo_t info = {};
+    if (waitid(P_PID, static_cast<id_t>(husk), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == husk)
+      return UniqueFd();
   }
   return fail_errno(ETIMEDOUT, "exec: husk did not hand over the terminal within 60 s");
 }
@@ -145,7 +148,11 @@ grpc::Status exec_streaming(TaskManager& tasks, grpc::ServerContext* ctx, ExecSt
     if (!m) {
       kill_exec(dir, *pid);
       waitpid(*pid, nullptr, 0);
-      return grpc::Status(grpc::StatusCode::INTERNAL, m.error().str());
+      // husk is gone: its messages so far end at EOF.
+      std::string said;
+      char buf[4096];
+      for (ssize_t r; (r = read(err_r.get(), buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(r));
+      return grpc::Status(grpc::StatusCode::INTERNAL, m.error().str() + (said.empty() ? "" : "; husk said: " + said));
     }
     master = std::move(*m);
     listener.reset();

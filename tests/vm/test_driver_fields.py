@@ -41,6 +41,7 @@ class Probe:
         env = dict(os.environ, PROBE_PLUGIN_CONFIG=json.dumps(plugin_config or {}))
         self.p = subprocess.Popen([PROBE, str(plugin), f"--state-dir={self.state}", *plugin_args], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env)
+        self.running = set()
         first = self.answer()
         assert first["ok"], first
 
@@ -55,7 +56,14 @@ class Probe:
         return self.answer()
 
     def start(self, task_id, config, **extra):
-        return self.call(op="start", id=task_id, dir=str(self.alloc), config=config, **extra)
+        r = self.call(op="start", id=task_id, dir=str(self.alloc), config=config, **extra)
+        if r["ok"]:
+            self.running.add(task_id)
+        return r
+
+    def stop(self, task_id):
+        self.running.discard(task_id)
+        return self.call(op="stop", id=task_id)
 
     def sh(self, task_id, script, **extra):
         r = self.call(op="exec", id=task_id, cmd=["/bin/sh", "-c", script], **extra)
@@ -63,6 +71,9 @@ class Probe:
         return r
 
     def close(self):
+        # Tasks outlive the plugin by design: a failed test stops its own.
+        for task_id in list(self.running):
+            self.stop(task_id)
         self.p.stdin.write('{"op":"quit"}\n')
         self.p.stdin.close()
         self.p.wait(timeout=30)
@@ -138,7 +149,7 @@ def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
         # Few processes: exec in a TCG VM shared with other work is slow.
         out = probe.sh("fields", """
             echo "cmd1=$(tr '\\0' ' ' < /proc/1/cmdline)"
-            ps -o ppid,args | grep '[s]leep 1000' | sed 's/^ */cmd2=/'
+            ps -o ppid,args | grep '^ *[0-9]* sleep 1000' | sed 's/^ */cmd2=/'
             echo "cwd=$(readlink /proc/1/cwd)"
             read h < /proc/sys/kernel/hostname; echo "hostname=$h"
             tr '\\0' '\\n' < /proc/1/environ | grep ^FIELD_ENV= | sed 's/^/env=/'
@@ -146,14 +157,14 @@ def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
             touch /rootfs-file 2>/dev/null && echo rootfs=rw || echo rootfs=ro
             touch /tmp/ok && echo tmp=rw
             grep -E ' /(scratch|dev/shm) ' /proc/self/mountinfo | sed 's/^/mnt=/'
-            read v < /proc/sys/kernel/msgmax; echo "msgmax=$v"
+            echo "msgmax=$(cat /proc/sys/kernel/msgmax)"
             grep 'Max open files' /proc/1/limits
             for f in pids.max memory.low memory.swap.max cpu.max; do read v < /sys/fs/cgroup/$f; echo "$f=$v"; done
             read v < /proc/1/oom_score_adj; echo "oom=$v"
             test -c /dev/probe-null && echo dev=char
             read v < /data/marker; echo "data=$v"; touch /data/x 2>/dev/null || echo data=ro
             grep probe.example /etc/hosts
-            echo links=/sys/class/net/*
+            sed -n 's/^ *\\([a-z0-9]*\\):.*/link=\\1/p' /proc/net/dev
         """, close=True, timeout=300)
         got = out["stdout"]
         lines = dict(line.split("=", 1) for line in got.splitlines() if "=" in line and ":" not in line.split("=")[0])
@@ -178,14 +189,13 @@ def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
         assert lines["data"] in ("from-the-host", "ro"), got
         assert "data=from-the-host" in got and "data=ro" in got, got
         assert "192.0.2.7\tprobe.example" in got, got
-        assert lines["links"] == "/sys/class/net/lo", got
+        assert [line for line in got.splitlines() if line.startswith("link=")] == ["link=lo"], got
         assert annotations(probe.state).get("com.example.team") == "core"
         # The task's cgroup is under nomad.slice, as nomad-driver-podman's.
-        scopes = task_scopes()
-        assert len(scopes) == 1, scopes
-        assert open(os.path.join(NOMAD_SLICE, scopes[0], "pids.max")).read().strip() == "77"
-        assert probe.call(op="stop", id="fields")["ok"]
-        assert task_scopes() == []
+        assert "husk-fields.scope" in task_scopes()
+        assert open(os.path.join(NOMAD_SLICE, "husk-fields.scope", "pids.max")).read().strip() == "77"
+        assert probe.stop("fields")["ok"]
+        assert "husk-fields.scope" not in task_scopes()
     finally:
         probe.close()
     assert [c for c in os.listdir(probe.state / "containers") if not c.startswith(".")] == []
@@ -209,6 +219,10 @@ def test_exec_with_a_tty(tmp_path, image):
         c = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "cat >/dev/null; echo cat-done:$?"],
                        tty=True, stdin="abc\n", close=True)
         assert c["ok"] and "cat-done:0" in c["stdout"] and c["exit_code"] == 0, c
+        # A command that cannot run: an error naming it and a failing exit code.
+        bad = probe.call(op="exec", id="tty", cmd=["/nonexistent-cmd"], tty=True)
+        assert bad["ok"] and bad["exit_code"] != 0, bad
+        assert "nonexistent-cmd" in bad["stdout"] + bad["stderr"], bad
         # Without a tty: pipes, stdout and stderr apart.
         p = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "[ -t 0 ] || echo no-tty; cat; echo err >&2; exit 5"],
                        stdin="piped\n", close=True)
@@ -218,7 +232,7 @@ def test_exec_with_a_tty(tmp_path, image):
         ps = probe.sh("tty", "ps -o comm")
         assert set(ps["stdout"].split()) <= {"COMMAND", "sleep", "sh", "ps"}, ps
         assert not [d for d in os.listdir("/tmp") if d.startswith("husk-exec-")]
-        assert probe.call(op="stop", id="tty")["ok"]
+        assert probe.stop("tty")["ok"]
     finally:
         probe.close()
 
@@ -239,11 +253,10 @@ def test_systemd_cgroup_manager_puts_tasks_in_nomad_slice(tmp_path, image):
             assert r["ok"], r
             starts = fake.calls("StartTransientUnit")
             assert [(c["name"].startswith("husk-"), c["props"].get("Slice")) for c in starts] == [(True, "nomad.slice")], starts
-            scopes = task_scopes()
-            assert len(scopes) == 1, (scopes, starts)
-            assert open(os.path.join(NOMAD_SLICE, scopes[0], "pids.max")).read().strip() == "33"
-            assert probe.call(op="stop", id="sd")["ok"]
-            assert task_scopes() == []
+            assert "husk-sd.scope" in task_scopes(), starts
+            assert open(os.path.join(NOMAD_SLICE, "husk-sd.scope", "pids.max")).read().strip() == "33"
+            assert probe.stop("sd")["ok"]
+            assert "husk-sd.scope" not in task_scopes()
         finally:
             probe.close()
     finally:
@@ -253,3 +266,38 @@ def test_systemd_cgroup_manager_puts_tasks_in_nomad_slice(tmp_path, image):
         else:
             os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = saved
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_plugin_options_privileged_and_bad_config(tmp_path, image):
+    before = mount_points()
+    # The image must come from the allocation when volumes are disabled.
+    probe = Probe(tmp_path, plugin_config={"volumes": {"enabled": False}, "extra_labels": ["job_name"],
+                                           "dns_servers": ["192.0.2.53"]})
+    try:
+        alloc_image = probe.alloc / "web" / "local" / "image"
+        alloc_image.parent.mkdir(parents=True)
+        shutil.copytree(image, alloc_image, symlinks=True)
+        # volumes.enabled = false: a host path outside the allocation is refused, naming the field.
+        bad = probe.start("vol", {"image": str(alloc_image), "command": "/bin/true", "volumes": ["/etc:/hostetc"]},
+                          name="web")
+        assert not bad["ok"] and "config.volumes[0]" in bad["error"] and "volumes are not enabled" in bad["error"], bad
+        bad = probe.start("cap", {"image": str(alloc_image), "command": "/bin/true", "cap_add": ["NOT_A_CAP"]},
+                          name="web")
+        assert not bad["ok"] and "config.cap_add[0]" in bad["error"], bad
+        assert [c for c in os.listdir(probe.state / "containers") if not c.startswith(".")] == []
+        assert os.listdir(probe.state / "tasks") == []
+        # privileged: every capability, the host's devices; extra_labels and dns_servers apply.
+        r = probe.start("priv", {"image": "local/image", "command": "/bin/sleep", "args": ["1000"],
+                                 "network_mode": "none", "privileged": True}, name="web")
+        assert r["ok"], r
+        out = probe.sh("priv", "grep -E '^(CapEff|Seccomp):' /proc/1/status; test -e /dev/loop-control && echo loop=yes;"
+                       " grep nameserver /etc/resolv.conf", close=True, timeout=300)["stdout"]
+        capeff = int([line for line in out.splitlines() if line.startswith("CapEff:")][0].split()[1], 16)
+        assert capeff & (1 << 21) and capeff & (1 << 19), out  # SYS_ADMIN, SYS_PTRACE
+        assert "Seccomp:\t0" in out and "loop=yes" in out, out  # no filter, host devices
+        assert "nameserver 192.0.2.53" in out, out
+        assert annotations(probe.state).get("com.hashicorp.nomad.job_name") == "probe-job"
+        assert probe.stop("priv")["ok"]
+    finally:
+        probe.close()
+    assert mount_points() == before
