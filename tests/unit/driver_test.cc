@@ -878,7 +878,7 @@ TEST_F(PodmanPlan, UnsupportedSecurityFieldsAreErrors) {
   auto filtered = plan({});
   ASSERT_TRUE(filtered) << filtered.error().str();
   ASSERT_TRUE(filtered->spec.linux->seccomp);
-  EXPECT_EQ(filtered->spec.linux->seccomp->default_action, oci::SeccompAction::Allow);
+  EXPECT_EQ(filtered->spec.linux->seccomp->default_action, oci::SeccompAction::Errno);  // an allow list
   EXPECT_FALSE(filtered->spec.linux->seccomp->syscalls.empty());
   auto unconfined = plan({{"security_opt", L({S("seccomp=unconfined")})}});
   ASSERT_TRUE(unconfined) << unconfined.error().str();
