@@ -71,4 +71,15 @@ class Flavor {
 // "husk" for the native name (same schema).
 std::unique_ptr<Flavor> make_podman_flavor(std::string served_name);
 
+// The registry of flavors (flavors.cc): every name the binary can serve, in
+// a stable order, and the flavor for a name (nullptr when unknown).
+std::vector<std::string> flavor_names();
+std::unique_ptr<Flavor> make_flavor(const std::string& name);
+
+// The support table as text: an scdoc table (for the man page) or a
+// markdown one (for the README), rows in the flavor's order.
+std::string support_table_scdoc(const std::vector<FieldSupport>& rows);
+std::string support_table_markdown(const std::vector<FieldSupport>& rows);
+const char* support_status_name(FieldSupport::Status s);
+
 }  // namespace husk::driver

@@ -2,7 +2,8 @@
 // it serves: installed (or symlinked) as nomad-driver-podman it is "podman"
 // with nomad-driver-podman's schemas; as nomad-driver-husk it is "husk".
 // `--flavor NAME` overrides, `--state-dir DIR` moves the task state
-// (default /var/lib/husk-driver).
+// (default /var/lib/husk-driver), `--cgroup-manager cgroupfs|systemd` says
+// how husk manages the tasks' cgroups (under nomad.slice either way).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include <string>
 
+#include "driver/flavor.h"
 #include "driver/plugin.h"
 
 #ifndef HUSK_VERSION
@@ -32,7 +34,7 @@ std::string flavor_from_name(const char* argv0) {
 }
 
 int usage(FILE* f) {
-  fputs("usage: nomad-driver-husk [--flavor husk|podman] [--state-dir DIR]\n"
+  fputs("usage: nomad-driver-husk [--flavor NAME] [--state-dir DIR] [--cgroup-manager cgroupfs|systemd]\n"
         "A Nomad task driver plugin: Nomad's client agent starts it. See nomad-driver-husk(8).\n",
         f);
   return f == stdout ? 0 : 2;
@@ -43,6 +45,7 @@ int usage(FILE* f) {
 int main(int argc, char** argv) {
   std::string flavor = flavor_from_name(argv[0]);
   std::string state_dir = "/var/lib/husk-driver";
+  std::string cgroup_manager = "cgroupfs";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -56,6 +59,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--flavor" || a.starts_with("--flavor=")) flavor = value("--flavor");
     else if (a == "--state-dir" || a.starts_with("--state-dir=")) state_dir = value("--state-dir");
+    else if (a == "--cgroup-manager" || a.starts_with("--cgroup-manager=")) cgroup_manager = value("--cgroup-manager");
     else if (a == "-h" || a == "--help") return usage(stdout);
     else if (a == "--version") {
       printf("nomad-driver-husk %s\n", HUSK_VERSION);
@@ -65,6 +69,11 @@ int main(int argc, char** argv) {
       return usage(stderr);
     }
   }
+  if (cgroup_manager != "cgroupfs" && cgroup_manager != "systemd") {
+    fprintf(stderr, "nomad-driver-husk: --cgroup-manager: unknown manager \"%s\" (cgroupfs or systemd)\n",
+            cgroup_manager.c_str());
+    return 2;
+  }
   const char* cookie = getenv(kCookieKey);
   if (!cookie || strcmp(cookie, kCookieValue) != 0) {
     fputs("This binary is a plugin. These are not meant to be executed directly.\n"
@@ -73,11 +82,11 @@ int main(int argc, char** argv) {
           stderr);
     return 1;
   }
-  std::unique_ptr<husk::driver::Flavor> f;
-  if (flavor == "podman" || flavor == "husk") {
-    f = husk::driver::make_podman_flavor(flavor);
-  } else {
-    fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (husk or podman)\n", flavor.c_str());
+  std::unique_ptr<husk::driver::Flavor> f = husk::driver::make_flavor(flavor);
+  if (!f) {
+    std::string known;
+    for (const auto& n : husk::driver::flavor_names()) known += (known.empty() ? "" : ", ") + n;
+    fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (%s)\n", flavor.c_str(), known.c_str());
     return 1;
   }
   std::string dir;
@@ -93,5 +102,6 @@ int main(int argc, char** argv) {
   o.socket_path = tmpl + "/plugin.sock";
   o.state_dir = state_dir;
   o.version = HUSK_VERSION;
+  o.systemd_cgroups = cgroup_manager == "systemd";
   return husk::driver::serve(std::move(f), o);
 }

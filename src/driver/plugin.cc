@@ -26,6 +26,7 @@
 #include "cgroups/manager.h"
 #include "common/fd.h"
 #include "driver.grpc.pb.h"
+#include "driver/exec_stream.h"
 #include "driver/husk_process.h"
 #include "driver/log.h"
 #include "driver/tasks.h"
@@ -227,7 +228,9 @@ struct Shared {
   int shutdown_fd = -1;  // eventfd: written by GRPCController.Shutdown
   std::atomic<bool> stopping{false};
   Shared(std::unique_ptr<Flavor> f, PluginOptions o)
-      : flavor(std::move(f)), opts(std::move(o)), tasks(opts.state_dir) {}
+      : flavor(std::move(f)), opts(std::move(o)), tasks(opts.state_dir) {
+    if (opts.systemd_cgroups) tasks.set_cgroup_manager(cgroups::ManagerKind::Systemd);
+  }
 };
 
 class BaseService final : public base::BasePlugin::Service {
@@ -563,92 +566,7 @@ class DriverService final : public drv::Driver::Service {
 grpc::Status DriverService::ExecTaskStreaming(
     grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<drv::ExecTaskStreamingResponse, drv::ExecTaskStreamingRequest>* stream) {
-  drv::ExecTaskStreamingRequest first;
-  if (!stream->Read(&first) || !first.has_setup())
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "exec: the first message must carry the setup");
-  const auto& setup = first.setup();
-  std::vector<std::string> cmd(setup.command().begin(), setup.command().end());
-  // A terminal is not offered here yet: the process gets pipes. Say so
-  // instead of pretending.
-  if (setup.tty()) {
-    drv::ExecTaskStreamingResponse note;
-    note.mutable_stderr()->set_data("husk: exec without a terminal (tty is not supported by nomad-driver-husk yet)\n");
-    stream->Write(note);
-  }
-  auto argv = s_.tasks.exec_argv(setup.task_id(), cmd, false);
-  if (!argv) return error_status(argv.error());
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
-    return grpc::Status(grpc::StatusCode::INTERNAL, "exec: pipe failed");
-  UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
-  SpawnOptions so;
-  so.stdin_fd = in_r.get();
-  so.stdout_fd = out_w.get();
-  so.stderr_fd = err_w.get();
-  so.new_session = false;
-  auto pid = spawn(*argv, so);
-  if (!pid) return error_status(pid.error());
-  in_r.reset();
-  out_w.reset();
-  err_w.reset();
-  std::mutex stdin_mu;
-  int stdin_fd = in_w.release();
-  std::atomic<bool> reader_done{false};
-  std::thread reader([&] {
-    drv::ExecTaskStreamingRequest req;
-    while (stream->Read(&req)) {
-      std::lock_guard<std::mutex> l(stdin_mu);
-      if (stdin_fd < 0) continue;
-      if (req.has_stdin()) {
-        if (!req.stdin().data().empty()) (void)write_all(stdin_fd, req.stdin().data());
-        if (req.stdin().close()) {
-          close(stdin_fd);
-          stdin_fd = -1;
-        }
-      }
-    }
-    reader_done = true;
-  });
-  char buf[16384];
-  while (out_r || err_r) {
-    struct pollfd fds[2] = {{out_r ? out_r.get() : -1, POLLIN, 0}, {err_r ? err_r.get() : -1, POLLIN, 0}};
-    int n = poll(fds, 2, 200);
-    if (n < 0 && errno != EINTR) break;
-    if (ctx->IsCancelled()) {
-      kill(*pid, SIGKILL);
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      UniqueFd& fd = i == 0 ? out_r : err_r;
-      ssize_t r = read(fd.get(), buf, sizeof buf);
-      if (r <= 0) {
-        fd.reset();
-        continue;
-      }
-      drv::ExecTaskStreamingResponse resp;
-      (i == 0 ? resp.mutable_stdout() : resp.mutable_stderr())->set_data(std::string(buf, static_cast<size_t>(r)));
-      stream->Write(resp);
-    }
-  }
-  int status = 0;
-  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  {
-    std::lock_guard<std::mutex> l(stdin_mu);
-    if (stdin_fd >= 0) close(stdin_fd);
-    stdin_fd = -1;
-  }
-  drv::ExecTaskStreamingResponse done;
-  done.set_exited(true);
-  done.mutable_result()->set_exit_code(exit_code_of(status));
-  stream->Write(done);
-  // The client ends its side after the exit message; if it does not within
-  // 2 s, cancel the call so that the reader's Read returns.
-  for (int i = 0; i < 40 && !reader_done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!reader_done) ctx->TryCancel();
-  reader.join();
-  return grpc::Status::OK;
+  return exec_streaming(s_.tasks, ctx, stream);
 }
 
 class ControllerService final : public plugin::GRPCController::Service {

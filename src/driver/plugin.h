@@ -15,6 +15,7 @@ struct PluginOptions {
   std::string socket_path;  // where to listen
   std::string state_dir;    // task and container state
   std::string version;      // plugin_version (semver)
+  bool systemd_cgroups = false;  // --cgroup-manager systemd
 };
 
 // Serves until GRPCController.Shutdown or SIGTERM/SIGINT; prints the

@@ -716,6 +716,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       out.warnings.push_back("logging.options are ignored: husk has no podman log drivers");
   }
 
+  // A mount must not hide one made before it (readonly_rootfs's /run tmpfs
+  // over the init at /run/podman-init, a tmpfs over a volume's subpath):
+  // parents first, as podman sorts them; same-depth order is kept.
+  std::stable_sort(spec.mounts.begin(), spec.mounts.end(), [](const oci::Mount& a, const oci::Mount& b) {
+    auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/') - (p.size() > 1 && p.back() == '/'); };
+    return depth(clean_path(a.destination)) < depth(clean_path(b.destination));
+  });
   out.spec = std::move(spec);
   return out;
 }

@@ -225,6 +225,8 @@ class PodmanFlavor final : public Flavor {
     return podman::plan(opts_, task, task_config, container_id, task_dir);
   }
 
+  std::vector<FieldSupport> support() const override { return support_rows(); }
+
  private:
   std::string name_;
   Options opts_;

@@ -57,6 +57,8 @@ struct Options {
 };
 
 Options host_defaults();
+// The support table (podman_support.cc): every task field and plugin option.
+std::vector<FieldSupport> support_rows();
 // SetConfig: errors name the option ("volumes.enabled: ...").
 Result<Options> parse_options(const Value& plugin_config);
 

@@ -167,11 +167,21 @@ TaskManager::~TaskManager() {
 runtime::GlobalOptions TaskManager::husk_options() const {
   runtime::GlobalOptions g;
   g.root = state_dir_ + "/containers";
+  g.cgroup_manager = cgroup_manager_;
   return g;
 }
 
 std::vector<std::string> TaskManager::husk_argv() const {
-  return {husk_binary(), "--root", state_dir_ + "/containers"};
+  std::vector<std::string> a = {husk_binary(), "--root", state_dir_ + "/containers"};
+  if (cgroup_manager_ == cgroups::ManagerKind::Systemd) a.insert(a.end(), {"--cgroup-manager", "systemd"});
+  return a;
+}
+
+std::string TaskManager::cgroups_path_for(const std::string& container_id) const {
+  // systemd: a husk-<id>.scope unit in nomad.slice; cgroupfs: the same
+  // place by path, so that both layouts look alike to an operator.
+  if (cgroup_manager_ == cgroups::ManagerKind::Systemd) return "nomad.slice:husk:" + container_id;
+  return "/nomad.slice/husk-" + container_id + ".scope";
 }
 
 Result<std::pair<std::string, std::string>> TaskManager::prepare(const TaskSpec& task) {
@@ -228,6 +238,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
     h.overlay = true;
   }
   plan.spec.root.path = rootfs;
+  if (plan.spec.linux && !plan.spec.linux->cgroups_path) plan.spec.linux->cgroups_path = cgroups_path_for(cid);
   TRYV(write_file_atomic(task_dir + "/config.json", oci::emit_config(plan.spec), 0600));
 
   UniqueFd out = TRY(open_log(task.stdout_path));
@@ -429,12 +440,14 @@ Result<cgroups::Stats> TaskManager::stats(const std::string& task_id) {
 }
 
 Result<std::vector<std::string>> TaskManager::exec_argv(const std::string& task_id,
-                                                        const std::vector<std::string>& argv, bool tty) {
+                                                        const std::vector<std::string>& argv, bool tty,
+                                                        const std::vector<std::string>& husk_options) {
   auto t = TRY(find(task_id));
   if (argv.empty()) return fail_msg("exec in task ", task_id, ": no command");
   std::vector<std::string> a = husk_argv();
   a.push_back("exec");
   if (tty) a.push_back("--tty");
+  a.insert(a.end(), husk_options.begin(), husk_options.end());
   a.push_back(t->h.container_id);
   a.insert(a.end(), argv.begin(), argv.end());
   return a;

@@ -64,6 +64,13 @@ class TaskManager {
   explicit TaskManager(std::string state_dir);
   ~TaskManager();
 
+  // How husk manages the tasks' cgroups (--cgroup-manager of the driver):
+  // cgroupfs (default) or systemd. Either way a task's cgroup lives under
+  // nomad.slice, as nomad-driver-podman places its containers.
+  void set_cgroup_manager(cgroups::ManagerKind kind) { cgroup_manager_ = kind; }
+  // linux.cgroupsPath for a task's container under this manager.
+  std::string cgroups_path_for(const std::string& container_id) const;
+
   const std::string& state_dir() const { return state_dir_; }
   runtime::GlobalOptions husk_options() const;
 
@@ -86,9 +93,10 @@ class TaskManager {
   Result<> signal(const std::string& task_id, const std::string& signal);
   Result<cgroups::Stats> stats(const std::string& task_id);
   Result<ExecResult> exec(const std::string& task_id, const std::vector<std::string>& argv, int64_t timeout_ms);
-  // argv for an interactive `husk exec` (ExecTaskStreaming).
+  // `husk exec` argv for a command in the task's container; husk_options
+  // (e.g. --console-socket, --pid-file) go before the container id.
   Result<std::vector<std::string>> exec_argv(const std::string& task_id, const std::vector<std::string>& argv,
-                                             bool tty);
+                                             bool tty, const std::vector<std::string>& husk_options = {});
   bool known(const std::string& task_id);
 
  private:
@@ -107,6 +115,7 @@ class TaskManager {
   std::vector<std::string> husk_argv() const;
 
   std::string state_dir_;
+  cgroups::ManagerKind cgroup_manager_ = cgroups::ManagerKind::Fs;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
 };

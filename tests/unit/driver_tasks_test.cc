@@ -50,3 +50,14 @@ TEST(HuskProcess, CapturesOutputExitCodeAndTimeout) {
   auto missing = run_captured({"/nonexistent/binary"}, "", 1000);
   EXPECT_FALSE(missing);  // posix_spawn reports the exec failure
 }
+
+TEST(TaskManager, CgroupsUnderNomadSliceForEitherManager) {
+  TaskManager fs("/nonexistent/state");
+  EXPECT_EQ(fs.cgroups_path_for("a1-web-0c"), "/nomad.slice/husk-a1-web-0c.scope");
+  EXPECT_EQ(fs.husk_options().cgroup_manager, husk::cgroups::ManagerKind::Fs);
+  TaskManager sd("/nonexistent/state");
+  sd.set_cgroup_manager(husk::cgroups::ManagerKind::Systemd);
+  // slice:prefix:name -> husk-a1-web-0c.scope in nomad.slice
+  EXPECT_EQ(sd.cgroups_path_for("a1-web-0c"), "nomad.slice:husk:a1-web-0c");
+  EXPECT_EQ(sd.husk_options().cgroup_manager, husk::cgroups::ManagerKind::Systemd);
+}

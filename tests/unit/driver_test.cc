@@ -878,7 +878,7 @@ TEST_F(PodmanPlan, UnsupportedSecurityFieldsAreErrors) {
   auto filtered = plan({});
   ASSERT_TRUE(filtered) << filtered.error().str();
   ASSERT_TRUE(filtered->spec.linux->seccomp);
-  EXPECT_EQ(filtered->spec.linux->seccomp->default_action, oci::SeccompAction::Allow);
+  EXPECT_EQ(filtered->spec.linux->seccomp->default_action, oci::SeccompAction::Errno);  // an allow list
   EXPECT_FALSE(filtered->spec.linux->seccomp->syscalls.empty());
   auto unconfined = plan({{"security_opt", L({S("seccomp=unconfined")})}});
   ASSERT_TRUE(unconfined) << unconfined.error().str();
@@ -907,6 +907,19 @@ TEST_F(PodmanPlan, InitBinaryIsBoundAndRunsFirst) {
   ASSERT_TRUE(r) << r.error().str();
   EXPECT_EQ(r->spec.process->args, (std::vector<std::string>{"/run/podman-init", "--", "/bin/server"}));
   ASSERT_NE(mount_at(r->spec, "/run/podman-init"), nullptr);
+  // With a read-only root, /run is a tmpfs: mounted before the init, or it
+  // would hide it (found in the VM field test).
+  auto ro = plan({{"init", B(true)}, {"init_path", S(root_ + "/catatonit")}, {"readonly_rootfs", B(true)},
+                  {"volumes", L({S(root_ + ":/data")})}, {"tmpfs", L({S("/data/cache")})}});
+  ASSERT_TRUE(ro) << ro.error().str();
+  auto at = [&](const char* dst) {
+    const auto& ms = ro->spec.mounts;
+    return std::find_if(ms.begin(), ms.end(), [&](const oci::Mount& m) { return m.destination == dst; }) - ms.begin();
+  };
+  EXPECT_LT(at("/run"), at("/run/podman-init"));
+  EXPECT_LT(at("/data"), at("/data/cache"));
+  EXPECT_LT(at("/dev"), at("/dev/pts"));
+  EXPECT_LT(at("/proc"), at("/run/podman-init"));
 }
 
 TEST_F(PodmanPlan, PrivilegedGetsEverything) {

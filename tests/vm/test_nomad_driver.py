@@ -38,9 +38,10 @@ def run_harness(tmp_path, plugin, image, *extra):
     assert not leases.exists() or leases.read_text().strip() == "", leases.read_text()
     assert os.listdir(state / "tasks") == [], out
     assert mount_points() == before, out
-    husk_cg = os.path.join(CGROUP2, "husk")
-    if os.path.isdir(husk_cg):
-        assert [c for c in os.listdir(husk_cg) if os.path.isdir(os.path.join(husk_cg, c))] == [], out
+    # Tasks' cgroups are husk-<container>.scope under nomad.slice.
+    nomad_cg = os.path.join(CGROUP2, "nomad.slice")
+    if os.path.isdir(nomad_cg):
+        assert [c for c in os.listdir(nomad_cg) if c.startswith("husk-")] == [], out
     return r.returncode, out
 
 

@@ -1,0 +1,103 @@
+// The podman flavor's support table: what husk does with each of
+// nomad-driver-podman's task config fields and plugin options, in schema
+// order. The man page's and README's tables are generated from it
+// (husk-driver-fields), and a unit test checks it names every field.
+#include "driver/podman_flavor.h"
+
+namespace husk::driver::podman {
+
+namespace {
+constexpr auto kImpl = FieldSupport::Status::kImplemented;
+constexpr auto kAccepted = FieldSupport::Status::kAccepted;
+constexpr auto kRefused = FieldSupport::Status::kRefused;
+}  // namespace
+
+std::vector<FieldSupport> support_rows() {
+  return {
+      // ---- task config ----
+      {"config.image", kImpl,
+       "a local root filesystem directory (or one holding rootfs/), relative to the task dir or absolute; "
+       "registries and archives come with the image store"},
+      {"config.arch", kAccepted, "no pull happens for a local image: a warning event"},
+      {"config.os", kAccepted, "as arch"},
+      {"config.variant", kAccepted, "as arch"},
+      {"config.auth", kAccepted, "registry credentials; unused until images are pulled"},
+      {"config.auth.username", kAccepted, "as auth"},
+      {"config.auth.password", kAccepted, "as auth"},
+      {"config.auth.tls_verify", kAccepted, "as auth"},
+      {"config.auth_soft_fail", kAccepted, "as auth"},
+      {"config.force_pull", kAccepted, "as auth"},
+      {"config.image_pull_timeout", kAccepted, "validated as a Go duration; nothing is pulled"},
+      {"config.entrypoint", kImpl, "a list (a string is deprecated: a warning), replaces the image's"},
+      {"config.command", kImpl, "the first argument after the entrypoint"},
+      {"config.args", kImpl, "appended to the command"},
+      {"config.working_dir", kImpl, "absolute path, the process's cwd"},
+      {"config.hostname", kImpl, "UTS namespace hostname, also in /etc/hosts"},
+      {"config.tty", kImpl, "the task gets a pty; its output goes to the stdout log"},
+      {"config.init", kImpl, "catatonit (or init_path) bound in as PID 1, running the command"},
+      {"config.init_path", kImpl, "the init binary on the host"},
+      {"config.labels", kImpl, "OCI annotations of the container"},
+      {"config.cap_add", kImpl, "added to podman's default set; ambient for a non-root user"},
+      {"config.cap_drop", kImpl, "removed from the set; \"all\" drops every one"},
+      {"config.privileged", kImpl, "every capability and host device, no seccomp, no masked paths, rw /sys"},
+      {"config.readonly_rootfs", kImpl, "read-only root with podman's writable tmpfs on /tmp, /run, /var/tmp"},
+      {"config.apparmor_profile", kRefused, "only \"unconfined\": husk does not implement AppArmor"},
+      {"config.selinux_opts", kRefused, "husk does not implement SELinux labels"},
+      {"config.security_opt", kImpl,
+       "no-new-privileges, seccomp=unconfined, mask=, unmask=, proc-opts=; label= and apparmor= refused"},
+      {"config.userns", kRefused, "only \"host\" for now"},
+      {"config.devices", kImpl, "host[:container[:rwm]] device nodes and cgroup device rules"},
+      {"config.volumes", kImpl, "host:container[:ro,rw,...] bind mounts, when the plugin's volumes.enabled"},
+      {"config.tmpfs", kImpl, "tmpfs mounts (path[:options])"},
+      {"config.sysctl", kImpl, "namespaced sysctls only (kernel.msg*, kernel.shm*, net.* in an own netns...)"},
+      {"config.ulimit", kImpl, "rlimits soft[:hard]; nofile and nproc default to podman's 1048576 for root"},
+      {"config.memory_reservation", kImpl, "memory.low"},
+      {"config.memory_swap", kImpl, "memory plus swap, as podman: memory.swap.max is the difference"},
+      {"config.memory_swappiness", kAccepted, "validated (0..100); cgroup v2 has no per-cgroup swappiness"},
+      {"config.oom_score_adj", kImpl, "the process's oom_score_adj"},
+      {"config.pids_limit", kImpl, "pids.max"},
+      {"config.shm_size", kImpl, "size of the private /dev/shm"},
+      {"config.cpu_hard_limit", kImpl, "cpu.max quota from the task's cpu share of the host"},
+      {"config.cpu_cfs_period", kImpl, "cpu.max period with cpu_hard_limit (default 100000)"},
+      {"config.network_mode", kImpl,
+       "bridge (husk's, with IPAM), host, none, slirp4netns, pasta, ns:PATH, Nomad's group network; "
+       "task:NAME/container: refused"},
+      {"config.ipc_mode", kImpl, "private, shareable, host, none, ns:PATH"},
+      {"config.ipv4_address", kAccepted, "a warning: husk's bridge assigns addresses itself"},
+      {"config.ipv6_address", kAccepted, "as ipv4_address"},
+      {"config.static_ips", kAccepted, "as ipv4_address"},
+      {"config.static_mac", kAccepted, "as ipv4_address"},
+      {"config.extra_hosts", kImpl, "host:ip lines in the task's /etc/hosts"},
+      {"config.ports", kImpl, "group network port labels forwarded to the bridge"},
+      {"config.port_map", kImpl, "deprecated label = port forwards; NOMAD_PORT_label set to the container port"},
+      {"config.logging", kImpl, "the task's output goes to Nomad's log files"},
+      {"config.logging.driver", kImpl, "nomad; journald accepted with a warning (output still goes to Nomad)"},
+      {"config.logging.options", kAccepted, "a warning: husk has no podman log drivers"},
+      {"config.socket", kAccepted, "must name a configured socket; nothing connects to it"},
+      // ---- plugin options ----
+      {"plugin.socket_path", kAccepted, "names the default socket; husk runs containers without a podman service"},
+      {"plugin.socket", kAccepted, "named sockets a task's socket may name"},
+      {"plugin.socket.name", kAccepted, "as socket"},
+      {"plugin.socket.socket_path", kAccepted, "as socket (required)"},
+      {"plugin.auth", kAccepted, "registry credentials; unused until images are pulled"},
+      {"plugin.auth.config", kAccepted, "as auth"},
+      {"plugin.auth.helper", kAccepted, "as auth"},
+      {"plugin.volumes", kImpl, "the host path policy for volumes and image directories"},
+      {"plugin.volumes.enabled", kImpl, "false: only paths inside the allocation directory"},
+      {"plugin.volumes.selinuxlabel", kRefused, "husk cannot relabel for SELinux"},
+      {"plugin.gc", kAccepted, "husk always removes a task's container at DestroyTask"},
+      {"plugin.gc.container", kAccepted, "as gc"},
+      {"plugin.recover_stopped", kAccepted, "a stopped task is never restarted; RecoverTask reports its exit"},
+      {"plugin.extra_labels", kImpl, "job, task, node... labels (globs) added as annotations"},
+      {"plugin.logging", kImpl, "the default for tasks without a logging block"},
+      {"plugin.logging.driver", kImpl, "as config.logging.driver"},
+      {"plugin.logging.options", kAccepted, "a warning at StartTask"},
+      {"plugin.networking", kImpl, "rootless network default"},
+      {"plugin.networking.default_rootless_mode", kAccepted, "rootless tasks default to slirp4netns"},
+      {"plugin.disable_log_collection", kAccepted, "output always goes to the log paths Nomad gives"},
+      {"plugin.client_http_timeout", kAccepted, "validated as a Go duration; no HTTP client"},
+      {"plugin.dns_servers", kImpl, "the tasks' resolv.conf when the job sets no dns"},
+  };
+}
+
+}  // namespace husk::driver::podman

@@ -1,0 +1,303 @@
+"""nomad-driver-husk (podman flavor) task config fields, checked inside the
+running container: driver-probe (tests/driver/driver_probe.cc) plays Nomad's
+client (StartTask with a task config, ExecTaskStreaming with and without a
+tty, StopTask/DestroyTask), and each field's effect is read back the way a
+user would check it: /proc, mountinfo, the task's cgroup files, `hostname`,
+`ulimit`, annotations in `husk state`."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from husktest import CGROUP2, HUSK, ROOT, mount_points
+
+PROBE = os.path.join(ROOT, "build", "tests", "driver", "driver-probe")
+PLUGIN = os.path.join(ROOT, "build", "src", "driver", "nomad-driver-husk")
+DEMO_ROOTFS = os.path.join(ROOT, "build", "contrib", "demo-bundle", "rootfs")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(PROBE), reason="driver-probe not built")
+
+# A stand-in for catatonit: PID 1 that runs the task as its child (so the
+# test sees it is there) and passes SIGTERM on.
+INIT = """#!/bin/sh
+[ "$1" = -- ] && shift
+"$@" &
+child=$!
+trap 'kill -TERM $child; wait $child; exit 143' TERM
+wait $child
+"""
+
+
+class Probe:
+    def __init__(self, tmp_path, name="nomad-driver-podman", plugin_config=None, plugin_args=()):
+        self.state = tmp_path / "driver-state"
+        self.alloc = tmp_path / "alloc"
+        self.alloc.mkdir()
+        plugin = tmp_path / name
+        os.symlink(PLUGIN, plugin)
+        env = dict(os.environ, PROBE_PLUGIN_CONFIG=json.dumps(plugin_config or {}))
+        self.p = subprocess.Popen([PROBE, str(plugin), f"--state-dir={self.state}", *plugin_args], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        self.running = set()
+        first = self.answer()
+        assert first["ok"], first
+
+    def answer(self):
+        line = self.p.stdout.readline()
+        assert line, "driver-probe ended"
+        return json.loads(line)
+
+    def call(self, **op):
+        self.p.stdin.write(json.dumps(op) + "\n")
+        self.p.stdin.flush()
+        return self.answer()
+
+    def start(self, task_id, config, **extra):
+        r = self.call(op="start", id=task_id, dir=str(self.alloc), config=config, **extra)
+        if r["ok"]:
+            self.running.add(task_id)
+        return r
+
+    def stop(self, task_id):
+        self.running.discard(task_id)
+        return self.call(op="stop", id=task_id)
+
+    def sh(self, task_id, script, **extra):
+        r = self.call(op="exec", id=task_id, cmd=["/bin/sh", "-c", script], **extra)
+        assert r["ok"], r
+        return r
+
+    def close(self):
+        # Tasks outlive the plugin by design: a failed test stops its own.
+        for task_id in list(self.running):
+            self.stop(task_id)
+        self.p.stdin.write('{"op":"quit"}\n')
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
+
+
+@pytest.fixture
+def image(tmp_path):
+    d = tmp_path / "image"
+    shutil.copytree(DEMO_ROOTFS, d, symlinks=True)
+    return str(d)
+
+
+def annotations(state):
+    out = {}
+    root = state / "containers"
+    for cid in os.listdir(root):
+        if cid.startswith("."):
+            continue
+        r = subprocess.run([HUSK, "--root", str(root), "state", cid], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        out.update(json.loads(r.stdout).get("annotations", {}))
+    return out
+
+
+NOMAD_SLICE = os.path.join(CGROUP2, "nomad.slice")
+
+
+def task_scopes():
+    """The tasks' cgroups: husk-<container>.scope under nomad.slice."""
+    if not os.path.isdir(NOMAD_SLICE):
+        return []
+    return [d for d in os.listdir(NOMAD_SLICE) if d.startswith("husk-") and d.endswith(".scope")]
+
+
+def test_task_config_fields_take_effect_inside_the_container(tmp_path, image):
+    before = mount_points()
+    init = tmp_path / "init.sh"
+    init.write_text(INIT)
+    init.chmod(0o755)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "marker").write_text("from-the-host\n")
+    probe = Probe(tmp_path)
+    try:
+        config = {
+            "image": image,
+            "entrypoint": ["/bin/sh", "-c"],
+            "command": "echo started; exec sleep 1000",
+            "working_dir": "/tmp",
+            "hostname": "fieldbox",
+            "init": True, "init_path": str(init),
+            "labels": [{"com.example.team": "core"}],
+            "cap_add": ["NET_ADMIN"], "cap_drop": ["CHOWN"],
+            "readonly_rootfs": True,
+            "tmpfs": ["/scratch"],
+            "shm_size": "8m",
+            "sysctl": [{"kernel.msgmax": "4096"}],
+            "ulimit": [{"nofile": "512:1024"}],
+            "pids_limit": 77,
+            "oom_score_adj": 123,
+            "memory_reservation": "64m",
+            "memory_swap": "192m",
+            "cpu_hard_limit": True, "cpu_cfs_period": 50000,
+            "devices": ["/dev/null:/dev/probe-null"],
+            "volumes": [f"{vol}:/data:ro"],
+            "extra_hosts": ["probe.example:192.0.2.7"],
+            "network_mode": "none",
+            "security_opt": ["no-new-privileges"],
+            "logging": {"driver": "nomad"},
+        }
+        r = probe.start("fields", config, env={"FIELD_ENV": "from-nomad"}, memory_mb=128)
+        assert r["ok"], r
+        # Few processes: exec in a TCG VM shared with other work is slow.
+        out = probe.sh("fields", """
+            echo "cmd1=$(tr '\\0' ' ' < /proc/1/cmdline)"
+            ps -o ppid,args | grep '^ *[0-9]* sleep 1000' | sed 's/^ */cmd2=/'
+            echo "cwd=$(readlink /proc/1/cwd)"
+            read h < /proc/sys/kernel/hostname; echo "hostname=$h"
+            tr '\\0' '\\n' < /proc/1/environ | grep ^FIELD_ENV= | sed 's/^/env=/'
+            grep -E '^(CapEff|NoNewPrivs):' /proc/1/status
+            touch /rootfs-file 2>/dev/null && echo rootfs=rw || echo rootfs=ro
+            touch /tmp/ok && echo tmp=rw
+            grep -E ' /(scratch|dev/shm) ' /proc/self/mountinfo | sed 's/^/mnt=/'
+            echo "msgmax=$(cat /proc/sys/kernel/msgmax)"
+            grep 'Max open files' /proc/1/limits
+            for f in pids.max memory.low memory.swap.max cpu.max; do read v < /sys/fs/cgroup/$f; echo "$f=$v"; done
+            read v < /proc/1/oom_score_adj; echo "oom=$v"
+            test -c /dev/probe-null && echo dev=char
+            read v < /data/marker; echo "data=$v"; touch /data/x 2>/dev/null || echo data=ro
+            grep probe.example /etc/hosts
+            sed -n 's/^ *\\([a-z0-9]*\\):.*/link=\\1/p' /proc/net/dev
+        """, close=True, timeout=300)
+        got = out["stdout"]
+        lines = dict(line.split("=", 1) for line in got.splitlines() if "=" in line and ":" not in line.split("=")[0])
+        assert lines["cmd1"].startswith("/bin/sh /run/podman-init -- /bin/sh -c"), got
+        assert lines["cmd2"].split() == ["1", "sleep", "1000"], got  # the init's child
+        assert lines["cwd"] == "/tmp" and lines["hostname"] == "fieldbox", got
+        assert lines["env"] == "FIELD_ENV=from-nomad", got
+        capeff = int([line for line in got.splitlines() if line.startswith("CapEff:")][0].split()[1], 16)
+        assert capeff & (1 << 12) and not capeff & (1 << 0), got  # NET_ADMIN added, CHOWN dropped
+        assert "NoNewPrivs:\t1" in got, got
+        assert lines["rootfs"] == "ro" and lines["tmp"] == "rw", got
+        mnts = [v for k, v in (line.split("=", 1) for line in got.splitlines() if line.startswith("mnt="))]
+        assert any(" /scratch " in m and " - tmpfs " in m for m in mnts), got
+        assert any(" /dev/shm " in m and "size=8192k" in m for m in mnts), got
+        assert lines["msgmax"] == "4096", got
+        assert [line.split()[3:5] for line in got.splitlines() if line.startswith("Max open files")] == [["512", "1024"]], got
+        assert lines["pids.max"] == "77", got
+        assert lines["memory.low"] == str(64 << 20), got
+        assert lines["memory.swap.max"] == str(64 << 20), got  # memory_swap is memory + swap
+        assert lines["cpu.max"].split()[1] == "50000" and lines["cpu.max"].split()[0] != "max", got
+        assert lines["oom"] == "123" and lines["dev"] == "char", got
+        assert lines["data"] in ("from-the-host", "ro"), got
+        assert "data=from-the-host" in got and "data=ro" in got, got
+        assert "192.0.2.7\tprobe.example" in got, got
+        assert [line for line in got.splitlines() if line.startswith("link=")] == ["link=lo"], got
+        assert annotations(probe.state).get("com.example.team") == "core"
+        # The task's cgroup is under nomad.slice, as nomad-driver-podman's.
+        assert "husk-fields.scope" in task_scopes()
+        assert open(os.path.join(NOMAD_SLICE, "husk-fields.scope", "pids.max")).read().strip() == "77"
+        assert probe.stop("fields")["ok"]
+        assert "husk-fields.scope" not in task_scopes()
+    finally:
+        probe.close()
+    assert [c for c in os.listdir(probe.state / "containers") if not c.startswith(".")] == []
+    assert mount_points() == before
+
+
+def test_exec_with_a_tty(tmp_path, image):
+    probe = Probe(tmp_path, name="nomad-driver-husk")
+    try:
+        r = probe.start("tty", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "host"},
+                        user="65534:65534")
+        assert r["ok"], r
+        # The resize is applied before the line is read, so stty sees it.
+        t = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "read x; stty size; tty; id -u; echo got:$x; exit 4"],
+                       tty=True, rows=33, cols=101, stdin="hello\n")
+        assert t["ok"], t
+        assert t["exit_code"] == 4, t
+        assert "33 101" in t["stdout"] and "/dev/pts/" in t["stdout"] and "got:hello" in t["stdout"], t
+        assert "65534" in t["stdout"], t  # the task's user
+        # Closing stdin on a terminal ends input as ^D does.
+        c = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "cat >/dev/null; echo cat-done:$?"],
+                       tty=True, stdin="abc\n", close=True)
+        assert c["ok"] and "cat-done:0" in c["stdout"] and c["exit_code"] == 0, c
+        # A command that cannot run: an error naming it and a failing exit code.
+        bad = probe.call(op="exec", id="tty", cmd=["/nonexistent-cmd"], tty=True)
+        assert bad["ok"] and bad["exit_code"] != 0, bad
+        assert "nonexistent-cmd" in bad["stdout"] + bad["stderr"], bad
+        # Without a tty: pipes, stdout and stderr apart.
+        p = probe.call(op="exec", id="tty", cmd=["/bin/sh", "-c", "[ -t 0 ] || echo no-tty; cat; echo err >&2; exit 5"],
+                       stdin="piped\n", close=True)
+        assert p["ok"] and p["exit_code"] == 5, p
+        assert p["stdout"] == "no-tty\npiped\n" and p["stderr"] == "err\n", p
+        # Nothing of the execs is left: no process but the task's own.
+        ps = probe.sh("tty", "ps -o comm")
+        assert set(ps["stdout"].split()) <= {"COMMAND", "sleep", "sh", "ps"}, ps
+        assert not [d for d in os.listdir("/tmp") if d.startswith("husk-exec-")]
+        assert probe.stop("tty")["ok"]
+    finally:
+        probe.close()
+
+
+def test_systemd_cgroup_manager_puts_tasks_in_nomad_slice(tmp_path, image):
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("needs dbus-daemon")
+    from test_systemd_cgroup import FakeSystemd
+    workdir = tempfile.mkdtemp(prefix="fakesd-", dir="/tmp")
+    fake = FakeSystemd(workdir)
+    saved = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = fake.address
+    try:
+        probe = Probe(tmp_path, plugin_args=["--cgroup-manager", "systemd"])
+        try:
+            r = probe.start("sd", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "host",
+                                   "pids_limit": 33})
+            assert r["ok"], r
+            starts = fake.calls("StartTransientUnit")
+            assert [(c["name"].startswith("husk-"), c["props"].get("Slice")) for c in starts] == [(True, "nomad.slice")], starts
+            assert "husk-sd.scope" in task_scopes(), starts
+            assert open(os.path.join(NOMAD_SLICE, "husk-sd.scope", "pids.max")).read().strip() == "33"
+            assert probe.stop("sd")["ok"]
+            assert "husk-sd.scope" not in task_scopes()
+        finally:
+            probe.close()
+    finally:
+        fake.stop()
+        if saved is None:
+            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = saved
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_plugin_options_privileged_and_bad_config(tmp_path, image):
+    before = mount_points()
+    # The image must come from the allocation when volumes are disabled.
+    probe = Probe(tmp_path, plugin_config={"volumes": {"enabled": False}, "extra_labels": ["job_name"],
+                                           "dns_servers": ["192.0.2.53"]})
+    try:
+        alloc_image = probe.alloc / "web" / "local" / "image"
+        alloc_image.parent.mkdir(parents=True)
+        shutil.copytree(image, alloc_image, symlinks=True)
+        # volumes.enabled = false: a host path outside the allocation is refused, naming the field.
+        bad = probe.start("vol", {"image": str(alloc_image), "command": "/bin/true", "volumes": ["/etc:/hostetc"]},
+                          name="web")
+        assert not bad["ok"] and "config.volumes[0]" in bad["error"] and "volumes are not enabled" in bad["error"], bad
+        bad = probe.start("cap", {"image": str(alloc_image), "command": "/bin/true", "cap_add": ["NOT_A_CAP"]},
+                          name="web")
+        assert not bad["ok"] and "config.cap_add[0]" in bad["error"], bad
+        assert [c for c in os.listdir(probe.state / "containers") if not c.startswith(".")] == []
+        assert os.listdir(probe.state / "tasks") == []
+        # privileged: every capability, the host's devices; extra_labels and dns_servers apply.
+        r = probe.start("priv", {"image": "local/image", "command": "/bin/sleep", "args": ["1000"],
+                                 "network_mode": "none", "privileged": True}, name="web")
+        assert r["ok"], r
+        out = probe.sh("priv", "grep -E '^(CapEff|Seccomp):' /proc/1/status; test -e /dev/loop-control && echo loop=yes;"
+                       " grep nameserver /etc/resolv.conf", close=True, timeout=300)["stdout"]
+        capeff = int([line for line in out.splitlines() if line.startswith("CapEff:")][0].split()[1], 16)
+        assert capeff & (1 << 21) and capeff & (1 << 19), out  # SYS_ADMIN, SYS_PTRACE
+        assert "Seccomp:\t0" in out and "loop=yes" in out, out  # no filter, host devices
+        assert "nameserver 192.0.2.53" in out, out
+        assert annotations(probe.state).get("com.hashicorp.nomad.job_name") == "probe-job"
+        assert probe.stop("priv")["ok"]
+    finally:
+        probe.close()
+    assert mount_points() == before
