@@ -165,6 +165,10 @@ Result<ImageRecord> Store::commit_image(const std::string& name, const Digest& m
   Digest config_digest = TRY(parse_digest(manifest.config.digest, "manifest config.digest"));
   std::string config_text = TRY_CTX(blobs_.read(config_digest), "read image config ", config_digest.str());
   auto config = TRY_CTX(oci::parse_image_config(config_text), "image config ", config_digest.str());
+  // A single-platform image must be for the wanted platform (an index
+  // picked it above); running an arm64 image on amd64 would only fail later.
+  if (config.platform.os != platform.os || config.platform.architecture != platform.architecture)
+    return fail_msg("image ", mdigest.str(), " is for ", config.platform.str(), ", not ", platform.str());
   if (config.diff_ids.size() != manifest.layers.size())
     return fail_msg("image config ", config_digest.str(), " has ", config.diff_ids.size(),
                     " rootfs.diff_ids for the manifest's ", manifest.layers.size(), " layers");
