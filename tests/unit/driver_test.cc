@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1099,4 +1101,22 @@ TEST_F(PodmanStoreImage, OciArchiveAndDockerArchive) {
   // With volumes disabled, an archive outside the allocation is refused.
   opts_.volumes_enabled = false;
   expect_error(plan({{"image", S("oci-archive:" + oci)}}), "volumes are not enabled");
+}
+
+TEST_F(PodmanPlan, UserLookupAcrossLayersHonoursWhiteoutsAndOpaqueDirs) {
+  // image_ + "/rootfs" (bottom) names app; an upper layer hides it.
+  std::string top = root_ + "/top";
+  fs::create_directories(top + "/etc");
+  std::vector<std::string> layers = {top, image_ + "/rootfs"};
+  auto seen = resolve_user(layers, "app", "user");
+  ASSERT_TRUE(seen) << seen.error().str();
+  EXPECT_EQ(seen->uid, 1000u);
+  ASSERT_EQ(setxattr((top + "/etc").c_str(), "user.overlay.opaque", "y", 1, 0), 0) << strerror(errno);
+  EXPECT_FALSE(resolve_user(layers, "app", "user"));  // /etc is opaque: the bottom /etc/passwd is hidden
+  EXPECT_TRUE(resolve_user(layers, "1000", "user"));  // a numeric uid needs no entry
+  ASSERT_EQ(removexattr((top + "/etc").c_str(), "user.overlay.opaque"), 0);
+  if (geteuid() == 0) {
+    ASSERT_EQ(mknod((top + "/etc/passwd").c_str(), S_IFCHR, makedev(0, 0)), 0);
+    EXPECT_FALSE(resolve_user(layers, "app", "user"));  // whited out
+  }
 }
