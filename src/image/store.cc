@@ -96,6 +96,7 @@ Result<> check_task_id(const std::string& task_id) {
 }  // namespace
 
 std::string Store::default_root() {
+  if (const char* env = getenv("HUSK_IMAGE_STORE"); env && *env == '/') return env;
   if (geteuid() == 0) return "/var/lib/husk/images";
   if (const char* x = getenv("XDG_DATA_HOME"); x && *x == '/') return cat(x, "/husk/images");
   const char* home = getenv("HOME");

@@ -47,7 +47,8 @@ struct GcStats {
 
 class Store {
  public:
-  // Root default: /var/lib/husk/images for root, $XDG_DATA_HOME/husk/images
+  // Root default: $HUSK_IMAGE_STORE when set (absolute), else
+  // /var/lib/husk/images for root, $XDG_DATA_HOME/husk/images
   // (~/.local/share/husk/images) otherwise.
   static std::string default_root();
   static Result<Store> open(const std::string& root, UnpackOptions unpack = {});
