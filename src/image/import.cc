@@ -104,8 +104,7 @@ std::optional<Digest> blob_path_digest(std::string_view name) {
 Result<oci::Descriptor> pick_manifest(const oci::ImageIndex& index, const std::string& ref, const std::string& where) {
   if (!ref.empty()) {
     for (const auto& d : index.manifests)
-      if (auto it = d.annotations.find(std::string(kRefName)); it != d.annotations.end() && it->second == ref)
-        return d;
+      if (auto it = d.annotations.find(std::string(kRefName)); it != d.annotations.end() && it->second == ref) return d;
   } else if (index.manifests.size() == 1) {
     return index.manifests[0];
   }
@@ -113,7 +112,8 @@ Result<oci::Descriptor> pick_manifest(const oci::ImageIndex& index, const std::s
   for (const auto& d : index.manifests)
     if (auto it = d.annotations.find(std::string(kRefName)); it != d.annotations.end())
       refs += (refs.empty() ? "" : ", ") + it->second;
-  if (!ref.empty()) return fail_msg(where, ": no image named \"", ref, "\" (it has: ", refs.empty() ? "none" : refs, ")");
+  if (!ref.empty())
+    return fail_msg(where, ": no image named \"", ref, "\" (it has: ", refs.empty() ? "none" : refs, ")");
   return fail_msg(where, ": holds ", index.manifests.size(), " images; name one with :REF (", refs, ")");
 }
 
@@ -186,9 +186,12 @@ Result<ImageRecord> import_oci_archive(Store& store, const ImageSource& src, con
   auto store_member = [&](archive* a, archive_entry* e) -> Result<> {
     if (archive_entry_filetype(e) != AE_IFREG) return {};
     std::string n = member_name(archive_entry_pathname(e));
-    if (n == "oci-layout") marker = TRY(read_member_text(a, e));
-    else if (n == "index.json") index_text = TRY(read_member_text(a, e));
-    else if (auto d = blob_path_digest(n)) return member_to_blob(store, a, e, *d);
+    if (n == "oci-layout")
+      marker = TRY(read_member_text(a, e));
+    else if (n == "index.json")
+      index_text = TRY(read_member_text(a, e));
+    else if (auto d = blob_path_digest(n))
+      return member_to_blob(store, a, e, *d);
     return {};
   };
   TRYV(each_member(src.path, store_member));
@@ -263,7 +266,8 @@ Result<ImageRecord> import_docker_archive(Store& store, const ImageSource& src, 
   if (!src.ref.empty()) {
     for (const auto& i : images)
       for (const auto& t : i.repo_tags)
-        if (t == src.ref || t == "docker.io/" + src.ref || t == "docker.io/library/" + src.ref || t == "localhost/" + src.ref)
+        if (t == src.ref || t == "docker.io/" + src.ref || t == "docker.io/library/" + src.ref ||
+            t == "localhost/" + src.ref)
           img = &i;
   } else if (images.size() == 1) {
     img = &images[0];
@@ -272,15 +276,17 @@ Result<ImageRecord> import_docker_archive(Store& store, const ImageSource& src, 
     std::string tags;
     for (const auto& i : images)
       for (const auto& t : i.repo_tags) tags += (tags.empty() ? "" : ", ") + t;
-    return fail_msg(src.path, ": ", src.ref.empty() ? cat("holds ", images.size(), " images; name one with :TAG")
-                                                    : cat("no image tagged \"", src.ref, "\""),
+    return fail_msg(src.path, ": ",
+                    src.ref.empty() ? cat("holds ", images.size(), " images; name one with :TAG")
+                                    : cat("no image tagged \"", src.ref, "\""),
                     " (it has: ", tags.empty() ? "no tags" : tags, ")");
   }
   auto find = [&](const std::string& path, const std::string& what) -> Result<std::pair<std::string, Member>> {
     std::string p = member_name(path.c_str());
     for (int hops = 0; hops < 8 && links.count(p); hops++) p = links[p];
     auto it = members.find(p);
-    if (it == members.end()) return fail_msg(src.path, ": manifest.json ", what, " \"", path, "\" is not in the archive");
+    if (it == members.end())
+      return fail_msg(src.path, ": manifest.json ", what, " \"", path, "\" is not in the archive");
     return std::pair{p, it->second};
   };
   std::map<std::string, Member> wanted;

@@ -72,15 +72,24 @@ Result<ImageRecord> deserialize(std::string_view text, const std::string& path) 
     if (eq == std::string_view::npos) continue;
     std::string_view k = line.substr(0, eq), v = line.substr(eq + 1);
     std::string what = cat(path, ": ", k);
-    if (k == "id") r.id = std::string(v);
-    else if (k == "manifest") r.manifest = TRY(parse_digest(v, what));
-    else if (k == "config") r.config = TRY(parse_digest(v, what));
-    else if (k == "name") r.names.emplace_back(v);
-    else if (k == "diff_id") r.diff_ids.push_back(TRY(parse_digest(v, what)));
-    else if (k == "layer") r.layer_blobs.push_back(TRY(parse_digest(v, what)));
-    else if (k == "size") r.size = std::strtoull(std::string(v).c_str(), nullptr, 10);
-    else if (k == "created") r.created = std::string(v);
-    else if (k == "last_used") r.last_used = std::strtoll(std::string(v).c_str(), nullptr, 10);
+    if (k == "id")
+      r.id = std::string(v);
+    else if (k == "manifest")
+      r.manifest = TRY(parse_digest(v, what));
+    else if (k == "config")
+      r.config = TRY(parse_digest(v, what));
+    else if (k == "name")
+      r.names.emplace_back(v);
+    else if (k == "diff_id")
+      r.diff_ids.push_back(TRY(parse_digest(v, what)));
+    else if (k == "layer")
+      r.layer_blobs.push_back(TRY(parse_digest(v, what)));
+    else if (k == "size")
+      r.size = std::strtoull(std::string(v).c_str(), nullptr, 10);
+    else if (k == "created")
+      r.created = std::string(v);
+    else if (k == "last_used")
+      r.last_used = std::strtoll(std::string(v).c_str(), nullptr, 10);
   }
   if (r.id.size() != 64 || r.id != r.config.hex || r.diff_ids.size() != r.layer_blobs.size())
     return fail_msg(path, ": not a valid image record");

@@ -27,14 +27,14 @@
 namespace husk::image {
 
 struct ImageRecord {
-  std::string id;               // config digest hex
+  std::string id;  // config digest hex
   std::vector<std::string> names;
   Digest manifest, config;
   std::vector<Digest> diff_ids;  // bottom first
   std::vector<Digest> layer_blobs;
-  uint64_t size = 0;            // blobs' bytes
-  std::string created;          // from the config
-  int64_t last_used = 0;        // unix seconds: commit, or a lease taken
+  uint64_t size = 0;      // blobs' bytes
+  std::string created;    // from the config
+  int64_t last_used = 0;  // unix seconds: commit, or a lease taken
 };
 
 struct CommitStats {

@@ -210,8 +210,7 @@ Result<> Unpacker::whiteout(int parent, const std::string& name, const std::stri
     return {};
   }
   std::string hidden = name.substr(4);
-  if (hidden.empty() || hidden == "." || hidden == "..")
-    return fail_msg("entry \"", path, "\": whiteout of nothing");
+  if (hidden.empty() || hidden == "." || hidden == "..") return fail_msg("entry \"", path, "\": whiteout of nothing");
   TRYV_CTX(remove_at(parent, hidden), "entry \"", path, "\"");
   if (mknodat(parent, hidden.c_str(), S_IFCHR | 0, makedev(0, 0)) < 0)
     return fail_sys("entry \"", path, "\": make the overlay whiteout for ", hidden);

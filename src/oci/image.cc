@@ -151,8 +151,7 @@ Result<ImageConfig> parse_image_config(std::string_view json) {
     c.cmd = TRY(opt_strings(cfg["Cmd"]));
     if (cfg["Env"].present()) c.env = TRY(get_strings(cfg["Env"]));
     for (size_t i = 0; i < c.env.size(); i++)
-      if (c.env[i].find('=') == std::string::npos)
-        return bad(cfg["Env"].at(i), "\"", c.env[i], "\" is not KEY=VALUE");
+      if (c.env[i].find('=') == std::string::npos) return bad(cfg["Env"].at(i), "\"", c.env[i], "\" is not KEY=VALUE");
     c.working_dir = TRY(opt_str(cfg["WorkingDir"]));
     c.user = TRY(opt_str(cfg["User"]));
     c.stop_signal = TRY(opt_str(cfg["StopSignal"]));
@@ -190,8 +189,8 @@ Result<const Descriptor*> select_platform(const ImageIndex& index, const Platfor
     if (!have.empty()) have += ", ";
     have += d.platform->str();
   }
-  return fail_msg("no manifest for platform ", want.str(), " in the image index (it has: ",
-                  have.empty() ? "no platforms" : have, ")");
+  return fail_msg("no manifest for platform ", want.str(),
+                  " in the image index (it has: ", have.empty() ? "no platforms" : have, ")");
 }
 
 Result<std::vector<DockerArchiveImage>> parse_docker_archive_manifest(std::string_view json) {
@@ -236,12 +235,11 @@ std::string emit_image_manifest(const ImageManifest& m) {
 }
 
 bool is_layer_media_type(std::string_view mt) {
-  for (std::string_view ok :
-       {media::kOciLayer, media::kOciLayerGzip, media::kOciLayerZstd, media::kDockerLayer,
-        std::string_view("application/vnd.oci.image.layer.nondistributable.v1.tar"),
-        std::string_view("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"),
-        std::string_view("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"),
-        std::string_view("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")})
+  for (std::string_view ok : {media::kOciLayer, media::kOciLayerGzip, media::kOciLayerZstd, media::kDockerLayer,
+                              std::string_view("application/vnd.oci.image.layer.nondistributable.v1.tar"),
+                              std::string_view("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"),
+                              std::string_view("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"),
+                              std::string_view("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")})
     if (mt == ok) return true;
   return false;
 }

@@ -65,7 +65,7 @@ struct ImageManifest {
 
 struct ImageConfig {
   Platform platform;
-  std::string created;  // RFC 3339, "" when absent
+  std::string created;                                      // RFC 3339, "" when absent
   std::optional<std::vector<std::string>> entrypoint, cmd;  // absent and [] differ for podman
   std::vector<std::string> env;                             // "K=V"
   std::string working_dir, user, stop_signal;

@@ -12,8 +12,8 @@ const std::string kD2 = "sha256:" + std::string(64, 'b');
 const std::string kD3 = "sha256:" + std::string(64, 'c');
 
 std::string desc(const std::string& digest, const std::string& platform) {
-  return R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + digest +
-         R"(","size":100)" + (platform.empty() ? "" : R"(,"platform":)" + platform) + "}";
+  return R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + digest + R"(","size":100)" +
+         (platform.empty() ? "" : R"(,"platform":)" + platform) + "}";
 }
 
 TEST(ImageIndex, HostPlatformIsAmd64LinuxByDefault) {
@@ -86,9 +86,9 @@ TEST(ImageManifest, OciAndDockerSchema2) {
   ASSERT_TRUE(d) << d.error().str();
   EXPECT_EQ(d->media_type, media::kDockerManifest);
 
-  auto helm = parse_image_manifest(R"({"schemaVersion":2,"config":{"digest":")" + kD1 +
-                                   R"(","size":5},"layers":[{"mediaType":"application/vnd.cncf.helm.chart","digest":")" +
-                                   kD2 + R"(","size":1}]})");
+  auto helm = parse_image_manifest(
+      R"({"schemaVersion":2,"config":{"digest":")" + kD1 +
+      R"(","size":5},"layers":[{"mediaType":"application/vnd.cncf.helm.chart","digest":")" + kD2 + R"(","size":1}]})");
   ASSERT_FALSE(helm);
   EXPECT_NE(helm.error().str().find("layers[0].mediaType"), std::string::npos) << helm.error().str();
   EXPECT_FALSE(manifest_kind(R"({"mediaType":"text/plain"})"));
@@ -98,7 +98,8 @@ TEST(ImageConfig, DefaultsAndDiffIds) {
   auto c = parse_image_config(R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z",
     "config":{"Entrypoint":["/bin/app"],"Cmd":[],"Env":["PATH=/bin","A=b=c"],"WorkingDir":"/srv","User":"app:app",
     "StopSignal":"SIGQUIT","Labels":{"k":"v"},"ExposedPorts":{"80/tcp":{},"53/udp":{}},"Volumes":{"/data":{}}},
-    "rootfs":{"type":"layers","diff_ids":[")" + kD1 + R"(",")" + kD2 + R"("]}})");
+    "rootfs":{"type":"layers","diff_ids":[")" +
+                              kD1 + R"(",")" + kD2 + R"("]}})");
   ASSERT_TRUE(c) << c.error().str();
   ASSERT_TRUE(c->entrypoint);
   EXPECT_EQ(*c->entrypoint, std::vector<std::string>{"/bin/app"});
@@ -122,8 +123,8 @@ TEST(ImageConfig, DefaultsAndDiffIds) {
       R"({"architecture":"amd64","os":"linux","config":{"Env":["NOEQUALS"]},"rootfs":{"type":"layers","diff_ids":[]}})");
   ASSERT_FALSE(env);
   EXPECT_NE(env.error().str().find("config.Env[0]"), std::string::npos) << env.error().str();
-  auto ids = parse_image_config(
-      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["md5:00"]}})");
+  auto ids =
+      parse_image_config(R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["md5:00"]}})");
   ASSERT_FALSE(ids);
   EXPECT_NE(ids.error().str().find("rootfs.diff_ids[0]"), std::string::npos) << ids.error().str();
 }
