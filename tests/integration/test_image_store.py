@@ -293,3 +293,32 @@ def test_husk_runs_a_container_on_an_overlay_of_an_imported_image(husk, bundle, 
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["from the top layer", "/bin/busybox"]
     assert (upper / "written").read_text() == "task\n"
+
+
+def test_rootless_store_marks_opaque_dirs_with_user_xattrs(tmp_path):
+    r, dest = unpack_layer(tmp_path, [d("o"), f("o/.wh..wh..opq")], "--userxattr")
+    assert r.returncode == 0, r.stderr
+    assert os.getxattr(dest / "o", "user.overlay.opaque") == b"y"
+    assert "trusted.overlay.opaque" not in os.listxattr(dest / "o")
+
+
+def test_overlay_of_more_layers_than_one_page_of_mount_data_holds(tmp_path, mounts_clean):
+    # 48 lower directories of ~120 bytes each: past the 4 KiB a mount(2)
+    # lowerdir= string may have; lowerdir+ takes them one at a time.
+    layout = tmp_path / "layout"
+    n = 48
+    ib.make_layout(str(layout), [[f(f"layer{i}", str(i).encode()), f("top", str(i).encode())] for i in range(n)],
+                   compress="none")
+    store = tmp_path / "store"
+    tool("import", store, f"oci:{layout}", "tall")
+    dirs = kv(tool("inspect", store, "tall").stdout)["layer_dir"]
+    assert len(dirs) == n and len(":".join(dirs)) > 4096
+    mnt, upper, work = tmp_path / "mnt", tmp_path / "upper", tmp_path / "work"
+    for p in (mnt, upper, work):
+        p.mkdir()
+    tool("mount", store, "tall", mnt, upper, work)
+    try:
+        assert (mnt / "layer0").read_text() == "0" and (mnt / f"layer{n - 1}").read_text() == str(n - 1)
+        assert (mnt / "top").read_text() == str(n - 1)  # the topmost layer wins
+    finally:
+        tool("umount", mnt)
