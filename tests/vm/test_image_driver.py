@@ -28,10 +28,11 @@ def test_harness_tasks_run_from_an_oci_archive_through_the_store(tmp_path, monke
     os.symlink(PLUGIN, plugin)
     tasks = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nomad")
     before = mount_points()
+    # The scenarios that start tasks, and the ones they need before them.
+    scenarios = "handshake|plugin-info|config-schema|set-config|start-wait-short|logs-fifo|lifecycle-long|recover-after-restart"
     rc, out = run_harness(tmp_path, str(plugin), f"oci-archive:{archive}",
                           "-short-task", os.path.join(tasks, "short-task.hcl"),
-                          "-long-task", os.path.join(tasks, "long-task.hcl"),
-                          "-run", "handshake|set-config|start-wait-short|logs-fifo|lifecycle-long|recover-after-restart")
+                          "-long-task", os.path.join(tasks, "long-task.hcl"), "-run", scenarios)
     summary = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
     failed = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert rc == 0 and summary and summary[-1][1] == "0", "\n".join(failed) + "\n" + out[-4000:]
