@@ -46,19 +46,16 @@ Result<> set_string(int fsfd, const char* key, const std::string& value) {
   return {};
 }
 
-}  // namespace
-
-Result<> mount_overlay(const OverlaySpec& spec, const std::string& target) {
-  if (spec.lower.empty()) return fail_msg("overlay on ", target, ": no layers");
+// A created overlay superblock: the layers one "lowerdir+" at a time, or
+// (`plus` false) one "lowerdir" of /proc/self/fd/N names.
+Result<UniqueFd> create_overlay(const OverlaySpec& spec, const std::string& target, bool plus) {
   int fd = sys_fsopen("overlay", FSOPEN_CLOEXEC);
   if (fd < 0) return fail_sys("fsopen overlay");
   UniqueFd fs(fd);
-  // Probe lowerdir+ with the top layer; EINVAL means a kernel before 6.8.
-  std::vector<UniqueFd> held;
-  if (sys_fsconfig(fs.get(), FSCONFIG_SET_STRING, "lowerdir+", spec.lower[0].c_str(), 0) == 0) {
-    for (size_t i = 1; i < spec.lower.size(); i++) TRYV(set_string(fs.get(), "lowerdir+", spec.lower[i]));
-  } else if (errno == EINVAL) {
-    fs_log(fs.get());
+  std::vector<UniqueFd> held;  // open until the superblock exists
+  if (plus) {
+    for (const auto& l : spec.lower) TRYV(set_string(fs.get(), "lowerdir+", l));
+  } else {
     std::string lowers;
     for (const auto& l : spec.lower) {
       held.push_back(TRY(open_fd(l, O_PATH | O_DIRECTORY)));
@@ -68,9 +65,6 @@ Result<> mount_overlay(const OverlaySpec& spec, const std::string& target) {
       return fail_msg("overlay on ", target, ": ", spec.lower.size(), " layers do not fit one page of mount data on ",
                       "a kernel without lowerdir+ (Linux 6.8)");
     TRYV(set_string(fs.get(), "lowerdir", lowers));
-  } else {
-    int e = errno;
-    return fail_errno(e, "overlay option lowerdir+=", spec.lower[0], " (", fs_log(fs.get()), ")");
   }
   if (!spec.upper.empty()) {
     TRYV(set_string(fs.get(), "upperdir", spec.upper));
@@ -83,7 +77,24 @@ Result<> mount_overlay(const OverlaySpec& spec, const std::string& target) {
     std::string log = fs_log(fs.get());
     return fail_errno(e, "create the overlay for ", target, log.empty() ? "" : " (" + log + ")");
   }
-  int m = sys_fsmount(fs.get(), FSMOUNT_CLOEXEC, 0);
+  return fs;
+}
+
+}  // namespace
+
+Result<> mount_overlay(const OverlaySpec& spec, const std::string& target) {
+  if (spec.lower.empty()) return fail_msg("overlay on ", target, ": no layers");
+  // Before 6.5 overlayfs took its options through the legacy mount data,
+  // which accepts any key at fsconfig time: an unknown "lowerdir+" only
+  // fails at create, with EINVAL. Then the short-path form is tried.
+  auto fs = create_overlay(spec, target, true);
+  if (!fs && fs.error().code() == EINVAL) {
+    auto legacy = create_overlay(spec, target, false);
+    if (!legacy) return fail(std::move(legacy.error()).with_context(cat(fs.error().str(), "; without lowerdir+")));
+    fs = std::move(legacy);
+  }
+  if (!fs) return fail(std::move(fs.error()));
+  int m = sys_fsmount(fs->get(), FSMOUNT_CLOEXEC, 0);
   if (m < 0) return fail_sys("fsmount the overlay for ", target);
   UniqueFd mnt(m);
   if (sys_move_mount(mnt.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)

@@ -2,8 +2,8 @@
 // only, top first) with the task's own upper and work directories. The new
 // mount API passes one lowerdir at a time ("lowerdir+", Linux 6.8), so the
 // number of layers is not bounded by the one-page mount data; older kernels
-// get one "lowerdir" string of /proc/self/fd/N names (short, so ~200 layers
-// fit a page).
+// (where overlayfs refuses lowerdir+ at create) get one "lowerdir" string of
+// /proc/self/fd/N names (short, so ~200 layers fit a page).
 #pragma once
 
 #include <string>
