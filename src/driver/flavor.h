@@ -17,13 +17,17 @@
 namespace husk::driver {
 
 // What StartTask needs to run a task: the OCI config and where its root
-// filesystem comes from. The caller mounts an overlay of `image_rootfs` (read
-// only) with a per-task upper directory at `<task_dir>/rootfs`, which is
-// what spec.root.path names, writes config.json and runs husk.
+// filesystem comes from. The caller mounts an overlay of `image_layers`
+// (read only, top first) with a per-task upper directory at
+// `<task_dir>/rootfs`, which is what spec.root.path names, takes a lease on
+// a store image (`image_id` in `image_store`), writes config.json and runs
+// husk. resolve_image() (image_resolve.h) fills the image fields.
 struct BundlePlan {
   oci::Spec spec;
-  std::string image_rootfs;            // a directory holding the image's root filesystem
-  std::vector<std::string> warnings;   // sent to Nomad as task events
+  std::vector<std::string> image_layers;  // top first; one for a local rootfs directory
+  std::string image_store, image_id;      // set for an image of the store
+  std::string stop_signal;                // the image's StopSignal: StopTask's default
+  std::vector<std::string> warnings;      // sent to Nomad as task events
 };
 
 // One row of a flavor's support table: a task config field ("config.cap_add",

@@ -5,6 +5,8 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -59,21 +61,21 @@ std::vector<std::vector<std::string_view>> records(std::string_view text) {
 }  // namespace
 
 Result<std::string> resolve_image_dir(const std::string& image, const std::string& field) {
-  const char* works = "husk runs images from local directories for now: a root filesystem, or a directory "
-                      "holding rootfs/, as an absolute path or relative to the task directory";
+  const char* works = "husk runs local images: a root filesystem directory (or one holding rootfs/), an OCI "
+                      "image layout directory, oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:TAG], "
+                      "as absolute paths (a directory may be relative to the task directory)";
   if (image.empty()) return fail_msg(field, ": image name required");
-  for (std::string_view t : {"oci-archive:", "docker-archive:", "docker://", "oci:", "containers-storage:", "dir:",
-                             "docker-daemon:", "http://", "https://"})
+  for (std::string_view t : {"docker://", "containers-storage:", "dir:", "docker-daemon:", "http://", "https://"})
     if (std::string_view(image).starts_with(t))
       return fail_msg(field, ": \"", image, "\": transport \"", t.substr(0, t.find(':')), "\" is not supported; ",
                       works);
   if (image[0] != '/')
-    return fail_msg(field, ": \"", image, "\": registry images need the image store, which husk does not have yet; ",
-                    works);
+    return fail_msg(field, ": \"", image, "\": registry images come with the registry client, which husk does not "
+                    "have yet; ", works);
   if (!is_dir(image)) return fail_msg(field, ": \"", image, "\": no such directory");
-  if (exists(image + "/oci-layout") && exists(image + "/index.json"))
-    return fail_msg(field, ": \"", image, "\" is an OCI image layout; those come with the image store, which husk "
-                    "does not have yet; ", works);
+  // An OCI image layout is the store's (image_resolve.cc takes it first).
+  if (exists(image + "/oci-layout"))
+    return fail_msg(field, ": \"", image, "\" is an OCI image layout; it is imported through the image store");
   std::string rootfs = is_dir(image + "/rootfs") ? image + "/rootfs" : image;
   char resolved[PATH_MAX];
   if (!realpath(rootfs.c_str(), resolved)) return fail_sys(field, ": resolve \"", rootfs, "\"");
@@ -115,7 +117,65 @@ Result<std::optional<std::string>> read_in_root(const std::string& rootfs, const
   return std::optional<std::string>(std::move(out));
 }
 
-Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& user, const std::string& field) {
+namespace {
+
+// What a layer holds at `rel` (no leading '/'), looked at without following
+// any symlink: kAbsent, a whiteout, or something else.
+enum class LayerEntry { kAbsent, kWhiteout, kPresent };
+
+LayerEntry layer_entry(int layer, const std::string& rel) {
+  open_how how{};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  int fd = static_cast<int>(syscall(SYS_openat2, layer, rel.c_str(), &how, sizeof how));
+  if (fd < 0) return LayerEntry::kAbsent;
+  UniqueFd f(fd);
+  struct stat st;
+  if (fstat(f.get(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) return LayerEntry::kWhiteout;
+  return LayerEntry::kPresent;
+}
+
+bool is_opaque_dir(int layer, const std::string& rel) {
+  open_how how{};
+  how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  int fd = static_cast<int>(syscall(SYS_openat2, layer, rel.empty() ? "." : rel.c_str(), &how, sizeof how));
+  if (fd < 0) return false;
+  UniqueFd f(fd);
+  char v[2];
+  for (const char* key : {"trusted.overlay.opaque", "user.overlay.opaque"})
+    if (fgetxattr(f.get(), key, v, sizeof v) == 1 && v[0] == 'y') return true;
+  return false;
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> read_in_layers(const std::vector<std::string>& layers, const std::string& path,
+                                                  size_t max_bytes) {
+  std::string rel = path;
+  while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+  for (const auto& layer : layers) {
+    int lfd = open(layer.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (lfd < 0) return fail_sys("open layer ", layer);
+    UniqueFd l(lfd);
+    // A whiteout of the file or of a directory above it hides it from here down.
+    bool hidden = false, opaque = false;
+    for (size_t slash = 0;; slash++) {
+      slash = rel.find('/', slash);
+      std::string prefix = rel.substr(0, slash);
+      if (layer_entry(l.get(), prefix) == LayerEntry::kWhiteout) hidden = true;
+      if (slash == std::string::npos) break;
+      if (is_opaque_dir(l.get(), prefix)) opaque = true;
+    }
+    if (hidden) return std::optional<std::string>();
+    auto got = TRY(read_in_root(layer, path, max_bytes));
+    if (got || opaque) return got;
+  }
+  return std::optional<std::string>();
+}
+
+Result<ResolvedUser> resolve_user(const std::vector<std::string>& layers, const std::string& user,
+                                  const std::string& field) {
   ResolvedUser r;
   if (user.empty()) {
     r.home = "/root";
@@ -131,8 +191,8 @@ Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& 
   }
   if (u.empty()) return fail_msg(field, ": \"", user, "\": empty user");
 
-  auto passwd = TRY_CTX(read_in_root(rootfs, "/etc/passwd"), field, ": read the image's /etc/passwd");
-  auto group = TRY_CTX(read_in_root(rootfs, "/etc/group"), field, ": read the image's /etc/group");
+  auto passwd = TRY_CTX(read_in_layers(layers, "/etc/passwd"), field, ": read the image's /etc/passwd");
+  auto group = TRY_CTX(read_in_layers(layers, "/etc/group"), field, ": read the image's /etc/group");
 
   std::string name;
   bool found = false;

@@ -17,6 +17,7 @@
 #include <fnmatch.h>
 
 #include "driver/image_dir.h"
+#include "driver/image_resolve.h"
 #include "driver/podman_fields.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
@@ -139,18 +140,39 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
         stat(in_task.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
       image = in_task;
   }
-  out.image_rootfs = TRY(resolve_image_dir(image, f("image")));
-  if (!opts.volumes_enabled) {
-    // An image directory is a host path too: with volumes disabled it must
-    // come from the allocation, or any host directory would be readable.
-    char real_alloc[PATH_MAX];
-    std::string alloc = realpath(task.alloc_dir.c_str(), real_alloc) ? std::string(real_alloc) : "";
-    if (alloc.empty() || !is_within(alloc, out.image_rootfs))
-      return fail_msg(f("image"), ": \"", image, "\": volumes are not enabled (plugin volumes.enabled = false), ",
-                      "so only image directories inside the allocation directory can be used");
+  ImageOptions image_opts{opts.image_store_root, oci::host_platform()};
+  {
+    std::string os = TRY(str("os")), arch = TRY(str("arch")), variant = TRY(str("variant"));
+    if (!os.empty()) image_opts.platform.os = os;
+    if (!arch.empty()) {
+      image_opts.platform.architecture = arch;
+      image_opts.platform.variant = "";
+    }
+    if (!variant.empty()) image_opts.platform.variant = variant;
   }
-  for (auto k : {"arch", "os", "variant"})
-    if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), " is ignored: local image directories are not pulled"));
+  ResolvedImage img = TRY(resolve_image(image, image_opts, f("image")));
+  if (!opts.volumes_enabled) {
+    // An image directory or archive is a host path too: with volumes
+    // disabled it must come from the allocation, or any host file would be
+    // readable.
+    char real_alloc[PATH_MAX], real_src[PATH_MAX];
+    std::string alloc = realpath(task.alloc_dir.c_str(), real_alloc) ? std::string(real_alloc) : "";
+    std::string src = realpath(img.source_path.c_str(), real_src) ? std::string(real_src) : "";
+    if (alloc.empty() || src.empty() || !is_within(alloc, src))
+      return fail_msg(f("image"), ": \"", image, "\": volumes are not enabled (plugin volumes.enabled = false), ",
+                      "so only images inside the allocation directory can be used");
+  }
+  out.image_layers = img.layers;
+  if (!img.image_id.empty()) {
+    out.image_store = opts.image_store_root;
+    out.image_id = img.image_id;
+  } else {
+    for (auto k : {"arch", "os", "variant"})
+      if (!TRY(str(k)).empty())
+        out.warnings.push_back(cat(f(k), " is ignored: a local image directory has one platform"));
+  }
+  const oci::ImageConfig* icfg = img.config ? &*img.config : nullptr;
+  if (icfg) out.stop_signal = icfg->stop_signal;
   {
     std::string t = TRY(str("image_pull_timeout", "5m"));
     if (auto ns = parse_go_duration(t.empty() ? "5m" : t); !ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
@@ -175,20 +197,30 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   proc.terminal = TRY(boolean("tty"));
 
   // ---- argv -----------------------------------------------------------------
-  std::vector<std::string> argv;
+  // podman's rule: the task's entrypoint replaces the image's Entrypoint
+  // (and drops its Cmd); command + args replace the image's Cmd.
+  std::vector<std::string> entrypoint, command;
   const Value& ep = cfg["entrypoint"];
   if (ep.kind() == Value::Kind::String) {
-    argv.push_back(ep.as_string());
+    entrypoint.push_back(ep.as_string());
     out.warnings.push_back("config.entrypoint: a string is deprecated; use a list");
   } else if (ep.kind() == Value::Kind::Array) {
-    for (size_t i = 0; i < ep.items().size(); i++) argv.push_back(TRY(stringify(ep.items()[i], fi("entrypoint", i))));
+    for (size_t i = 0; i < ep.items().size(); i++)
+      entrypoint.push_back(TRY(stringify(ep.items()[i], fi("entrypoint", i))));
   } else if (!ep.is_null()) {
     return fail_msg(f("entrypoint"), ": expected a string or a list of strings");
   }
-  if (std::string c = TRY(str("command")); !c.empty()) argv.push_back(c);
-  for (auto& a : TRY(strings("args"))) argv.push_back(a);
+  if (std::string c = TRY(str("command")); !c.empty()) command.push_back(c);
+  for (auto& a : TRY(strings("args"))) command.push_back(a);
+  bool task_entrypoint = !ep.is_null();
+  if (icfg) {
+    if (!task_entrypoint && icfg->entrypoint) entrypoint = *icfg->entrypoint;
+    if (command.empty() && !task_entrypoint && icfg->cmd) command = *icfg->cmd;
+  }
+  std::vector<std::string> argv = entrypoint;
+  argv.insert(argv.end(), command.begin(), command.end());
   if (argv.empty())
-    return fail_msg(f("command"), ": nothing to run: the image directory \"", image,
+    return fail_msg(f("command"), ": nothing to run: the image \"", image,
                     "\" carries no entrypoint or command; set config.command (or config.entrypoint)");
 
   // init: podman's catatonit as PID 1, bound in from the host.
@@ -204,7 +236,10 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   proc.args = argv;
 
   // ---- user, env, cwd --------------------------------------------------------------
-  ResolvedUser user = TRY(resolve_user(out.image_rootfs, task.user, "user"));
+  // The task's user, else the image's User.
+  std::string user_name = task.user.empty() && icfg ? icfg->user : task.user;
+  ResolvedUser user =
+      TRY(resolve_user(out.image_layers, user_name, task.user.empty() && icfg ? "image config User" : "user"));
   proc.user.uid = user.uid;
   proc.user.gid = user.gid;
   proc.user.additional_gids = user.additional_gids;
@@ -221,6 +256,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       env["NOMAD_PORT_" + label] = std::to_string(v.as_int());
     }
   }
+  // The image's Env under the task's (podman merges them so).
+  if (icfg)
+    for (const auto& kvp : icfg->env) {
+      size_t eq = kvp.find('=');
+      env.try_emplace(kvp.substr(0, eq), kvp.substr(eq + 1));
+    }
   env.try_emplace("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   env.try_emplace("HOME", user.home.empty() ? "/" : user.home);
   if (proc.terminal) env.try_emplace("TERM", "xterm");
@@ -231,6 +272,10 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   if (std::string wd = TRY(str("working_dir")); !wd.empty()) {
     if (wd[0] != '/') return fail_msg(f("working_dir"), ": \"", wd, "\" is not an absolute path");
     proc.cwd = wd;
+  } else if (icfg && !icfg->working_dir.empty()) {
+    if (icfg->working_dir[0] != '/')
+      return fail_msg(f("image"), ": the image's WorkingDir \"", icfg->working_dir, "\" is not an absolute path");
+    proc.cwd = icfg->working_dir;
   }
 
   // ---- capabilities, privileged, security options ----------------------------------

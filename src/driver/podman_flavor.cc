@@ -15,6 +15,7 @@
 #include <cstring>
 #include <cmath>
 
+#include "image/store.h"
 #include "oci/tables.h"
 
 namespace husk::driver::podman {
@@ -88,6 +89,7 @@ Result<int64_t> parse_size(std::string_view s) {
 Options host_defaults() {
   Options o;
   o.rootless = geteuid() != 0;
+  o.image_store_root = image::Store::default_root();
   {
     // CapEff from /proc/self/status: without CAP_SYS_RESOURCE the rlimit
     // defaults are capped at the driver's own limits.

@@ -54,6 +54,7 @@ struct Options {
   std::string host_resolved_upstream = "/run/systemd/resolve/resolv.conf";
   std::string host_hosts = "/etc/hosts";
   std::string default_init_path = "/usr/libexec/podman/catatonit";
+  std::string image_store_root;  // image::Store::default_root()
 };
 
 Options host_defaults();

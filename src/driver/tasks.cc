@@ -18,6 +18,8 @@
 #include "common/fd.h"
 #include "common/text.h"
 #include "driver/husk_process.h"
+#include "image/rootfs.h"
+#include "image/store.h"
 #include "oci/config.h"
 #include "runtime/state_store.h"
 
@@ -136,6 +138,8 @@ std::string encode_handle_state(const TaskHandleState& s) {
   put("monitor_start", std::to_string(s.monitor_start));
   put("started_at_ns", std::to_string(s.started_at_ns));
   put("overlay", s.overlay ? "1" : "0");
+  put("image_store", s.image_store);
+  put("stop_signal", s.stop_signal);
   return out;
 }
 
@@ -152,6 +156,8 @@ Result<TaskHandleState> decode_handle_state(const std::string& bytes) {
   s.monitor_start = strtoull(kv["monitor_start"].c_str(), nullptr, 10);
   s.started_at_ns = strtoll(kv["started_at_ns"].c_str(), nullptr, 10);
   s.overlay = kv["overlay"] == "1";
+  s.image_store = kv["image_store"];
+  s.stop_signal = kv["stop_signal"];
   if (s.container_id.empty() || s.task_dir.empty()) return fail_msg("driver_state: no container id or task directory");
   return s;
 }
@@ -214,27 +220,36 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   h.task_dir = task_dir;
   // Anything that fails from here on leaves nothing behind.
   bool ok = false;
+  h.stop_signal = plan.stop_signal;
   struct Undo {
     TaskManager* m;
     std::string dir;
     std::string cid;
+    std::string store;
     bool* ok;
     ~Undo() {
       if (*ok) return;
       (void)runtime::remove(m->husk_options(), cid, true);
       m->discard(dir);
+      if (!store.empty())
+        if (auto s = image::Store::open(store)) (void)s->release_lease(cid);
     }
-  } undo{this, task_dir, cid, &ok};
+  } undo{this, task_dir, cid, "", &ok};
 
+  // The lease first: a GC running now cannot take the layers away.
+  if (!plan.image_id.empty()) {
+    auto store = TRY_CTX(image::Store::open(plan.image_store), "start task ", task.id);
+    TRYV_CTX(store.take_lease(cid, plan.image_id), "start task ", task.id);
+    undo.store = h.image_store = plan.image_store;
+  }
   std::string rootfs = task_dir + "/rootfs";
   if (mkdir(rootfs.c_str(), 0755) < 0) return fail_sys("create ", rootfs);
-  if (!plan.image_rootfs.empty()) {
+  if (!plan.image_layers.empty()) {
     std::string upper = task_dir + "/upper", work = task_dir + "/work";
     if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
     if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
-    std::string opts = cat("lowerdir=", plan.image_rootfs, ",upperdir=", upper, ",workdir=", work);
-    if (mount("overlay", rootfs.c_str(), "overlay", 0, opts.c_str()) < 0)
-      return fail_sys("mount the task's root filesystem (overlay of ", plan.image_rootfs, ") on ", rootfs);
+    TRYV_CTX(image::mount_overlay(image::OverlaySpec{plan.image_layers, upper, work, false}, rootfs),
+             "mount the task's root filesystem on ", rootfs);
     h.overlay = true;
   }
   plan.spec.root.path = rootfs;
@@ -377,7 +392,9 @@ Result<TaskResult> TaskManager::wait(const std::string& task_id, const std::func
 Result<> TaskManager::stop(const std::string& task_id, int64_t timeout_ms, const std::string& sig_name) {
   auto t = TRY(find(task_id));
   int sig = SIGTERM;
-  if (!sig_name.empty()) sig = TRY_CTX(runtime::parse_signal(sig_name), "stop task ", task_id);
+  // Nomad's kill_signal first, else the image's StopSignal.
+  const std::string& name = sig_name.empty() ? t->h.stop_signal : sig_name;
+  if (!name.empty()) sig = TRY_CTX(runtime::parse_signal(name), "stop task ", task_id);
   runtime::GlobalOptions g = husk_options();
   auto exited_within = [&](int64_t ms) {
     std::unique_lock<std::mutex> l(t->mu);
@@ -408,6 +425,11 @@ Result<> TaskManager::destroy(const std::string& task_id, bool force) {
       errno != ENOENT)
     return fail_sys("unmount the root filesystem of task ", task_id);
   remove_dir(t->h.task_dir);
+  // The lease outlived any plugin restart in the store; it ends with the task.
+  if (!t->h.image_store.empty()) {
+    auto store = TRY_CTX(image::Store::open(t->h.image_store), "destroy task ", task_id);
+    TRYV_CTX(store.release_lease(t->h.container_id), "destroy task ", task_id);
+  }
   if (t->waiter.joinable()) t->waiter.join();
   std::lock_guard<std::mutex> l(mu_);
   tasks_.erase(task_id);

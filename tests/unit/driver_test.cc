@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "driver/image_dir.h"
 #include "driver/podman_flavor.h"
 #include "driver/value.h"
+#include "image/digest.h"
 #include "oci/config.h"
 #include "oci/tables.h"
 
@@ -508,6 +511,7 @@ class PodmanPlan : public ::testing::Test {
     opts_.host_resolv_conf = root_ + "/resolv.conf";
     opts_.host_hosts = root_ + "/hosts";
     opts_.host_dev = root_ + "/nodev";
+    opts_.image_store_root = root_ + "/store";
 
     task_.id = "0123/web/abcd1234";
     task_.name = "web";
@@ -581,7 +585,8 @@ TEST_F(PodmanPlan, RealisticTask) {
   });
   ASSERT_TRUE(r) << r.error().str();
   const oci::Spec& s = r->spec;
-  EXPECT_EQ(r->image_rootfs, fs::canonical(image_ + "/rootfs").string());
+  ASSERT_EQ(r->image_layers.size(), 1u);
+  EXPECT_EQ(r->image_layers[0], fs::canonical(image_ + "/rootfs").string());
   EXPECT_EQ(s.root.path, task_dir_ + "/rootfs");
   EXPECT_TRUE(s.root.readonly);
   const auto& p = *s.process;
@@ -792,7 +797,7 @@ TEST_F(PodmanPlan, VolumesFollowThePluginPolicy) {
   expect_error(plan({img, {"volumes", L({S("local/escape:/host")})}}), "config.volumes[0]");
   auto inside = plan({img, {"volumes", L({S("local:/data")})}});
   ASSERT_TRUE(inside) << inside.error().str();
-  EXPECT_EQ(inside->image_rootfs, fs::canonical(alloc_ + "/web/local/img").string());
+  EXPECT_EQ(inside->image_layers.at(0), fs::canonical(alloc_ + "/web/local/img").string());
   expect_error(plan({img, {"volumes", L({S("/only-one-part")})}}), "config.volumes[0]");
   // Nor does an image path that climbs out of the allocation.
   auto climb = plan({{"image", S("local/../../../../image/rootfs")}});
@@ -856,7 +861,7 @@ TEST_F(PodmanPlan, ImageForms) {
   // A plain rootfs directory.
   auto plain = plan({{"image", S(image_ + "/rootfs")}});
   ASSERT_TRUE(plain) << plain.error().str();
-  EXPECT_EQ(plain->image_rootfs, fs::canonical(image_ + "/rootfs").string());
+  EXPECT_EQ(plain->image_layers.at(0), fs::canonical(image_ + "/rootfs").string());
   expect_error(plan({{"image", S("docker.io/library/redis:7")}}), "config.image");
   expect_error(plan({{"image", S("docker://redis")}}), "config.image");
   expect_error(plan({{"image", S("oci-archive:/tmp/x.tar")}}), "config.image");
@@ -867,9 +872,10 @@ TEST_F(PodmanPlan, ImageForms) {
   fs::create_directories(root_ + "/layout/blobs");
   write(root_ + "/layout/oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
   write(root_ + "/layout/index.json", "{}");
+  // A layout with a broken index.json is the store's to refuse.
   auto layout = plan({{"image", S(root_ + "/layout")}});
   expect_error(layout, "config.image");
-  EXPECT_NE(layout.error().what().find("OCI image layout"), std::string::npos);
+  EXPECT_NE(layout.error().str().find("index.json"), std::string::npos) << layout.error().str();
 }
 
 TEST_F(PodmanPlan, UnsupportedSecurityFieldsAreErrors) {
@@ -992,3 +998,138 @@ TEST_F(PodmanPlan, ExtraLabelsAsPodmanAddsThem) {
 }
 
 }  // namespace
+
+// ---- images through the store ------------------------------------------------------
+
+class PodmanStoreImage : public PodmanPlan {
+ protected:
+  static std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  std::string blob(const std::string& data) {
+    std::string hex = image::sha256_of(data).hex;
+    write(layout_ + "/blobs/sha256/" + hex, data);
+    return "sha256:" + hex;
+  }
+  // A layer tarball of `dir` made by tar(1): {digest, size} of the blob.
+  std::pair<std::string, size_t> layer(const std::string& dir) {
+    std::string tarball = root_ + "/layer.tar";
+    std::string cmd = "tar --numeric-owner --owner=0 --group=0 -C " + dir + " -cf " + tarball + " .";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    std::string data = slurp(tarball);
+    return {blob(data), data.size()};
+  }
+  // Two layers: the bottom one's /etc/passwd names app as uid 1000, the
+  // top one's as 2000 (the top wins); the config carries podman's defaults.
+  void SetUp() override {
+    PodmanPlan::SetUp();
+    layout_ = root_ + "/layout";
+    fs::create_directories(layout_ + "/blobs/sha256");
+    fs::create_directories(root_ + "/l1/etc");
+    write(root_ + "/l1/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n");
+    write(root_ + "/l1/etc/group", "root:x:0:\napp:x:1000:\n");
+    fs::create_directories(root_ + "/l2/etc");
+    write(root_ + "/l2/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:2000:2000::/srv:/bin/sh\n");
+    auto l1 = layer(root_ + "/l1");
+    auto l2 = layer(root_ + "/l2");
+    std::string id1 = image::sha256_of(slurp(layout_ + "/blobs/sha256/" + l1.first.substr(7))).str();
+    std::string id2 = image::sha256_of(slurp(layout_ + "/blobs/sha256/" + l2.first.substr(7))).str();
+    std::string config = R"({"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/app"],"Cmd":["--serve"],)"
+                         R"("Env":["PATH=/app/bin","FROM_IMAGE=1","APP_MODE=image"],"WorkingDir":"/srv","User":"app",)"
+                         R"("StopSignal":"SIGQUIT"},"rootfs":{"type":"layers","diff_ids":[")" +
+                         id1 + "\",\"" + id2 + "\"]}}";
+    std::string cfg = blob(config);
+    auto desc = [](const std::string& mt, const std::string& d, size_t n) {
+      return "{\"mediaType\":\"" + mt + "\",\"digest\":\"" + d + "\",\"size\":" + std::to_string(n) + "}";
+    };
+    std::string manifest = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+                           "\"config\":" + desc("application/vnd.oci.image.config.v1+json", cfg, config.size()) +
+                           ",\"layers\":[" + desc("application/vnd.oci.image.layer.v1.tar", l1.first, l1.second) +
+                           "," + desc("application/vnd.oci.image.layer.v1.tar", l2.first, l2.second) + "]}";
+    std::string m = blob(manifest);
+    write(layout_ + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+    write(layout_ + "/index.json", "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image."
+                                   "manifest.v1+json\",\"digest\":\"" + m + "\",\"size\":" +
+                                   std::to_string(manifest.size()) +
+                                   ",\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}}]}");
+    config_id_ = cfg.substr(7);
+  }
+  static std::string env_of(const BundlePlan& p, const std::string& key) {
+    for (const auto& e : p.spec.process->env)
+      if (e.starts_with(key + "=")) return e.substr(key.size() + 1);
+    return "<unset>";
+  }
+  void expect_image_defaults(const Result<BundlePlan>& r) {
+    ASSERT_TRUE(r) << r.error().str();
+    EXPECT_EQ(r->spec.process->args, (std::vector<std::string>{"/bin/app", "--serve"}));
+    EXPECT_EQ(env_of(*r, "APP_MODE"), "prod");  // the task's Env wins
+    EXPECT_EQ(env_of(*r, "FROM_IMAGE"), "1");
+    EXPECT_EQ(env_of(*r, "PATH"), "/app/bin");
+    EXPECT_EQ(r->spec.process->cwd, "/srv");
+    EXPECT_EQ(r->spec.process->user.uid, 2000u);  // the top layer's /etc/passwd
+    EXPECT_EQ(r->stop_signal, "SIGQUIT");
+    EXPECT_EQ(r->image_id, config_id_);
+    EXPECT_EQ(r->image_store, root_ + "/store");
+    ASSERT_EQ(r->image_layers.size(), 2u);
+    for (const auto& l : r->image_layers) EXPECT_TRUE(fs::is_directory(l)) << l;
+    EXPECT_TRUE(fs::exists(r->image_layers[0] + "/etc/passwd"));
+    EXPECT_FALSE(fs::exists(r->image_layers[0] + "/etc/group"));  // the bottom layer's
+  }
+  std::string layout_, config_id_;
+};
+
+TEST_F(PodmanStoreImage, OciLayoutAppliesTheImageConfig) {
+  expect_image_defaults(plan({{"image", S("oci:" + layout_ + ":v1")}, {"command", Value()}}));
+  // A plain layout directory is the same image.
+  auto plain = plan({{"image", S(layout_)}, {"command", Value()}});
+  ASSERT_TRUE(plain) << plain.error().str();
+  EXPECT_EQ(plain->image_id, config_id_);
+  // command + args replace Cmd; the task's entrypoint replaces Entrypoint and drops Cmd.
+  auto cmd = plan({{"image", S(layout_)}, {"command", S("--once")}, {"args", L({S("-v")})}});
+  ASSERT_TRUE(cmd) << cmd.error().str();
+  EXPECT_EQ(cmd->spec.process->args, (std::vector<std::string>{"/bin/app", "--once", "-v"}));
+  auto ep = plan({{"image", S(layout_)}, {"entrypoint", L({S("/bin/sh")})}, {"command", Value()}});
+  ASSERT_TRUE(ep) << ep.error().str();
+  EXPECT_EQ(ep->spec.process->args, std::vector<std::string>{"/bin/sh"});
+  // The task's user and working_dir win over the image's.
+  task_.user = "root";
+  auto root = plan({{"image", S(layout_)}, {"working_dir", S("/tmp")}});
+  ASSERT_TRUE(root) << root.error().str();
+  EXPECT_EQ(root->spec.process->user.uid, 0u);
+  EXPECT_EQ(root->spec.process->cwd, "/tmp");
+  expect_error(plan({{"image", S("oci:" + layout_ + ":v2")}}), "config.image");
+  expect_error(plan({{"image", S(layout_)}, {"arch", S("arm64")}}), "config.image");
+}
+
+TEST_F(PodmanStoreImage, OciArchiveAndDockerArchive) {
+  std::string oci = root_ + "/img.tar", docker = root_ + "/docker.tar";
+  std::string copy = "skopeo --insecure-policy copy -q oci:" + layout_ + ":v1 ";
+  ASSERT_EQ(std::system((copy + "oci-archive:" + oci + ":v1").c_str()), 0);
+  ASSERT_EQ(std::system((copy + "docker-archive:" + docker + ":example/app:v1").c_str()), 0);
+  expect_image_defaults(plan({{"image", S("oci-archive:" + oci)}, {"command", Value()}}));
+  expect_image_defaults(plan({{"image", S("docker-archive:" + docker + ":example/app:v1")}, {"command", Value()}}));
+  expect_error(plan({{"image", S("docker-archive:" + docker + ":other:tag")}}), "config.image");
+  expect_error(plan({{"image", S("oci-archive:relative.tar")}}), "config.image");
+  // With volumes disabled, an archive outside the allocation is refused.
+  opts_.volumes_enabled = false;
+  expect_error(plan({{"image", S("oci-archive:" + oci)}}), "volumes are not enabled");
+}
+
+TEST_F(PodmanPlan, UserLookupAcrossLayersHonoursWhiteoutsAndOpaqueDirs) {
+  // image_ + "/rootfs" (bottom) names app; an upper layer hides it.
+  std::string top = root_ + "/top";
+  fs::create_directories(top + "/etc");
+  std::vector<std::string> layers = {top, image_ + "/rootfs"};
+  auto seen = resolve_user(layers, "app", "user");
+  ASSERT_TRUE(seen) << seen.error().str();
+  EXPECT_EQ(seen->uid, 1000u);
+  ASSERT_EQ(setxattr((top + "/etc").c_str(), "user.overlay.opaque", "y", 1, 0), 0) << strerror(errno);
+  EXPECT_FALSE(resolve_user(layers, "app", "user"));  // /etc is opaque: the bottom /etc/passwd is hidden
+  EXPECT_TRUE(resolve_user(layers, "1000", "user"));  // a numeric uid needs no entry
+  ASSERT_EQ(removexattr((top + "/etc").c_str(), "user.overlay.opaque"), 0);
+  if (geteuid() == 0) {
+    ASSERT_EQ(mknod((top + "/etc/passwd").c_str(), S_IFCHR, makedev(0, 0)), 0);
+    EXPECT_FALSE(resolve_user(layers, "app", "user"));  // whited out
+  }
+}

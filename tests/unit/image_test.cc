@@ -1,7 +1,7 @@
 // The image store's pure parts: digests and the blob store's rules.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,6 +11,7 @@
 
 #include "image/blobs.h"
 #include "image/digest.h"
+#include "image/import.h"
 
 namespace husk::image {
 namespace {
@@ -117,6 +118,40 @@ TEST(BlobStore, LockIsExclusiveAcrossProcesses) {
   int status = 0;
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST(ImageSource, TransportsPathsAndReferences) {
+  TempDir dir;
+  std::string layout = dir.path() + "/layout", archive = dir.path() + "/img.tar";
+  ASSERT_EQ(mkdir(layout.c_str(), 0700), 0);
+  ASSERT_TRUE(write_file_atomic(archive, "x"));
+  auto oci = parse_image_source("oci:" + layout + ":v1", "config.image");
+  ASSERT_TRUE(oci && *oci) << (oci ? "" : oci.error().str());
+  EXPECT_EQ((*oci)->kind, ImageSource::Kind::kOciLayout);
+  EXPECT_EQ((*oci)->path, layout);
+  EXPECT_EQ((*oci)->ref, "v1");
+  auto docker = parse_image_source("docker-archive:" + archive + ":example/app:v1", "config.image");
+  ASSERT_TRUE(docker && *docker);
+  EXPECT_EQ((*docker)->kind, ImageSource::Kind::kDockerArchive);
+  EXPECT_EQ((*docker)->ref, "example/app:v1");
+  // A plain directory is an OCI layout only with oci-layout in it.
+  auto plain = parse_image_source(layout, "config.image");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(*plain);
+  ASSERT_TRUE(write_file_atomic(layout + "/oci-layout", "{}"));
+  auto marked = parse_image_source(layout, "config.image");
+  ASSERT_TRUE(marked && *marked);
+  // Registry references are not local transports.
+  auto reg = parse_image_source("docker.io/library/busybox:latest", "config.image");
+  ASSERT_TRUE(reg);
+  EXPECT_FALSE(*reg);
+  for (const std::string& bad :
+       std::vector<std::string>{"oci-archive:relative.tar", "oci-archive:" + layout, "oci:" + archive,
+                                "docker-archive:" + dir.path() + "/missing.tar", "oci:" + layout + ":"}) {
+    auto r = parse_image_source(bad, "config.image");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().str().find("config.image"), std::string::npos) << r.error().str();
+  }
 }
 
 }  // namespace

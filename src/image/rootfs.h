@@ -1,0 +1,28 @@
+// A task's root filesystem: an overlay of an image's unpacked layers (read
+// only, top first) with the task's own upper and work directories. The new
+// mount API passes one lowerdir at a time ("lowerdir+", Linux 6.8), so the
+// number of layers is not bounded by the one-page mount data; older kernels
+// (where overlayfs refuses lowerdir+ at create) get one "lowerdir" string of
+// /proc/self/fd/N names (short, so ~200 layers fit a page).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace husk::image {
+
+struct OverlaySpec {
+  std::vector<std::string> lower;  // top first
+  std::string upper, work;         // empty both: a read-only overlay
+  bool userxattr = false;          // rootless stores (user.overlay.* xattrs)
+};
+
+// Mount the overlay on `target` (an existing directory).
+Result<> mount_overlay(const OverlaySpec& spec, const std::string& target);
+
+// Detach the overlay at `target`; not mounted is fine.
+Result<> unmount_overlay(const std::string& target);
+
+}  // namespace husk::image
