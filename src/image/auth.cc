@@ -195,10 +195,16 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
   posix_spawn_file_actions_adddup2(&fa, in_r.get(), 0);
   posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
   posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
+  // Its own process group, so a timeout kills whatever the helper started.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   char* argv[] = {prog.data(), const_cast<char*>("get"), nullptr};
   pid_t pid;
-  int rc = posix_spawnp(&pid, prog.c_str(), &fa, nullptr, argv, environ);
+  int rc = posix_spawnp(&pid, prog.c_str(), &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0) return fail_errno(rc, "run credential helper ", prog, " (is it on PATH?)");
   in_r.reset();
   out_w.reset();
@@ -234,7 +240,7 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
       }
     }
   }
-  if (timed_out) kill(pid, SIGKILL);
+  if (timed_out) kill(-pid, SIGKILL);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -62,7 +62,10 @@ std::vector<Challenge> parse_challenges(std::string_view h) {
         }
         if (i < h.size()) ++i;  // closing quote
       } else {
-        value = std::string(token());
+        // A bare value: a token, though registries put URLs here unquoted.
+        size_t start = i;
+        while (i < h.size() && h[i] != ',' && h[i] != ' ' && h[i] != '\t') ++i;
+        value = std::string(h.substr(start, i - start));
       }
       c.params[lower(key)] = value;
       skip_ws();
