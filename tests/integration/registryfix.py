@@ -2,7 +2,6 @@
 with tarfile), a real docker-registry (distribution) process on a free
 loopback port, pushes with skopeo, and an HTTP proxy in front of the
 registry that counts requests and can cut or stall blob transfers once."""
-import base64
 import gzip
 import hashlib
 import http.client
@@ -10,14 +9,12 @@ import http.server
 import io
 import json
 import os
-import shutil
 import socket
 import socketserver
 import subprocess
 import tarfile
 import threading
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HUSK_IMAGE = os.environ.get("HUSK_IMAGE_BIN", os.path.join(ROOT, "build", "src", "image", "husk-image"))
@@ -265,11 +262,23 @@ class Proxy:
         self.server.server_close()
 
 
+_NO_AUTH_HOME = os.path.join("/tmp", "husk-registry-test-empty-home")
+
+
+def pull_env(env=None):
+    """The environment for husk-image: the user's own auth files out of
+    sight (HOME and the XDG dirs point at an empty directory), plus `env`."""
+    os.makedirs(_NO_AUTH_HOME, exist_ok=True)
+    base = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}
+    base.update(HOME=_NO_AUTH_HOME, XDG_RUNTIME_DIR=_NO_AUTH_HOME, XDG_CONFIG_HOME=_NO_AUTH_HOME)
+    base.update(env or {})
+    return base
+
+
 def pull(root, ref, *args, env=None, timeout=120):
     """Runs husk-image pull; returns the CompletedProcess."""
     cmd = [HUSK_IMAGE, "pull", "--root", root] + list(args) + [ref]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=pull_env(env))
 
 
 def store_blobs(root):

@@ -6,15 +6,13 @@ built here."""
 import base64
 import json
 import os
-import stat
 import subprocess
-import threading
 import time
 
 import pytest
 
-from registryfix import (HUSK_IMAGE, Layout, Proxy, Registry, pull, self_signed, sha256, store_blobs,
-                         store_partials)
+from registryfix import (HUSK_IMAGE, Layout, Proxy, Registry, free_port, pull, pull_env, self_signed, sha256,
+                         store_blobs, store_partials)
 from token_server import TokenServer
 
 pytestmark = pytest.mark.skipif(not os.path.exists(HUSK_IMAGE), reason="husk-image not built")
@@ -177,7 +175,8 @@ def test_concurrent_pulls_fetch_each_blob_once(plain, proxy, store):
     im = plain.images
     proxy.delay = 0.5  # both pulls are inside a blob transfer at once
     cmd = [HUSK_IMAGE, "pull", "--root", store, "--tls-verify=false", proxy.host + "/test/layers:layers"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pull_env())
+             for _ in range(2)]
     outs = [p.communicate(timeout=60) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
@@ -191,7 +190,7 @@ def test_concurrent_pulls_fetch_each_blob_once(plain, proxy, store):
 def test_bad_reference_and_unreachable_registry(store, tmp_path):
     r = pull(store, "127.0.0.1:5000/Test/Upper:1")
     assert r.returncode == 1 and "must be lower case" in r.stderr
-    port = __import__("registryfix").free_port()
+    port = free_port()
     r = pull(store, "127.0.0.1:%d/x:1" % port, "--tls-verify=false", "--timeout", "20s")
     assert r.returncode == 1 and "registry 127.0.0.1:%d" % port in r.stderr
     assert store_blobs(store) == []
@@ -219,7 +218,7 @@ def test_basic_auth_with_creds_and_its_failures(basic, store):
     assert r.returncode == 1
     assert "registry %s: authentication failed" % basic.host in r.stderr and 'user "alice"' in r.stderr
     assert "401" in r.stderr
-    r = pull(store + "2", ref, "--tls-verify=false", env={"HOME": store, "XDG_RUNTIME_DIR": store})
+    r = pull(store + "2", ref, "--tls-verify=false")
     assert r.returncode == 1
     assert "registry %s: authentication required" % basic.host in r.stderr
 
@@ -283,7 +282,7 @@ def test_token_auth_pull_and_its_failures(token, store):
     assert r.returncode == 1
     assert "registry %s: authentication failed: the token server %s refused" % (token.host, ts.realm) in r.stderr
     assert "invalid username or password" in r.stderr
-    r = pull(store + "2", ref, "--tls-verify=false", env={"HOME": store, "XDG_RUNTIME_DIR": store})
+    r = pull(store + "2", ref, "--tls-verify=false")
     assert r.returncode == 1
     assert "registry %s: access denied to test/small anonymously" % token.host in r.stderr
 
