@@ -154,11 +154,13 @@ struct RegistryClient::Impl {
 
   std::string who() const { return cat("registry ", host); }
 
+  // Who we were, for authentication errors: `user "alice" (credentials
+  // from /root/.docker/config.json)`.
   std::string creds_text() const {
-    if (!opt.credentials) return "anonymously (no credentials found for this registry)";
+    if (!opt.credentials) return "anonymous access (no credentials found for this registry)";
     const Credentials& c = *opt.credentials;
     std::string user = c.username.empty() ? "an identity token" : cat("user \"", c.username, "\"");
-    return cat("as ", user, c.source.empty() ? "" : cat(" from ", c.source));
+    return cat(user, c.source.empty() ? "" : cat(" (credentials from ", c.source, ")"));
   }
 
   Result<milliseconds> time_left(const std::string& what) const {
@@ -324,8 +326,10 @@ struct RegistryClient::Impl {
     if (r.code != CURLE_OK) {
       auto e = transfer_error(cat(what, " ", base, "/v2/"), r);
       if (r.code == CURLE_PEER_FAILED_VERIFICATION || r.code == CURLE_SSL_CACERT_BADFILE)
-        return fail(std::move(e.error()).with_context("").context(
-            "(the certificate is not trusted; --tls-verify=false skips the check)"));
+        return fail_msg(e.error().str(), " (the registry's certificate is not trusted here; tls_verify = false / "
+                                         "--tls-verify=false skips the check)");
+      if (r.code == CURLE_SSL_CONNECT_ERROR && opt.tls_verify)
+        return fail_msg(e.error().str(), " (no TLS there? a plain-HTTP registry needs --tls-verify=false)");
       return e;
     }
     if (r.status == 200) return {};
@@ -416,10 +420,15 @@ struct RegistryClient::Impl {
 
   std::string pull_scope() const { return cat("repository:", repository, ":pull"); }
 
-  Result<> auth_error(const std::string& what, const Response& r) {
+  Result<> auth_error(std::string what, const Response& r) {
+    if (what.starts_with(who() + ": ")) what.erase(0, who().size() + 2);  // said once is enough
     if (auth == Auth::kBasic)
       return fail_msg(who(), ": authentication failed: the registry rejected ", creds_text(), ": ", status_text(r));
-    return fail_msg(who(), ": access denied to ", repository, " ", creds_text(), " (", what, ": ", status_text(r), ")");
+    if (!opt.credentials)
+      return fail_msg(who(), ": authentication required: ", repository, " cannot be pulled with ", creds_text(),
+                      "; use --creds, --authfile or a task's auth block (", what, ": ", status_text(r), ")");
+    return fail_msg(who(), ": access denied: ", creds_text(), " may not pull ", repository, " (", what, ": ",
+                    status_text(r), ")");
   }
 
   // A request with auth and retries of transient failures. `prepare` is

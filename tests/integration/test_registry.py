@@ -216,7 +216,7 @@ def test_basic_auth_with_creds_and_its_failures(basic, store):
     assert ok(pull(store, ref, "--tls-verify=false", "--creds", "alice:s3cret")) == basic.images.small["digest"]
     r = pull(store + "2", ref, "--tls-verify=false", "--creds", "alice:wrong")
     assert r.returncode == 1
-    assert "registry %s: authentication failed" % basic.host in r.stderr and 'user "alice"' in r.stderr
+    assert 'registry %s: authentication failed: the registry rejected user "alice"' % basic.host in r.stderr
     assert "401" in r.stderr
     r = pull(store + "2", ref, "--tls-verify=false")
     assert r.returncode == 1
@@ -284,7 +284,8 @@ def test_token_auth_pull_and_its_failures(token, store):
     assert "invalid username or password" in r.stderr
     r = pull(store + "2", ref, "--tls-verify=false")
     assert r.returncode == 1
-    assert "registry %s: access denied to test/small anonymously" % token.host in r.stderr
+    assert "registry %s: authentication required: test/small cannot be pulled with anonymous access" % token.host \
+        in r.stderr
 
 
 # --- TLS ---------------------------------------------------------------------
