@@ -45,6 +45,10 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
   ro.tls_verify = o.tls_verify;
   ro.timeout = o.timeout;
   if (o.timeout.count() > 0) ro.deadline = Clock::now() + o.timeout;
+  if (o.deadline && *o.deadline < ro.deadline) {
+    ro.deadline = *o.deadline;
+    ro.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*o.deadline - Clock::now());
+  }
   ro.activity_timeout = o.activity_timeout;
   ro.credentials = TRY_CTX(find_credentials(o.auth, ref.registry, ref.repository), what);
 

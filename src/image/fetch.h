@@ -42,7 +42,10 @@ struct FetchOptions {
   std::optional<Platform> platform;  // default: host_platform()
   AuthSources auth;                  // where credentials come from
   bool tls_verify = true;
-  std::chrono::milliseconds timeout{0};           // whole pull; 0: none
+  std::chrono::milliseconds timeout{0};           // whole pull, from the call; 0: none
+  // An absolute bound set by the caller (e.g. a task's image_pull_timeout
+  // counted from when the task started); the earlier of the two applies.
+  std::optional<Clock::time_point> deadline;
   std::chrono::milliseconds activity_timeout{0};  // no bytes for this long: retry; 0: none
   PullProgressFn progress;
 };

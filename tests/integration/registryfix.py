@@ -197,6 +197,7 @@ class Proxy:
         self.stall = set()
         self.stall_seconds = 30
         self.delay = 0
+        self.redirect = False  # blob GETs answered 307 to /_storage/...
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         proxy = self
@@ -217,17 +218,30 @@ class Proxy:
         self.thread.start()
 
     def blob_gets(self, digest):
+        """The GETs of a blob that reached the registry (not redirects)."""
         with self.lock:
-            return [r for r in self.requests if r[1].endswith("/blobs/" + digest)]
+            return [r for r in self.requests if r[1].endswith("/blobs/" + digest) and r[3] != 307]
 
     def _forward(self, h):
+        path = h.path
+        if self.redirect and "/blobs/" in path and not path.startswith("/_storage"):
+            # Like a registry that serves blobs from object storage.
+            with self.lock:
+                self.requests.append(("GET", path, h.headers.get("Range"), 307))
+            h.send_response(307)
+            h.send_header("Location", "http://%s/_storage%s" % (self.host, path))
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        if path.startswith("/_storage"):
+            path = path[len("/_storage"):]
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=30)
         headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request("GET", h.path, headers=headers)
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         conn.close()
-        digest = h.path.rsplit("/", 1)[-1] if "/blobs/" in h.path else None
+        digest = path.rsplit("/", 1)[-1] if "/blobs/" in path else None
         with self.lock:
             self.requests.append(("GET", h.path, h.headers.get("Range"), resp.status))
             cut = digest in self.cut_once

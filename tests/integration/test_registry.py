@@ -159,6 +159,43 @@ def test_pull_timeout_bounds_a_stalled_pull(plain, proxy, store):
     assert "did not finish within its timeout of 3s" in r.stderr
     assert 2.5 < took < 8
     assert layer not in store_blobs(store)
+    # The next pull resumes the partial file the stalled one left.
+    ok(pull(store, proxy.host + "/test/small:small", "--tls-verify=false"))
+    assert proxy.blob_gets(layer)[-1][2:] == ("bytes=100-", 206)
+    assert layer in store_blobs(store) and store_partials(store) == []
+
+
+def test_blobs_follow_redirects_to_storage(plain, proxy, store):
+    proxy.redirect = True
+    layer = plain.images.small_layers[0]
+    ok(pull(store, proxy.host + "/test/small:small", "--tls-verify=false"))
+    assert ("GET", "/v2/test/small/blobs/" + layer, None, 307) in proxy.requests
+    assert ("GET", "/_storage/v2/test/small/blobs/" + layer, None, 200) in proxy.requests
+    assert layer in store_blobs(store)
+
+
+def test_terminal_gets_a_progress_bar_and_pipes_get_lines(plain, store):
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([HUSK_IMAGE, "pull", "--root", store, "--tls-verify=false", plain.host + "/test/small:small"],
+                         stdout=subprocess.PIPE, stderr=slave, env=pull_env())
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    p.wait(30)
+    os.close(master)
+    assert p.returncode == 0
+    text = out.decode()
+    assert "\r" in text and "[" + "#" * 30 + "]" in text and "2/2 blobs" in text
+    r = pull(store + "2", plain.host + "/test/small:small", "--tls-verify=false")
+    assert "\r" not in r.stderr and "blob %s: done" % plain.images.small_layers[0][7:19] in r.stderr
 
 
 def test_progress_timeout_retries_a_stalled_transfer(plain, proxy, store):
