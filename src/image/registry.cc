@@ -285,7 +285,8 @@ struct RegistryClient::Impl {
   }
 
   Result<> transfer_error(const std::string& what, const Response& r) {
-    if (r.sink_error) return fail(Error(*r.sink_error).with_context(what));
+    // The store's errors name the blob already.
+    if (r.sink_error) return fail(Error(*r.sink_error).with_context(who()));
     if (r.deadline_passed) return fail_msg(what, ": the pull did not finish within its timeout of ", secs(opt.timeout));
     if (r.too_big) return fail_msg(what, ": the answer is larger than allowed here");
     if (r.stalled) return fail_msg(what, ": no data for ", secs(opt.activity_timeout), " (the progress timeout)");
@@ -547,7 +548,7 @@ Result<> RegistryClient::fetch_blob(const BlobStore& store, const Descriptor& d,
       // A partial file from an earlier pull may have held the bad bytes:
       // one fresh download decides.
       if (resumed_old && round == 0) continue;
-      return fail(std::move(committed.error()).with_context(what));
+      return fail(std::move(committed.error()).with_context(m.who()));
     }
     return {};
   }

@@ -198,6 +198,7 @@ class Proxy:
         self.stall_seconds = 30
         self.delay = 0
         self.redirect = False  # blob GETs answered 307 to /_storage/...
+        self.ignore_range = False  # Range headers dropped: full answers
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         proxy = self
@@ -236,7 +237,8 @@ class Proxy:
         if path.startswith("/_storage"):
             path = path[len("/_storage"):]
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=30)
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
+        drop = ("host", "connection") + (("range",) if self.ignore_range else ())
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in drop}
         conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()

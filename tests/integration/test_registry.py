@@ -149,6 +149,16 @@ def test_cut_transfer_resumes_with_a_range_request(plain, proxy, store):
     assert layer in store_blobs(store)
 
 
+def test_resume_from_a_server_that_ignores_range(plain, proxy, store):
+    layer = plain.images.small_layers[0]
+    proxy.cut_once.add(layer)
+    proxy.ignore_range = True
+    ok(pull(store, proxy.host + "/test/small:small", "--tls-verify=false"))
+    gets = proxy.blob_gets(layer)
+    assert len(gets) == 2 and gets[1][2].startswith("bytes=") and gets[1][3] == 200
+    assert layer in store_blobs(store)
+
+
 def test_pull_timeout_bounds_a_stalled_pull(plain, proxy, store):
     layer = plain.images.small_layers[0]
     proxy.stall.add(layer)
