@@ -2,6 +2,11 @@
 // -> config and layers, each blob under its store lock.
 #include "image/fetch.h"
 
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 namespace husk::image {
 
 namespace {
@@ -24,6 +29,43 @@ Result<> fetch_locked(RegistryClient& client, const BlobStore& store, const Desc
   report(PullEvent::kBlobStart, 0);
   TRYV(client.fetch_blob(store, d, [&](const Digest&, uint64_t done, int64_t) { report(PullEvent::kBlobProgress, done); }));
   report(PullEvent::kBlobDone, store.size(d.digest).value_or(0));
+  return {};
+}
+
+// The blobs, up to `parallel` at a time (podman fetches layers in parallel
+// too): workers take the next blob in order, each with its own client (a
+// curl handle) sharing the tokens. The first failure cancels the others'
+// transfers and is the one reported.
+Result<> fetch_parallel(RegistryClient& client, const BlobStore& store, const std::vector<Descriptor>& blobs,
+                        int parallel, std::atomic<bool>& cancel, const PullProgressFn& progress) {
+  size_t workers = std::min<size_t>(static_cast<size_t>(parallel), blobs.size());
+  std::vector<RegistryClient> clients;
+  for (size_t w = 1; w < workers; ++w) clients.push_back(TRY(client.clone()));
+  std::mutex mu;  // progress calls and the first error
+  PullProgressFn locked;
+  if (progress)
+    locked = [&](const PullEvent& e) {
+      std::lock_guard g(mu);
+      progress(e);
+    };
+  std::optional<Error> first_error;
+  std::atomic<size_t> next{0};
+  auto work = [&](RegistryClient& c) {
+    for (size_t i; !cancel.load() && (i = next++) < blobs.size();) {
+      auto r = fetch_locked(c, store, blobs[i], locked);
+      if (!r) {
+        std::lock_guard g(mu);
+        if (!first_error) first_error = std::move(r.error());
+        cancel.store(true);
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (RegistryClient& c : clients) threads.emplace_back(work, std::ref(c));
+  work(client);
+  for (std::thread& t : threads) t.join();
+  if (first_error) return fail(std::move(*first_error));
   return {};
 }
 
@@ -50,6 +92,8 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
     ro.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*o.deadline - Clock::now());
   }
   ro.activity_timeout = o.activity_timeout;
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  ro.cancel = cancel;
   ro.credentials = TRY_CTX(find_credentials(o.auth, ref.registry, ref.repository), what);
 
   FetchedImage out;
@@ -73,7 +117,7 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
   blobs.push_back(doc.config);
   blobs.insert(blobs.end(), doc.layers.begin(), doc.layers.end());
   if (o.progress) o.progress(PullEvent{PullEvent::kResolved, fm.digest, 0, -1, &blobs});
-  for (const Descriptor& d : blobs) TRYV_CTX(fetch_locked(client, store, d, o.progress), what);
+  TRYV_CTX(fetch_parallel(client, store, blobs, std::max(1, o.parallel), *cancel, o.progress), what);
   // The manifest last: its presence says the image's blobs are all there.
   {
     // Under its lock like any blob: a concurrent pull stores the same bytes.

@@ -1,8 +1,9 @@
 // Pulling an image into the BlobStore: fetch_image() resolves a reference
 // (an index to the manifest for one platform), and leaves that manifest,
 // its config and its layers in the store, each verified against its digest.
-// Blobs already in the store are not fetched again; each blob is fetched
-// under the store's per-digest lock, so concurrent pulls of one image (in
+// Blobs already in the store are not fetched again; the others are fetched
+// a few at a time (FetchOptions::parallel), each under the store's
+// per-digest lock, so concurrent pulls of one image (in
 // one process or several) download every blob once: the others wait, then
 // find it present. What to do with the result is the image store's
 // (Store::commit_image(name, digest, platform)).
@@ -47,6 +48,8 @@ struct FetchOptions {
   // counted from when the task started); the earlier of the two applies.
   std::optional<Clock::time_point> deadline;
   std::chrono::milliseconds activity_timeout{0};  // no bytes for this long: retry; 0: none
+  int parallel = 4;  // blobs fetched at once
+  // Called from the fetching threads, one call at a time.
   PullProgressFn progress;
 };
 

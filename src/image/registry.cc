@@ -73,6 +73,17 @@ struct Token {
   Clock::time_point expires;
 };
 
+}  // namespace
+
+// Tokens by scope, shared by a client and its clones (parallel blob
+// fetches): the lock is held across a fetch, so one scope costs one token.
+struct TokenCache {
+  std::mutex mu;
+  std::map<std::string, Token> tokens;
+};
+
+namespace {
+
 // The registry's own words for an error: {"errors":[{"code","message"}]}.
 std::string registry_error_text(const Response& r) {
   std::string out;
@@ -142,7 +153,7 @@ struct RegistryClient::Impl {
   // How the registry wants to be authenticated, from the ping.
   enum class Auth { kNone, kBasic, kBearer } auth = Auth::kNone;
   std::string realm, service;
-  std::map<std::string, Token> tokens;  // by scope
+  std::shared_ptr<TokenCache> tokens = std::make_shared<TokenCache>();
   // The transfer in progress: bytes so far and when they last moved.
   curl_off_t last_bytes = 0;
   Clock::time_point last_activity;
@@ -221,6 +232,7 @@ struct RegistryClient::Impl {
     auto* self = static_cast<Impl*>(p);
     auto now = Clock::now();
     if (self->opt.deadline != Clock::time_point::max() && now >= self->opt.deadline) return 1;
+    if (self->cancelled()) return 1;
     if (dlnow != self->last_bytes) {
       self->last_bytes = dlnow;
       self->last_activity = now;
@@ -234,6 +246,7 @@ struct RegistryClient::Impl {
   // One HTTP exchange, no retries.
   Result<Response> perform(Request& q) {
     Response r;
+    if (cancelled()) return fail_msg(who(), ": GET ", q.url, ": cancelled (another part of the pull failed)");
     milliseconds left = TRY(time_left(cat(who(), ": GET ", q.url)));
     curl_easy_reset(curl);
     errbuf[0] = 0;
@@ -294,10 +307,13 @@ struct RegistryClient::Impl {
   }
 
   // Sleep before try `attempt` (1-based), within the deadline.
+  bool cancelled() const { return opt.cancel && opt.cancel->load(); }
+
   bool backoff(int attempt) {
     auto wait = milliseconds(std::min(4000, 250 << std::min(attempt - 1, 4)));
     if (opt.deadline != Clock::time_point::max() && Clock::now() + wait >= opt.deadline) return false;
-    std::this_thread::sleep_for(wait);
+    for (auto end = Clock::now() + wait; Clock::now() < end; std::this_thread::sleep_for(milliseconds(50)))
+      if (cancelled()) return false;
     return true;
   }
 
@@ -362,8 +378,9 @@ struct RegistryClient::Impl {
 
   // A token for `scope` from the realm, cached until it expires.
   Result<std::string> token(const std::string& scope) {
-    auto it = tokens.find(scope);
-    if (it != tokens.end() && Clock::now() < it->second.expires) return it->second.value;
+    std::lock_guard guard(tokens->mu);
+    auto it = tokens->tokens.find(scope);
+    if (it != tokens->tokens.end() && Clock::now() < it->second.expires) return it->second.value;
     std::string what = cat(who(), ": token server ", realm);
     Request q;
     std::string query = cat("scope=", url_escape(curl, scope));
@@ -403,7 +420,7 @@ struct RegistryClient::Impl {
     int64_t expires_in = TRY_CTX(oci::opt_int(root["expires_in"], 0, INT32_MAX), what).value_or(60);
     // Docker's rule: less than 60s means 60s. Renew a little early.
     expires_in = std::max<int64_t>(expires_in, 60);
-    tokens[scope] = Token{tok, Clock::now() + std::chrono::seconds(expires_in - 5)};
+    tokens->tokens[scope] = Token{tok, Clock::now() + std::chrono::seconds(expires_in - 5)};
     return tok;
   }
 
@@ -444,7 +461,8 @@ struct RegistryClient::Impl {
       if (r.sink_error) return fail(transfer_error(what, r).error());
       if (r.code == CURLE_OK && r.status == 401 && auth == Auth::kBearer && attempt == 1) {
         // The token may have been revoked or expired early: fetch once more.
-        tokens.erase(pull_scope());
+        std::lock_guard guard(tokens->mu);
+        tokens->tokens.erase(pull_scope());
         continue;
       }
       bool again = transient(r);
@@ -455,6 +473,22 @@ struct RegistryClient::Impl {
     return r;
   }
 };
+
+Result<RegistryClient> RegistryClient::clone() const {
+  auto impl = std::make_unique<Impl>();
+  const Impl& m = *impl_;
+  impl->host = m.host;
+  impl->repository = m.repository;
+  impl->base = m.base;
+  impl->opt = m.opt;
+  impl->auth = m.auth;
+  impl->realm = m.realm;
+  impl->service = m.service;
+  impl->tokens = m.tokens;
+  impl->curl = curl_easy_init();
+  if (!impl->curl) return fail_msg("curl_easy_init failed");
+  return RegistryClient(std::move(impl));
+}
 
 RegistryClient::RegistryClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { base_ = impl_->base; }
 RegistryClient::RegistryClient(RegistryClient&&) noexcept = default;

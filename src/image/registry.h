@@ -12,6 +12,7 @@
 // (no byte for that long aborts the transfer, which is then retried).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -42,7 +43,11 @@ struct RegistryOptions {
   std::chrono::milliseconds activity_timeout{0};  // 0: none
   std::optional<Credentials> credentials;
   int attempts = 5;  // per request, transient failures only
+  // Set by the caller to stop transfers early (a parallel fetch failed).
+  std::shared_ptr<std::atomic<bool>> cancel;
 };
+
+struct TokenCache;
 
 struct FetchedManifest {
   std::string bytes;
@@ -67,6 +72,10 @@ class RegistryClient {
   // Fetches blob `d` into `store` (resuming a partial file an earlier pull
   // left) and commits it: on return it is in the store, verified.
   Result<> fetch_blob(const BlobStore& store, const Descriptor& d, const BlobProgressFn& progress);
+
+  // Another client for the same repository with what connect() learned
+  // and the same tokens, for a transfer on another thread. No ping.
+  Result<RegistryClient> clone() const;
 
   const std::string& base_url() const { return base_; }  // "https://host"
 
