@@ -95,6 +95,7 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   ro.cancel = cancel;
   ro.credentials = TRY_CTX(find_credentials(o.auth, ref.registry, ref.repository), what);
+  ro.tls = TRY_CTX(registry_tls(ref.api_host(), o.cert_dir, o.auth.is_root ? "" : o.auth.home), what);
 
   FetchedImage out;
   out.platform = o.platform.value_or(host_platform());

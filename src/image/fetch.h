@@ -43,6 +43,7 @@ struct FetchOptions {
   std::optional<Platform> platform;  // default: host_platform()
   AuthSources auth;                  // where credentials come from
   bool tls_verify = true;
+  std::string cert_dir;  // instead of the per-host certs.d directories
   std::chrono::milliseconds timeout{0};           // whole pull, from the call; 0: none
   // An absolute bound set by the caller (e.g. a task's image_pull_timeout
   // counted from when the task started); the earlier of the two applies.

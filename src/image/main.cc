@@ -65,7 +65,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string
 }
 
 constexpr const char* kPullUsage =
-    "pull [--root DIR] [--tls-verify=false] [--authfile FILE] [--creds USER:PASSWORD]\n"
+    "pull [--root DIR] [--tls-verify=false] [--cert-dir DIR] [--authfile FILE] [--creds USER:PASSWORD]\n"
     "       [--platform OS/ARCH[/VARIANT]] [--timeout DUR] [--progress-timeout DUR] [--quiet] REFERENCE";
 
 int cmd_pull(const std::vector<std::string>& args) {
@@ -97,12 +97,12 @@ int cmd_pull(const std::vector<std::string>& args) {
       continue;
     }
     if (a == "--root" || a == "--authfile" || a == "--creds" || a == "--platform" || a == "--timeout" ||
-        a == "--progress-timeout") {
+        a == "--progress-timeout" || a == "--cert-dir") {
       auto v = value();
       if (!v) return usage_error(kPullUsage, a + " needs a value");
-      Result<> ok;
       if (a == "--root") root = *v;
       if (a == "--authfile") o.auth.authfile = *v;
+      if (a == "--cert-dir") o.cert_dir = *v;
       if (a == "--creds") {
         auto c = parse_creds(*v);
         if (!c) return usage_error(kPullUsage, c.error().str());

@@ -262,6 +262,17 @@ struct RegistryClient::Impl {
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    curl_blob ca{};
+    if (!opt.tls.ca_pem.empty()) {
+      ca.data = opt.tls.ca_pem.data();
+      ca.len = opt.tls.ca_pem.size();
+      ca.flags = CURL_BLOB_NOCOPY;  // opt outlives the transfer
+      curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
+    }
+    if (!opt.tls.client_cert.empty()) {
+      curl_easy_setopt(curl, CURLOPT_SSLCERT, opt.tls.client_cert.c_str());
+      curl_easy_setopt(curl, CURLOPT_SSLKEY, opt.tls.client_key.c_str());
+    }
     // The deadline bounds this transfer; nothing else does.
     if (left.count() > 0) curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
     last_bytes = 0;
@@ -343,8 +354,10 @@ struct RegistryClient::Impl {
     if (r.code != CURLE_OK) {
       auto e = transfer_error(cat(what, " ", base, "/v2/"), r);
       if (r.code == CURLE_PEER_FAILED_VERIFICATION || r.code == CURLE_SSL_CACERT_BADFILE)
-        return fail_msg(e.error().str(), " (the registry's certificate is not trusted here; tls_verify = false / "
-                                         "--tls-verify=false skips the check)");
+        return fail_msg(e.error().str(), " (the registry's certificate is not trusted here",
+                        opt.tls.ca_files.empty() ? "" : cat(", also not by ", opt.tls.ca_files.size(), " CA file(s) from certs.d"),
+                        "; put its CA in /etc/containers/certs.d/", host,
+                        "/ca.crt or --cert-dir, or skip the check with tls_verify = false / --tls-verify=false)");
       if (r.code == CURLE_SSL_CONNECT_ERROR && opt.tls_verify)
         return fail_msg(e.error().str(), " (no TLS there? a plain-HTTP registry needs --tls-verify=false)");
       return e;

@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "image/auth.h"
 #include "image/blobs.h"
+#include "image/certs.h"
 #include "image/manifest_json.h"
 
 namespace husk::image {
@@ -42,6 +43,7 @@ struct RegistryOptions {
   std::chrono::milliseconds timeout{0};  // what the deadline came from, for messages
   std::chrono::milliseconds activity_timeout{0};  // 0: none
   std::optional<Credentials> credentials;
+  RegistryTls tls;  // extra CAs and a client certificate (certs.d)
   int attempts = 5;  // per request, transient failures only
   // Set by the caller to stop transfers early (a parallel fetch failed).
   std::shared_ptr<std::atomic<bool>> cancel;

@@ -354,3 +354,14 @@ def test_tls_self_signed_needs_tls_verify_false(tls, store):
     assert r.returncode == 1
     assert "registry " + tls.host in r.stderr and "certificate" in r.stderr and "--tls-verify=false" in r.stderr
     assert ok(pull(store, ref, "--tls-verify=false")) == tls.images.small["digest"]
+
+
+def test_tls_verified_with_the_ca_from_a_cert_dir(tls, store, tmp_path):
+    certs = tmp_path / "certs.d"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(open(os.path.join(tls.workdir, "server.crt"), "rb").read())
+    ref = tls.host + "/test/small:small"
+    assert ok(pull(store, ref, "--cert-dir", str(certs))) == tls.images.small["digest"]
+    (certs / "bad.crt").write_text("not a certificate\n")
+    r = pull(store, ref, "--cert-dir", str(certs))
+    assert r.returncode == 1 and "CA certificate %s/bad.crt: no PEM certificate" % certs in r.stderr
