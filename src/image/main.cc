@@ -132,6 +132,15 @@ int cmd_pull(const std::vector<std::string>& args) {
     fprintf(stderr, "husk-image: %s\n", ref.error().str().c_str());
     return 1;
   }
+  if (root[0] != '/') {
+    // Relative to where we run, as podman takes it.
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) {
+      perror("husk-image: getcwd");
+      return 1;
+    }
+    root = std::string(cwd) + "/" + root;
+  }
   auto store = BlobStore::open(root);
   if (!store) {
     fprintf(stderr, "husk-image: store %s: %s\n", root.c_str(), store.error().str().c_str());
