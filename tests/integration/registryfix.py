@@ -2,6 +2,7 @@
 with tarfile), a real docker-registry (distribution) process on a free
 loopback port, pushes with skopeo, and an HTTP proxy in front of the
 registry that counts requests and can cut or stall blob transfers once."""
+import atexit
 import gzip
 import hashlib
 import http.client
@@ -13,6 +14,7 @@ import socket
 import socketserver
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 
@@ -278,13 +280,13 @@ class Proxy:
         self.server.server_close()
 
 
-_NO_AUTH_HOME = os.path.join("/tmp", "husk-registry-test-empty-home")
+_NO_AUTH_HOME = tempfile.mkdtemp(prefix="husk-registry-test-home.")
+atexit.register(os.rmdir, _NO_AUTH_HOME)
 
 
 def pull_env(env=None):
     """The environment for husk-image: the user's own auth files out of
     sight (HOME and the XDG dirs point at an empty directory), plus `env`."""
-    os.makedirs(_NO_AUTH_HOME, exist_ok=True)
     base = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}
     base.update(HOME=_NO_AUTH_HOME, XDG_RUNTIME_DIR=_NO_AUTH_HOME, XDG_CONFIG_HOME=_NO_AUTH_HOME)
     base.update(env or {})
