@@ -12,7 +12,7 @@ namespace husk::image {
 namespace {
 
 Result<> fetch_locked(RegistryClient& client, const BlobStore& store, const Descriptor& d,
-                      const PullProgressFn& progress) {
+                      std::optional<Clock::time_point> deadline, const PullProgressFn& progress) {
   auto report = [&](PullEvent::Kind k, uint64_t done) {
     if (progress) progress(PullEvent{k, d.digest, done, d.size, nullptr});
   };
@@ -21,7 +21,7 @@ Result<> fetch_locked(RegistryClient& client, const BlobStore& store, const Desc
     return {};
   }
   // Another pull may be fetching it: wait for its lock, then look again.
-  UniqueFd lock = TRY(store.lock(d.digest));
+  UniqueFd lock = deadline ? TRY(store.lock(d.digest, *deadline)) : TRY(store.lock(d.digest));
   if (store.has(d.digest)) {
     report(PullEvent::kBlobExists, static_cast<uint64_t>(std::max<int64_t>(d.size, 0)));
     return {};
@@ -37,7 +37,8 @@ Result<> fetch_locked(RegistryClient& client, const BlobStore& store, const Desc
 // curl handle) sharing the tokens. The first failure cancels the others'
 // transfers and is the one reported.
 Result<> fetch_parallel(RegistryClient& client, const BlobStore& store, const std::vector<Descriptor>& blobs,
-                        int parallel, std::atomic<bool>& cancel, const PullProgressFn& progress) {
+                        int parallel, std::optional<Clock::time_point> deadline, std::atomic<bool>& cancel,
+                        const PullProgressFn& progress) {
   size_t workers = std::min<size_t>(static_cast<size_t>(parallel), blobs.size());
   std::vector<RegistryClient> clients;
   for (size_t w = 1; w < workers; ++w) clients.push_back(TRY(client.clone()));
@@ -52,7 +53,7 @@ Result<> fetch_parallel(RegistryClient& client, const BlobStore& store, const st
   std::atomic<size_t> next{0};
   auto work = [&](RegistryClient& c) {
     for (size_t i; !cancel.load() && (i = next++) < blobs.size();) {
-      auto r = fetch_locked(c, store, blobs[i], locked);
+      auto r = fetch_locked(c, store, blobs[i], deadline, locked);
       if (!r) {
         std::lock_guard g(mu);
         if (!first_error) first_error = std::move(r.error());
@@ -92,6 +93,8 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
     ro.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*o.deadline - Clock::now());
   }
   ro.activity_timeout = o.activity_timeout;
+  std::optional<Clock::time_point> deadline;
+  if (ro.deadline != Clock::time_point::max()) deadline = ro.deadline;
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   ro.cancel = cancel;
   ro.credentials = TRY_CTX(find_credentials(o.auth, ref.registry, ref.repository), what);
@@ -118,11 +121,11 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
   blobs.push_back(doc.config);
   blobs.insert(blobs.end(), doc.layers.begin(), doc.layers.end());
   if (o.progress) o.progress(PullEvent{PullEvent::kResolved, fm.digest, 0, -1, &blobs});
-  TRYV_CTX(fetch_parallel(client, store, blobs, std::max(1, o.parallel), *cancel, o.progress), what);
+  TRYV_CTX(fetch_parallel(client, store, blobs, std::max(1, o.parallel), deadline, *cancel, o.progress), what);
   // The manifest last: its presence says the image's blobs are all there.
   {
     // Under its lock like any blob: a concurrent pull stores the same bytes.
-    UniqueFd lock = TRY_CTX(store.lock(fm.digest), what);
+    UniqueFd lock = deadline ? TRY_CTX(store.lock(fm.digest, *deadline), what) : TRY_CTX(store.lock(fm.digest), what);
     TRYV_CTX(store.put(fm.digest, fm.bytes), what, ": store manifest");
   }
 

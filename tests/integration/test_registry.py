@@ -234,6 +234,20 @@ def test_concurrent_pulls_fetch_each_blob_once(plain, proxy, store):
         assert d in store_blobs(store)
 
 
+def test_pull_timeout_bounds_the_wait_for_another_pull(plain, store):
+    import fcntl
+    layer = plain.images.small_layers[0]
+    os.makedirs(os.path.join(store, "locks"))
+    # Another puller holds the layer's lock, as BlobStore::lock takes it.
+    with open(os.path.join(store, "locks", "sha256-%s.lock" % layer[7:]), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        start = time.monotonic()
+        r = pull(store, plain.host + "/test/small:small", "--tls-verify=false", "--timeout", "2s", timeout=30)
+        assert r.returncode == 1 and time.monotonic() - start < 6
+        assert "blob %s: the deadline passed while another pull held its lock" % layer in r.stderr
+    assert layer not in store_blobs(store)
+
+
 def test_bad_reference_and_unreachable_registry(store, tmp_path):
     r = pull(store, "127.0.0.1:5000/Test/Upper:1")
     assert r.returncode == 1 and "must be lower case" in r.stderr
