@@ -165,7 +165,7 @@ Result<std::optional<Credentials>> credentials_from_config(std::string_view json
 }
 
 Result<std::optional<Credentials>> find_credentials(const AuthSources& s, std::string_view registry,
-                                                     std::string_view repository) {
+                                                    std::string_view repository) {
   if (s.explicit_creds) return s.explicit_creds;
   bool named = !s.authfile.empty() || !s.registry_auth_file.empty();
   for (const std::string& path : auth_files(s)) {
@@ -254,7 +254,8 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
     if (sout.find("credentials not found") != std::string::npos) return std::nullopt;
     std::string why = trim(serr.empty() ? sout : serr);
     if (WIFSIGNALED(status)) return fail_msg("credential helper ", prog, " was killed by signal ", WTERMSIG(status));
-    return fail_msg("credential helper ", prog, " failed (exit ", WEXITSTATUS(status), ")", why.empty() ? "" : ": ", why);
+    return fail_msg("credential helper ", prog, " failed (exit ", WEXITSTATUS(status), ")", why.empty() ? "" : ": ",
+                    why);
   }
   auto doc = JsonDoc::parse(sout);
   if (!doc) return fail_msg("credential helper ", prog, ": its answer is not JSON: ", doc.error().str());

@@ -57,7 +57,7 @@ std::vector<std::string> auth_files(const AuthSources& sources);
 
 // Credentials for `registry` (as in Reference::registry) and `repository`.
 Result<std::optional<Credentials>> find_credentials(const AuthSources& sources, std::string_view registry,
-                                                     std::string_view repository);
+                                                    std::string_view repository);
 
 // One file's answer (see the precedence above); nullopt when it has none.
 // `path` is used in messages only.

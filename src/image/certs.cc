@@ -61,8 +61,7 @@ Result<RegistryTls> registry_tls(const std::string& host, const std::string& cer
       } else if (n.ends_with(".cert") && tls.client_cert.empty()) {
         std::string key = dir + "/" + n.substr(0, n.size() - 5) + ".key";
         struct stat st;
-        if (stat(key.c_str(), &st) < 0)
-          return fail_msg("client certificate ", path, ": no matching key ", key);
+        if (stat(key.c_str(), &st) < 0) return fail_msg("client certificate ", path, ": no matching key ", key);
         tls.client_cert = path;
         tls.client_key = key;
       }

@@ -15,8 +15,8 @@
 namespace husk::image {
 
 struct RegistryTls {
-  std::string ca_pem;  // the system bundle followed by the extra CAs; empty: none extra
-  std::vector<std::string> ca_files;  // the extra CAs' paths, for messages
+  std::string ca_pem;                   // the system bundle followed by the extra CAs; empty: none extra
+  std::vector<std::string> ca_files;    // the extra CAs' paths, for messages
   std::string client_cert, client_key;  // paths; empty: none
 };
 

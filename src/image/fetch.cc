@@ -27,7 +27,8 @@ Result<> fetch_locked(RegistryClient& client, const BlobStore& store, const Desc
     return {};
   }
   report(PullEvent::kBlobStart, 0);
-  TRYV(client.fetch_blob(store, d, [&](const Digest&, uint64_t done, int64_t) { report(PullEvent::kBlobProgress, done); }));
+  TRYV(client.fetch_blob(store, d,
+                         [&](const Digest&, uint64_t done, int64_t) { report(PullEvent::kBlobProgress, done); }));
   report(PullEvent::kBlobDone, store.size(d.digest).value_or(0));
   return {};
 }

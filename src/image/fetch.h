@@ -43,13 +43,13 @@ struct FetchOptions {
   std::optional<Platform> platform;  // default: host_platform()
   AuthSources auth;                  // where credentials come from
   bool tls_verify = true;
-  std::string cert_dir;  // instead of the per-host certs.d directories
-  std::chrono::milliseconds timeout{0};           // whole pull, from the call; 0: none
+  std::string cert_dir;                  // instead of the per-host certs.d directories
+  std::chrono::milliseconds timeout{0};  // whole pull, from the call; 0: none
   // An absolute bound set by the caller (e.g. a task's image_pull_timeout
   // counted from when the task started); the earlier of the two applies.
   std::optional<Clock::time_point> deadline;
   std::chrono::milliseconds activity_timeout{0};  // no bytes for this long: retry; 0: none
-  int parallel = 4;  // blobs fetched at once
+  int parallel = 4;                               // blobs fetched at once
   // Called from the fetching threads, one call at a time.
   PullProgressFn progress;
 };
@@ -58,7 +58,7 @@ struct FetchedImage {
   Digest manifest_digest;
   std::string manifest;  // raw bytes, as stored
   std::string media_type;
-  std::string config;    // raw bytes of the config blob
+  std::string config;  // raw bytes of the config blob
   Descriptor config_descriptor;
   std::vector<Descriptor> layers;
   std::optional<Digest> index_digest;  // when the reference named an index

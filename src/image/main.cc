@@ -52,11 +52,16 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string
     while (k < tmp.size() && isalpha(static_cast<unsigned char>(tmp[k]))) ++k;
     std::string unit = tmp.substr(j, k - j);
     double ms;
-    if (unit == "ms") ms = 1;
-    else if (unit == "s") ms = 1000;
-    else if (unit == "m") ms = 60000;
-    else if (unit == "h") ms = 3600000;
-    else return bad();
+    if (unit == "ms")
+      ms = 1;
+    else if (unit == "s")
+      ms = 1000;
+    else if (unit == "m")
+      ms = 60000;
+    else if (unit == "h")
+      ms = 3600000;
+    else
+      return bad();
     total += v * ms;
     i = k;
   }
@@ -88,7 +93,8 @@ int cmd_pull(const std::vector<std::string>& args) {
     };
     if (a == "--tls-verify") {
       std::string v = has_val ? val : "true";
-      if (v != "true" && v != "false") return usage_error(kPullUsage, "--tls-verify wants true or false, not \"" + v + "\"");
+      if (v != "true" && v != "false")
+        return usage_error(kPullUsage, "--tls-verify wants true or false, not \"" + v + "\"");
       o.tls_verify = v == "true";
       continue;
     }
@@ -121,7 +127,8 @@ int cmd_pull(const std::vector<std::string>& args) {
       continue;
     }
     if (a.starts_with("-")) return usage_error(kPullUsage, "unknown option " + a);
-    if (!ref_text.empty()) return usage_error(kPullUsage, "one image reference only (got \"" + ref_text + "\" and \"" + a + "\")");
+    if (!ref_text.empty())
+      return usage_error(kPullUsage, "one image reference only (got \"" + ref_text + "\" and \"" + a + "\")");
     ref_text = a;
   }
   if (ref_text.empty()) return usage_error(kPullUsage, "no image reference");

@@ -151,8 +151,8 @@ Result<Descriptor> select_platform(const ManifestDoc& index, const Platform& wan
     }
   }
   if (!best)
-    return fail_msg(what, ": no image for platform ", want.str(), " (the index offers: ",
-                    offered.empty() ? "none" : offered, ")");
+    return fail_msg(what, ": no image for platform ", want.str(),
+                    " (the index offers: ", offered.empty() ? "none" : offered, ")");
   return *best;
 }
 

@@ -94,7 +94,8 @@ Result<Reference> parse_reference(std::string_view text) {
   auto bad = [&](auto&&... why) { return fail_msg("image reference \"", text, "\": ", why...); };
   if (text.empty()) return bad("empty");
   if (text.size() > 4096) return bad("longer than 4096 characters");
-  if (text.find("://") != std::string_view::npos) return bad("a reference has no URL scheme (drop \"", text.substr(0, text.find("://") + 3), "\")");
+  if (text.find("://") != std::string_view::npos)
+    return bad("a reference has no URL scheme (drop \"", text.substr(0, text.find("://") + 3), "\")");
 
   Reference ref;
   std::string_view rest = text;
@@ -109,7 +110,8 @@ Result<Reference> parse_reference(std::string_view text) {
   if (colon != std::string_view::npos && (last_slash == std::string_view::npos || colon > last_slash)) {
     std::string_view tag = rest.substr(colon + 1);
     if (!valid_tag(tag))
-      return bad("tag \"", tag, "\" is not valid (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-')");
+      return bad("tag \"", tag,
+                 "\" is not valid (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-')");
     ref.tag = std::string(tag);
     rest = rest.substr(0, colon);
   }

@@ -18,7 +18,7 @@ namespace husk::image {
 
 namespace {
 
-constexpr size_t kMaxManifest = 4 << 20;  // containers/image's limit too
+constexpr size_t kMaxManifest = 4 << 20;   // containers/image's limit too
 constexpr size_t kMaxSmallBody = 1 << 20;  // tokens, error bodies
 
 using std::chrono::duration_cast;
@@ -354,10 +354,11 @@ struct RegistryClient::Impl {
     if (r.code != CURLE_OK) {
       auto e = transfer_error(cat(what, " ", base, "/v2/"), r);
       if (r.code == CURLE_PEER_FAILED_VERIFICATION || r.code == CURLE_SSL_CACERT_BADFILE)
-        return fail_msg(e.error().str(), " (the registry's certificate is not trusted here",
-                        opt.tls.ca_files.empty() ? "" : cat(", also not by ", opt.tls.ca_files.size(), " CA file(s) from certs.d"),
-                        "; put its CA in /etc/containers/certs.d/", host,
-                        "/ca.crt or --cert-dir, or skip the check with tls_verify = false / --tls-verify=false)");
+        return fail_msg(
+            e.error().str(), " (the registry's certificate is not trusted here",
+            opt.tls.ca_files.empty() ? "" : cat(", also not by ", opt.tls.ca_files.size(), " CA file(s) from certs.d"),
+            "; put its CA in /etc/containers/certs.d/", host,
+            "/ca.crt or --cert-dir, or skip the check with tls_verify = false / --tls-verify=false)");
       if (r.code == CURLE_SSL_CONNECT_ERROR && opt.tls_verify)
         return fail_msg(e.error().str(), " (no TLS there? a plain-HTTP registry needs --tls-verify=false)");
       return e;
@@ -380,8 +381,9 @@ struct RegistryClient::Impl {
       if (c.scheme == "basic") {
         auth = Auth::kBasic;
         if (!opt.credentials || opt.credentials->username.empty())
-          return fail_msg(who(), ": authentication required (Basic) but no credentials were found for it "
-                                 "(use --creds, --authfile or a task's auth block)");
+          return fail_msg(who(),
+                          ": authentication required (Basic) but no credentials were found for it "
+                          "(use --creds, --authfile or a task's auth block)");
         return {};
       }
     }
@@ -532,8 +534,7 @@ Result<FetchedManifest> RegistryClient::manifest(const std::string& reference) {
   q.headers.push_back(cat("Accept: ", media::kOciIndex, ", ", media::kOciManifest, ", ", media::kDockerList, ", ",
                           media::kDockerManifest));
   Response r = TRY(m.get(what, q, nullptr));
-  if (r.status == 404)
-    return fail_msg(what, ": not found (", status_text(r), ")");
+  if (r.status == 404) return fail_msg(what, ": not found (", status_text(r), ")");
   if (r.status != 200) return fail_msg(what, ": ", status_text(r));
   FetchedManifest out;
   out.digest = sha256_of(r.body);

@@ -40,10 +40,10 @@ struct RegistryOptions {
   // when the registry does not speak TLS (podman's --tls-verify=false).
   bool tls_verify = true;
   Clock::time_point deadline = Clock::time_point::max();
-  std::chrono::milliseconds timeout{0};  // what the deadline came from, for messages
+  std::chrono::milliseconds timeout{0};           // what the deadline came from, for messages
   std::chrono::milliseconds activity_timeout{0};  // 0: none
   std::optional<Credentials> credentials;
-  RegistryTls tls;  // extra CAs and a client certificate (certs.d)
+  RegistryTls tls;   // extra CAs and a client certificate (certs.d)
   int attempts = 5;  // per request, transient failures only
   // Set by the caller to stop transfers early (a parallel fetch failed).
   std::shared_ptr<std::atomic<bool>> cancel;

@@ -145,7 +145,8 @@ TEST(Auth, ConfigAuthsEntries) {
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->password, "p:w");
   // The most specific key wins; another registry's entry does not count.
-  c = from(R"({"auths":{"q.io":{"auth":"YTpi"},"q.io/org":{"auth":"Yzpk"},"r.io":{"auth":"ZTpm"}}})", "q.io", "org/app");
+  c = from(R"({"auths":{"q.io":{"auth":"YTpi"},"q.io/org":{"auth":"Yzpk"},"r.io":{"auth":"ZTpm"}}})", "q.io",
+           "org/app");
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->username, "c");
   c = from(R"({"auths":{"q.io":{"auth":"YTpi"},"q.io/org":{"auth":"Yzpk"}}})", "q.io", "other/app");
@@ -180,10 +181,11 @@ class Helpers : public ::testing::Test {
     mkdir(bin.c_str(), 0755);
     // Answers for q.io only; records what it was asked.
     write_helper(bin + "/docker-credential-good",
-                 "read -r s; echo \"$s\" >> " + dir.path() + "/asked\n"
-                 "if [ \"$s\" = q.io ] || [ \"$s\" = https://index.docker.io/v1/ ]; then\n"
-                 "  printf '{\"ServerURL\":\"%s\",\"Username\":\"helper\",\"Secret\":\"pw\"}' \"$s\"\n"
-                 "else echo credentials not found in native keychain; exit 1; fi\n");
+                 "read -r s; echo \"$s\" >> " + dir.path() +
+                     "/asked\n"
+                     "if [ \"$s\" = q.io ] || [ \"$s\" = https://index.docker.io/v1/ ]; then\n"
+                     "  printf '{\"ServerURL\":\"%s\",\"Username\":\"helper\",\"Secret\":\"pw\"}' \"$s\"\n"
+                     "else echo credentials not found in native keychain; exit 1; fi\n");
     write_helper(bin + "/docker-credential-broken", "echo 'keychain locked' >&2; exit 3\n");
     write_helper(bin + "/docker-credential-slow", "sleep 30; echo late\n");  // sleep is a grandchild
     write_helper(bin + "/docker-credential-token",
@@ -251,7 +253,7 @@ TEST(Auth, FileOrderAndPrecedence) {
   std::filesystem::create_directories(t.path() + "/home/.docker");
   ASSERT_TRUE(write_file_atomic(t.path() + "/run/containers/auth.json", R"({"auths":{"q.io":{"auth":"cnVuOng="}}})"));
   ASSERT_TRUE(write_file_atomic(t.path() + "/home/.docker/config.json",
-                         R"({"auths":{"q.io":{"auth":"ZG9ja2VyOng="},"r.io":{"auth":"ZG9ja2VyOng="}}})"));
+                                R"({"auths":{"q.io":{"auth":"ZG9ja2VyOng="},"r.io":{"auth":"ZG9ja2VyOng="}}})"));
   // The runtime auth.json first; a registry it lacks falls through to docker's.
   EXPECT_EQ((*find_credentials(s, "q.io", "a"))->username, "run");
   EXPECT_EQ((*find_credentials(s, "r.io", "a"))->username, "docker");
@@ -315,10 +317,10 @@ TEST(Platform, IndexSelection) {
     return d ? d->size : -1;
   };
   EXPECT_EQ(pick("linux/amd64"), 10);
-  EXPECT_EQ(pick("linux/arm64"), 11);     // "" and v8 are one for arm64
+  EXPECT_EQ(pick("linux/arm64"), 11);  // "" and v8 are one for arm64
   EXPECT_EQ(pick("linux/arm64/v8"), 11);
   EXPECT_EQ(pick("linux/arm/v7"), 13);
-  EXPECT_EQ(pick("linux/arm"), 12);       // no variant asked: the first arm
+  EXPECT_EQ(pick("linux/arm"), 12);  // no variant asked: the first arm
   EXPECT_EQ(pick("linux/arm/v5"), -1);
   auto none = select_platform(*idx, *parse_platform("windows/amd64"), "index sha256:x");
   ASSERT_FALSE(none);
@@ -328,9 +330,11 @@ TEST(Platform, IndexSelection) {
 }
 
 TEST(Manifest, ImageManifestAndMediaTypes) {
-  std::string m = std::string(R"({"schemaVersion":2,"config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":")") +
-                  kDigest + R"(","size":5},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":")" +
-                  kDigest2 + R"(","size":7}]})";
+  std::string m =
+      std::string(
+          R"({"schemaVersion":2,"config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":")") +
+      kDigest + R"(","size":5},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":")" +
+      kDigest2 + R"(","size":7}]})";
   auto d = parse_manifest(m, "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8", "manifest");
   ASSERT_TRUE(d) << d.error().str();
   EXPECT_EQ(d->kind, ManifestDoc::kImage);
