@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,7 +184,10 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
     return fail_msg("credential helper name \"", name, "\" is not valid");
   std::string prog = "docker-credential-" + name;
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) < 0) return fail_sys("pipe");
+  // stdin is a socket, not a pipe: a helper that exits without reading it
+  // must not SIGPIPE us (send() with MSG_NOSIGNAL; callers may not ignore
+  // SIGPIPE).
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) return fail_sys("socketpair");
   UniqueFd in_r(in[0]), in_w(in[1]);
   if (pipe2(out, O_CLOEXEC) < 0) return fail_sys("pipe");
   UniqueFd out_r(out[0]), out_w(out[1]);
@@ -210,8 +214,9 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
   out_w.reset();
   err_w.reset();
 
-  // The server URL is far smaller than a pipe buffer: this write cannot block.
-  (void)write_all(in_w.get(), server_url);
+  // The server URL is far smaller than a socket buffer: this cannot block.
+  (void)send(in_w.get(), server_url.data(), server_url.size(), MSG_NOSIGNAL);
+  shutdown(in_w.get(), SHUT_WR);
   in_w.reset();
 
   std::string sout, serr;
