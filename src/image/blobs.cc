@@ -52,6 +52,20 @@ Result<UniqueFd> BlobStore::lock(const Digest& d) const {
   return fd;
 }
 
+Result<UniqueFd> BlobStore::lock(const Digest& d, std::chrono::steady_clock::time_point deadline) const {
+  std::string p = cat(root_, "/locks/", d.algorithm, "-", d.hex, ".lock");
+  UniqueFd fd = TRY(open_fd(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  // flock has no timeout: poll, a few times a second.
+  while (flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return fail_sys("lock ", p);
+    if (std::chrono::steady_clock::now() >= deadline)
+      return fail_msg("blob ", d.str(), ": the deadline passed while another pull held its lock ", p);
+    usleep(50 * 1000);
+  }
+  return fd;
+}
+
 Result<BlobWriter> BlobStore::begin(const Digest& d, int64_t expected_size, bool resume) const {
   BlobWriter w;
   w.digest_ = d;

@@ -10,6 +10,7 @@
 // others wait for it and then find has() true.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ class BlobStore {
   // Blocks until this process holds the digest's lock; released when the
   // fd closes (also when the process dies).
   Result<UniqueFd> lock(const Digest& d) const;
+  // The same, giving up at `deadline` (a pull's timeout also bounds the
+  // wait for another pull of the blob).
+  Result<UniqueFd> lock(const Digest& d, std::chrono::steady_clock::time_point deadline) const;
 
   // A writer for `d`. With `resume`, an earlier partial file is kept and its
   // bytes hashed again (the caller asks the server for the rest with a

@@ -1,0 +1,197 @@
+// husk-image: the image store's command line. A table of subcommands, each
+// a function over its own arguments; `pull` fetches an image from a
+// registry into the store.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "image/fetch.h"
+#include "image/progress_bar.h"
+
+namespace husk::image {
+namespace {
+
+struct Command {
+  const char* name;
+  const char* usage;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+int usage_error(const char* cmd_usage, const std::string& msg) {
+  fprintf(stderr, "husk-image: %s\nusage: husk-image %s\n", msg.c_str(), cmd_usage);
+  return 2;
+}
+
+std::string default_root() {
+  if (geteuid() == 0) return "/var/lib/husk/images";
+  if (const char* x = getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/husk/images";
+  if (const char* h = getenv("HOME"); h && *h) return std::string(h) + "/.local/share/husk/images";
+  return "";
+}
+
+// "90", "90s", "1m30s", "500ms", "2h" (Go's time.Duration units, as Nomad writes them).
+Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string_view what) {
+  auto bad = [&] { return fail_msg(what, " \"", s, "\": want a duration such as 90s, 5m or 1h30m"); };
+  if (s.empty()) return bad();
+  if (s.find_first_not_of("0123456789") == std::string_view::npos) s = std::string_view(std::string(s) + "s");
+  double total = 0;
+  size_t i = 0;
+  std::string tmp(s);
+  while (i < tmp.size()) {
+    size_t j = i;
+    while (j < tmp.size() && (isdigit(static_cast<unsigned char>(tmp[j])) || tmp[j] == '.')) ++j;
+    if (j == i) return bad();
+    double v = strtod(tmp.substr(i, j - i).c_str(), nullptr);
+    size_t k = j;
+    while (k < tmp.size() && isalpha(static_cast<unsigned char>(tmp[k]))) ++k;
+    std::string unit = tmp.substr(j, k - j);
+    double ms;
+    if (unit == "ms")
+      ms = 1;
+    else if (unit == "s")
+      ms = 1000;
+    else if (unit == "m")
+      ms = 60000;
+    else if (unit == "h")
+      ms = 3600000;
+    else
+      return bad();
+    total += v * ms;
+    i = k;
+  }
+  if (total > 1e12) return bad();
+  return std::chrono::milliseconds(static_cast<int64_t>(total));
+}
+
+constexpr const char* kPullUsage =
+    "pull [--root DIR] [--tls-verify=false] [--cert-dir DIR] [--authfile FILE] [--creds USER:PASSWORD]\n"
+    "       [--platform OS/ARCH[/VARIANT]] [--timeout DUR] [--progress-timeout DUR] [--quiet] REFERENCE";
+
+int cmd_pull(const std::vector<std::string>& args) {
+  std::string root = default_root(), ref_text;
+  FetchOptions o;
+  o.auth = AuthSources::from_environment();
+  bool quiet = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], val;
+    bool has_val = false;
+    if (size_t eq = a.find('='); a.starts_with("--") && eq != std::string::npos) {
+      val = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_val = true;
+    }
+    auto value = [&]() -> std::optional<std::string> {
+      if (has_val) return val;
+      if (i + 1 < args.size()) return args[++i];
+      return std::nullopt;
+    };
+    if (a == "--tls-verify") {
+      std::string v = has_val ? val : "true";
+      if (v != "true" && v != "false")
+        return usage_error(kPullUsage, "--tls-verify wants true or false, not \"" + v + "\"");
+      o.tls_verify = v == "true";
+      continue;
+    }
+    if (a == "--quiet" || a == "-q") {
+      quiet = true;
+      continue;
+    }
+    if (a == "--root" || a == "--authfile" || a == "--creds" || a == "--platform" || a == "--timeout" ||
+        a == "--progress-timeout" || a == "--cert-dir") {
+      auto v = value();
+      if (!v) return usage_error(kPullUsage, a + " needs a value");
+      if (a == "--root") root = *v;
+      if (a == "--authfile") o.auth.authfile = *v;
+      if (a == "--cert-dir") o.cert_dir = *v;
+      if (a == "--creds") {
+        auto c = parse_creds(*v);
+        if (!c) return usage_error(kPullUsage, c.error().str());
+        o.auth.explicit_creds = *c;
+      }
+      if (a == "--platform") {
+        auto p = parse_platform(*v, "--platform");
+        if (!p) return usage_error(kPullUsage, p.error().str());
+        o.platform = *p;
+      }
+      if (a == "--timeout" || a == "--progress-timeout") {
+        auto d = parse_duration(*v, a);
+        if (!d) return usage_error(kPullUsage, d.error().str());
+        (a == "--timeout" ? o.timeout : o.activity_timeout) = *d;
+      }
+      continue;
+    }
+    if (a.starts_with("-")) return usage_error(kPullUsage, "unknown option " + a);
+    if (!ref_text.empty())
+      return usage_error(kPullUsage, "one image reference only (got \"" + ref_text + "\" and \"" + a + "\")");
+    ref_text = a;
+  }
+  if (ref_text.empty()) return usage_error(kPullUsage, "no image reference");
+  if (root.empty()) return usage_error(kPullUsage, "no --root and no HOME to put the store under");
+
+  auto ref = parse_reference(ref_text);
+  if (!ref) {
+    fprintf(stderr, "husk-image: %s\n", ref.error().str().c_str());
+    return 1;
+  }
+  if (root[0] != '/') {
+    // Relative to where we run, as podman takes it.
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) {
+      perror("husk-image: getcwd");
+      return 1;
+    }
+    root = std::string(cwd) + "/" + root;
+  }
+  auto store = BlobStore::open(root);
+  if (!store) {
+    fprintf(stderr, "husk-image: store %s: %s\n", root.c_str(), store.error().str().c_str());
+    return 1;
+  }
+  PullProgressBar bar(stderr, isatty(2), ref->str());
+  if (!quiet) o.progress = [&](const PullEvent& e) { bar.on_event(e); };
+  auto img = fetch_image(*ref, o, *store);
+  bar.finish();
+  if (!img) {
+    fprintf(stderr, "husk-image: %s\n", img.error().str().c_str());
+    return 1;
+  }
+  printf("%s\n", img->manifest_digest.str().c_str());
+  return 0;
+}
+
+const Command kCommands[] = {
+    {"pull", kPullUsage, cmd_pull},
+};
+
+int usage(FILE* out) {
+  fprintf(out, "usage: husk-image COMMAND [ARGS]\ncommands:\n");
+  for (const Command& c : kCommands) fprintf(out, "  %s\n", c.usage);
+  return out == stdout ? 0 : 2;
+}
+
+}  // namespace
+}  // namespace husk::image
+
+int main(int argc, char** argv) {
+  using namespace husk::image;
+  // A peer that closes a socket or a credential helper that exits early
+  // must give an error, not kill us.
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) return usage(stderr);
+  std::string_view name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") return usage(stdout);
+  if (name == "--version") {
+    printf("husk-image %s\n", HUSK_VERSION);
+    return 0;
+  }
+  for (const Command& c : kCommands)
+    if (name == c.name) return c.run(std::vector<std::string>(argv + 2, argv + argc));
+  fprintf(stderr, "husk-image: unknown command \"%.*s\"\n", static_cast<int>(name.size()), name.data());
+  return usage(stderr);
+}
