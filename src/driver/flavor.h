@@ -1,5 +1,5 @@
-// A flavor is one upstream driver husk stands in for (podman now; docker and
-// nspawn later): the name it serves under, its plugin-config and task-config
+// A flavor is one upstream driver husk stands in for (podman, docker; nspawn
+// later): the name it serves under, its plugin-config and task-config
 // schemas, and the translation of a task into an OCI bundle. The gRPC layer
 // (plugin.cc, tasks.cc) is the same for every flavor.
 #pragma once
@@ -70,5 +70,9 @@ class Flavor {
 // `served_name` is "podman" when husk stands in for nomad-driver-podman, or
 // "husk" for the native name (same schema).
 std::unique_ptr<Flavor> make_podman_flavor(std::string served_name);
+
+// The docker flavor: Nomad's built-in docker driver's task config and plugin
+// options, served as "docker" (nomad-driver-docker).
+std::unique_ptr<Flavor> make_docker_flavor();
 
 }  // namespace husk::driver
