@@ -3,6 +3,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace husk::driver {
@@ -74,6 +77,90 @@ oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string>
   m.source = std::move(src);
   m.options = std::move(opts);
   return m;
+}
+
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); i++)
+    if (i == s.size() || s[i] == sep) {
+      out.emplace_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
+int online_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return n < 1 ? 1 : n;
+}
+
+bool selinux_enabled() {
+  struct stat st;
+  return stat("/sys/fs/selinux/enforce", &st) == 0;
+}
+
+void set_namespace(oci::Spec& spec, oci::NamespaceType t, bool present, std::optional<std::string> path) {
+  auto& ns = spec.linux->namespaces;
+  std::erase_if(ns, [&](const oci::Namespace& n) { return n.type == t; });
+  if (present) ns.push_back(oci::Namespace{t, std::move(path)});
+}
+
+Result<std::string> port_forwards(const TaskSpec& task, const std::vector<std::string>& labels,
+                                  const std::vector<std::pair<std::string, int64_t>>& port_map,
+                                  const std::string& port_map_field) {
+  std::string forwards;
+  auto forward = [&](const TaskPort& p, int64_t container_port) {
+    for (const char* proto : {"tcp", "udp"}) {
+      if (!forwards.empty()) forwards += ",";
+      if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
+      forwards += cat(p.host_port, ":", container_port, "/", proto);
+    }
+  };
+  for (const auto& label : labels)
+    for (const auto& p : task.ports)
+      if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
+  for (const auto& [label, to] : port_map) {
+    bool found = false;
+    for (const auto& p : task.ports)
+      if (p.label == label) {
+        forward(p, to);
+        found = true;
+      }
+    if (!found) return fail_msg(port_map_field, ".", label, ": the task has no port labelled \"", label, "\"");
+  }
+  return forwards;
+}
+
+Result<> add_nomad_mounts(oci::Spec& spec, const TaskSpec& task) {
+  for (size_t i = 0; i < task.mounts.size(); i++) {
+    const auto& m = task.mounts[i];
+    std::vector<std::string> mopts = {"rbind"};
+    if (m.readonly) mopts.push_back("ro");
+    if (m.propagation == "private" || m.propagation.empty())
+      mopts.push_back("rprivate");
+    else if (m.propagation == "host-to-task")
+      mopts.push_back("rslave");
+    else if (m.propagation == "bidirectional")
+      mopts.push_back("rshared");
+    else
+      return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
+    spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
+  }
+  return {};
+}
+
+void add_nomad_labels(oci::Spec& spec, const TaskSpec& task, const std::vector<std::string>& patterns) {
+  const std::pair<const char*, const std::string*> keys[] = {
+      {"job_name", &task.job_name},   {"job_id", &task.job_id},       {"task_group_name", &task.task_group},
+      {"task_name", &task.name},      {"namespace", &task.namespace_}, {"node_name", &task.node_name},
+      {"node_id", &task.node_id},
+  };
+  for (const auto& pattern : patterns)
+    for (const auto& [key, value] : keys)
+      if (fnmatch(pattern.c_str(), key, 0) == 0) spec.annotations[cat("com.hashicorp.nomad.", key)] = *value;
 }
 
 Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string& task_dir, const EtcFiles& etc) {

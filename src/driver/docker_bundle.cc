@@ -4,13 +4,13 @@
 // (allow_caps, allow_privileged, allowed_modes, volumes, pids_limit).
 // Fields only dockerd can honour are errors naming the field; ones that
 // change nothing about isolation (pull and log options) become warnings.
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
-#include <fnmatch.h>
 
 #include "driver/bundle_files.h"
 #include "driver/docker_flavor.h"
@@ -92,6 +92,38 @@ Result<std::vector<uint32_t>> group_ids(const std::string& rootfs, const std::ve
     if (!found) return fail_msg(f("group_add"), "[", i, "]: no group \"", g, "\" in the image's /etc/group");
   }
   return out;
+}
+
+// `network_mode = "container:NAME"`: NAME is a husk container of this
+// driver (its id), or the docker driver's container name "<task>-<alloc
+// id>", which is the husk container "<alloc id>-<task>-<8 hex>" of that
+// task (the newest, when the task restarted).
+Result<std::string> container_named(const std::string& containers_root, const std::string& name,
+                                    const std::string& field) {
+  struct stat st;
+  if (name.find('/') == std::string::npos && name != "." && name != ".." &&
+      stat((containers_root + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return name;
+  std::string best;
+  int64_t best_time = -1;
+  if (DIR* d = opendir(containers_root.c_str())) {
+    while (auto* e = readdir(d)) {
+      std::string id = e->d_name;
+      // <alloc>-<task>-<8 hex>  <->  <task>-<alloc>: Nomad's alloc ids are uuids (36 characters).
+      if (id.size() < 36 + 1 + 1 + 9) continue;
+      std::string alloc = id.substr(0, 36), task = id.substr(37, id.size() - 37 - 9);
+      if (id[36] != '-' || id[id.size() - 9] != '-' || name != task + "-" + alloc) continue;
+      if (stat((containers_root + "/" + id).c_str(), &st) == 0 && st.st_mtime > best_time) {
+        best = id;
+        best_time = st.st_mtime;
+      }
+    }
+    closedir(d);
+  }
+  if (best.empty())
+    return fail_msg(field, ": \"container:", name, "\": no container of this driver has that name (a husk ",
+                    "container id, or the docker name <task>-<alloc id>)");
+  return best;
 }
 
 // docker-init (tini) from the host, as dockerd binds it for --init.
@@ -256,8 +288,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- namespaces -------------------------------------------------------------------------
   auto set_ns = [&](oci::NamespaceType t, bool present, std::optional<std::string> path = std::nullopt) {
-    std::erase_if(lin.namespaces, [&](const oci::Namespace& n) { return n.type == t; });
-    if (present) lin.namespaces.push_back(oci::Namespace{t, std::move(path)});
+    set_namespace(spec, t, present, std::move(path));
   };
   std::string userns = TRY(str("userns_mode"));
   TRYV(check_mode(opts, opts.allowed_userns, "userns", "userns_mode", userns));
@@ -278,7 +309,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   std::string net_mode = TRY(str("network_mode"));
   bool group = task.network_mode == NetworkMode::Group && !task.netns_path.empty();
-  bool host_net = false, netns_none = false, husk_network = false;
+  bool host_net = false, netns_none = false, husk_network = false, joined_container = false;
   if (group && net_mode.empty()) {
     // Nomad's group network: the docker driver joins its pause container.
     set_ns(oci::NamespaceType::Network, true, task.netns_path);
@@ -294,8 +325,14 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     spec.annotations["run.husk.network"] = "bridge";
     husk_network = true;
   } else if (net_mode.starts_with("container:")) {
-    return fail_msg(f("network_mode"), ": \"", net_mode,
-                    "\": joining another container's network is not supported by husk yet; use a group network");
+    // husk joins the other container's network namespace when it creates
+    // this one (src/net's container: mode); it must be running by then.
+    std::string state = task_dir.substr(0, task_dir.rfind('/'));
+    state = state.substr(0, state.rfind('/'));
+    std::string other = TRY(container_named(state + "/containers", net_mode.substr(10), f("network_mode")));
+    set_ns(oci::NamespaceType::Network, true);
+    spec.annotations["run.husk.network"] = "container:" + other;
+    joined_container = true;
   } else {
     return fail_msg(f("network_mode"), ": \"", net_mode,
                     "\": user-defined docker networks do not exist in husk (bridge, host, none, or a group network)");
@@ -373,31 +410,14 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       return fail_msg(f("port_map"), ": the task has no ports to map");
     if (host_net && (!ports.empty() || !port_map.empty()))
       out.warnings.push_back("config.ports and config.port_map do nothing with network_mode = \"host\" (as in docker)");
+    if (joined_container && !ports.empty())
+      out.warnings.push_back("config.ports are skipped with network_mode = \"container:...\" (as in the docker driver)");
     if (netns_none && (!ports.empty() || !port_map.empty()))
       return fail_msg(!ports.empty() ? f("ports") : f("port_map"), ": a task with network_mode = \"none\" has no ports");
     if (husk_network) {
       // The ports' host side to the container side, TCP and UDP as the
       // docker driver publishes them.
-      std::string forwards;
-      auto forward = [&](const TaskPort& p, int64_t container_port) {
-        for (const char* proto : {"tcp", "udp"}) {
-          if (!forwards.empty()) forwards += ",";
-          if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
-          forwards += cat(p.host_port, ":", container_port, "/", proto);
-        }
-      };
-      for (const auto& label : ports)
-        for (const auto& p : task.ports)
-          if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
-      for (const auto& [label, to] : port_map) {
-        bool found = false;
-        for (const auto& p : task.ports)
-          if (p.label == label) {
-            forward(p, to);
-            found = true;
-          }
-        if (!found) return fail_msg(f("port_map"), ".", label, ": the task has no port labelled \"", label, "\"");
-      }
+      std::string forwards = TRY(port_forwards(task, ports, port_map, f("port_map")));
       if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
     }
   }
@@ -499,14 +519,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     for (auto& [k, v] : TRY(read_string_map(cfg, "labels", kCfg))) spec.annotations[k] = v;
     spec.annotations["com.hashicorp.nomad.alloc_id"] = task.alloc_id;
-    const std::pair<const char*, const std::string*> extra[] = {
-        {"job_name", &task.job_name},   {"job_id", &task.job_id},       {"task_group_name", &task.task_group},
-        {"task_name", &task.name},      {"namespace", &task.namespace_}, {"node_name", &task.node_name},
-        {"node_id", &task.node_id},
-    };
-    for (const auto& pattern : opts.extra_labels)
-      for (const auto& [key, value] : extra)
-        if (fnmatch(pattern.c_str(), key, 0) == 0) spec.annotations[cat("com.hashicorp.nomad.", key)] = *value;
+    add_nomad_labels(spec, task, opts.extra_labels);
   }
 
   // ---- logging, health checks ---------------------------------------------------------------------

@@ -5,12 +5,12 @@
 #include "driver/docker_flavor.h"
 
 #include <fnmatch.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include "driver/bundle_files.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/tables.h"
@@ -60,12 +60,8 @@ std::vector<int> docker_default_capabilities() {
 Options host_defaults() {
   Options o;
   o.rootless = geteuid() != 0;
-  struct stat st;
-  o.selinux_enabled = stat("/sys/fs/selinux/enforce", &st) == 0;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  o.online_cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-  if (o.online_cpus < 1) o.online_cpus = 1;
+  o.selinux_enabled = selinux_enabled();
+  o.online_cpus = online_cpus();
   o.allow_caps = default_allow_caps();
   o.logging_config = {{"max-file", "2"}, {"max-size", "2m"}};
   return o;
@@ -173,6 +169,14 @@ class DockerFlavor final : public Flavor {
     if (opts_.pids_limit > 0) a.emplace_back("pids.limit", std::to_string(opts_.pids_limit));
     if (opts_.rootless) a.emplace_back("cpuset_management.disabled", "true");
     return a;
+  }
+
+  std::optional<DanglingReaper> dangling_reaper() const override {
+    if (!opts_.dangling_enabled) return std::nullopt;
+    // The docker driver keys on the alloc_id label, which plan() puts on
+    // every task.
+    return DanglingReaper{opts_.dangling_period_ns, opts_.dangling_creation_grace_ns, opts_.dangling_dry_run,
+                          "com.hashicorp.nomad.alloc_id"};
   }
 
   Result<BundlePlan> plan(const TaskSpec& task, const Value& task_config, const std::string& container_id,

@@ -19,17 +19,6 @@ namespace husk::driver::docker {
 
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
-
 // Host paths outside the allocation need volumes.enabled (the docker
 // driver's rule); symlinks are resolved so a task cannot plant one.
 Result<> check_host_path(const MountContext& ctx, const std::string& src, const std::string& field,
@@ -272,16 +261,7 @@ Result<> add_task_mounts(const MountContext& ctx, const Value& cfg, oci::Spec& s
       TRYV(add_mount_block(ctx, blocks.items()[i], cat("config.", key, "[", i, "]"), spec, pending));
   }
 
-  for (size_t i = 0; i < task.mounts.size(); i++) {
-    const auto& m = task.mounts[i];
-    std::vector<std::string> mopts = {"rbind"};
-    if (m.readonly) mopts.push_back("ro");
-    if (m.propagation == "private" || m.propagation.empty()) mopts.push_back("rprivate");
-    else if (m.propagation == "host-to-task") mopts.push_back("rslave");
-    else if (m.propagation == "bidirectional") mopts.push_back("rshared");
-    else return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
-    spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
-  }
+  TRYV(add_nomad_mounts(spec, task));
   return {};
 }
 

@@ -4,7 +4,9 @@
 // (plugin.cc, tasks.cc) is the same for every flavor.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,17 @@ struct FieldSupport {
   std::string note;
 };
 
+// The docker driver's dangling-container reaper: every `period_ns`, husk
+// containers of this driver that carry annotation `label` but belong to no
+// task the plugin knows, and are older than `creation_grace_ns`, are
+// killed and removed (only logged with dry_run).
+struct DanglingReaper {
+  int64_t period_ns = 0;
+  int64_t creation_grace_ns = 0;
+  bool dry_run = false;
+  std::string label;
+};
+
 class Flavor {
  public:
   virtual ~Flavor() = default;
@@ -64,6 +77,8 @@ class Flavor {
                                   const std::string& task_dir) const = 0;
   // Every field of task_schema() and plugin_schema(), in schema order.
   virtual std::vector<FieldSupport> support() const { return {}; }
+  // The reaper the plugin options ask for, if any (read after configure()).
+  virtual std::optional<DanglingReaper> dangling_reaper() const { return std::nullopt; }
 };
 
 // The podman flavor: nomad-driver-podman's task config and plugin options.

@@ -3,7 +3,9 @@
 // with nomad-driver-podman's schemas, as nomad-driver-docker it is "docker"
 // with the docker driver's; as nomad-driver-husk it is "husk".
 // `--flavor NAME` overrides, `--state-dir DIR` moves the task state
-// (default /var/lib/husk-driver).
+// (default /var/lib/husk-driver). `--support-table markdown|man` prints the
+// flavor's support table, from which README and nomad-driver-husk(8) take
+// theirs.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +34,36 @@ std::string flavor_from_name(const char* argv0) {
   return "husk";
 }
 
+std::unique_ptr<husk::driver::Flavor> make_flavor(const std::string& name) {
+  if (name == "podman" || name == "husk") return husk::driver::make_podman_flavor(name);
+  if (name == "docker") return husk::driver::make_docker_flavor();
+  return nullptr;
+}
+
+int print_support(const husk::driver::Flavor& f, const std::string& format) {
+  using S = husk::driver::FieldSupport::Status;
+  auto status = [](S s) { return s == S::kImplemented ? "implemented" : s == S::kAccepted ? "accepted" : "refused"; };
+  // scdoc takes _ and * as markup: escape them.
+  auto man = [](const std::string& t) {
+    std::string o;
+    for (char c : t) {
+      if (c == '_' || c == '*' || c == '\\') o += '\\';
+      o += c;
+    }
+    return o;
+  };
+  for (const auto& r : f.support()) {
+    if (format == "man")
+      printf("*%s* (%s)%s%s\n\n", man(r.field).c_str(), status(r.status), r.note.empty() ? "" : "\n\t",
+             man(r.note).c_str());
+    else
+      printf("| `%s` | %s | %s |\n", r.field.c_str(), status(r.status), r.note.c_str());
+  }
+  return 0;
+}
+
 int usage(FILE* f) {
-  fputs("usage: nomad-driver-husk [--flavor husk|podman|docker] [--state-dir DIR]\n"
+  fputs("usage: nomad-driver-husk [--flavor husk|podman|docker] [--state-dir DIR] [--support-table markdown|man]\n"
         "A Nomad task driver plugin: Nomad's client agent starts it. See nomad-driver-husk(8).\n",
         f);
   return f == stdout ? 0 : 2;
@@ -44,6 +74,7 @@ int usage(FILE* f) {
 int main(int argc, char** argv) {
   std::string flavor = flavor_from_name(argv[0]);
   std::string state_dir = "/var/lib/husk-driver";
+  std::string support_format;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -57,6 +88,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--flavor" || a.starts_with("--flavor=")) flavor = value("--flavor");
     else if (a == "--state-dir" || a.starts_with("--state-dir=")) state_dir = value("--state-dir");
+    else if (a == "--support-table" || a.starts_with("--support-table=")) support_format = value("--support-table");
     else if (a == "-h" || a == "--help") return usage(stdout);
     else if (a == "--version") {
       printf("nomad-driver-husk %s\n", HUSK_VERSION);
@@ -66,6 +98,11 @@ int main(int argc, char** argv) {
       return usage(stderr);
     }
   }
+  if (!support_format.empty()) {
+    auto f = make_flavor(flavor);
+    if (!f || (support_format != "man" && support_format != "markdown")) return usage(stderr);
+    return print_support(*f, support_format);
+  }
   const char* cookie = getenv(kCookieKey);
   if (!cookie || strcmp(cookie, kCookieValue) != 0) {
     fputs("This binary is a plugin. These are not meant to be executed directly.\n"
@@ -74,12 +111,8 @@ int main(int argc, char** argv) {
           stderr);
     return 1;
   }
-  std::unique_ptr<husk::driver::Flavor> f;
-  if (flavor == "podman" || flavor == "husk") {
-    f = husk::driver::make_podman_flavor(flavor);
-  } else if (flavor == "docker") {
-    f = husk::driver::make_docker_flavor();
-  } else {
+  std::unique_ptr<husk::driver::Flavor> f = make_flavor(flavor);
+  if (!f) {
     fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (husk, podman or docker)\n", flavor.c_str());
     return 1;
   }

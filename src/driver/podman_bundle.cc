@@ -14,7 +14,6 @@
 #include <climits>
 #include <charconv>
 #include <cmath>
-#include <fnmatch.h>
 
 #include "driver/bundle_files.h"
 #include "driver/image_dir.h"
@@ -146,13 +145,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   std::map<std::string, std::string> env = task.env;
   // port_map (deprecated): NOMAD_PORT_<label> is the mapped container port.
-  std::vector<std::pair<std::string, std::string>> port_map;
+  std::vector<std::pair<std::string, int64_t>> port_map;
   {
     Value pm = TRY(merged_map(cfg["port_map"], f("port_map")));
     for (const auto& [label, v] : pm.entries()) {
       if (v.kind() != Value::Kind::Int && v.kind() != Value::Kind::Float)
         return fail_msg(f("port_map"), ".", label, ": expected a port number");
-      port_map.emplace_back(label, std::to_string(v.as_int()));
+      port_map.emplace_back(label, v.as_int());
       env["NOMAD_PORT_" + label] = std::to_string(v.as_int());
     }
   }
@@ -245,8 +244,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- namespaces: network, IPC, UTS ----------------------------------------------------
   auto set_ns = [&](oci::NamespaceType t, bool present, std::optional<std::string> path = std::nullopt) {
-    std::erase_if(lin.namespaces, [&](const oci::Namespace& n) { return n.type == t; });
-    if (present) lin.namespaces.push_back(oci::Namespace{t, std::move(path)});
+    set_namespace(spec, t, present, std::move(path));
   };
   std::string net_mode = TRY(str("network_mode"));
   bool host_net = false, netns_none = false, husk_network = false;
@@ -354,26 +352,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (husk_network) {
       // Nomad's port mappings of the ports named here (or by port_map)
       // become husk's forwards, TCP and UDP as podman publishes them.
-      std::string forwards;
-      auto forward = [&](const TaskPort& p, int32_t container_port) {
-        for (const char* proto : {"tcp", "udp"}) {
-          if (!forwards.empty()) forwards += ",";
-          if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
-          forwards += cat(p.host_port, ":", container_port, "/", proto);
-        }
-      };
-      for (const auto& label : ports)
-        for (const auto& p : task.ports)
-          if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
-      for (const auto& [label, to] : port_map) {
-        bool found = false;
-        for (const auto& p : task.ports)
-          if (p.label == label) {
-            forward(p, static_cast<int32_t>(atoi(to.c_str())));
-            found = true;
-          }
-        if (!found) return fail_msg(f("port_map"), ".", label, ": the task has no port labelled \"", label, "\"");
-      }
+      std::string forwards = TRY(port_forwards(task, ports, port_map, f("port_map")));
       if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
     }
     const char* why = husk_network ? " is ignored: husk's bridge gives addresses from its own IPAM"
@@ -501,20 +480,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       spec.mounts.push_back(bind_mount(src, dst, mopts));
     }
 
-    for (size_t i = 0; i < task.mounts.size(); i++) {
-      const auto& m = task.mounts[i];
-      std::vector<std::string> mopts = {"rbind"};
-      if (m.readonly) mopts.push_back("ro");
-      if (m.propagation == "private" || m.propagation.empty())
-        mopts.push_back("rprivate");
-      else if (m.propagation == "host-to-task")
-        mopts.push_back("rslave");
-      else if (m.propagation == "bidirectional")
-        mopts.push_back("rshared");
-      else
-        return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
-      spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
-    }
+    TRYV(add_nomad_mounts(spec, task));
 
     // podman's --read-only-tmpfs (on by default): a read-only root still
     // gets writable /run, /tmp and /var/tmp.
@@ -566,14 +532,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     for (auto& [k, v] : TRY(read_string_map(cfg, "labels", kCfg))) spec.annotations[k] = v;
     if (!opts.extra_labels.empty()) spec.annotations["com.hashicorp.nomad.alloc_id"] = task.alloc_id;
-    const std::pair<const char*, const std::string*> extra[] = {
-        {"job_name", &task.job_name},   {"job_id", &task.job_id},       {"task_group_name", &task.task_group},
-        {"task_name", &task.name},      {"namespace", &task.namespace_}, {"node_name", &task.node_name},
-        {"node_id", &task.node_id},
-    };
-    for (const auto& pattern : opts.extra_labels)
-      for (const auto& [key, value] : extra)
-        if (fnmatch(pattern.c_str(), key, 0) == 0) spec.annotations[cat("com.hashicorp.nomad.", key)] = *value;
+    add_nomad_labels(spec, task, opts.extra_labels);
   }
 
   // ---- logging ------------------------------------------------------------------------------------------

@@ -443,6 +443,15 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
   EXPECT_TRUE(has_ns(r->spec, oci::NamespaceType::Network));
   EXPECT_EQ(r->spec.annotations.count("run.husk.network"), 0u);
   expect_error(plan({{"network_mode", S("container:db")}}), "config.network_mode");
+  // Another task's container, by husk id or by the docker driver's name.
+  std::string alloc = "6c929dbc-1d8c-4a5e-9c3b-0123456789ab";
+  fs::create_directories(root_ + "/state/containers/" + alloc + "-db-080917dc");
+  for (std::string name : {alloc + "-db-080917dc", "db-" + alloc}) {
+    r = plan({{"network_mode", S("container:" + name)}});
+    ASSERT_TRUE(r) << r.error().str();
+    EXPECT_EQ(r->spec.annotations.at("run.husk.network"), "container:" + alloc + "-db-080917dc");
+    EXPECT_TRUE(has_ns(r->spec, oci::NamespaceType::Network));
+  }
   expect_error(plan({{"network_mode", S("my-net")}}), "config.network_mode");
 
   task_.network_mode = NetworkMode::Group;
