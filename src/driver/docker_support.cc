@@ -63,7 +63,7 @@ std::vector<FieldSupport> support_table() {
       {"config.mount[].source", I, "host path (relative to the task dir) or volume name"},
       {"config.mount[].readonly", I, ""},
       {"config.mount[].bind_options", I, ""},
-      {"config.mount[].bind_options.propagation", I, "[r]private, [r]shared, [r]slave"},
+      {"config.mount[].bind_options.propagation", I, "rprivate (default), private, rshared, shared, rslave, slave"},
       {"config.mount[].tmpfs_options", I, ""},
       {"config.mount[].tmpfs_options.size", I, "bytes"},
       {"config.mount[].tmpfs_options.mode", I, "file mode"},

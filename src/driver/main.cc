@@ -45,7 +45,8 @@ int print_support(const husk::driver::Flavor& f, const std::string& format) {
   auto status = [](S s) { return s == S::kImplemented ? "implemented" : s == S::kAccepted ? "accepted" : "refused"; };
   // scdoc takes _ and * as markup: escape them.
   auto man = [](const std::string& t) {
-    std::string o;
+    // A note starting with list or table markup would start a list or table.
+    std::string o = !t.empty() && (t[0] == '-' || t[0] == '[' || t[0] == '|' || t[0] == ':') ? "\\" : "";
     for (char c : t) {
       if (c == '_' || c == '*' || c == '\\') o += '\\';
       o += c;

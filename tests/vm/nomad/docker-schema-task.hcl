@@ -28,9 +28,9 @@ labels {
 ulimit {
   nofile = "2048:4096"
 }
-sysctl {
+sysctl = [{
   "net.core.somaxconn" = "1024"
-}
+}]
 logging {
   type = "json-file"
   config {

@@ -25,9 +25,9 @@ labels {
 ulimit {
   nofile = "2048:4096"
 }
-sysctl {
+sysctl = [{
   "net.core.somaxconn" = "1234"
-}
+}]
 mount {
   type   = "tmpfs"
   target = "/scratch"
