@@ -1,10 +1,12 @@
-// A flavor is one upstream driver husk stands in for (podman now; docker and
-// nspawn later): the name it serves under, its plugin-config and task-config
+// A flavor is one upstream driver husk stands in for (podman, docker; nspawn
+// later): the name it serves under, its plugin-config and task-config
 // schemas, and the translation of a task into an OCI bundle. The gRPC layer
 // (plugin.cc, tasks.cc) is the same for every flavor.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,17 @@ struct FieldSupport {
   std::string note;
 };
 
+// The docker driver's dangling-container reaper: every `period_ns`, husk
+// containers of this driver that carry annotation `label` but belong to no
+// task the plugin knows, and are older than `creation_grace_ns`, are
+// killed and removed (only logged with dry_run).
+struct DanglingReaper {
+  int64_t period_ns = 0;
+  int64_t creation_grace_ns = 0;
+  bool dry_run = false;
+  std::string label;
+};
+
 class Flavor {
  public:
   virtual ~Flavor() = default;
@@ -68,6 +81,8 @@ class Flavor {
                                   const std::string& task_dir) const = 0;
   // Every field of task_schema() and plugin_schema(), in schema order.
   virtual std::vector<FieldSupport> support() const { return {}; }
+  // The reaper the plugin options ask for, if any (read after configure()).
+  virtual std::optional<DanglingReaper> dangling_reaper() const { return std::nullopt; }
 };
 
 // The podman flavor: nomad-driver-podman's task config and plugin options.
@@ -85,5 +100,9 @@ std::unique_ptr<Flavor> make_flavor(const std::string& name);
 std::string support_table_scdoc(const std::vector<FieldSupport>& rows);
 std::string support_table_markdown(const std::vector<FieldSupport>& rows);
 const char* support_status_name(FieldSupport::Status s);
+
+// The docker flavor: Nomad's built-in docker driver's task config and plugin
+// options, served as "docker" (nomad-driver-docker).
+std::unique_ptr<Flavor> make_docker_flavor();
 
 }  // namespace husk::driver

@@ -17,6 +17,7 @@ struct Registered {
 const Registered kFlavors[] = {
     {"husk", [](const char* n) { return make_podman_flavor(n); }},  // the native name: podman's schema
     {"podman", [](const char* n) { return make_podman_flavor(n); }},
+    {"docker", [](const char*) { return make_docker_flavor(); }},
 };
 
 // scdoc treats *, _ and \ as markup; a table cell must not start a new

@@ -611,6 +611,31 @@ class BrokerService final : public plugin::GRPCBroker::Service {
   }
 };
 
+// The flavor's dangling-container reaper, if its options ask for one: the
+// first pass one period after the plugin starts, so that Nomad has
+// recovered the tasks it knows before any container counts as dangling.
+void reap_dangling_loop(Shared& s) {
+  int64_t next = 0;
+  while (!s.stopping) {
+    std::optional<DanglingReaper> policy;
+    {
+      std::lock_guard<std::mutex> l(s.config_mu);
+      if (s.configured) policy = s.flavor->dangling_reaper();
+    }
+    int64_t now = now_ns();
+    if (!policy || policy->period_ns <= 0) {
+      next = 0;
+    } else if (next == 0) {
+      next = now + policy->period_ns;
+    } else if (now >= next) {
+      auto r = s.tasks.reap_dangling(policy->label, policy->creation_grace_ns, policy->dry_run, now);
+      if (!r) log_error("dangling container reaper: " + r.error().str());
+      next = now + policy->period_ns;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 }  // namespace
 
 int serve(std::unique_ptr<Flavor> flavor, const PluginOptions& options) {
@@ -652,6 +677,7 @@ int serve(std::unique_ptr<Flavor> flavor, const PluginOptions& options) {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus("plugin", true);
+  std::thread(reap_dangling_loop, std::ref(s)).detach();
   printf("1|2|unix|%s|grpc|\n", options.socket_path.c_str());
   fflush(stdout);
 

@@ -14,8 +14,8 @@
 #include <climits>
 #include <charconv>
 #include <cmath>
-#include <fnmatch.h>
 
+#include "driver/bundle_files.h"
 #include "driver/image_dir.h"
 #include "driver/image_resolve.h"
 #include "driver/podman_fields.h"
@@ -31,72 +31,6 @@ namespace {
 
 const std::string kCfg = "config";
 
-
-// Lexical clean of an absolute path (Go's filepath.Clean for our needs).
-std::string clean_path(std::string_view p) {
-  std::vector<std::string> parts;
-  for (auto& c : split(p, '/')) {
-    if (c.empty() || c == ".") continue;
-    if (c == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(c);
-  }
-  std::string out;
-  for (auto& c : parts) out += "/" + c;
-  return out.empty() ? "/" : out;
-}
-
-bool is_within(const std::string& parent, const std::string& path) {
-  return path == parent || (path.size() > parent.size() && path.compare(0, parent.size(), parent) == 0 &&
-                            (parent == "/" || path[parent.size()] == '/'));
-}
-
-bool is_ip(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-Result<> write_file(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return fail_sys("create ", tmp);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      return fail_errno(e, "write ", tmp);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0) return fail_sys("close ", tmp);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return fail_sys("rename ", tmp, " to ", path);
-  return {};
-}
-
-std::string read_host_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0 && out.size() < (1 << 20)) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
-
-oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string> opts) {
-  oci::Mount m;
-  m.destination = std::move(dst);
-  m.type = "bind";
-  m.source = std::move(src);
-  m.options = std::move(opts);
-  return m;
-}
 
 // --- process args ------------------------------------------------------------
 
@@ -246,13 +180,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   std::map<std::string, std::string> env = task.env;
   // port_map (deprecated): NOMAD_PORT_<label> is the mapped container port.
-  std::vector<std::pair<std::string, std::string>> port_map;
+  std::vector<std::pair<std::string, int64_t>> port_map;
   {
     Value pm = TRY(merged_map(cfg["port_map"], f("port_map")));
     for (const auto& [label, v] : pm.entries()) {
       if (v.kind() != Value::Kind::Int && v.kind() != Value::Kind::Float)
         return fail_msg(f("port_map"), ".", label, ": expected a port number");
-      port_map.emplace_back(label, std::to_string(v.as_int()));
+      port_map.emplace_back(label, v.as_int());
       env["NOMAD_PORT_" + label] = std::to_string(v.as_int());
     }
   }
@@ -335,22 +269,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     for (auto& p : sec.mask)
       if (std::find(masked.begin(), masked.end(), p) == masked.end()) masked.push_back(p);
   }
-  if (privileged) {
-    for (auto& m : spec.mounts)
-      if (m.destination == "/sys" || m.destination == "/sys/fs/cgroup") std::erase(m.options, "ro");
-    oci::DeviceRule all;
-    all.allow = true;
-    all.access = "rwm";
-    lin.resources->devices.push_back(all);
-    std::vector<std::pair<std::string, std::string>> devs;
-    host_devices(opts.host_dev, "", devs, 0);
-    std::sort(devs.begin(), devs.end());
-    for (auto& [host, dst] : devs) {
-      struct stat st;
-      if (stat(host.c_str(), &st) != 0) continue;
-      lin.devices.push_back(device_node(dst, st));
-    }
-  }
+  if (privileged) make_privileged(spec, opts.host_dev);
+
 
   std::string userns = TRY(str("userns"));
   if (!userns.empty() && userns != "host")
@@ -369,8 +289,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- namespaces: network, IPC, UTS ----------------------------------------------------
   auto set_ns = [&](oci::NamespaceType t, bool present, std::optional<std::string> path = std::nullopt) {
-    std::erase_if(lin.namespaces, [&](const oci::Namespace& n) { return n.type == t; });
-    if (present) lin.namespaces.push_back(oci::Namespace{t, std::move(path)});
+    set_namespace(spec, t, present, std::move(path));
   };
   std::string net_mode = TRY(str("network_mode"));
   bool host_net = false, netns_none = false, husk_network = false;
@@ -478,26 +397,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (husk_network) {
       // Nomad's port mappings of the ports named here (or by port_map)
       // become husk's forwards, TCP and UDP as podman publishes them.
-      std::string forwards;
-      auto forward = [&](const TaskPort& p, int32_t container_port) {
-        for (const char* proto : {"tcp", "udp"}) {
-          if (!forwards.empty()) forwards += ",";
-          if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
-          forwards += cat(p.host_port, ":", container_port, "/", proto);
-        }
-      };
-      for (const auto& label : ports)
-        for (const auto& p : task.ports)
-          if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
-      for (const auto& [label, to] : port_map) {
-        bool found = false;
-        for (const auto& p : task.ports)
-          if (p.label == label) {
-            forward(p, static_cast<int32_t>(atoi(to.c_str())));
-            found = true;
-          }
-        if (!found) return fail_msg(f("port_map"), ".", label, ": the task has no port labelled \"", label, "\"");
-      }
+      std::string forwards = TRY(port_forwards(task, ports, port_map, f("port_map")));
       if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
     }
     const char* why = husk_network ? " is ignored: husk's bridge gives addresses from its own IPAM"
@@ -625,20 +525,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       spec.mounts.push_back(bind_mount(src, dst, mopts));
     }
 
-    for (size_t i = 0; i < task.mounts.size(); i++) {
-      const auto& m = task.mounts[i];
-      std::vector<std::string> mopts = {"rbind"};
-      if (m.readonly) mopts.push_back("ro");
-      if (m.propagation == "private" || m.propagation.empty())
-        mopts.push_back("rprivate");
-      else if (m.propagation == "host-to-task")
-        mopts.push_back("rslave");
-      else if (m.propagation == "bidirectional")
-        mopts.push_back("rshared");
-      else
-        return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
-      spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
-    }
+    TRYV(add_nomad_mounts(spec, task));
 
     // podman's --read-only-tmpfs (on by default): a read-only root still
     // gets writable /run, /tmp and /var/tmp.
@@ -671,77 +558,26 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- /etc/resolv.conf, /etc/hosts, /etc/hostname -------------------------------------------------
   {
-    std::vector<std::string> servers = task.dns_servers.empty() ? opts.dns_servers : task.dns_servers;
-    for (size_t i = 0; i < servers.size(); i++)
-      if (!is_ip(servers[i])) return fail_msg("dns.servers[", i, "]: \"", servers[i], "\" is not an IP address");
-    std::string resolv;
-    if (servers.empty() && task.dns_searches.empty() && task.dns_options.empty()) {
-      resolv = read_host_file(opts.host_resolv_conf);
-      // systemd-resolved's stub listens on the host's loopback, which a task
-      // with its own network namespace cannot reach: use its upstream list,
-      // as podman does.
-      if (own_netns && resolv.find("nameserver 127.0.0.53") != std::string::npos) {
-        std::string upstream = read_host_file(opts.host_resolved_upstream);
-        if (!upstream.empty()) resolv = upstream;
-      }
-    } else {
-      for (auto& s : servers) resolv += "nameserver " + s + "\n";
-      if (!task.dns_searches.empty()) {
-        resolv += "search";
-        for (auto& s : task.dns_searches) resolv += " " + s;
-        resolv += "\n";
-      }
-      if (!task.dns_options.empty()) {
-        resolv += "options";
-        for (auto& s : task.dns_options) resolv += " " + s;
-        resolv += "\n";
-      }
-    }
-
-    std::string hosts;
-    if (host_net) {
-      hosts = read_host_file(opts.host_hosts);
-      if (!hosts.empty() && hosts.back() != '\n') hosts += "\n";
-    } else {
-      hosts = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-    }
-    if (!task.hosts_address.empty() && !task.hosts_hostname.empty())
-      hosts += task.hosts_address + "\t" + task.hosts_hostname + "\n";
-    if (spec.hostname && !host_net && *spec.hostname != task.hosts_hostname)
-      hosts += (netns_none ? "127.0.0.1\t" : "127.0.1.1\t") + *spec.hostname + "\n";
-    auto extra = TRY(strings("extra_hosts"));
-    for (size_t i = 0; i < extra.size(); i++) {
-      auto colon = extra[i].find(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == extra[i].size())
-        return fail_msg(fi("extra_hosts", i), ": \"", extra[i], "\": want host:ip");
-      std::string host = extra[i].substr(0, colon), ip = extra[i].substr(colon + 1);
-      if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
-      if (!is_ip(ip)) return fail_msg(fi("extra_hosts", i), ": \"", ip, "\" is not an IP address");
-      hosts += ip + "\t" + host + "\n";
-    }
-
-    TRYV_CTX(write_file(task_dir + "/resolv.conf", resolv), "write the task's resolv.conf");
-    TRYV_CTX(write_file(task_dir + "/hosts", hosts), "write the task's hosts file");
-    spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "ro", "nosuid", "nodev", "noexec"}));
-    spec.mounts.push_back(bind_mount(task_dir + "/hosts", "/etc/hosts", {"bind", "ro", "nosuid", "nodev", "noexec"}));
-    if (spec.hostname) {
-      TRYV_CTX(write_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
-      spec.mounts.push_back(bind_mount(task_dir + "/hostname", "/etc/hostname", {"bind", "ro", "nosuid", "nodev", "noexec"}));
-    }
+    EtcFiles etc;
+    etc.servers = task.dns_servers.empty() ? opts.dns_servers : task.dns_servers;
+    etc.servers_field = "dns.servers";
+    etc.searches = task.dns_searches;
+    etc.options = task.dns_options;
+    etc.extra_hosts = TRY(strings("extra_hosts"));
+    etc.extra_hosts_field = f("extra_hosts");
+    etc.host_net = host_net;
+    etc.netns_none = netns_none;
+    etc.host_resolv_conf = opts.host_resolv_conf;
+    etc.host_resolved_upstream = opts.host_resolved_upstream;
+    etc.host_hosts = opts.host_hosts;
+    TRYV(add_etc_files(spec, task, task_dir, etc));
   }
 
   // ---- labels -> annotations ----------------------------------------------------------------------
   {
     for (auto& [k, v] : TRY(read_string_map(cfg, "labels", kCfg))) spec.annotations[k] = v;
     if (!opts.extra_labels.empty()) spec.annotations["com.hashicorp.nomad.alloc_id"] = task.alloc_id;
-    const std::pair<const char*, const std::string*> extra[] = {
-        {"job_name", &task.job_name},   {"job_id", &task.job_id},       {"task_group_name", &task.task_group},
-        {"task_name", &task.name},      {"namespace", &task.namespace_}, {"node_name", &task.node_name},
-        {"node_id", &task.node_id},
-    };
-    for (const auto& pattern : opts.extra_labels)
-      for (const auto& [key, value] : extra)
-        if (fnmatch(pattern.c_str(), key, 0) == 0) spec.annotations[cat("com.hashicorp.nomad.", key)] = *value;
+    add_nomad_labels(spec, task, opts.extra_labels);
   }
 
   // ---- logging ------------------------------------------------------------------------------------------

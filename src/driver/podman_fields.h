@@ -8,21 +8,13 @@
 #include <vector>
 
 #include "common/error.h"
+#include "driver/bundle_files.h"
 
 namespace husk::driver::podman {
 
 inline std::string f(std::string_view name) { return cat("config.", name); }
 inline std::string fi(std::string_view name, size_t i) { return cat("config.", name, "[", i, "]"); }
 
-inline std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.emplace_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
+using driver::split;
 
 }  // namespace husk::driver::podman

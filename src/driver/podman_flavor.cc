@@ -3,7 +3,6 @@
 // task translation is podman_bundle.cc, the schemas podman_schema.cc.
 #include "driver/podman_flavor.h"
 
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <cstring>
 #include <cmath>
 
+#include "driver/bundle_files.h"
 #include "image/store.h"
 #include "oci/tables.h"
 
@@ -104,12 +104,8 @@ Options host_defaults() {
       fclose(f);
     }
   }
-  struct stat st;
-  o.selinux_enabled = stat("/sys/fs/selinux/enforce", &st) == 0;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  o.online_cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-  if (o.online_cpus < 1) o.online_cpus = 1;
+  o.selinux_enabled = selinux_enabled();
+  o.online_cpus = online_cpus();
   return o;
 }
 

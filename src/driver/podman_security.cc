@@ -156,6 +156,23 @@ void host_devices(const std::string& dir, const std::string& rel, std::vector<st
   closedir(d);
 }
 
+void make_privileged(oci::Spec& spec, const std::string& host_dev) {
+  for (auto& m : spec.mounts)
+    if (m.destination == "/sys" || m.destination == "/sys/fs/cgroup") std::erase(m.options, "ro");
+  oci::DeviceRule all;
+  all.allow = true;
+  all.access = "rwm";
+  spec.linux->resources->devices.push_back(all);
+  std::vector<std::pair<std::string, std::string>> devs;
+  host_devices(host_dev, "", devs, 0);
+  std::sort(devs.begin(), devs.end());
+  for (auto& [host, dst] : devs) {
+    struct stat st;
+    if (stat(host.c_str(), &st) != 0) continue;
+    spec.linux->devices.push_back(device_node(dst, st));
+  }
+}
+
 // --- rlimits and sysctls ---------------------------------------------------
 
 Result<oci::Rlimit> parse_ulimit(const std::string& name, const std::string& value) {

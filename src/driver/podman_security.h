@@ -35,6 +35,11 @@ Result<> add_device_string(oci::Spec& spec, const std::string& s, const std::str
 void host_devices(const std::string& dir, const std::string& rel, std::vector<std::pair<std::string, std::string>>& out,
                   int depth);
 
+// What `privileged` means to docker and podman alike: /sys and its cgroup
+// mount writable, every device allowed, and every node of the host's /dev
+// (`host_dev`) created in the container.
+void make_privileged(oci::Spec& spec, const std::string& host_dev);
+
 Result<oci::Rlimit> parse_ulimit(const std::string& name, const std::string& value);
 Result<> check_sysctl(const std::string& key, bool own_netns, bool own_ipc, bool own_uts);
 

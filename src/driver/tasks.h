@@ -100,6 +100,12 @@ class TaskManager {
   Result<std::vector<std::string>> exec_argv(const std::string& task_id, const std::vector<std::string>& argv,
                                              bool tty, const std::vector<std::string>& husk_options = {});
   bool known(const std::string& task_id);
+  // The dangling-container reaper (dangling.cc): containers under our root
+  // carrying annotation `label` that no known task owns and that were
+  // created more than `grace_ns` before `now_ns`. Unless dry_run they are
+  // killed, deleted and their task directory removed. Returns their ids.
+  Result<std::vector<std::string>> reap_dangling(const std::string& label, int64_t grace_ns, bool dry_run,
+                                                 int64_t now_ns);
 
  private:
   struct Task {

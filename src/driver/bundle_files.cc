@@ -1,0 +1,227 @@
+// Path, file and mount helpers of the flavors' translations (bundle_files.h).
+#include "driver/bundle_files.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace husk::driver {
+
+std::string clean_path(std::string_view p) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= p.size(); i++) {
+    if (i != p.size() && p[i] != '/') continue;
+    std::string_view c = p.substr(start, i - start);
+    start = i + 1;
+    if (c.empty() || c == ".") continue;
+    if (c == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.emplace_back(c);
+  }
+  std::string out;
+  for (auto& c : parts) out += "/" + c;
+  return out.empty() ? "/" : out;
+}
+
+bool is_within(const std::string& parent, const std::string& path) {
+  return path == parent || (path.size() > parent.size() && path.compare(0, parent.size(), parent) == 0 &&
+                            (parent == "/" || path[parent.size()] == '/'));
+}
+
+bool is_ip(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+Result<> write_file(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return fail_sys("create ", tmp);
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = write(fd, content.data() + off, content.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return fail_errno(e, "write ", tmp);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) return fail_sys("close ", tmp);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return fail_sys("rename ", tmp, " to ", path);
+  return {};
+}
+
+std::string read_host_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 && out.size() < (1 << 20)) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string> opts) {
+  oci::Mount m;
+  m.destination = std::move(dst);
+  m.type = "bind";
+  m.source = std::move(src);
+  m.options = std::move(opts);
+  return m;
+}
+
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); i++)
+    if (i == s.size() || s[i] == sep) {
+      out.emplace_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
+int online_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return n < 1 ? 1 : n;
+}
+
+bool selinux_enabled() {
+  struct stat st;
+  return stat("/sys/fs/selinux/enforce", &st) == 0;
+}
+
+void set_namespace(oci::Spec& spec, oci::NamespaceType t, bool present, std::optional<std::string> path) {
+  auto& ns = spec.linux->namespaces;
+  std::erase_if(ns, [&](const oci::Namespace& n) { return n.type == t; });
+  if (present) ns.push_back(oci::Namespace{t, std::move(path)});
+}
+
+Result<std::string> port_forwards(const TaskSpec& task, const std::vector<std::string>& labels,
+                                  const std::vector<std::pair<std::string, int64_t>>& port_map,
+                                  const std::string& port_map_field) {
+  std::string forwards;
+  auto forward = [&](const TaskPort& p, int64_t container_port) {
+    for (const char* proto : {"tcp", "udp"}) {
+      if (!forwards.empty()) forwards += ",";
+      if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
+      forwards += cat(p.host_port, ":", container_port, "/", proto);
+    }
+  };
+  for (const auto& label : labels)
+    for (const auto& p : task.ports)
+      if (p.label == label) forward(p, p.container_port ? p.container_port : p.host_port);
+  for (const auto& [label, to] : port_map) {
+    bool found = false;
+    for (const auto& p : task.ports)
+      if (p.label == label) {
+        forward(p, to);
+        found = true;
+      }
+    if (!found) return fail_msg(port_map_field, ".", label, ": the task has no port labelled \"", label, "\"");
+  }
+  return forwards;
+}
+
+Result<> add_nomad_mounts(oci::Spec& spec, const TaskSpec& task) {
+  for (size_t i = 0; i < task.mounts.size(); i++) {
+    const auto& m = task.mounts[i];
+    std::vector<std::string> mopts = {"rbind"};
+    if (m.readonly) mopts.push_back("ro");
+    if (m.propagation == "private" || m.propagation.empty())
+      mopts.push_back("rprivate");
+    else if (m.propagation == "host-to-task")
+      mopts.push_back("rslave");
+    else if (m.propagation == "bidirectional")
+      mopts.push_back("rshared");
+    else
+      return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
+    spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mopts));
+  }
+  return {};
+}
+
+void add_nomad_labels(oci::Spec& spec, const TaskSpec& task, const std::vector<std::string>& patterns) {
+  const std::pair<const char*, const std::string*> keys[] = {
+      {"job_name", &task.job_name},   {"job_id", &task.job_id},       {"task_group_name", &task.task_group},
+      {"task_name", &task.name},      {"namespace", &task.namespace_}, {"node_name", &task.node_name},
+      {"node_id", &task.node_id},
+  };
+  for (const auto& pattern : patterns)
+    for (const auto& [key, value] : keys)
+      if (fnmatch(pattern.c_str(), key, 0) == 0) spec.annotations[cat("com.hashicorp.nomad.", key)] = *value;
+}
+
+Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string& task_dir, const EtcFiles& etc) {
+  for (size_t i = 0; i < etc.servers.size(); i++)
+    if (!is_ip(etc.servers[i]))
+      return fail_msg(etc.servers_field, "[", i, "]: \"", etc.servers[i], "\" is not an IP address");
+  std::string resolv;
+  if (etc.servers.empty() && etc.searches.empty() && etc.options.empty()) {
+    resolv = read_host_file(etc.host_resolv_conf);
+    // systemd-resolved's stub listens on the host's loopback, which a task
+    // with its own network namespace cannot reach: use its upstream list,
+    // as podman and docker do.
+    if (!etc.host_net && resolv.find("nameserver 127.0.0.53") != std::string::npos) {
+      std::string upstream = read_host_file(etc.host_resolved_upstream);
+      if (!upstream.empty()) resolv = upstream;
+    }
+  } else {
+    for (auto& s : etc.servers) resolv += "nameserver " + s + "\n";
+    if (!etc.searches.empty()) {
+      resolv += "search";
+      for (auto& s : etc.searches) resolv += " " + s;
+      resolv += "\n";
+    }
+    if (!etc.options.empty()) {
+      resolv += "options";
+      for (auto& s : etc.options) resolv += " " + s;
+      resolv += "\n";
+    }
+  }
+
+  std::string hosts;
+  if (etc.host_net) {
+    hosts = read_host_file(etc.host_hosts);
+    if (!hosts.empty() && hosts.back() != '\n') hosts += "\n";
+  } else {
+    hosts = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  }
+  if (!task.hosts_address.empty() && !task.hosts_hostname.empty())
+    hosts += task.hosts_address + "\t" + task.hosts_hostname + "\n";
+  if (spec.hostname && !etc.host_net && *spec.hostname != task.hosts_hostname)
+    hosts += (etc.netns_none ? "127.0.0.1\t" : "127.0.1.1\t") + *spec.hostname + "\n";
+  for (size_t i = 0; i < etc.extra_hosts.size(); i++) {
+    const std::string& e = etc.extra_hosts[i];
+    auto colon = e.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == e.size())
+      return fail_msg(etc.extra_hosts_field, "[", i, "]: \"", e, "\": want host:ip");
+    std::string host = e.substr(0, colon), ip = e.substr(colon + 1);
+    if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+    if (!is_ip(ip)) return fail_msg(etc.extra_hosts_field, "[", i, "]: \"", ip, "\" is not an IP address");
+    hosts += ip + "\t" + host + "\n";
+  }
+
+  TRYV_CTX(write_file(task_dir + "/resolv.conf", resolv), "write the task's resolv.conf");
+  TRYV_CTX(write_file(task_dir + "/hosts", hosts), "write the task's hosts file");
+  spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "ro", "nosuid", "nodev", "noexec"}));
+  spec.mounts.push_back(bind_mount(task_dir + "/hosts", "/etc/hosts", {"bind", "ro", "nosuid", "nodev", "noexec"}));
+  if (spec.hostname) {
+    TRYV_CTX(write_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
+    spec.mounts.push_back(bind_mount(task_dir + "/hostname", "/etc/hostname", {"bind", "ro", "nosuid", "nodev", "noexec"}));
+  }
+  return {};
+}
+
+}  // namespace husk::driver

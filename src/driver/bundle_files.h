@@ -1,0 +1,72 @@
+// Small pieces every flavor's task -> bundle translation needs: lexical
+// path cleaning and containment (for volume policies), IP literals, the
+// task's generated /etc files (written atomically, O_CLOEXEC) and bind
+// mount entries, /etc/resolv.conf and /etc/hosts. Shared by podman_bundle.cc and docker_bundle.cc.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "driver/task_spec.h"
+#include "oci/spec.h"
+
+namespace husk::driver {
+
+// Go's filepath.Clean for absolute paths: no ".", "..", or doubled "/".
+std::string clean_path(std::string_view p);
+// Whether `path` is `parent` or below it (both clean and absolute).
+bool is_within(const std::string& parent, const std::string& path);
+bool is_ip(const std::string& s);
+// Writes `content` to `path` through a temporary file and rename.
+Result<> write_file(const std::string& path, const std::string& content);
+// A host file's text (at most 1 MiB); "" when it cannot be read.
+std::string read_host_file(const std::string& path);
+oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string> opts);
+
+// Splits at every `sep` ("a::b" has an empty middle field).
+std::vector<std::string> split(std::string_view s, char sep);
+
+// The host's CPUs this process may run on (at least 1), and whether
+// SELinux is enabled: host facts the flavors' options carry.
+int online_cpus();
+bool selinux_enabled();
+
+// Drops namespace `t` from the spec, then adds it back when `present`
+// (joining `path` when given).
+void set_namespace(oci::Spec& spec, oci::NamespaceType t, bool present, std::optional<std::string> path = std::nullopt);
+
+// husk's port forwards (the run.husk.ports annotation) for the group ports
+// named in `labels` (container side: their `to`, else the host port) and
+// the deprecated port_map (label -> container port), TCP and UDP each. An
+// unknown port_map label is an error naming `port_map_field`.
+Result<std::string> port_forwards(const TaskSpec& task, const std::vector<std::string>& labels,
+                                  const std::vector<std::pair<std::string, int64_t>>& port_map,
+                                  const std::string& port_map_field);
+
+// Nomad's own volume mounts (TaskConfig.mounts) as binds with their
+// propagation.
+Result<> add_nomad_mounts(oci::Spec& spec, const TaskSpec& task);
+
+// com.hashicorp.nomad.<key> annotations for the task's metadata keys that
+// match one of the plugin's extra_labels globs.
+void add_nomad_labels(oci::Spec& spec, const TaskSpec& task, const std::vector<std::string>& patterns);
+
+// What shapes a task's /etc/resolv.conf, /etc/hosts and /etc/hostname.
+struct EtcFiles {
+  std::vector<std::string> servers, searches, options;  // all empty: the host's resolv.conf
+  std::string servers_field;                            // for errors: "config.dns_servers"
+  std::vector<std::string> extra_hosts;                 // "host:ip"
+  std::string extra_hosts_field;
+  bool host_net = false;    // the task shares the host's network namespace
+  bool netns_none = false;  // a network namespace with loopback only
+  std::string host_resolv_conf, host_resolved_upstream, host_hosts;
+};
+// Writes the three files into `task_dir` and binds them read-only (hostname
+// only when spec.hostname is set). systemd-resolved's loopback stub is
+// replaced by its upstream list for tasks with a network of their own.
+Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string& task_dir, const EtcFiles& etc);
+
+}  // namespace husk::driver
