@@ -1,5 +1,5 @@
-// A flavor is one upstream driver husk stands in for (podman now; docker and
-// nspawn later): the name it serves under, its plugin-config and task-config
+// A flavor is one upstream driver husk stands in for (podman, nspawn; docker
+// later): the name it serves under, its plugin-config and task-config
 // schemas, and the translation of a task into an OCI bundle. The gRPC layer
 // (plugin.cc, tasks.cc) is the same for every flavor.
 #pragma once
@@ -20,9 +20,21 @@ namespace husk::driver {
 // filesystem comes from. The caller mounts an overlay of `image_rootfs` (read
 // only) with a per-task upper directory at `<task_dir>/rootfs`, which is
 // what spec.root.path names, writes config.json and runs husk.
+// How `image_rootfs` becomes <task_dir>/rootfs.
+enum class RootfsMode {
+  kOverlay,          // overlay, upper directory on disk in the task dir (thrown away with the task)
+  kImage,            // the image directory itself, bound: writes land in the image (nspawn without --ephemeral)
+  kVolatileOverlay,  // overlay whose upper directory is on a tmpfs (nspawn --volatile=overlay)
+  kVolatileRoot,     // a tmpfs root with the image's /usr bound read-only (nspawn --volatile=yes)
+};
+
 struct BundlePlan {
   oci::Spec spec;
   std::string image_rootfs;            // a directory holding the image's root filesystem
+  RootfsMode rootfs_mode = RootfsMode::kOverlay;
+  // StopTask's signal when Nomad names none; "" is SIGTERM. A booted
+  // systemd halts on SIGRTMIN+3.
+  std::string stop_signal;
   std::vector<std::string> warnings;   // sent to Nomad as task events
 };
 
@@ -64,11 +76,18 @@ class Flavor {
                                   const std::string& task_dir) const = 0;
   // Every field of task_schema() and plugin_schema(), in schema order.
   virtual std::vector<FieldSupport> support() const { return {}; }
+  // False when the plugin options switch the driver off (nspawn's
+  // `enabled = false`): the fingerprint says "disabled", undetected.
+  virtual bool enabled() const { return true; }
 };
 
 // The podman flavor: nomad-driver-podman's task config and plugin options.
 // `served_name` is "podman" when husk stands in for nomad-driver-podman, or
 // "husk" for the native name (same schema).
 std::unique_ptr<Flavor> make_podman_flavor(std::string served_name);
+
+// The nspawn flavor: nomad-driver-nspawn's task config and plugin options,
+// served as "nspawn", run by husk without systemd-nspawn or machined.
+std::unique_ptr<Flavor> make_nspawn_flavor();
 
 }  // namespace husk::driver

@@ -1,6 +1,7 @@
 // nomad-driver-husk: a Nomad task driver plugin. Its name picks the flavor
 // it serves: installed (or symlinked) as nomad-driver-podman it is "podman"
-// with nomad-driver-podman's schemas; as nomad-driver-husk it is "husk".
+// with nomad-driver-podman's schemas, as nomad-driver-nspawn it is "nspawn"
+// with nomad-driver-nspawn's; as nomad-driver-husk it is "husk".
 // `--flavor NAME` overrides, `--state-dir DIR` moves the task state
 // (default /var/lib/husk-driver).
 #include <stdio.h>
@@ -32,7 +33,7 @@ std::string flavor_from_name(const char* argv0) {
 }
 
 int usage(FILE* f) {
-  fputs("usage: nomad-driver-husk [--flavor husk|podman] [--state-dir DIR]\n"
+  fputs("usage: nomad-driver-husk [--flavor husk|podman|nspawn] [--state-dir DIR]\n"
         "A Nomad task driver plugin: Nomad's client agent starts it. See nomad-driver-husk(8).\n",
         f);
   return f == stdout ? 0 : 2;
@@ -76,8 +77,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<husk::driver::Flavor> f;
   if (flavor == "podman" || flavor == "husk") {
     f = husk::driver::make_podman_flavor(flavor);
+  } else if (flavor == "nspawn") {
+    f = husk::driver::make_nspawn_flavor();
   } else {
-    fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (husk or podman)\n", flavor.c_str());
+    fprintf(stderr, "nomad-driver-husk: unknown flavor \"%s\" (husk, podman or nspawn)\n", flavor.c_str());
     return 1;
   }
   std::string dir;

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <fnmatch.h>
 
+#include "driver/bundle_paths.h"
 #include "driver/image_dir.h"
 #include "driver/podman_fields.h"
 #include "driver/podman_flavor.h"
@@ -31,70 +32,9 @@ namespace {
 const std::string kCfg = "config";
 
 
-// Lexical clean of an absolute path (Go's filepath.Clean for our needs).
-std::string clean_path(std::string_view p) {
-  std::vector<std::string> parts;
-  for (auto& c : split(p, '/')) {
-    if (c.empty() || c == ".") continue;
-    if (c == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(c);
-  }
-  std::string out;
-  for (auto& c : parts) out += "/" + c;
-  return out.empty() ? "/" : out;
-}
-
-bool is_within(const std::string& parent, const std::string& path) {
-  return path == parent || (path.size() > parent.size() && path.compare(0, parent.size(), parent) == 0 &&
-                            (parent == "/" || path[parent.size()] == '/'));
-}
-
 bool is_ip(const std::string& s) {
   unsigned char buf[16];
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-Result<> write_file(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return fail_sys("create ", tmp);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = write(fd, content.data() + off, content.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      return fail_errno(e, "write ", tmp);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0) return fail_sys("close ", tmp);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return fail_sys("rename ", tmp, " to ", path);
-  return {};
-}
-
-std::string read_host_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0 && out.size() < (1 << 20)) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  return out;
-}
-
-oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string> opts) {
-  oci::Mount m;
-  m.destination = std::move(dst);
-  m.type = "bind";
-  m.source = std::move(src);
-  m.options = std::move(opts);
-  return m;
 }
 
 // --- process args ------------------------------------------------------------
@@ -539,13 +479,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- mounts ---------------------------------------------------------------------------------
   {
-    auto env_or = [&](const char* k, const char* d) {
-      auto it = task.env.find(k);
-      return it != task.env.end() && !it->second.empty() ? it->second : std::string(d);
-    };
-    spec.mounts.push_back(bind_mount(task.alloc_dir + "/alloc", env_or("NOMAD_ALLOC_DIR", "/alloc"), {"rbind", "rw"}));
-    spec.mounts.push_back(bind_mount(own_dir + "/local", env_or("NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
-    spec.mounts.push_back(bind_mount(own_dir + "/secrets", env_or("NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
+    add_task_dir_mounts(spec, task);
 
     auto volumes = TRY(strings("volumes"));
     for (size_t i = 0; i < volumes.size(); i++) {
@@ -675,12 +609,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       hosts += ip + "\t" + host + "\n";
     }
 
-    TRYV_CTX(write_file(task_dir + "/resolv.conf", resolv), "write the task's resolv.conf");
-    TRYV_CTX(write_file(task_dir + "/hosts", hosts), "write the task's hosts file");
+    TRYV_CTX(write_task_file(task_dir + "/resolv.conf", resolv), "write the task's resolv.conf");
+    TRYV_CTX(write_task_file(task_dir + "/hosts", hosts), "write the task's hosts file");
     spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "ro", "nosuid", "nodev", "noexec"}));
     spec.mounts.push_back(bind_mount(task_dir + "/hosts", "/etc/hosts", {"bind", "ro", "nosuid", "nodev", "noexec"}));
     if (spec.hostname) {
-      TRYV_CTX(write_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
+      TRYV_CTX(write_task_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
       spec.mounts.push_back(bind_mount(task_dir + "/hostname", "/etc/hostname", {"bind", "ro", "nosuid", "nodev", "noexec"}));
     }
   }

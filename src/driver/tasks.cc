@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -18,6 +19,7 @@
 #include "common/fd.h"
 #include "common/text.h"
 #include "driver/husk_process.h"
+#include "driver/log.h"
 #include "oci/config.h"
 #include "runtime/state_store.h"
 
@@ -78,6 +80,22 @@ void remove_dir(const std::string& path) {
   remove_tree(AT_FDCWD, path.c_str(), st.st_dev);
 }
 
+// Unmounts what a task dir may hold (its rootfs; a loop-mounted disk image
+// at image/; a tmpfs at volatile/), then removes the dir. The rootfs may
+// be a bind of a user's image directory on the same file system: if it is
+// still there and not empty after the unmount, the dir is left in place
+// rather than risk deleting the image.
+void remove_task_dir(const std::string& dir) {
+  for (const char* m : {"/rootfs", "/volatile", "/image"}) umount2((dir + m).c_str(), MNT_DETACH);
+  for (const char* m : {"/rootfs", "/image"})
+    if (rmdir((dir + m).c_str()) < 0 && errno != ENOENT) {
+      fprintf(stderr, "nomad-driver-husk: %s%s is not empty after unmounting it (%s): leaving %s in place\n",
+              dir.c_str(), m, strerror(errno), dir.c_str());
+      return;
+    }
+  remove_dir(dir);
+}
+
 // Log FIFOs: open for writing, waiting a while for the reader (Nomad's
 // logmon) instead of blocking forever.
 Result<UniqueFd> open_log(const std::string& path) {
@@ -136,6 +154,7 @@ std::string encode_handle_state(const TaskHandleState& s) {
   put("monitor_start", std::to_string(s.monitor_start));
   put("started_at_ns", std::to_string(s.started_at_ns));
   put("overlay", s.overlay ? "1" : "0");
+  put("stop_signal", s.stop_signal);
   return out;
 }
 
@@ -152,6 +171,7 @@ Result<TaskHandleState> decode_handle_state(const std::string& bytes) {
   s.monitor_start = strtoull(kv["monitor_start"].c_str(), nullptr, 10);
   s.started_at_ns = strtoll(kv["started_at_ns"].c_str(), nullptr, 10);
   s.overlay = kv["overlay"] == "1";
+  s.stop_signal = kv["stop_signal"];
   if (s.container_id.empty() || s.task_dir.empty()) return fail_msg("driver_state: no container id or task directory");
   return s;
 }
@@ -189,10 +209,49 @@ Result<std::pair<std::string, std::string>> TaskManager::prepare(const TaskSpec&
   return std::make_pair(cid, dir);
 }
 
-void TaskManager::discard(const std::string& task_dir) {
-  umount2((task_dir + "/rootfs").c_str(), MNT_DETACH);
-  remove_dir(task_dir);
+void TaskManager::discard(const std::string& task_dir) { remove_task_dir(task_dir); }
+
+namespace {
+// <task_dir>/rootfs from the image as the plan's mode says.
+Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const std::string& rootfs) {
+  const std::string& image = plan.image_rootfs;
+  std::string layers = task_dir;
+  switch (plan.rootfs_mode) {
+    case RootfsMode::kImage:
+      if (mount(image.c_str(), rootfs.c_str(), nullptr, MS_BIND, nullptr) < 0)
+        return fail_sys("bind the image ", image, " on ", rootfs);
+      return {};
+    case RootfsMode::kVolatileRoot: {
+      // nspawn --volatile=yes: an empty tmpfs root, the image's /usr read-only.
+      if (mount("tmpfs", rootfs.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
+        return fail_sys("mount a tmpfs root on ", rootfs);
+      std::string usr = rootfs + "/usr";
+      if (mkdir(usr.c_str(), 0755) < 0) return fail_sys("create ", usr);
+      if (mount((image + "/usr").c_str(), usr.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+        return fail_sys("bind ", image, "/usr on ", usr);
+      if (mount(nullptr, usr.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) < 0)
+        return fail_sys("make ", usr, " read-only");
+      return {};
+    }
+    case RootfsMode::kVolatileOverlay:
+      layers = task_dir + "/volatile";
+      if (mkdir(layers.c_str(), 0700) < 0) return fail_sys("create ", layers);
+      if (mount("tmpfs", layers.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") < 0)
+        return fail_sys("mount the tmpfs for the task's changes on ", layers);
+      [[fallthrough]];
+    case RootfsMode::kOverlay: {
+      std::string upper = layers + "/upper", work = layers + "/work";
+      if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
+      if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
+      std::string opts = cat("lowerdir=", image, ",upperdir=", upper, ",workdir=", work);
+      if (mount("overlay", rootfs.c_str(), "overlay", 0, opts.c_str()) < 0)
+        return fail_sys("mount the task's root filesystem (overlay of ", image, ") on ", rootfs);
+      return {};
+    }
+  }
+  return {};
 }
+}  // namespace
 
 Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan, const std::string& cid,
                                            const std::string& task_dir) {
@@ -202,6 +261,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   h.alloc_id = task.alloc_id;
   h.container_id = cid;
   h.task_dir = task_dir;
+  h.stop_signal = plan.stop_signal;
   // Anything that fails from here on leaves nothing behind.
   bool ok = false;
   struct Undo {
@@ -219,12 +279,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   std::string rootfs = task_dir + "/rootfs";
   if (mkdir(rootfs.c_str(), 0755) < 0) return fail_sys("create ", rootfs);
   if (!plan.image_rootfs.empty()) {
-    std::string upper = task_dir + "/upper", work = task_dir + "/work";
-    if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
-    if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
-    std::string opts = cat("lowerdir=", plan.image_rootfs, ",upperdir=", upper, ",workdir=", work);
-    if (mount("overlay", rootfs.c_str(), "overlay", 0, opts.c_str()) < 0)
-      return fail_sys("mount the task's root filesystem (overlay of ", plan.image_rootfs, ") on ", rootfs);
+    TRYV(mount_rootfs(plan, task_dir, rootfs));
     h.overlay = true;
   }
   plan.spec.root.path = rootfs;
@@ -366,16 +421,24 @@ Result<TaskResult> TaskManager::wait(const std::string& task_id, const std::func
 Result<> TaskManager::stop(const std::string& task_id, int64_t timeout_ms, const std::string& sig_name) {
   auto t = TRY(find(task_id));
   int sig = SIGTERM;
-  if (!sig_name.empty()) sig = TRY_CTX(runtime::parse_signal(sig_name), "stop task ", task_id);
+  std::string name = sig_name.empty() ? t->h.stop_signal : sig_name;
+  if (!name.empty()) sig = TRY_CTX(runtime::parse_signal(name), "stop task ", task_id);
   runtime::GlobalOptions g = husk_options();
   auto exited_within = [&](int64_t ms) {
     std::unique_lock<std::mutex> l(t->mu);
     return t->cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return t->exited; });
   };
   if (exited_within(0)) return {};
+  int64_t sent = now_ns();
   (void)runtime::kill(g, t->h.container_id, sig, false);
-  if (exited_within(timeout_ms)) return {};
+  if (exited_within(timeout_ms)) {
+    log_info(cat("task ", task_id, " exited ", (now_ns() - sent) / 1000000, " ms after ",
+                 name.empty() ? "SIGTERM" : name, " (timeout ", timeout_ms, " ms)"));
+    return {};
+  }
   // Past the timeout: every process of the container's cgroup.
+  log_info(cat("task ", task_id, " did not exit within ", timeout_ms, " ms of ", name.empty() ? "SIGTERM" : name,
+               ": killing it"));
   TRYV_CTX(runtime::kill(g, t->h.container_id, SIGKILL, true), "kill task ", task_id);
   if (exited_within(10000)) return {};
   return fail_errno(ETIMEDOUT, "task ", task_id, " did not exit 10 s after SIGKILL");
@@ -396,7 +459,7 @@ Result<> TaskManager::destroy(const std::string& task_id, bool force) {
   if (t->h.overlay && umount2((t->h.task_dir + "/rootfs").c_str(), MNT_DETACH) < 0 && errno != EINVAL &&
       errno != ENOENT)
     return fail_sys("unmount the root filesystem of task ", task_id);
-  remove_dir(t->h.task_dir);
+  remove_task_dir(t->h.task_dir);
   if (t->waiter.joinable()) t->waiter.join();
   std::lock_guard<std::mutex> l(mu_);
   tasks_.erase(task_id);

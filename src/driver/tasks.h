@@ -34,7 +34,8 @@ struct TaskHandleState {
   pid_t monitor_pid = 0;
   uint64_t monitor_start = 0;  // /proc start time: a recycled pid is not ours
   int64_t started_at_ns = 0;
-  bool overlay = false;        // <task_dir>/rootfs is an overlay mount of ours
+  bool overlay = false;        // <task_dir>/rootfs is a mount of ours (overlay, bind or tmpfs)
+  std::string stop_signal;     // StopTask's signal when Nomad names none ("" = SIGTERM)
 };
 std::string encode_handle_state(const TaskHandleState& s);
 Result<TaskHandleState> decode_handle_state(const std::string& bytes);
