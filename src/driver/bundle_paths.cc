@@ -77,11 +77,11 @@ std::string task_env_or(const TaskSpec& task, const char* key, const char* fallb
 
 void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task) {
   const std::string own_dir = task.alloc_dir + "/" + task.name;
-  spec.mounts.push_back(bind_mount(task.alloc_dir + "/alloc", task_env_or(task, "NOMAD_ALLOC_DIR", "/alloc"),
-                                   {"rbind", "rw"}));
+  spec.mounts.push_back(
+      bind_mount(task.alloc_dir + "/alloc", task_env_or(task, "NOMAD_ALLOC_DIR", "/alloc"), {"rbind", "rw"}));
   spec.mounts.push_back(bind_mount(own_dir + "/local", task_env_or(task, "NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
-  spec.mounts.push_back(bind_mount(own_dir + "/secrets", task_env_or(task, "NOMAD_SECRETS_DIR", "/secrets"),
-                                   {"rbind", "rw"}));
+  spec.mounts.push_back(
+      bind_mount(own_dir + "/secrets", task_env_or(task, "NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
 }
 
 }  // namespace husk::driver

@@ -23,7 +23,9 @@ uint64_t le64(const unsigned char* p) {
   for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
   return v;
 }
-uint32_t le32(const unsigned char* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
+uint32_t le32(const unsigned char* p) {
+  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
 
 // A GPT type GUID as text, from its mixed-endian on-disk form.
 std::string guid_text(const unsigned char* g) {
@@ -92,8 +94,10 @@ Result<Partition> find_root_partition(const std::string& path, const std::string
       Partition p{first * sector, (last - first + 1) * sector};
       if (p.offset + p.size > file_size)
         return fail_msg(field, ": \"", path, "\": partition ", i + 1, " lies beyond the end of the image");
-      if (type == native_root_type()) native.push_back(p);
-      else if (type == kLinuxData) data.push_back(p);
+      if (type == native_root_type())
+        native.push_back(p);
+      else if (type == kLinuxData)
+        data.push_back(p);
     }
     if (!native.empty()) return native.front();
     if (data.size() == 1) return data.front();

@@ -31,11 +31,31 @@ std::string f(std::string_view name) { return cat("config.", name); }
 
 // systemd-nspawn's default capability set (nspawn.c's arg_caps_retain).
 const char* const kNspawnCaps[] = {
-    "CAP_AUDIT_CONTROL", "CAP_AUDIT_WRITE", "CAP_CHOWN",      "CAP_DAC_OVERRIDE",     "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",        "CAP_FSETID",      "CAP_IPC_OWNER",  "CAP_KILL",             "CAP_LEASE",
-    "CAP_LINUX_IMMUTABLE", "CAP_MKNOD",     "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_RAW",
-    "CAP_SETFCAP",       "CAP_SETGID",      "CAP_SETPCAP",    "CAP_SETUID",           "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",      "CAP_SYS_CHROOT",  "CAP_SYS_NICE",   "CAP_SYS_PTRACE",       "CAP_SYS_RESOURCE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_LEASE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RESOURCE",
     "CAP_SYS_TTY_CONFIG",
 };
 
@@ -70,7 +90,8 @@ bool is_regular(const std::string& p) {
 std::string machine_id_of(const std::string& alloc_id, const std::string& fallback_seed) {
   std::string hex;
   for (char c : alloc_id)
-    if (isxdigit(static_cast<unsigned char>(c))) hex.push_back(static_cast<char>(tolower(static_cast<unsigned char>(c))));
+    if (isxdigit(static_cast<unsigned char>(c)))
+      hex.push_back(static_cast<char>(tolower(static_cast<unsigned char>(c))));
   if (hex.size() == 32 && hex != std::string(32, '0')) return hex;
   // Not a UUID (tests, odd clients): a stable id from the seed instead.
   uint64_t h1 = 1469598103934665603ull, h2 = 1099511628211ull;
@@ -162,7 +183,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   if (std::string pr = TRY(str("pivot_root")); !pr.empty()) {
     size_t colon = pr.find(':');
     std::string new_root = pr.substr(0, colon), old_root = colon == std::string::npos ? "" : pr.substr(colon + 1);
-    if (new_root.empty() || new_root[0] != '/' || (colon != std::string::npos && (old_root.empty() || old_root[0] != '/')))
+    if (new_root.empty() || new_root[0] != '/' ||
+        (colon != std::string::npos && (old_root.empty() || old_root[0] != '/')))
       return fail_msg(f("pivot_root"), ": \"", pr, "\": every part must be an absolute path");
     if (vol == "yes") return fail_msg(f("pivot_root"), ": cannot be combined with volatile = \"yes\"");
     std::string p = TRY_CTX(path_in_image(image_root, new_root), f("pivot_root"));
@@ -202,10 +224,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     std::string console = TRY(str("console"));
     if (console == "interactive" || console == "read-only")
-      return fail_msg(f("console"), ": \"", console, "\" needs a terminal, and Nomad gives a task none; use \"pipe\" "
+      return fail_msg(f("console"), ": \"", console,
+                      "\" needs a terminal, and Nomad gives a task none; use \"pipe\" "
                       "or \"passive\" (output goes to the task's logs)");
     if (!console.empty() && console != "pipe" && console != "passive" && console != "autopipe")
-      return fail_msg(f("console"), ": \"", console, "\" is not a console mode (interactive, read-only, passive, pipe)");
+      return fail_msg(f("console"), ": \"", console,
+                      "\" is not a console mode (interactive, read-only, passive, pipe)");
   }
 
   // ---- namespaces and network -----------------------------------------------------------
@@ -258,12 +282,14 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
         // mounts or chown) is not done yet: the identity range still gives
         // the task a user namespace of its own.
         range = std::make_pair(0u, 65536u);
-        out.warnings.push_back("config.private_users = \"pick\": husk maps the identity range 0-65535 in the task's "
-                               "own user namespace (it does not shift image ownership yet)");
+        out.warnings.push_back(
+            "config.private_users = \"pick\": husk maps the identity range 0-65535 in the task's "
+            "own user namespace (it does not shift image ownership yet)");
       }
       if (range && range->first != 0 && root_uid != range->first)
         return fail_msg(f("private_users"), ": \"", pu, "\": the image's root is owned by uid ", root_uid, ", not ",
-                        range->first, ", and husk does not shift image ownership (private_users_ownership map or "
+                        range->first,
+                        ", and husk does not shift image ownership (private_users_ownership map or "
                         "chown) yet; use \"identity\" or an image already owned by that range");
       if (range) {
         set_ns(oci::NamespaceType::User, true);
@@ -301,7 +327,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
           argv.push_back(p);
           break;
         }
-      if (argv.empty()) return fail_msg(f("command"), ": nothing to run: boot = false, no command and no shell in the image");
+      if (argv.empty())
+        return fail_msg(f("command"), ": nothing to run: boot = false, no command and no shell in the image");
     }
     if (process_two) {
       // nspawn --as-pid2: a stub init as PID 1 reaps and passes signals on.
@@ -398,31 +425,40 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   for (size_t i = 0; i < task.mounts.size(); i++) {
     const auto& m = task.mounts[i];
     if (!opts.volumes)
-      return fail_msg("mounts[", i, "]: \"", m.task_path, "\": volumes are not enabled (plugin option volumes = false)");
+      return fail_msg("mounts[", i, "]: \"", m.task_path,
+                      "\": volumes are not enabled (plugin option volumes = false)");
     std::vector<std::string> mo = {"rbind"};
     if (m.readonly) mo.push_back("ro");
-    if (m.propagation == "private" || m.propagation.empty()) mo.push_back("rprivate");
-    else if (m.propagation == "host-to-task") mo.push_back("rslave");
-    else if (m.propagation == "bidirectional") mo.push_back("rshared");
-    else return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
+    if (m.propagation == "private" || m.propagation.empty())
+      mo.push_back("rprivate");
+    else if (m.propagation == "host-to-task")
+      mo.push_back("rslave");
+    else if (m.propagation == "bidirectional")
+      mo.push_back("rshared");
+    else
+      return fail_msg("mounts[", i, "].propagation: unknown mode \"", m.propagation, "\"");
     spec.mounts.push_back(bind_mount(m.host_path, m.task_path, mo));
   }
 
   // /etc/machine-id: the allocation id, as the README of nomad-driver-nspawn promises.
   TRYV_CTX(write_task_file(task_dir + "/machine-id", mid + "\n"), "write the task's machine-id");
-  spec.mounts.push_back(bind_mount(task_dir + "/machine-id", "/etc/machine-id", {"bind", "ro", "nosuid", "nodev", "noexec"}));
+  spec.mounts.push_back(
+      bind_mount(task_dir + "/machine-id", "/etc/machine-id", {"bind", "ro", "nosuid", "nodev", "noexec"}));
 
   // ---- /etc/resolv.conf -----------------------------------------------------------------
   {
     std::string mode = TRY(str("resolv_conf"));
-    static const char* const kModes[] = {"off", "copy-host", "copy-static", "copy-uplink", "copy-stub",
-                                         "replace-host", "replace-static", "replace-uplink", "replace-stub",
-                                         "bind-host", "bind-static", "bind-uplink", "bind-stub", "delete", "auto"};
+    static const char* const kModes[] = {
+        "off",          "copy-host",      "copy-static",    "copy-uplink",  "copy-stub",
+        "replace-host", "replace-static", "replace-uplink", "replace-stub", "bind-host",
+        "bind-static",  "bind-uplink",    "bind-stub",      "delete",       "auto"};
     if (!mode.empty() && std::find(std::begin(kModes), std::end(kModes), mode) == std::end(kModes))
-      return fail_msg(f("resolv_conf"), ": \"", mode, "\" is not a resolv.conf mode (off, copy-*, replace-*, bind-*, "
+      return fail_msg(f("resolv_conf"), ": \"", mode,
+                      "\" is not a resolv.conf mode (off, copy-*, replace-*, bind-*, "
                       "delete, auto with host, static, uplink or stub)");
     if (mode == "delete")
-      return fail_msg(f("resolv_conf"), ": \"delete\" would remove /etc/resolv.conf from the image itself; husk "
+      return fail_msg(f("resolv_conf"),
+                      ": \"delete\" would remove /etc/resolv.conf from the image itself; husk "
                       "does not change images (use \"off\")");
     std::string generated;
     if ((mode.empty() || mode == "auto") && !task.dns_servers.empty()) {
@@ -463,7 +499,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
         // back into the image).
         std::string content = which == "generated" ? generated : read_host_file(from);
         TRYV_CTX(write_task_file(task_dir + "/resolv.conf", content), "write the task's resolv.conf");
-        spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "rw", "nosuid", "nodev", "noexec"}));
+        spec.mounts.push_back(
+            bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "rw", "nosuid", "nodev", "noexec"}));
       }
     }
   }
@@ -472,12 +509,14 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     auto ports = TRY(strings("ports"));
     Value pm = TRY(merged_map(cfg["port_map"], f("port_map")));
-    if (!ports.empty() && !pm.entries().empty()) return fail_msg(f("ports"), ": cannot be combined with config.port_map");
+    if (!ports.empty() && !pm.entries().empty())
+      return fail_msg(f("ports"), ": cannot be combined with config.port_map");
     if (!ports.empty() && task.ports.empty()) return fail_msg(f("ports"), ": the group network block defines no ports");
     std::string forwards;
     auto forward = [&](const TaskPort& p, int64_t to) {
       if (!forwards.empty()) forwards += ",";
-      if (!p.host_ip.empty()) forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
+      if (!p.host_ip.empty())
+        forwards += (p.host_ip.find(':') != std::string::npos ? "[" + p.host_ip + "]" : p.host_ip) + ":";
       forwards += cat(p.host_port, ":", to, "/tcp");  // nspawn -p defaults to tcp
     };
     for (size_t i = 0; i < ports.size(); i++) {

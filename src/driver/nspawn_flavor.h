@@ -30,7 +30,7 @@ struct Options {
 
   // Facts about the host, not options; tests set them.
   std::string machines_dir = "/var/lib/machines";  // machined's image directory
-  std::string cwd;                                  // relative images start here (the plugin dir)
+  std::string cwd;                                 // relative images start here (the plugin dir)
   std::string host_resolv_conf = "/etc/resolv.conf";
   std::string host_resolved_stub = "/run/systemd/resolve/stub-resolv.conf";
   std::string host_resolved_upstream = "/run/systemd/resolve/resolv.conf";
@@ -43,8 +43,8 @@ Options host_defaults();
 // SetConfig: errors name the option ("volumes: ...").
 Result<Options> parse_options(const Value& plugin_config);
 
-Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& config,
-                        const std::string& container_id, const std::string& task_dir);
+Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& config, const std::string& container_id,
+                        const std::string& task_dir);
 
 std::vector<FieldSupport> support_table();
 
@@ -65,8 +65,8 @@ Result<ImageSource> resolve_image(const Options& opts, const std::string& image)
 // image_download: where the image is kept and how it is fetched.
 struct Download {
   std::string url;
-  std::string type = "tar";    // tar, raw, docker
-  std::string verify = "no";   // no, checksum, signature
+  std::string type = "tar";   // tar, raw, docker
+  std::string verify = "no";  // no, checksum, signature
   bool force = false;
 };
 Result<std::optional<Download>> parse_download(const Value& block);

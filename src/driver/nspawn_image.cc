@@ -50,10 +50,14 @@ Result<ImageSource> source_at(const std::string& path, const std::string& image)
   if (!realpath(path.c_str(), real)) return fail_sys("config.image: resolve \"", image, "\" (", path, ")");
   ImageSource s;
   s.path = real;
-  if (s.path == "/") s.kind = ImageSource::Kind::kHostRoot;
-  else if (is_dir(s.path)) s.kind = ImageSource::Kind::kDirectory;
-  else if (is_image_file(s.path)) s.kind = ImageSource::Kind::kRawFile;
-  else return fail_msg("config.image: \"", image, "\" is neither a directory nor a disk image file");
+  if (s.path == "/")
+    s.kind = ImageSource::Kind::kHostRoot;
+  else if (is_dir(s.path))
+    s.kind = ImageSource::Kind::kDirectory;
+  else if (is_image_file(s.path))
+    s.kind = ImageSource::Kind::kRawFile;
+  else
+    return fail_msg("config.image: \"", image, "\" is neither a directory nor a disk image file");
   return s;
 }
 
@@ -283,10 +287,12 @@ Result<std::string> checksum_for(std::string_view sums, std::string_view file) {
 Result<> download_image(const Options& opts, const std::string& name, const Download& d) {
   const std::string at = "config.image_download";
   if (d.type == "docker")
-    return fail_msg(at, ".type: \"docker\" images need husk's image store, which the nspawn flavor does not use "
-                        "yet; download a tar or raw image, or unpack the image into a directory");
+    return fail_msg(at,
+                    ".type: \"docker\" images need husk's image store, which the nspawn flavor does not use "
+                    "yet; download a tar or raw image, or unpack the image into a directory");
   if (!valid_machine_name(name))
-    return fail_msg("config.image: \"", name, "\": a downloaded image needs a machine name (letters, digits, "
+    return fail_msg("config.image: \"", name,
+                    "\": a downloaded image needs a machine name (letters, digits, "
                     "\"-\", \"_\", \".\"), not a path");
   std::string target = opts.machines_dir + "/" + name + (d.type == "raw" ? ".raw" : "");
   struct stat st;
@@ -362,7 +368,8 @@ Result<std::optional<std::pair<uint32_t, uint32_t>>> parse_private_users(const s
   };
   size_t colon = v.find(':');
   auto base = number(std::string_view(v).substr(0, colon));
-  auto count = colon == std::string::npos ? std::optional<uint32_t>(65536) : number(std::string_view(v).substr(colon + 1));
+  auto count =
+      colon == std::string::npos ? std::optional<uint32_t>(65536) : number(std::string_view(v).substr(colon + 1));
   if (!base || !count || *count == 0 || static_cast<uint64_t>(*base) + *count > 0xFFFFFFFFull)
     return fail_msg(field, ": \"", v, "\" is not yes, no, pick, identity, <uid> or <uid>:<count>");
   return R({*base, *count});

@@ -144,7 +144,8 @@ TEST(NspawnSchema, SupportTableHasOneRowPerFieldInSchemaOrder) {
   Spec task = f->task_schema(), plugin = f->plugin_schema();
   for (const auto& [k, c] : task->children) {
     if (k == "image_download") {
-      for (const auto& [n, _] : unwrap(c.get(), nullptr)->children[0].second->children) want.push_back("config.image_download." + n);
+      for (const auto& [n, _] : unwrap(c.get(), nullptr)->children[0].second->children)
+        want.push_back("config.image_download." + n);
       continue;
     }
     want.push_back("config." + k);
@@ -236,7 +237,8 @@ TEST(NspawnImage, DownloadBlockIsValidated) {
 }
 
 // A GPT disk built byte by byte: protective MBR, header at LBA 1, entries at LBA 2.
-std::string gpt_disk(const std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>& parts, uint64_t sectors) {
+std::string gpt_disk(const std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>& parts,
+                     uint64_t sectors) {
   std::string disk(sectors * 512, '\0');
   auto put64 = [&](size_t off, uint64_t v) {
     for (int i = 0; i < 8; i++) disk[off + i] = static_cast<char>(v >> (8 * i));
@@ -339,7 +341,9 @@ class NspawnPlan : public ::testing::Test {
     task_.name = "web";
     task_.alloc_id = "6b6f7a1e-4c9d-4a3b-9f10-2a3b4c5d6e7f";
     task_.alloc_dir = alloc_;
-    task_.env = {{"NOMAD_ALLOC_DIR", "/alloc"}, {"NOMAD_TASK_DIR", "/local"}, {"NOMAD_SECRETS_DIR", "/secrets"},
+    task_.env = {{"NOMAD_ALLOC_DIR", "/alloc"},
+                 {"NOMAD_TASK_DIR", "/local"},
+                 {"NOMAD_SECRETS_DIR", "/secrets"},
                  {"APP_MODE", "prod"}};
     task_.memory_mb = 256;
     task_.ports = {TaskPort{"http", 25000, 80, ""}, TaskPort{"admin", 25001, 0, "127.0.0.1"}};
@@ -582,7 +586,8 @@ TEST_F(NspawnPlan, NetworkVethBridgeZoneAndGroup) {
   EXPECT_EQ(g->spec.annotations.count("run.husk.network"), 0u);
   bool joined = false;
   for (const auto& n : g->spec.linux->namespaces)
-    joined = joined || (n.type == oci::NamespaceType::Network && n.path == std::optional<std::string>("/var/run/netns/x"));
+    joined =
+        joined || (n.type == oci::NamespaceType::Network && n.path == std::optional<std::string>("/var/run/netns/x"));
   EXPECT_TRUE(joined);
   expect_error(plan({{"network_bridge", S("br0")}}), "config.network_bridge");
 }
@@ -667,10 +672,10 @@ class FileServer {
       requests_++;
       std::string path = req.substr(4, req.find(' ', 4) - 4);
       auto it = files_.find(path);
-      std::string resp = it == files_.end()
-                             ? std::string("HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-                             : "HTTP/1.0 200 OK\r\nContent-Length: " + std::to_string(it->second.size()) + "\r\n\r\n" +
-                                   it->second;
+      std::string resp =
+          it == files_.end()
+              ? std::string("HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+              : "HTTP/1.0 200 OK\r\nContent-Length: " + std::to_string(it->second.size()) + "\r\n\r\n" + it->second;
       for (size_t off = 0; off < resp.size();) {
         ssize_t n = ::write(c, resp.data() + off, resp.size() - off);
         if (n <= 0) break;
@@ -723,8 +728,9 @@ TEST_F(NspawnPlan, ImageDownloadTarWithChecksum) {
     EXPECT_FALSE(e.path().filename().string().starts_with(".husk-download")) << e.path();
   expect_error(plan({{"image", S("gone")}, {"image_download", M({{"url", S(http.url("/missing.tar"))}})}}),
                "config.image_download.url");
-  expect_error(plan({{"image", S("d")}, {"image_download", M({{"url", S("docker.io/library/debian")}, {"type", S("docker")}})}}),
-               "config.image_download.type");
+  expect_error(
+      plan({{"image", S("d")}, {"image_download", M({{"url", S("docker.io/library/debian")}, {"type", S("docker")}})}}),
+      "config.image_download.type");
   opts_.import_keyring = root_ + "/no-keyring.gpg";
   expect_error(dl(http.url("/images/tiny.tar.gz"), "signature", true), "config.image_download.verify");
 }
@@ -736,7 +742,8 @@ TEST_F(NspawnPlan, ImageDownloadRawIsDecompressed) {
   FileServer http({{"/disk.raw.gz", slurp(root_ + "/disk.raw.gz")}});
   // The download lands as <name>.raw; planning then tries to loop-mount it
   // (not a file system: an error naming config.image, after the download).
-  auto r = plan({{"image", S("disk")}, {"image_download", M({{"url", S(http.url("/disk.raw.gz"))}, {"type", S("raw")}})}});
+  auto r =
+      plan({{"image", S("disk")}, {"image_download", M({{"url", S(http.url("/disk.raw.gz"))}, {"type", S("raw")}})}});
   EXPECT_FALSE(r);
   EXPECT_EQ(slurp(root_ + "/machines/disk.raw"), raw);
 }
