@@ -117,7 +117,16 @@ Result<> mount_disk_image(const std::string& path, const Partition& part, const 
     int n = ioctl(control.get(), LOOP_CTL_GET_FREE);
     if (n < 0) return fail_sys(field, ": find a free loop device");
     dev = cat("/dev/loop", n);
-    loop = TRY_CTX(open_fd(dev, O_RDONLY | O_CLOEXEC), field);
+    // A device GET_FREE just made shows up in devtmpfs a moment later.
+    for (int wait = 0;; wait++) {
+      auto opened = open_fd(dev, O_RDONLY | O_CLOEXEC);
+      if (opened) {
+        loop = std::move(*opened);
+        break;
+      }
+      if (opened.error().code() != ENOENT || wait == 100) return fail(std::move(opened.error()).with_context(field));
+      usleep(10000);
+    }
     loop_config cfg{};
     cfg.fd = static_cast<uint32_t>(image.get());
     cfg.info.lo_offset = part.offset;

@@ -35,6 +35,10 @@ struct BundlePlan {
   // StopTask's signal when Nomad names none; "" is SIGTERM. A booted
   // systemd halts on SIGRTMIN+3.
   std::string stop_signal;
+  // > 0: StartTask waits up to this long for the container's sd_notify
+  // READY=1 (a booted systemd sends it when startup finished), so that
+  // the task counts as started once its services are up.
+  int ready_timeout_ms = 0;
   std::vector<std::string> warnings;   // sent to Nomad as task events
 };
 

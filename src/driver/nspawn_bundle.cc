@@ -27,6 +27,9 @@ namespace husk::driver::nspawn {
 namespace {
 
 const std::string kCfg = "config";
+// How long StartTask waits for a booted systemd's READY=1 before counting
+// the task as started anyway.
+constexpr int kBootReadyTimeoutMs = 120000;
 std::string f(std::string_view name) { return cat("config.", name); }
 
 // systemd-nspawn's default capability set (nspawn.c's arg_caps_retain).
@@ -309,6 +312,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       std::string host = TRY(path_in_image(out.image_rootfs, p));
       if (is_regular(host)) {
         init = p;
+        // systemd says READY=1 once startup finished (the default target
+        // reached): StartTask waits for that, as nspawn --notify-ready=yes.
+        if (std::string_view(host).ends_with("/systemd")) out.ready_timeout_ms = kBootReadyTimeoutMs;
         break;
       }
     }

@@ -5,12 +5,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -212,6 +215,50 @@ Result<std::pair<std::string, std::string>> TaskManager::prepare(const TaskSpec&
 void TaskManager::discard(const std::string& task_dir) { remove_task_dir(task_dir); }
 
 namespace {
+Result<UniqueFd> notify_listener(const std::string& name) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail_sys("socket for the task's sd_notify");
+  UniqueFd s(fd);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (name.size() + 1 > sizeof a.sun_path) return fail_msg("notify socket name too long: ", name);
+  memcpy(a.sun_path + 1, name.data(), name.size());  // abstract: sun_path[0] = 0
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (bind(s.get(), reinterpret_cast<sockaddr*>(&a), len) < 0) return fail_sys("bind the task's notify socket @", name);
+  return s;
+}
+
+// Waits for READY=1 on `sock` while the monitor `pid` lives (not reaping
+// it: watch() does). The monitor's wait status if it ended first.
+std::optional<int> wait_ready(int sock, pid_t pid, int timeout_ms, const std::string& task_id) {
+  int64_t deadline = now_ns() + static_cast<int64_t>(timeout_ms) * 1000000;
+  int64_t start = now_ns();
+  while (now_ns() < deadline) {
+    struct pollfd p = {sock, POLLIN, 0};
+    if (poll(&p, 1, 200) > 0) {
+      char buf[4096];
+      ssize_t n = recv(sock, buf, sizeof buf - 1, MSG_DONTWAIT);
+      if (n > 0) {
+        std::string_view msg(buf, static_cast<size_t>(n));
+        for (std::string_view line : lines_of(msg))
+          if (line == "READY=1") {
+            log_info(cat("task ", task_id, " is ready (sd_notify READY=1) ", (now_ns() - start) / 1000000,
+                         " ms after its container started"));
+            return std::nullopt;
+          }
+      }
+    }
+    siginfo_t si{};
+    if (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
+      int st;
+      waitpid(pid, &st, 0);
+      return st;
+    }
+  }
+  log_warn(cat("task ", task_id, ": no sd_notify READY=1 within ", timeout_ms, " ms; counting it as started"));
+  return std::nullopt;
+}
+
 // <task_dir>/rootfs from the image as the plan's mode says.
 Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const std::string& rootfs) {
   const std::string& image = plan.image_rootfs;
@@ -287,12 +334,18 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
 
   UniqueFd out = TRY(open_log(task.stdout_path));
   UniqueFd err = TRY(open_log(task.stderr_path));
+  // The container's sd_notify reaches us through husk's relay on an
+  // abstract socket (a path under the task dir could pass sun_path's 108).
+  UniqueFd ready;
+  std::string ready_name = "husk-driver-ready/" + cid;
+  if (plan.ready_timeout_ms > 0) ready = TRY(notify_listener(ready_name));
   std::string log = task_dir + "/husk.log";
   std::vector<std::string> argv = husk_argv();
   argv.insert(argv.end(), {"--log", log, "--log-format", "json", "run", "--keep", "--bundle", task_dir, cid});
   SpawnOptions so;
   so.stdout_fd = out.get();
   so.stderr_fd = err.get();
+  if (ready) so.extra_env.push_back("NOTIFY_SOCKET=@" + ready_name);
   pid_t pid = TRY(spawn(argv, so));
   out.reset();
   err.reset();
@@ -319,6 +372,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
     }
     sleep_ms(10);
   }
+  if (!monitor_status && ready) monitor_status = wait_ready(ready.get(), pid, plan.ready_timeout_ms, task.id);
   if (monitor_status) {
     auto recorded = runtime::exit_status(g, cid);
     if (!recorded || !*recorded) {

@@ -405,6 +405,7 @@ TEST_F(NspawnPlan, DefaultsBootTheImageLikeSystemdNspawn) {
   // boot = true: the image's systemd as PID 1; stopped with SIGRTMIN+3.
   EXPECT_EQ(s.process->args, std::vector<std::string>{"/usr/lib/systemd/systemd"});
   EXPECT_EQ(r->stop_signal, "SIGRTMIN+3");
+  EXPECT_GT(r->ready_timeout_ms, 0);  // systemd: StartTask waits for its READY=1
   // Not ephemeral: the image directory itself is the root.
   EXPECT_EQ(r->rootfs_mode, RootfsMode::kImage);
   EXPECT_EQ(r->image_rootfs, fs::canonical(image_).string());
@@ -450,6 +451,7 @@ TEST_F(NspawnPlan, CommandWithAndWithoutBoot) {
   auto p = plan_ok({{"boot", B(false)}, {"command", L({S("/bin/sleep"), S("60")})}});
   EXPECT_EQ(p->spec.process->args, (std::vector<std::string>{"/bin/sleep", "60"}));
   EXPECT_EQ(p->stop_signal, "");
+  EXPECT_EQ(p->ready_timeout_ms, 0);
   EXPECT_TRUE(has(mount_at(p->spec, "/sys/fs/cgroup")->options, "ro"));
   auto shell = plan_ok({{"boot", B(false)}});
   EXPECT_EQ(shell->spec.process->args, std::vector<std::string>{"/bin/sh"});
