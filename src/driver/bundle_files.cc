@@ -224,4 +224,18 @@ Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string&
   return {};
 }
 
+std::string task_env_or(const TaskSpec& task, const char* key, const char* fallback) {
+  auto it = task.env.find(key);
+  return it != task.env.end() && !it->second.empty() ? it->second : std::string(fallback);
+}
+
+void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task) {
+  const std::string own_dir = task.alloc_dir + "/" + task.name;
+  spec.mounts.push_back(
+      bind_mount(task.alloc_dir + "/alloc", task_env_or(task, "NOMAD_ALLOC_DIR", "/alloc"), {"rbind", "rw"}));
+  spec.mounts.push_back(bind_mount(own_dir + "/local", task_env_or(task, "NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
+  spec.mounts.push_back(
+      bind_mount(own_dir + "/secrets", task_env_or(task, "NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
+}
+
 }  // namespace husk::driver

@@ -69,4 +69,10 @@ struct EtcFiles {
 // replaced by its upstream list for tasks with a network of their own.
 Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string& task_dir, const EtcFiles& etc);
 
+// The task's env value for `key`, or `fallback` when unset or empty.
+std::string task_env_or(const TaskSpec& task, const char* key, const char* fallback);
+// Binds of the allocation's shared directory and the task's local/ and
+// secrets/ at the paths the Nomad env names (NOMAD_ALLOC_DIR, ...).
+void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task);
+
 }  // namespace husk::driver

@@ -182,7 +182,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   if (std::string load = TRY(str("load")); !load.empty())
     return fail_msg(f("load"), ": \"", load, "\": loading an image archive needs the image store, which the driver ",
                     "does not use yet; unpack the image into a directory and name it in config.image");
-  out.image_rootfs = TRY(image_rootfs(opts, task, image));
+  std::string rootfs_dir = TRY(image_rootfs(opts, task, image));
   if (std::string t = TRY(str("image_pull_timeout")); !t.empty())
     if (auto ns = podman::parse_go_duration(t); !ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
   // auth, auth_soft_fail and force_pull only matter for pulls; a local
@@ -227,12 +227,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   proc.args = argv;
 
   // ---- user, groups, env, cwd ---------------------------------------------------------
-  ResolvedUser user = TRY(resolve_user(out.image_rootfs, task.user, "user"));
+  ResolvedUser user = TRY(resolve_user({rootfs_dir}, task.user, "user"));
   proc.user.uid = user.uid;
   proc.user.gid = user.gid;
   proc.user.additional_gids = user.additional_gids;
   auto group_add = TRY(strings("group_add"));
-  for (uint32_t g : TRY(group_ids(out.image_rootfs, group_add)))
+  for (uint32_t g : TRY(group_ids(rootfs_dir, group_add)))
     if (std::find(proc.user.additional_gids.begin(), proc.user.additional_gids.end(), g) ==
         proc.user.additional_gids.end())
       proc.user.additional_gids.push_back(g);
@@ -491,7 +491,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     std::string state = task_dir.substr(0, task_dir.rfind('/'));
     state = state.substr(0, state.rfind('/'));
-    MountContext ctx{opts, task, own_dir, task_dir, state + "/volumes", out.image_rootfs};
+    MountContext ctx{opts, task, own_dir, task_dir, state + "/volumes", rootfs_dir};
     TRYV(add_task_mounts(ctx, cfg, spec, pending));
   }
 
@@ -542,8 +542,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     out.warnings.push_back("config.advertise_ipv6_address: husk reports no task address to Nomad yet");
 
   // Last: the only step that leaves something on the host besides task_dir.
-  TRYV(create_volumes(pending, out.image_rootfs));
+  TRYV(create_volumes(pending, rootfs_dir));
   out.spec = std::move(spec);
+  out.image_layers = {rootfs_dir};
   return out;
 }
 

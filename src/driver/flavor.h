@@ -1,4 +1,4 @@
-// A flavor is one upstream driver husk stands in for (podman, docker; nspawn
+// A flavor is one upstream driver husk stands in for (podman, docker, nspawn):
 // later): the name it serves under, its plugin-config and task-config
 // schemas, and the translation of a task into an OCI bundle. The gRPC layer
 // (plugin.cc, tasks.cc) is the same for every flavor.
@@ -19,16 +19,31 @@
 namespace husk::driver {
 
 // What StartTask needs to run a task: the OCI config and where its root
-// filesystem comes from. The caller mounts an overlay of `image_layers`
-// (read only, top first) with a per-task upper directory at
-// `<task_dir>/rootfs`, which is what spec.root.path names, takes a lease on
-// a store image (`image_id` in `image_store`), writes config.json and runs
-// husk. resolve_image() (image_resolve.h) fills the image fields.
+// filesystem comes from. The caller mounts `image_layers` (read only, top
+// first) at `<task_dir>/rootfs` as `rootfs_mode` says (an overlay with a
+// per-task upper directory by default), which is what spec.root.path names,
+// takes a lease on a store image (`image_id` in `image_store`), writes
+// config.json and runs husk. resolve_image() (image_resolve.h) fills the
+// image fields.
+enum class RootfsMode {
+  kOverlay,          // overlay, upper directory on disk in the task dir (thrown away with the task)
+  kImage,            // the image directory itself, bound: writes land in the image (nspawn without --ephemeral)
+  kVolatileOverlay,  // overlay whose upper directory is on a tmpfs (nspawn --volatile=overlay)
+  kVolatileRoot,     // a tmpfs root with the image's /usr bound read-only (nspawn --volatile=yes)
+};
+
 struct BundlePlan {
   oci::Spec spec;
   std::vector<std::string> image_layers;  // top first; one for a local rootfs directory
   std::string image_store, image_id;      // set for an image of the store
-  std::string stop_signal;                // the image's StopSignal: StopTask's default
+  RootfsMode rootfs_mode = RootfsMode::kOverlay;
+  // StopTask's signal when Nomad names none; "" is SIGTERM. The image's
+  // StopSignal; a booted systemd halts on SIGRTMIN+3.
+  std::string stop_signal;
+  // > 0: StartTask waits up to this long for the container's sd_notify
+  // READY=1 (a booted systemd sends it when startup finished), so that
+  // the task counts as started once its services are up.
+  int ready_timeout_ms = 0;
   std::vector<std::string> warnings;      // sent to Nomad as task events
 };
 
@@ -83,6 +98,9 @@ class Flavor {
   virtual std::vector<FieldSupport> support() const { return {}; }
   // The reaper the plugin options ask for, if any (read after configure()).
   virtual std::optional<DanglingReaper> dangling_reaper() const { return std::nullopt; }
+  // False when the plugin options switch the driver off (nspawn's
+  // `enabled = false`): the fingerprint says "disabled", undetected.
+  virtual bool enabled() const { return true; }
 };
 
 // The podman flavor: nomad-driver-podman's task config and plugin options.
@@ -104,5 +122,9 @@ const char* support_status_name(FieldSupport::Status s);
 // The docker flavor: Nomad's built-in docker driver's task config and plugin
 // options, served as "docker" (nomad-driver-docker).
 std::unique_ptr<Flavor> make_docker_flavor();
+
+// The nspawn flavor: nomad-driver-nspawn's task config and plugin options,
+// served as "nspawn", run by husk without systemd-nspawn or machined.
+std::unique_ptr<Flavor> make_nspawn_flavor();
 
 }  // namespace husk::driver

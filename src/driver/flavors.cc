@@ -18,6 +18,7 @@ const Registered kFlavors[] = {
     {"husk", [](const char* n) { return make_podman_flavor(n); }},  // the native name: podman's schema
     {"podman", [](const char* n) { return make_podman_flavor(n); }},
     {"docker", [](const char*) { return make_docker_flavor(); }},
+    {"nspawn", [](const char*) { return make_nspawn_flavor(); }},
 };
 
 // scdoc treats *, _ and \ as markup; a table cell must not start a new

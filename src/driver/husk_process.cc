@@ -38,7 +38,22 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnOptions& o)
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid;
-  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, &attr, args.data(), environ);
+  std::vector<std::string> env_store;
+  std::vector<char*> envp;
+  char** env = environ;
+  if (!o.extra_env.empty()) {
+    for (char** e = environ; *e; ++e) {
+      std::string_view kv = *e;
+      bool replaced = false;
+      for (const auto& x : o.extra_env) replaced = replaced || kv.substr(0, kv.find('=') + 1) == x.substr(0, x.find('=') + 1);
+      if (!replaced) envp.push_back(*e);
+    }
+    env_store = o.extra_env;
+    for (auto& x : env_store) envp.push_back(x.data());
+    envp.push_back(nullptr);
+    env = envp.data();
+  }
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, &attr, args.data(), env);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return fail_errno(rc, "start ", argv[0]);

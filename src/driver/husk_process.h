@@ -19,6 +19,7 @@ struct SpawnOptions {
   int stdout_fd = -1;
   int stderr_fd = -1;
   bool new_session = true;
+  std::vector<std::string> extra_env;  // "K=V", replacing the driver's own K
 };
 
 // Starts `argv` (argv[0] a path). Every other fd of the driver is

@@ -1,7 +1,8 @@
 // nomad-driver-husk: a Nomad task driver plugin. Its name picks the flavor
 // it serves: installed (or symlinked) as nomad-driver-podman it is "podman"
 // with nomad-driver-podman's schemas, as nomad-driver-docker it is "docker"
-// with the docker driver's; as nomad-driver-husk it is "husk".
+// with the docker driver's, as nomad-driver-nspawn it is "nspawn" with
+// nomad-driver-nspawn's; as nomad-driver-husk it is "husk".
 // `--flavor NAME` overrides, `--state-dir DIR` moves the task state
 // (default /var/lib/husk-driver), `--cgroup-manager cgroupfs|systemd` says
 // how husk manages the tasks' cgroups (under nomad.slice either way).

@@ -551,6 +551,16 @@ class DriverService final : public drv::Driver::Service {
       f.set_health(drv::FingerprintResponse::HEALTHY);
       f.set_health_description("Healthy");
     }
+    {
+      std::lock_guard<std::mutex> l(s_.config_mu);
+      if (!s_.flavor->enabled()) {
+        // As nomad-driver-nspawn with enabled = false: undetected, no attributes.
+        f.set_health(drv::FingerprintResponse::UNDETECTED);
+        f.set_health_description("disabled");
+        f.clear_attributes();
+        return f;
+      }
+    }
     attrs["driver." + name].set_bool_val(true);
     attrs["driver." + name + ".version"].set_string_val(s_.opts.version);
     attrs["driver." + name + ".runtime"].set_string_val("husk");

@@ -484,13 +484,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- mounts ---------------------------------------------------------------------------------
   {
-    auto env_or = [&](const char* k, const char* d) {
-      auto it = task.env.find(k);
-      return it != task.env.end() && !it->second.empty() ? it->second : std::string(d);
-    };
-    spec.mounts.push_back(bind_mount(task.alloc_dir + "/alloc", env_or("NOMAD_ALLOC_DIR", "/alloc"), {"rbind", "rw"}));
-    spec.mounts.push_back(bind_mount(own_dir + "/local", env_or("NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
-    spec.mounts.push_back(bind_mount(own_dir + "/secrets", env_or("NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
+    add_task_dir_mounts(spec, task);
 
     auto volumes = TRY(strings("volumes"));
     for (size_t i = 0; i < volumes.size(); i++) {

@@ -5,12 +5,16 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -20,6 +24,7 @@
 #include "driver/husk_process.h"
 #include "image/rootfs.h"
 #include "image/store.h"
+#include "driver/log.h"
 #include "oci/config.h"
 #include "runtime/state_store.h"
 
@@ -78,6 +83,22 @@ void remove_dir(const std::string& path) {
   struct stat st;
   if (lstat(path.c_str(), &st) < 0) return;
   remove_tree(AT_FDCWD, path.c_str(), st.st_dev);
+}
+
+// Unmounts what a task dir may hold (its rootfs; a loop-mounted disk image
+// at image/; a tmpfs at volatile/), then removes the dir. The rootfs may
+// be a bind of a user's image directory on the same file system: if it is
+// still there and not empty after the unmount, the dir is left in place
+// rather than risk deleting the image.
+void remove_task_dir(const std::string& dir) {
+  for (const char* m : {"/rootfs", "/volatile", "/image"}) umount2((dir + m).c_str(), MNT_DETACH);
+  for (const char* m : {"/rootfs", "/image"})
+    if (rmdir((dir + m).c_str()) < 0 && errno != ENOENT) {
+      fprintf(stderr, "nomad-driver-husk: %s%s is not empty after unmounting it (%s): leaving %s in place\n",
+              dir.c_str(), m, strerror(errno), dir.c_str());
+      return;
+    }
+  remove_dir(dir);
 }
 
 // Log FIFOs: open for writing, waiting a while for the reader (Nomad's
@@ -205,10 +226,94 @@ Result<std::pair<std::string, std::string>> TaskManager::prepare(const TaskSpec&
   return std::make_pair(cid, dir);
 }
 
-void TaskManager::discard(const std::string& task_dir) {
-  umount2((task_dir + "/rootfs").c_str(), MNT_DETACH);
-  remove_dir(task_dir);
+void TaskManager::discard(const std::string& task_dir) { remove_task_dir(task_dir); }
+
+namespace {
+Result<UniqueFd> notify_listener(const std::string& name) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail_sys("socket for the task's sd_notify");
+  UniqueFd s(fd);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (name.size() + 1 > sizeof a.sun_path) return fail_msg("notify socket name too long: ", name);
+  memcpy(a.sun_path + 1, name.data(), name.size());  // abstract: sun_path[0] = 0
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (bind(s.get(), reinterpret_cast<sockaddr*>(&a), len) < 0) return fail_sys("bind the task's notify socket @", name);
+  return s;
 }
+
+// Waits for READY=1 on `sock` while the monitor `pid` lives (not reaping
+// it: watch() does). The monitor's wait status if it ended first.
+std::optional<int> wait_ready(int sock, pid_t pid, int timeout_ms, const std::string& task_id) {
+  int64_t deadline = now_ns() + static_cast<int64_t>(timeout_ms) * 1000000;
+  int64_t start = now_ns();
+  while (now_ns() < deadline) {
+    struct pollfd p = {sock, POLLIN, 0};
+    if (poll(&p, 1, 200) > 0) {
+      char buf[4096];
+      ssize_t n = recv(sock, buf, sizeof buf - 1, MSG_DONTWAIT);
+      if (n > 0) {
+        std::string_view msg(buf, static_cast<size_t>(n));
+        for (std::string_view line : lines_of(msg))
+          if (line == "READY=1") {
+            log_info(cat("task ", task_id, " is ready (sd_notify READY=1) ", (now_ns() - start) / 1000000,
+                         " ms after its container started"));
+            return std::nullopt;
+          }
+      }
+    }
+    siginfo_t si{};
+    if (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
+      int st;
+      waitpid(pid, &st, 0);
+      return st;
+    }
+  }
+  log_warn(cat("task ", task_id, ": no sd_notify READY=1 within ", timeout_ms, " ms; counting it as started"));
+  return std::nullopt;
+}
+
+// <task_dir>/rootfs from the image as the plan's mode says.
+Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const std::string& rootfs) {
+  // kImage and kVolatileRoot use the image directory itself: a local
+  // root filesystem (one layer); the overlays take every layer.
+  const std::string& image = plan.image_layers.front();
+  std::string layers = task_dir;
+  switch (plan.rootfs_mode) {
+    case RootfsMode::kImage:
+      if (mount(image.c_str(), rootfs.c_str(), nullptr, MS_BIND, nullptr) < 0)
+        return fail_sys("bind the image ", image, " on ", rootfs);
+      return {};
+    case RootfsMode::kVolatileRoot: {
+      // nspawn --volatile=yes: an empty tmpfs root, the image's /usr read-only.
+      if (mount("tmpfs", rootfs.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
+        return fail_sys("mount a tmpfs root on ", rootfs);
+      std::string usr = rootfs + "/usr";
+      if (mkdir(usr.c_str(), 0755) < 0) return fail_sys("create ", usr);
+      if (mount((image + "/usr").c_str(), usr.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+        return fail_sys("bind ", image, "/usr on ", usr);
+      if (mount(nullptr, usr.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) < 0)
+        return fail_sys("make ", usr, " read-only");
+      return {};
+    }
+    case RootfsMode::kVolatileOverlay:
+      layers = task_dir + "/volatile";
+      if (mkdir(layers.c_str(), 0700) < 0) return fail_sys("create ", layers);
+      if (mount("tmpfs", layers.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") < 0)
+        return fail_sys("mount the tmpfs for the task's changes on ", layers);
+      [[fallthrough]];
+    case RootfsMode::kOverlay: {
+      std::string upper = layers + "/upper", work = layers + "/work";
+      if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
+      if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
+      TRYV_CTX(image::mount_overlay(image::OverlaySpec{plan.image_layers, upper, work, false}, rootfs),
+               "mount the task's root filesystem on ", rootfs);
+      return {};
+    }
+  }
+  return {};
+}
+}  // namespace
 
 Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan, const std::string& cid,
                                            const std::string& task_dir) {
@@ -218,9 +323,9 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   h.alloc_id = task.alloc_id;
   h.container_id = cid;
   h.task_dir = task_dir;
+  h.stop_signal = plan.stop_signal;
   // Anything that fails from here on leaves nothing behind.
   bool ok = false;
-  h.stop_signal = plan.stop_signal;
   struct Undo {
     TaskManager* m;
     std::string dir;
@@ -245,11 +350,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   std::string rootfs = task_dir + "/rootfs";
   if (mkdir(rootfs.c_str(), 0755) < 0) return fail_sys("create ", rootfs);
   if (!plan.image_layers.empty()) {
-    std::string upper = task_dir + "/upper", work = task_dir + "/work";
-    if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
-    if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
-    TRYV_CTX(image::mount_overlay(image::OverlaySpec{plan.image_layers, upper, work, false}, rootfs),
-             "mount the task's root filesystem on ", rootfs);
+    TRYV(mount_rootfs(plan, task_dir, rootfs));
     h.overlay = true;
   }
   plan.spec.root.path = rootfs;
@@ -258,12 +359,18 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
 
   UniqueFd out = TRY(open_log(task.stdout_path));
   UniqueFd err = TRY(open_log(task.stderr_path));
+  // The container's sd_notify reaches us through husk's relay on an
+  // abstract socket (a path under the task dir could pass sun_path's 108).
+  UniqueFd ready;
+  std::string ready_name = "husk-driver-ready/" + cid;
+  if (plan.ready_timeout_ms > 0) ready = TRY(notify_listener(ready_name));
   std::string log = task_dir + "/husk.log";
   std::vector<std::string> argv = husk_argv();
   argv.insert(argv.end(), {"--log", log, "--log-format", "json", "run", "--keep", "--bundle", task_dir, cid});
   SpawnOptions so;
   so.stdout_fd = out.get();
   so.stderr_fd = err.get();
+  if (ready) so.extra_env.push_back("NOTIFY_SOCKET=@" + ready_name);
   pid_t pid = TRY(spawn(argv, so));
   out.reset();
   err.reset();
@@ -290,6 +397,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
     }
     sleep_ms(10);
   }
+  if (!monitor_status && ready) monitor_status = wait_ready(ready.get(), pid, plan.ready_timeout_ms, task.id);
   if (monitor_status) {
     auto recorded = runtime::exit_status(g, cid);
     if (!recorded || !*recorded) {
@@ -401,9 +509,16 @@ Result<> TaskManager::stop(const std::string& task_id, int64_t timeout_ms, const
     return t->cv.wait_for(l, std::chrono::milliseconds(ms), [&] { return t->exited; });
   };
   if (exited_within(0)) return {};
+  int64_t sent = now_ns();
   (void)runtime::kill(g, t->h.container_id, sig, false);
-  if (exited_within(timeout_ms)) return {};
+  if (exited_within(timeout_ms)) {
+    log_info(cat("task ", task_id, " exited ", (now_ns() - sent) / 1000000, " ms after ",
+                 name.empty() ? "SIGTERM" : name, " (timeout ", timeout_ms, " ms)"));
+    return {};
+  }
   // Past the timeout: every process of the container's cgroup.
+  log_info(cat("task ", task_id, " did not exit within ", timeout_ms, " ms of ", name.empty() ? "SIGTERM" : name,
+               ": killing it"));
   TRYV_CTX(runtime::kill(g, t->h.container_id, SIGKILL, true), "kill task ", task_id);
   if (exited_within(10000)) return {};
   return fail_errno(ETIMEDOUT, "task ", task_id, " did not exit 10 s after SIGKILL");
@@ -424,7 +539,7 @@ Result<> TaskManager::destroy(const std::string& task_id, bool force) {
   if (t->h.overlay && umount2((t->h.task_dir + "/rootfs").c_str(), MNT_DETACH) < 0 && errno != EINVAL &&
       errno != ENOENT)
     return fail_sys("unmount the root filesystem of task ", task_id);
-  remove_dir(t->h.task_dir);
+  remove_task_dir(t->h.task_dir);
   // The lease outlived any plugin restart in the store; it ends with the task.
   if (!t->h.image_store.empty()) {
     auto store = TRY_CTX(image::Store::open(t->h.image_store), "destroy task ", task_id);

@@ -34,9 +34,9 @@ struct TaskHandleState {
   pid_t monitor_pid = 0;
   uint64_t monitor_start = 0;  // /proc start time: a recycled pid is not ours
   int64_t started_at_ns = 0;
-  bool overlay = false;        // <task_dir>/rootfs is an overlay mount of ours
+  bool overlay = false;        // <task_dir>/rootfs is a mount of ours (overlay, bind or tmpfs)
   std::string image_store;     // set when the task holds a lease (named container_id) there
-  std::string stop_signal;     // the image's StopSignal; "" is SIGTERM
+  std::string stop_signal;     // StopTask's signal when Nomad names none ("" = SIGTERM)
 };
 std::string encode_handle_state(const TaskHandleState& s);
 Result<TaskHandleState> decode_handle_state(const std::string& bytes);

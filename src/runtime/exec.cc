@@ -13,6 +13,8 @@
 
 #include <cstdlib>
 
+#include "cgroups/manager.h"
+#include "common/text.h"
 #include "oci/config.h"
 #include "oci/tables.h"
 #include "runtime/container_internal.h"
@@ -182,6 +184,23 @@ Result<int> exec(const GlobalOptions& g, const ExecOptions& o) {
   }
   const oci::Seccomp* seccomp = spec.linux->seccomp ? &*spec.linux->seccomp : nullptr;
   pid_t stage = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+  if (stage < 0 && errno == EBUSY && cgroup_fd) {
+    // The container's cgroup delegates controllers to children (a booted
+    // systemd moved itself to init.scope and enabled them), so it may hold
+    // no process: join the init's own cgroup instead, as runc does.
+    std::string rel;
+    if (auto text = read_file(cat("/proc/", rec.pid, "/cgroup")))
+      for (std::string_view line : lines_of(*text))
+        if (line.starts_with("0::")) rel = std::string(line.substr(3));
+    std::string mount = cgroups::detect_mount_point();
+    if (!rel.empty() && !mount.empty()) {
+      cgroup_fd = TRY(open_fd(mount + rel, O_PATH | O_DIRECTORY | O_CLOEXEC));
+      args.cgroup = static_cast<uint64_t>(cgroup_fd.get());
+      stage = static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+    } else {
+      errno = EBUSY;
+    }
+  }
   if (stage < 0) return fail_sys("clone for exec");
   if (stage == 0) {
     parent_sock.reset();

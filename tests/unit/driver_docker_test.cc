@@ -326,7 +326,7 @@ TEST_F(DockerPlan, RealisticTask) {
   });
   ASSERT_TRUE(r) << r.error().str();
   const oci::Spec& s = r->spec;
-  EXPECT_EQ(r->image_rootfs, fs::canonical(image_).string());
+  EXPECT_EQ(r->image_layers.front(), fs::canonical(image_).string());
   EXPECT_TRUE(s.root.readonly);
   const auto& p = *s.process;
   EXPECT_EQ(p.args, (std::vector<std::string>{"/bin/tini", "--", "/bin/server", "--port", "8080"}));
