@@ -106,8 +106,10 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
   UniqueFd in_w = std::move(in.write), out_r = std::move(out.read), err_r = std::move(err.read);
   // Both directions at once: a program that fills its stdout pipe before
   // reading all of its stdin would otherwise deadlock with us.
-  if (stdin_data.empty()) in_w.reset();
-  else fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  if (stdin_data.empty())
+    in_w.reset();
+  else
+    fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
   Captured c;
   size_t written = 0;
   const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
@@ -132,8 +134,10 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       UniqueFd& fd = i == 0 ? out_r : err_r;
       ssize_t r = read(fd.get(), buf, sizeof buf);
-      if (r > 0) (i == 0 ? c.out : c.err).append(buf, static_cast<size_t>(r));
-      else if (r == 0 || errno != EINTR) fd.reset();
+      if (r > 0)
+        (i == 0 ? c.out : c.err).append(buf, static_cast<size_t>(r));
+      else if (r == 0 || errno != EINTR)
+        fd.reset();
     }
     if (in_w && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
       ssize_t w = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);

@@ -1,6 +1,6 @@
 #include <fcntl.h>
-#include <signal.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -100,8 +100,8 @@ TEST(RunCaptured, ChildStartsWithNoBlockedSignalsAndNoCloexecFd) {
   pthread_sigmask(SIG_BLOCK, &term, &old);
   int extra = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(extra, 0);
-  auto c = run_captured({"/bin/sh", "-c", cat("grep SigBlk /proc/self/status; test -e /proc/self/fd/", extra,
-                                              " && echo leaked; true")});
+  auto c = run_captured(
+      {"/bin/sh", "-c", cat("grep SigBlk /proc/self/status; test -e /proc/self/fd/", extra, " && echo leaked; true")});
   close(extra);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(c) << c.error().str();

@@ -321,8 +321,18 @@ def test_limits_update_exec_pause_resume_and_delete(uh):
     uh.cmd("resume", cid, check=True)
     assert "frozen 0" in open(os.path.join(scope, "cgroup.events")).read()
     assert uh.state(cid)["status"] == "running"
+    # ps, stats and kill --all read and signal the scope.
+    assert json.loads(uh.cmd("ps", "--format", "json", cid, check=True).stdout) == [pid]
+    ev = json.loads(uh.cmd("events", "--stats", cid, check=True).stdout)
+    assert ev["type"] == "stats" and ev["data"]["pids"]["current"] == 1 and ev["data"]["pids"]["limit"] == 30
+    assert 0 < ev["data"]["memory"]["usage"]["usage"] <= 64 << 20
+    uh.cmd("kill", "--all", cid, "KILL", check=True)
+    deadline = time.time() + 30
+    while uh.state(cid)["status"] != "stopped" and time.time() < deadline:
+        time.sleep(0.1)
+    assert uh.state(cid)["status"] == "stopped"
     assert uh.calls("StopUnit") == []  # only delete stops the unit
-    uh.cmd("delete", "--force", cid, check=True)
+    uh.cmd("delete", cid, check=True)
     assert [c["name"] for c in uh.calls("StopUnit")] == [f"husk-{cid}.scope"]
     assert uh.s.units() == {}
     assert not os.path.exists(scope)
