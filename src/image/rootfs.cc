@@ -46,26 +46,12 @@ Result<> set_string(int fsfd, const char* key, const std::string& value) {
   return {};
 }
 
-// A created overlay superblock: the layers one "lowerdir+" at a time, or
-// (`plus` false) one "lowerdir" of /proc/self/fd/N names.
-Result<UniqueFd> create_overlay(const OverlaySpec& spec, const std::string& target, bool plus) {
+// A created overlay superblock, the layers given one "lowerdir+" at a time.
+Result<UniqueFd> create_overlay(const OverlaySpec& spec, const std::string& target) {
   int fd = sys_fsopen("overlay", FSOPEN_CLOEXEC);
   if (fd < 0) return fail_sys("fsopen overlay");
   UniqueFd fs(fd);
-  std::vector<UniqueFd> held;  // open until the superblock exists
-  if (plus) {
-    for (const auto& l : spec.lower) TRYV(set_string(fs.get(), "lowerdir+", l));
-  } else {
-    std::string lowers;
-    for (const auto& l : spec.lower) {
-      held.push_back(TRY(open_fd(l, O_PATH | O_DIRECTORY)));
-      lowers += cat(lowers.empty() ? "" : ":", "/proc/self/fd/", held.back().get());
-    }
-    if (lowers.size() >= 4096)
-      return fail_msg("overlay on ", target, ": ", spec.lower.size(), " layers do not fit one page of mount data on ",
-                      "a kernel without lowerdir+ (Linux 6.8)");
-    TRYV(set_string(fs.get(), "lowerdir", lowers));
-  }
+  for (const auto& l : spec.lower) TRYV(set_string(fs.get(), "lowerdir+", l));
   if (!spec.upper.empty()) {
     TRYV(set_string(fs.get(), "upperdir", spec.upper));
     TRYV(set_string(fs.get(), "workdir", spec.work));
@@ -80,18 +66,39 @@ Result<UniqueFd> create_overlay(const OverlaySpec& spec, const std::string& targ
   return fs;
 }
 
+// Kernels without lowerdir+: mount(2) with one page of data, the layers as
+// short /proc/self/fd/N names (fsconfig strings would stop at 256 bytes).
+Result<> mount_overlay_legacy(const OverlaySpec& spec, const std::string& target) {
+  std::vector<UniqueFd> held;  // open until the mount exists
+  std::string data = "lowerdir=";
+  for (size_t i = 0; i < spec.lower.size(); i++) {
+    held.push_back(TRY(open_fd(spec.lower[i], O_PATH | O_DIRECTORY)));
+    data += cat(i ? ":" : "", "/proc/self/fd/", held.back().get());
+  }
+  for (const auto* p : {&spec.upper, &spec.work})
+    if (p->find_first_of(",:") != std::string::npos)
+      return fail_msg("overlay on ", target, ": ", *p, " has a ',' or ':', which mount data cannot carry");
+  if (!spec.upper.empty()) data += cat(",upperdir=", spec.upper, ",workdir=", spec.work);
+  if (spec.userxattr) data += ",userxattr";
+  if (data.size() >= 4096)
+    return fail_msg("overlay on ", target, ": ", spec.lower.size(), " layers do not fit one page of mount data on ",
+                    "a kernel without lowerdir+ (Linux 6.8)");
+  if (mount("overlay", target.c_str(), "overlay", 0, data.c_str()) < 0)
+    return fail_sys("mount the overlay of ", spec.lower.size(), " layers on ", target);
+  return {};
+}
+
 }  // namespace
 
 Result<> mount_overlay(const OverlaySpec& spec, const std::string& target) {
   if (spec.lower.empty()) return fail_msg("overlay on ", target, ": no layers");
-  // Before 6.5 overlayfs took its options through the legacy mount data,
-  // which accepts any key at fsconfig time: an unknown "lowerdir+" only
-  // fails at create, with EINVAL. Then the short-path form is tried.
-  auto fs = create_overlay(spec, target, true);
+  // Before 6.5 overlayfs took its options through the legacy mount data:
+  // "lowerdir+" is unknown there (refused at fsconfig or at create, EINVAL).
+  auto fs = create_overlay(spec, target);
   if (!fs && fs.error().code() == EINVAL) {
-    auto legacy = create_overlay(spec, target, false);
+    auto legacy = mount_overlay_legacy(spec, target);
     if (!legacy) return fail(std::move(legacy.error()).with_context(cat(fs.error().str(), "; without lowerdir+")));
-    fs = std::move(legacy);
+    return {};
   }
   if (!fs) return fail(std::move(fs.error()));
   int m = sys_fsmount(fs->get(), FSMOUNT_CLOEXEC, 0);

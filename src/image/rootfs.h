@@ -2,8 +2,8 @@
 // only, top first) with the task's own upper and work directories. The new
 // mount API passes one lowerdir at a time ("lowerdir+", Linux 6.8), so the
 // number of layers is not bounded by the one-page mount data; older kernels
-// (where overlayfs refuses lowerdir+ at create) get one "lowerdir" string of
-// /proc/self/fd/N names (short, so ~200 layers fit a page).
+// get mount(2) with one page of data naming the layers by short
+// /proc/self/fd/N paths (~200 layers fit).
 #pragma once
 
 #include <string>
