@@ -1,9 +1,12 @@
 // husk-image: the image store's command line. A table of subcommands, each
 // a function over its own arguments; `pull` fetches an image from a
 // registry into the store.
+#include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +70,19 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string
   }
   if (total > 1e12) return bad();
   return std::chrono::milliseconds(static_cast<int64_t>(total));
+}
+
+// A failed first pull into a store it created leaves no empty store behind;
+// a partial download (kept for the next try to resume) keeps it.
+void remove_empty_store(const std::string& root) {
+  std::string locks = root + "/locks";
+  if (DIR* d = opendir(locks.c_str())) {
+    while (dirent* e = readdir(d))
+      if (std::string_view(e->d_name).ends_with(".lock")) unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+  }
+  for (const char* sub : {"/locks", "/tmp", "/blobs/sha256", "/blobs", ""})
+    if (rmdir((root + sub).c_str()) < 0) return;
 }
 
 constexpr const char* kPullUsage =
@@ -148,6 +164,8 @@ int cmd_pull(const std::vector<std::string>& args) {
     }
     root = std::string(cwd) + "/" + root;
   }
+  struct stat st;
+  bool fresh_store = stat(root.c_str(), &st) < 0 && errno == ENOENT;
   auto store = BlobStore::open(root);
   if (!store) {
     fprintf(stderr, "husk-image: store %s: %s\n", root.c_str(), store.error().str().c_str());
@@ -159,6 +177,7 @@ int cmd_pull(const std::vector<std::string>& args) {
   bar.finish();
   if (!img) {
     fprintf(stderr, "husk-image: %s\n", img.error().str().c_str());
+    if (fresh_store) remove_empty_store(root);
     return 1;
   }
   printf("%s\n", img->manifest_digest.str().c_str());

@@ -587,10 +587,18 @@ Result<> RegistryClient::fetch_blob(const BlobStore& store, const Descriptor& d,
       return {};
     };
     if (progress) progress(d.digest, w.size(), d.size);
-    Response r = TRY(m.get(what, q, prepare));
-    if (r.status == 404) return fail_msg(what, ": not found in ", m.repository, " (", status_text(r), ")");
+    // A failure with nothing to resume leaves no empty partial file.
+    auto failed = [&](Error e) {
+      if (w.size() == 0) w.discard();
+      return fail(std::move(e));
+    };
+    auto got = m.get(what, q, prepare);
+    if (!got) return failed(std::move(got.error()));
+    Response r = std::move(*got);
+    if (r.status == 404)
+      return failed(Error::msg(cat(what, ": not found in ", m.repository, " (", status_text(r), ")")));
     if (r.status == 416 && round == 0) continue;  // our partial file is as long as the blob: start over
-    if (r.status != 200 && r.status != 206) return fail_msg(what, ": ", status_text(r));
+    if (r.status != 200 && r.status != 206) return failed(Error::msg(cat(what, ": ", status_text(r))));
     auto committed = w.commit();
     if (!committed) {
       // A partial file from an earlier pull may have held the bad bytes:

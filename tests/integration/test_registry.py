@@ -133,7 +133,7 @@ def test_corrupted_blob_is_rejected_and_nothing_is_trusted(plain, store):
     assert "digest mismatch" in r.stderr and layer in r.stderr
     assert layer not in store_blobs(store)
     assert im.corrupt["digest"] not in store_blobs(store)  # no manifest: the image is not there
-    assert store_partials(store) == []
+    assert not [p for p in store_partials(store) if layer[7:] in p]
 
 
 def test_cut_transfer_resumes_with_a_range_request(plain, proxy, store):
@@ -254,7 +254,7 @@ def test_bad_reference_and_unreachable_registry(store, tmp_path):
     port = free_port()
     r = pull(store, "127.0.0.1:%d/x:1" % port, "--tls-verify=false", "--timeout", "20s")
     assert r.returncode == 1 and "registry 127.0.0.1:%d" % port in r.stderr
-    assert store_blobs(store) == []
+    assert not os.path.exists(store)  # the failed pull made it, and took it away again
 
 
 # --- htpasswd basic auth ---------------------------------------------------
