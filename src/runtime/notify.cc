@@ -1,5 +1,7 @@
 #include "runtime/notify.h"
 
+#include <fcntl.h>
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,8 +49,18 @@ std::string notify_target() {
 Result<NotifyRelay> NotifyRelay::open(const std::string& path, const std::string& target) {
   struct sockaddr_un addr;
   socklen_t len;
-  if (!make_addr(path, addr, len))
-    return fail_errno(ENAMETOOLONG, "NOTIFY_SOCKET relay: socket path ", path, " is too long (use a shorter --root)");
+  // A path past sun_path's 108 bytes (a deep --root, long container ids)
+  // is bound through its directory's fd: /proc/self/fd/N/notify.sock.
+  UniqueFd dir;
+  if (!make_addr(path, addr, len)) {
+    size_t slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      int d = ::open(path.substr(0, slash).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (d >= 0) dir = UniqueFd(d);
+    }
+    if (!dir || !make_addr(cat("/proc/self/fd/", dir.get(), path.substr(slash)), addr, len))
+      return fail_errno(ENAMETOOLONG, "NOTIFY_SOCKET relay: socket path ", path, " is too long (use a shorter --root)");
+  }
   int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return fail_sys("NOTIFY_SOCKET relay: socket");
   UniqueFd sock(fd);
