@@ -290,11 +290,11 @@ def test_plugin_options_privileged_and_bad_config(tmp_path, image):
         r = probe.start("priv", {"image": "local/image", "command": "/bin/sleep", "args": ["1000"],
                                  "network_mode": "none", "privileged": True}, name="web")
         assert r["ok"], r
-        out = probe.sh("priv", "grep -E '^(CapEff|Seccomp):' /proc/1/status; test -e /dev/loop-control && echo loop=yes;"
+        out = probe.sh("priv", "grep -E '^(CapEff|Seccomp):' /proc/1/status; test -c /dev/kmsg && echo kmsg=yes;"
                        " grep nameserver /etc/resolv.conf", close=True, timeout=300)["stdout"]
         capeff = int([line for line in out.splitlines() if line.startswith("CapEff:")][0].split()[1], 16)
         assert capeff & (1 << 21) and capeff & (1 << 19), out  # SYS_ADMIN, SYS_PTRACE
-        assert "Seccomp:\t0" in out and "loop=yes" in out, out  # no filter, host devices
+        assert "Seccomp:\t0" in out and "kmsg=yes" in out, out  # no filter, host devices
         assert "nameserver 192.0.2.53" in out, out
         assert annotations(probe.state).get("com.hashicorp.nomad.job_name") == "probe-job"
         assert probe.stop("priv")["ok"]
