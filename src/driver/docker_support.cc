@@ -2,6 +2,8 @@
 // option of the docker driver, what husk does with it. The man page's and
 // README's tables are made from these rows; driver_docker_test checks they
 // cover the schemas exactly, in schema order.
+#include <algorithm>
+
 #include "driver/docker_flavor.h"
 
 namespace husk::driver::docker {
@@ -9,7 +11,7 @@ namespace husk::driver::docker {
 std::vector<FieldSupport> support_table() {
   using S = FieldSupport::Status;
   const S I = S::kImplemented, A = S::kAccepted, R = S::kRefused;
-  return {
+  std::vector<FieldSupport> rows = {
       {"config.image", I, "a local image directory (absolute, or relative to the task dir); registry references and "
                           "archives give a \"not yet\" error until the image store is wired in"},
       {"config.image_pull_timeout", A, "validated as a duration; nothing is pulled"},
@@ -61,10 +63,10 @@ std::vector<FieldSupport> support_table() {
       {"config.mount[].type", I, "bind, tmpfs, volume (default)"},
       {"config.mount[].target", I, "absolute path"},
       {"config.mount[].source", I, "host path (relative to the task dir) or volume name"},
-      {"config.mount[].readonly", I, ""},
-      {"config.mount[].bind_options", I, ""},
+      {"config.mount[].readonly", I, "the mount is read-only"},
+      {"config.mount[].bind_options", I, "propagation of a bind mount"},
       {"config.mount[].bind_options.propagation", I, "rprivate (default), private, rshared, shared, rslave, slave"},
-      {"config.mount[].tmpfs_options", I, ""},
+      {"config.mount[].tmpfs_options", I, "size and mode of a tmpfs mount"},
       {"config.mount[].tmpfs_options.size", I, "bytes"},
       {"config.mount[].tmpfs_options.mode", I, "file mode"},
       {"config.mount[].volume_options", I, "husk's local volumes: <state dir>/volumes/<name>"},
@@ -83,14 +85,14 @@ std::vector<FieldSupport> support_table() {
       {"config.port_map", I, "NOMAD_PORT_<label> and the bridge's forwards"},
       {"config.ports", I, "the bridge's forwards, TCP and UDP"},
       {"config.privileged", I, "needs the plugin's allow_privileged"},
-      {"config.readonly_rootfs", I, ""},
+      {"config.readonly_rootfs", I, "the container's root filesystem is mounted read-only"},
       {"config.runtime", R, "must be in allow_runtimes; only runc (husk) runs"},
       {"config.security_opt", I, "no-new-privileges, seccomp=unconfined|PATH, apparmor=unconfined, label=disable, "
                                  "systempaths=unconfined; other AppArmor profiles are errors"},
       {"config.shm_size", I, "bytes"},
       {"config.storage_opt", R, "any entry is an error"},
       {"config.sysctl", I, "namespaced sysctls only"},
-      {"config.tty", I, ""},
+      {"config.tty", I, "the task gets a pty; its output goes to the stdout log"},
       {"config.ulimit", I, "soft[:hard]"},
       {"config.uts_mode", I, "host or private; gated by allowed_modes.uts"},
       {"config.userns_mode", R, "only host (husk does no userns remapping)"},
@@ -111,19 +113,19 @@ std::vector<FieldSupport> support_table() {
       {"plugin.logging", A, "default log driver of tasks; see config.logging"},
       {"plugin.logging.type", A, "see config.logging.type"},
       {"plugin.logging.config", A, "ignored"},
-      {"plugin.gc", I, ""},
+      {"plugin.gc", I, "garbage collection of containers and images"},
       {"plugin.gc.image", A, "no image store yet: nothing to collect"},
       {"plugin.gc.image_delay", A, "validated"},
       {"plugin.gc.container", A, "husk always removes a task's container on destroy"},
       {"plugin.gc.dangling_containers", I, "a reaper of husk containers with the alloc_id annotation that no task owns"},
-      {"plugin.gc.dangling_containers.enabled", I, ""},
+      {"plugin.gc.dangling_containers.enabled", I, "the reaper of husk containers no task owns runs"},
       {"plugin.gc.dangling_containers.period", I, "scan interval; the first scan one period after start"},
       {"plugin.gc.dangling_containers.creation_grace", I, "at least 1m"},
       {"plugin.gc.dangling_containers.dry_run", I, "only logs"},
-      {"plugin.volumes", I, ""},
+      {"plugin.volumes", I, "host paths in tasks"},
       {"plugin.volumes.enabled", I, "host paths outside the alloc dir, image directories, volume mounts"},
       {"plugin.volumes.selinuxlabel", R, "an error on SELinux hosts (no relabelling); harmless elsewhere"},
-      {"plugin.allow_privileged", I, ""},
+      {"plugin.allow_privileged", I, "privileged tasks (and any namespace mode) allowed"},
       {"plugin.allow_caps", I, "bounds every task's capabilities"},
       {"plugin.allow_runtimes", I, "checked against config.runtime"},
       {"plugin.nvidia_runtime", A, "unused: no NVIDIA runtime"},
@@ -136,12 +138,20 @@ std::vector<FieldSupport> support_table() {
       {"plugin.pids_limit", I, "default and ceiling of config.pids_limit"},
       {"plugin.disable_log_collection", A, "validated; output still reaches Nomad's log FIFOs"},
       {"plugin.windows_allow_insecure_container_admin", A, "Windows only"},
-      {"plugin.allowed_modes", I, ""},
+      {"plugin.allowed_modes", I, "which pid/ipc/uts/userns/network modes tasks may ask for"},
       {"plugin.allowed_modes.pid", I, "globs"},
       {"plugin.allowed_modes.ipc", I, "globs"},
       {"plugin.allowed_modes.userns", I, "globs"},
       {"plugin.allowed_modes.uts", I, "globs"},
   };
+  // `mounts` has the body of `mount`: the same rows under its name.
+  std::vector<FieldSupport> alias;
+  for (const auto& r : rows)
+    if (r.field.starts_with("config.mount[]."))
+      alias.push_back({"config.mounts[]." + r.field.substr(15), r.status, r.note});
+  auto at = std::find_if(rows.begin(), rows.end(), [](const FieldSupport& r) { return r.field == "config.mounts"; });
+  rows.insert(at + 1, alias.begin(), alias.end());
+  return rows;
 }
 
 }  // namespace husk::driver::docker

@@ -31,6 +31,7 @@ std::vector<FieldSupport> support_table() {
       {"config.image", S::kImplemented,
        "a directory, a raw disk image (loop-mounted read-only; a GPT disk's root partition), or a machine image "
        "name under /var/lib/machines; relative paths start in the plugin directory"},
+      {"config.image_download", S::kImplemented, "fetch the image before the task starts (once, unless force)"},
       {"config.image_download.url", S::kImplemented, "fetched over http(s) with libcurl into /var/lib/machines"},
       {"config.image_download.type", S::kImplemented,
        "tar (any compression, unpacked with libarchive) and raw (decompressed); docker is refused: it needs the "

@@ -77,8 +77,8 @@ std::vector<FieldSupport> support_rows() {
       // ---- plugin options ----
       {"plugin.socket_path", kAccepted, "names the default socket; husk runs containers without a podman service"},
       {"plugin.socket", kAccepted, "named sockets a task's socket may name"},
-      {"plugin.socket.name", kAccepted, "as socket"},
-      {"plugin.socket.socket_path", kAccepted, "as socket (required)"},
+      {"plugin.socket[].name", kAccepted, "as socket"},
+      {"plugin.socket[].socket_path", kAccepted, "as socket (required)"},
       {"plugin.auth", kAccepted, "registry credentials; unused until images are pulled"},
       {"plugin.auth.config", kAccepted, "as auth"},
       {"plugin.auth.helper", kAccepted, "as auth"},

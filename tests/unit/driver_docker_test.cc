@@ -65,7 +65,6 @@ void field_paths(const SpecNode& obj, const std::string& prefix, std::vector<std
   for (const auto& [k, c] : obj.children) {
     const SpecNode* n = unwrap(c.get());
     out.push_back(prefix + k);
-    if (prefix == "config." && k == "mounts") continue;  // the same body as mount
     if (n->kind == K::Block || n->kind == K::BlockList) {
       std::string p = prefix + k + (n->kind == K::BlockList ? "[]." : ".");
       field_paths(*unwrap(n->children[0].second.get()), p, out);

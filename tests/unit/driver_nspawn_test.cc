@@ -144,6 +144,7 @@ TEST(NspawnSchema, SupportTableHasOneRowPerFieldInSchemaOrder) {
   Spec task = f->task_schema(), plugin = f->plugin_schema();
   for (const auto& [k, c] : task->children) {
     if (k == "image_download") {
+      want.push_back("config.image_download");
       for (const auto& [n, _] : unwrap(c.get(), nullptr)->children[0].second->children)
         want.push_back("config.image_download." + n);
       continue;
