@@ -47,6 +47,7 @@ const char* kUsage =
     "  events     stats and OOM events of a container (JSON lines)\n"
     "  spec       write a default config.json\n"
     "  features   print the OCI features document\n"
+    "  image      the image store: pull, list, inspect, remove, prune, import (husk-image)\n"
     "\n"
     "Global options:\n"
     "  --root DIR                 state directory (default /run/husk, $XDG_RUNTIME_DIR/husk rootless)\n"

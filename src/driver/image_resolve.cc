@@ -3,23 +3,66 @@
 
 #include "driver/image_dir.h"
 #include "image/import.h"
+#include "image/pull.h"
 #include "image/store.h"
 
 namespace husk::driver {
 
+namespace {
+
+Result<image::PullResult> pull(image::Store& store, const std::string& ref, const ImageOptions& options) {
+  const PullOptions& p = options.pull;
+  image::PullRequest req;
+  req.reference = ref;
+  req.platform = options.platform;
+  req.force = p.force;
+  req.auth_soft_fail = p.auth_soft_fail;
+  req.fetch.auth = image::AuthSources::from_environment();
+  req.fetch.auth.authfile = p.auth_file;
+  req.fetch.tls_verify = p.tls_verify;
+  req.fetch.timeout = std::chrono::milliseconds(p.timeout_ms);
+  req.fetch.activity_timeout = std::chrono::milliseconds(p.activity_timeout_ms);
+  if (p.credentials) {
+    req.fetch.auth.explicit_creds = p.credentials;
+  } else if (!p.auth_helper.empty()) {
+    // The plugin's helper answers for every registry (podman's auth.helper).
+    image::Reference r = TRY(image::parse_reference(ref));
+    auto c = TRY_CTX(image::credential_helper_get(p.auth_helper, r.registry, std::chrono::seconds(10)),
+                     "auth.helper \"", p.auth_helper, "\"");
+    if (c) req.fetch.auth.explicit_creds = std::move(*c);
+  }
+  return image::pull_image(store, req);
+}
+
+}  // namespace
+
 Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& options, const std::string& field) {
   ResolvedImage out;
   auto src = TRY(image::parse_image_source(ref, field));
-  if (!src) {
+  // The field leads the message itself (not only its context): the task
+  // event Nomad shows is the one line.
+  auto named = [&](const Error& e) { return fail_msg(field, ": \"", ref, "\": ", e.str()); };
+  if (!src && (ref.empty() || ref[0] == '/')) {
     out.layers.push_back(TRY(resolve_image_dir(ref, field)));
     out.source_path = out.layers[0];
     return out;
   }
-  // The field leads the message itself (not only its context): the task
-  // event Nomad shows is the one line.
-  auto named = [&](const Error& e) { return fail_msg(field, ": \"", ref, "\": ", e.str()); };
   auto store = image::Store::open(options.store_root);
   if (!store) return named(std::move(store.error()).with_context("open the image store"));
+  if (!src) {
+    auto pulled = pull(*store, ref, options);
+    if (!pulled) return named(pulled.error());
+    auto config = store->config(pulled->image);
+    if (!config) return named(config.error());
+    out.config = std::move(*config);
+    out.layers = store->layer_dirs(pulled->image);
+    out.image_id = pulled->image.id;
+    out.pulled = pulled->fetched ? cat("pulled ", pulled->name, " (", pulled->image.layer_blobs.size(), " layers, ",
+                                       pulled->stats.layers_unpacked, " unpacked, ", pulled->stats.layers_reused,
+                                       " shared with other images)")
+                                 : cat("image ", pulled->name, " is in the store");
+    return out;
+  }
   auto rec = image::import_image(*store, *src, ref, options.platform);
   if (!rec) return named(rec.error());
   auto config = store->config(*rec);

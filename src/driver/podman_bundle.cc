@@ -84,8 +84,27 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     }
     if (!variant.empty()) image_opts.platform.variant = variant;
   }
+  {
+    // Pull options: the task's auth block, force_pull, image_pull_timeout,
+    // auth_soft_fail; the plugin's auth.config and auth.helper.
+    const Value& auth = cfg["auth"];
+    std::string user = TRY(read_string(auth, "username", f("auth"))), pass = TRY(read_string(auth, "password", f("auth")));
+    if (!user.empty() || !pass.empty()) image_opts.pull.credentials = image::Credentials{user, pass, "", "the task's auth block"};
+    if (!auth.is_null()) image_opts.pull.tls_verify = TRY(read_bool(auth, "tls_verify", f("auth"), true));
+    image_opts.pull.auth_file = opts.auth_config;
+    image_opts.pull.auth_helper = opts.auth_helper;
+    image_opts.pull.force = TRY(boolean("force_pull"));
+    image_opts.pull.auth_soft_fail = TRY(boolean("auth_soft_fail"));
+    std::string t = TRY(str("image_pull_timeout", "5m"));
+    auto ns = parse_go_duration(t.empty() ? "5m" : t);
+    if (!ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
+    image_opts.pull.timeout_ms = *ns / 1000000;
+  }
   ResolvedImage img = TRY(resolve_image(image, image_opts, f("image")));
-  if (!opts.volumes_enabled) {
+  if (!img.pulled.empty()) out.warnings.push_back(img.pulled);
+  if (!opts.volumes_enabled && img.source_path.empty() && !img.image_id.empty()) {
+    // Pulled from a registry: no host path involved.
+  } else if (!opts.volumes_enabled) {
     // An image directory or archive is a host path too: with volumes
     // disabled it must come from the allocation, or any host file would be
     // readable.
@@ -107,11 +126,6 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   }
   const oci::ImageConfig* icfg = img.config ? &*img.config : nullptr;
   if (icfg) out.stop_signal = icfg->stop_signal;
-  {
-    std::string t = TRY(str("image_pull_timeout", "5m"));
-    if (auto ns = parse_go_duration(t.empty() ? "5m" : t); !ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
-  }
-  // auth, auth_soft_fail and force_pull only matter for pulls; none happens.
 
   // ---- socket -------------------------------------------------------------
   {

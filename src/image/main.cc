@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "image/fetch.h"
+#include "image/pull.h"
+#include "image/store_commands.h"
 #include "image/progress_bar.h"
 
 namespace husk::image {
@@ -31,12 +33,7 @@ int usage_error(const char* cmd_usage, const std::string& msg) {
   return 2;
 }
 
-std::string default_root() {
-  if (geteuid() == 0) return "/var/lib/husk/images";
-  if (const char* x = getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/husk/images";
-  if (const char* h = getenv("HOME"); h && *h) return std::string(h) + "/.local/share/husk/images";
-  return "";
-}
+std::string default_root() { return Store::default_root(); }
 
 // "90", "90s", "1m30s", "500ms", "2h" (Go's time.Duration units, as Nomad writes them).
 Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string_view what) {
@@ -81,7 +78,7 @@ void remove_empty_store(const std::string& root) {
       if (std::string_view(e->d_name).ends_with(".lock")) unlinkat(dirfd(d), e->d_name, 0);
     closedir(d);
   }
-  for (const char* sub : {"/locks", "/tmp", "/blobs/sha256", "/blobs", ""})
+  for (const char* sub : {"/locks", "/tmp", "/blobs/sha256", "/blobs", "/layers", "/images", "/leases", ""})
     if (rmdir((root + sub).c_str()) < 0) return;
 }
 
@@ -166,26 +163,40 @@ int cmd_pull(const std::vector<std::string>& args) {
   }
   struct stat st;
   bool fresh_store = stat(root.c_str(), &st) < 0 && errno == ENOENT;
-  auto store = BlobStore::open(root);
+  auto store = Store::open(root);
   if (!store) {
     fprintf(stderr, "husk-image: store %s: %s\n", root.c_str(), store.error().str().c_str());
     return 1;
   }
   PullProgressBar bar(stderr, isatty(2), ref->str());
   if (!quiet) o.progress = [&](const PullEvent& e) { bar.on_event(e); };
-  auto img = fetch_image(*ref, o, *store);
+  // `pull` always asks the registry (podman pull's "always"); blobs the
+  // store has are not fetched again.
+  PullRequest req;
+  req.reference = ref_text;
+  Platform want = o.platform ? *o.platform : host_platform();
+  req.platform = oci::Platform{want.architecture, want.os, want.variant};
+  req.fetch = o;
+  req.force = true;
+  auto img = pull_image(*store, req);
   bar.finish();
   if (!img) {
     fprintf(stderr, "husk-image: %s\n", img.error().str().c_str());
     if (fresh_store) remove_empty_store(root);
     return 1;
   }
-  printf("%s\n", img->manifest_digest.str().c_str());
+  printf("%s\n", img->image.manifest.str().c_str());
   return 0;
 }
 
 const Command kCommands[] = {
     {"pull", kPullUsage, cmd_pull},
+    {"list", "list [--root DIR] [--quiet]", cmd_list},
+    {"inspect", "inspect [--root DIR] NAME|ID", cmd_inspect},
+    {"remove", "remove [--root DIR] NAME|ID...", cmd_remove},
+    {"rm", "rm [--root DIR] NAME|ID...   (remove)", cmd_remove},
+    {"prune", "prune [--root DIR] [--unused-for DUR]   (images unused that long, no task's; then unreferenced layers and blobs)", cmd_prune},
+    {"import", "import [--root DIR] oci:DIR[:REF]|oci-archive:FILE[:REF]|docker-archive:FILE[:TAG] [NAME]", cmd_import},
 };
 
 int usage(FILE* out) {

@@ -379,3 +379,35 @@ def test_tls_verified_with_the_ca_from_a_cert_dir(tls, store, tmp_path):
     (certs / "bad.crt").write_text("not a certificate\n")
     r = pull(store, ref, "--cert-dir", str(certs))
     assert r.returncode == 1 and "CA certificate %s/bad.crt: no PEM certificate" % certs in r.stderr
+
+
+# --- the store commands after a pull ----------------------------------------
+
+def husk_image(*args):
+    return subprocess.run([HUSK_IMAGE, *args], capture_output=True, text=True, timeout=120, env=pull_env())
+
+
+def test_pulled_image_is_listed_inspected_removed_and_pruned(plain, store):
+    im = plain.images
+    ref = plain.host + "/test/layers:layers"
+    ok(pull(store, ref, "--tls-verify=false"))
+    listing = ok(husk_image("list", "--root", store))
+    assert ref in listing and "1 images" in listing
+    info = json.loads(ok(husk_image("inspect", "--root", store, ref)))
+    assert [layer["Blob"] for layer in info["Layers"]] == im.layers_layers
+    assert info["Platform"] == "linux/amd64"
+    # Layers are unpacked once, under the store's layers/ by diff_id.
+    assert all(os.path.isdir(os.path.join(store, "layers", layer["DiffID"][7:])) for layer in info["Layers"])
+    # An image a task holds is not removed.
+    with open(os.path.join(store, "leases", "task-1"), "w") as f:
+        f.write(info["Id"])
+    r = husk_image("rm", "--root", store, ref)
+    assert r.returncode != 0 and "in use by task task-1" in r.stderr
+    os.unlink(os.path.join(store, "leases", "task-1"))
+    ok(husk_image("rm", "--root", store, ref))
+    assert ok(husk_image("list", "--root", store, "-q")) == ""
+    # prune takes the layers and blobs no image references.
+    assert "removed 0 images, 3 layers" in ok(husk_image("prune", "--root", store))
+    assert store_blobs(store) == []
+    r = husk_image("inspect", "--root", store, ref)
+    assert r.returncode != 0 and ref in r.stderr
