@@ -17,6 +17,7 @@
 #include "driver/docker_mounts.h"
 #include "driver/docker_security.h"
 #include "driver/image_dir.h"
+#include "driver/image_resolve.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/config.h"
@@ -30,9 +31,13 @@ namespace {
 const std::string kCfg = "config";
 std::string f(std::string_view name) { return cat("config.", name); }
 
-// The one place the docker flavor turns `image` into a root filesystem:
-// local directories now, the image store (src/image) once it is merged.
-Result<std::string> image_rootfs(const Options& opts, const TaskSpec& task, std::string image) {
+// The one place the docker flavor turns `image` into a root filesystem,
+// through resolve_image(): a registry reference pulled into the store (the
+// task's auth, force_pull, image_pull_timeout, auth_soft_fail; the plugin's
+// auth and pull_activity_timeout), `load` (a docker-archive in the task
+// directory, imported as docker's load does), an archive or OCI layout, or a
+// local root filesystem directory (husk's own addition).
+Result<ResolvedImage> docker_image(const Options& opts, const TaskSpec& task, const Value& cfg, std::string image) {
   if (image.starts_with("https://")) image = image.substr(8);
   const std::string own_dir = task.alloc_dir + "/" + task.name;
   struct stat st;
@@ -40,17 +45,45 @@ Result<std::string> image_rootfs(const Options& opts, const TaskSpec& task, std:
   if (!image.empty() && image[0] != '/' && image.find(':') == std::string::npos && !task.alloc_dir.empty() &&
       stat(in_task.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     image = in_task;
-  std::string rootfs = TRY(resolve_image_dir(image, f("image")));
-  if (!opts.volumes_enabled) {
-    // An image directory is a host path too: with volumes disabled it must
-    // come from the allocation, or any host directory would be readable.
-    char real_alloc[PATH_MAX];
+  std::string ref = image;
+  if (std::string load = TRY(read_string(cfg, "load", kCfg)); !load.empty()) {
+    // docker load of a `docker save` archive the task downloaded (an
+    // artifact), then the image by its name in the archive.
+    std::string file = load[0] == '/' ? clean_path(load) : clean_path(own_dir + "/" + load);
+    if (!is_within(clean_path(own_dir), file))
+      return fail_msg(f("load"), ": \"", load, "\" is outside the task directory");
+    if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      return fail_msg(f("load"), ": \"", load, "\": no such archive in the task directory (", file, ")");
+    ref = cat("docker-archive:", file, image.empty() ? "" : ":", image);
+  }
+  ImageOptions io{opts.image_store_root, oci::host_platform(), {}};
+  const Value& auth = cfg["auth"];
+  std::string user = TRY(read_string(auth, "username", f("auth"))), pass = TRY(read_string(auth, "password", f("auth")));
+  if (!user.empty() || !pass.empty()) io.pull.credentials = image::Credentials{user, pass, "", "the task's auth block"};
+  io.pull.auth_file = opts.auth_config;
+  io.pull.auth_helper = opts.auth_helper;
+  io.pull.force = TRY(read_bool(cfg, "force_pull", kCfg));
+  io.pull.auth_soft_fail = TRY(read_bool(cfg, "auth_soft_fail", kCfg));
+  io.pull.activity_timeout_ms = opts.pull_activity_timeout_ns / 1000000;
+  io.pull.timeout_ms = opts.image_pull_timeout_ns / 1000000;
+  if (std::string t = TRY(read_string(cfg, "image_pull_timeout", kCfg)); !t.empty()) {
+    auto ns = podman::parse_go_duration(t);
+    if (!ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
+    io.pull.timeout_ms = *ns / 1000000;
+  }
+  ResolvedImage img = TRY(resolve_image(ref, io, f("image")));
+  if (!opts.volumes_enabled && !img.source_path.empty()) {
+    // A local image directory or archive is a host path too: with volumes
+    // disabled it must come from the allocation, or any host directory
+    // would be readable.
+    char real_alloc[PATH_MAX], real_src[PATH_MAX];
     std::string alloc = realpath(task.alloc_dir.c_str(), real_alloc) ? std::string(real_alloc) : "";
-    if (alloc.empty() || !is_within(alloc, rootfs))
+    std::string src = realpath(img.source_path.c_str(), real_src) ? std::string(real_src) : "";
+    if (alloc.empty() || src.empty() || !is_within(alloc, src))
       return fail_msg(f("image"), ": \"", image, "\": volumes are not enabled (plugin volumes.enabled = false), ",
                       "so only image directories inside the allocation directory can be used");
   }
-  return rootfs;
+  return img;
 }
 
 // A namespace mode field gated by allowed_modes (unless allow_privileged).
@@ -61,7 +94,7 @@ Result<> check_mode(const Options& opts, const std::vector<std::string>& allowed
                   " (and allow_privileged is false)");
 }
 
-Result<std::vector<uint32_t>> group_ids(const std::string& rootfs, const std::vector<std::string>& groups) {
+Result<std::vector<uint32_t>> group_ids(const std::vector<std::string>& layers, const std::vector<std::string>& groups) {
   std::vector<uint32_t> out;
   std::optional<std::string> text;
   bool read = false;
@@ -74,7 +107,7 @@ Result<std::vector<uint32_t>> group_ids(const std::string& rootfs, const std::ve
       continue;
     }
     if (!read) {
-      text = TRY_CTX(read_in_root(rootfs, "/etc/group"), f("group_add"), ": read the image's /etc/group");
+      text = TRY_CTX(read_in_layers(layers, "/etc/group"), f("group_add"), ": read the image's /etc/group");
       read = true;
     }
     bool found = false;
@@ -179,15 +212,11 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- image ---------------------------------------------------------------------
   std::string image = TRY(str("image"));
-  if (std::string load = TRY(str("load")); !load.empty())
-    return fail_msg(f("load"), ": \"", load, "\": loading an image archive needs the image store, which the driver ",
-                    "does not use yet; unpack the image into a directory and name it in config.image");
-  std::string rootfs_dir = TRY(image_rootfs(opts, task, image));
-  if (std::string t = TRY(str("image_pull_timeout")); !t.empty())
-    if (auto ns = podman::parse_go_duration(t); !ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
-  // auth, auth_soft_fail and force_pull only matter for pulls; a local
-  // directory is never pulled.
-  (void)TRY(read_string(cfg["auth"], "username", f("auth")));
+  ResolvedImage img = TRY(docker_image(opts, task, cfg, image));
+  if (!img.pulled.empty()) out.warnings.push_back(img.pulled);
+  const std::vector<std::string>& layers = img.layers;
+  const oci::ImageConfig* icfg = img.config ? &*img.config : nullptr;
+  if (icfg) out.stop_signal = icfg->stop_signal;
   const std::string own_dir = task.alloc_dir + "/" + task.name;
 
   oci::Spec spec = oci::default_spec(false);
@@ -206,14 +235,20 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       lin.masked_paths->push_back(p);
 
   // ---- argv ------------------------------------------------------------------------
+  // docker's rules: entrypoint replaces the image's Entrypoint; command
+  // (with args) replaces its Cmd, and args alone do too.
   std::vector<std::string> argv = TRY(strings("entrypoint"));
+  if (argv.empty() && icfg && icfg->entrypoint) argv = *icfg->entrypoint;
+  std::vector<std::string> cmdline;
   if (std::string c = TRY(str("command")); !c.empty()) {
     auto space = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; };
     if (space(c.front()) || space(c.back()))
       return fail_msg(f("command"), ": \"", c, "\" has leading or trailing whitespace");
-    argv.push_back(c);
+    cmdline.push_back(c);
   }
-  for (auto& a : TRY(strings("args"))) argv.push_back(a);
+  for (auto& a : TRY(strings("args"))) cmdline.push_back(a);
+  if (cmdline.empty() && icfg && icfg->cmd) cmdline = *icfg->cmd;
+  argv.insert(argv.end(), cmdline.begin(), cmdline.end());
   if (argv.empty())
     return fail_msg(f("command"), ": nothing to run: the image directory \"", image,
                     "\" carries no entrypoint or command; set config.command (or config.entrypoint)");
@@ -227,17 +262,21 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   proc.args = argv;
 
   // ---- user, groups, env, cwd ---------------------------------------------------------
-  ResolvedUser user = TRY(resolve_user({rootfs_dir}, task.user, "user"));
+  ResolvedUser user = TRY(resolve_user(layers, task.user.empty() && icfg ? icfg->user : task.user, "user"));
   proc.user.uid = user.uid;
   proc.user.gid = user.gid;
   proc.user.additional_gids = user.additional_gids;
   auto group_add = TRY(strings("group_add"));
-  for (uint32_t g : TRY(group_ids(rootfs_dir, group_add)))
+  for (uint32_t g : TRY(group_ids(layers, group_add)))
     if (std::find(proc.user.additional_gids.begin(), proc.user.additional_gids.end(), g) ==
         proc.user.additional_gids.end())
       proc.user.additional_gids.push_back(g);
 
   std::map<std::string, std::string> env = task.env;
+  if (icfg)  // the image's Env under the task's
+    for (const auto& kv : icfg->env)
+      if (size_t eq = kv.find('='); eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  if (icfg && !icfg->working_dir.empty()) proc.cwd = icfg->working_dir;
   std::vector<std::pair<std::string, int64_t>> port_map;
   {
     Value pm = TRY(merged_map(cfg["port_map"], f("port_map")));
@@ -491,7 +530,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     std::string state = task_dir.substr(0, task_dir.rfind('/'));
     state = state.substr(0, state.rfind('/'));
-    MountContext ctx{opts, task, own_dir, task_dir, state + "/volumes", rootfs_dir};
+    MountContext ctx{opts, task, own_dir, task_dir, state + "/volumes", layers.front()};
     TRYV(add_task_mounts(ctx, cfg, spec, pending));
   }
 
@@ -542,9 +581,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     out.warnings.push_back("config.advertise_ipv6_address: husk reports no task address to Nomad yet");
 
   // Last: the only step that leaves something on the host besides task_dir.
-  TRYV(create_volumes(pending, rootfs_dir));
+  TRYV(create_volumes(pending, layers));
   out.spec = std::move(spec);
-  out.image_layers = {rootfs_dir};
+  out.image_layers = img.layers;
+  if (!img.image_id.empty()) {
+    out.image_store = opts.image_store_root;
+    out.image_id = img.image_id;
+  }
   return out;
 }
 

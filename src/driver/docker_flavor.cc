@@ -4,6 +4,8 @@
 // support table docker_support.cc.
 #include "driver/docker_flavor.h"
 
+#include "image/store.h"
+
 #include <fnmatch.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,6 +66,7 @@ Options host_defaults() {
   o.online_cpus = online_cpus();
   o.allow_caps = default_allow_caps();
   o.logging_config = {{"max-file", "2"}, {"max-size", "2m"}};
+  o.image_store_root = image::Store::default_root();
   return o;
 }
 
@@ -177,6 +180,11 @@ class DockerFlavor final : public Flavor {
     // every task.
     return DanglingReaper{opts_.dangling_period_ns, opts_.dangling_creation_grace_ns, opts_.dangling_dry_run,
                           "com.hashicorp.nomad.alloc_id"};
+  }
+
+  std::optional<ImageGc> image_gc() const override {
+    if (!opts_.gc_image) return std::nullopt;
+    return ImageGc{opts_.image_store_root, opts_.gc_image_delay_ns};
   }
 
   Result<BundlePlan> plan(const TaskSpec& task, const Value& task_config, const std::string& container_id,

@@ -57,6 +57,7 @@ struct Options {
   bool selinux_enabled = false;
   int online_cpus = 1;
   std::string host_dev = "/dev";
+  std::string image_store_root;  // image::Store::default_root()
   std::string host_resolv_conf = "/etc/resolv.conf";
   std::string host_resolved_upstream = "/run/systemd/resolve/resolv.conf";
   std::string host_hosts = "/etc/hosts";

@@ -281,20 +281,26 @@ Result<> add_device_blocks(const Value& cfg, oci::Spec& spec) {
   return {};
 }
 
-Result<> create_volumes(const std::vector<PendingVolume>& pending, const std::string& image_rootfs) {
+Result<> create_volumes(const std::vector<PendingVolume>& pending, const std::vector<std::string>& layers) {
   for (const auto& v : pending) {
     std::string parent = v.dir.substr(0, v.dir.rfind('/'));
     if (mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) return fail_sys("create the volume directory ", parent);
     if (mkdir(v.dir.c_str(), 0755) != 0 && errno != EEXIST) return fail_sys("create the volume ", v.dir);
     if (v.image_path.empty()) continue;
-    // The image's content at the mount point, resolved inside the image.
-    UniqueFd root(open(image_rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root) return fail_sys("open ", image_rootfs);
-    open_how how{};
-    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-    std::string rel = v.image_path.substr(1);
-    UniqueFd src(static_cast<int>(syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how)));
+    // The image's content at the mount point, resolved inside the image:
+    // the topmost layer that has the directory (a volume is seeded from
+    // that layer's copy, not a merge of the layers).
+    UniqueFd src;
+    for (const auto& layer : layers) {
+      UniqueFd root(open(layer.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!root) return fail_sys("open ", layer);
+      open_how how{};
+      how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+      how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+      std::string rel = v.image_path.substr(1);
+      src = UniqueFd(static_cast<int>(syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how)));
+      if (src) break;
+    }
     if (!src) continue;  // nothing in the image there: an empty volume
     UniqueFd dst(open(v.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dst) return fail_sys("open the volume ", v.dir);

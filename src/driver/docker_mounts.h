@@ -40,6 +40,6 @@ Result<> add_task_mounts(const MountContext& ctx, const Value& cfg, oci::Spec& s
 Result<> add_device_blocks(const Value& cfg, oci::Spec& spec);
 // Makes the pending volume directories, copying the image's content into a
 // new one as docker does (unless volume_options.no_copy).
-Result<> create_volumes(const std::vector<PendingVolume>& pending, const std::string& image_rootfs);
+Result<> create_volumes(const std::vector<PendingVolume>& pending, const std::vector<std::string>& layers);
 
 }  // namespace husk::driver::docker

@@ -73,6 +73,14 @@ struct DanglingReaper {
   std::string label;
 };
 
+// Image garbage collection the plugin options ask for (the docker driver's
+// gc.image and gc.image_delay): images of the store unused for `delay_ns`
+// that no task holds are removed, with the layers and blobs only they used.
+struct ImageGc {
+  std::string store_root;
+  int64_t delay_ns = 0;
+};
+
 class Flavor {
  public:
   virtual ~Flavor() = default;
@@ -98,6 +106,8 @@ class Flavor {
   virtual std::vector<FieldSupport> support() const { return {}; }
   // The reaper the plugin options ask for, if any (read after configure()).
   virtual std::optional<DanglingReaper> dangling_reaper() const { return std::nullopt; }
+  // Image GC, if the plugin options ask for it (read after configure()).
+  virtual std::optional<ImageGc> image_gc() const { return std::nullopt; }
   // False when the plugin options switch the driver off (nspawn's
   // `enabled = false`): the fingerprint says "disabled", undetected.
   virtual bool enabled() const { return true; }

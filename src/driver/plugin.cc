@@ -1,5 +1,7 @@
 #include "driver/plugin.h"
 
+#include "image/store.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -646,6 +648,30 @@ void reap_dangling_loop(Shared& s) {
   }
 }
 
+// The flavor's image GC, once a minute: images of the store unused for
+// the delay that no task holds (image::Store::gc).
+void image_gc_loop(Shared& s) {
+  int64_t next = now_ns() + 60'000'000'000;
+  while (!s.stopping) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (now_ns() < next) continue;
+    next = now_ns() + 60'000'000'000;
+    std::optional<ImageGc> gc;
+    {
+      std::lock_guard<std::mutex> l(s.config_mu);
+      if (s.configured) gc = s.flavor->image_gc();
+    }
+    if (!gc) continue;
+    auto store = image::Store::open(gc->store_root);
+    if (!store) {
+      log_error("image gc: " + store.error().str());
+      continue;
+    }
+    auto r = store->gc(gc->delay_ns / 1'000'000'000);
+    if (!r) log_error("image gc: " + r.error().str());
+  }
+}
+
 }  // namespace
 
 int serve(std::unique_ptr<Flavor> flavor, const PluginOptions& options) {
@@ -688,6 +714,7 @@ int serve(std::unique_ptr<Flavor> flavor, const PluginOptions& options) {
   }
   server->GetHealthCheckService()->SetServingStatus("plugin", true);
   std::thread(reap_dangling_loop, std::ref(s)).detach();
+  std::thread(image_gc_loop, std::ref(s)).detach();
   printf("1|2|unix|%s|grpc|\n", options.socket_path.c_str());
   fflush(stdout);
 
