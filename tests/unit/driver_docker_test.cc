@@ -17,6 +17,7 @@
 #include "driver/flavor.h"
 #include "driver/hclspec.h"
 #include "driver/value.h"
+#include "image/digest.h"
 #include "oci/tables.h"
 
 using namespace husk;
@@ -621,6 +622,67 @@ TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
   EXPECT_NE(all.find("config.logging.type"), std::string::npos) << all;
   EXPECT_NE(all.find("config.cpuset_cpus"), std::string::npos) << all;
   expect_error(plan({{"image_pull_timeout", S("later")}}), "config.image_pull_timeout");
+}
+
+
+// `load`: a `docker save` archive in the task directory, imported into the
+// store; the image config applies as docker applies it.
+TEST_F(DockerPlan, LoadImportsADockerArchiveAndAppliesTheImageConfig) {
+  opts_.image_store_root = root_ + "/store";
+  std::string layout = root_ + "/layout";
+  fs::create_directories(layout + "/blobs/sha256");
+  auto blob = [&](const std::string& data) {
+    std::string hex = husk::image::sha256_of(data).hex;
+    write(layout + "/blobs/sha256/" + hex, data);
+    return "sha256:" + hex;
+  };
+  std::string tarball = root_ + "/layer.tar";
+  ASSERT_EQ(std::system(("tar --numeric-owner --owner=0 --group=0 -C " + image_ + " -cf " + tarball + " .").c_str()), 0);
+  std::string layer = read(tarball);
+  std::string layer_digest = blob(layer);
+  std::string config = R"({"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/app"],"Cmd":["--serve"],)"
+                       R"("Env":["PATH=/app/bin","APP_MODE=image"],"WorkingDir":"/srv","User":"app",)"
+                       R"("StopSignal":"SIGQUIT"},"rootfs":{"type":"layers","diff_ids":[")" +
+                       layer_digest + "\"]}}";
+  std::string cfg = blob(config);
+  std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)"
+                         R"({"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" + cfg +
+                         "\",\"size\":" + std::to_string(config.size()) +
+                         R"(},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":")" +
+                         layer_digest + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
+  std::string m = blob(manifest);
+  write(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  write(layout + "/index.json", R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.)"
+                                R"(manifest.v1+json","digest":")" + m + "\",\"size\":" +
+                                std::to_string(manifest.size()) +
+                                R"(,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})");
+  std::string archive = alloc_ + "/web/local/app.tar";
+  ASSERT_EQ(std::system(("skopeo --insecure-policy copy -q oci:" + layout + ":v1 docker-archive:" + archive +
+                         ":example/app:v1").c_str()),
+            0);
+
+  auto r = plan({{"image", S("example/app:v1")}, {"load", S("local/app.tar")}, {"command", Value()}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->spec.process->args, (std::vector<std::string>{"/bin/app", "--serve"}));
+  EXPECT_TRUE(has(r->spec.process->env, "APP_MODE=prod"));  // the task's Env wins
+  EXPECT_TRUE(has(r->spec.process->env, "PATH=/app/bin"));
+  EXPECT_EQ(r->spec.process->cwd, "/srv");
+  EXPECT_EQ(r->spec.process->user.uid, 1000u);  // "app" in the image's /etc/passwd
+  EXPECT_EQ(r->stop_signal, "SIGQUIT");
+  EXPECT_EQ(r->image_id, cfg.substr(7));
+  EXPECT_EQ(r->image_store, root_ + "/store");
+  ASSERT_EQ(r->image_layers.size(), 1u);
+  EXPECT_TRUE(fs::exists(r->image_layers[0] + "/var/lib/app/sub/seed"));
+  // docker's rules: command (with args) replaces Cmd, entrypoint stays.
+  auto c = plan({{"image", S("example/app:v1")}, {"load", S("local/app.tar")}, {"command", S("--once")},
+                 {"args", L({S("-v")})}});
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->spec.process->args, (std::vector<std::string>{"/bin/app", "--once", "-v"}));
+  // An archive outside the task directory, or missing, is an error naming load.
+  expect_error(plan({{"image", S("example/app:v1")}, {"load", S("../../../../etc/passwd")}}), "config.load");
+  expect_error(plan({{"image", S("example/app:v1")}, {"load", S("local/none.tar")}}), "config.load");
+  // The wrong name in the archive is an error naming the image.
+  expect_error(plan({{"image", S("other/app:v2")}, {"load", S("local/app.tar")}}), "config.image");
 }
 
 }  // namespace
