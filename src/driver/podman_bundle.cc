@@ -228,9 +228,24 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- capabilities, privileged, security options ----------------------------------
   bool privileged = TRY(boolean("privileged"));
+  if (privileged && !opts.allow_privileged)
+    return fail_msg(f("privileged"), ": privileged tasks are not allowed: the plugin's allow_privileged is false");
   auto cap_add = TRY(strings("cap_add"));
   auto cap_drop = TRY(strings("cap_drop"));
   auto caps = privileged ? all_capabilities() : TRY(merge_capabilities(cap_add, cap_drop));
+  if (opts.allow_caps && !privileged) {
+    // Each cap_add entry must be allowed; the defaults are cut to the list.
+    const auto& allowed = *opts.allow_caps;
+    for (size_t i = 0; i < cap_add.size(); i++) {
+      bool all = false;
+      auto asked = TRY(cap_list({cap_add[i]}, fi("cap_add", i), all));
+      if (all) asked = all_capabilities();
+      for (int c : asked)
+        if (std::find(allowed.begin(), allowed.end(), c) == allowed.end())
+          return fail_msg(fi("cap_add", i), ": \"", cap_add[i], "\" is not in the plugin's allow_caps");
+    }
+    std::erase_if(caps, [&](int c) { return std::find(allowed.begin(), allowed.end(), c) == allowed.end(); });
+  }
   {
     oci::Capabilities c;
     c.bounding = caps;

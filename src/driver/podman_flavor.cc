@@ -2,6 +2,7 @@
 // fingerprint attributes, and the Flavor object the gRPC layer drives. The
 // task translation is podman_bundle.cc, the schemas podman_schema.cc.
 #include "driver/podman_flavor.h"
+#include "driver/podman_security.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,6 +175,13 @@ Result<Options> parse_options(const Value& cfg) {
     if (inet_pton(AF_INET, s, buf) != 1 && inet_pton(AF_INET6, s, buf) != 1)
       return fail_msg("dns_servers[", i, "]: \"", o.dns_servers[i], "\" is not an IP address");
   }
+  if (!cfg.is_null() && !cfg["allow_caps"].is_null()) {
+    bool all = false;
+    auto names = TRY(read_strings(cfg, "allow_caps", ""));
+    auto caps = TRY(cap_list(names, "allow_caps", all));
+    if (!all) o.allow_caps = caps;
+  }
+  o.allow_privileged = TRY(read_bool(cfg, "allow_privileged", "", true));
   return o;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct Options {
   bool disable_log_collection = false;
   int64_t client_http_timeout_ns = 0;
   std::vector<std::string> dns_servers;
+  // husk's additions: cap_add within allow_caps (the default set is cut to
+  // it too); privileged only with allow_privileged.
+  std::optional<std::vector<int>> allow_caps;
+  bool allow_privileged = true;
 
   // Facts about the host, not options; tests set them.
   bool rootless = false;

@@ -109,6 +109,11 @@ Spec plugin_schema() {
       d("disable_log_collection", "bool", "false"),
       a("client_http_timeout", "string"),
       a("dns_servers", "list(string)"),
+      // husk's additions (nomad-driver-podman has neither): the operator's
+      // bounds on tasks, as in Nomad's docker driver. Unset, podman's
+      // behaviour: any capability, privileged allowed.
+      a("allow_caps", "list(string)"),
+      d("allow_privileged", "bool", "true"),
   });
 }
 

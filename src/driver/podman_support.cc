@@ -98,6 +98,10 @@ std::vector<FieldSupport> support_rows() {
       {"plugin.disable_log_collection", kAccepted, "output always goes to the log paths Nomad gives"},
       {"plugin.client_http_timeout", kAccepted, "validated as a Go duration; no HTTP client"},
       {"plugin.dns_servers", kImpl, "the tasks' resolv.conf when the job sets no dns"},
+      {"plugin.allow_caps", kImpl,
+       "husk's addition (as in Nomad's docker driver): cap_add entries outside it are errors, the default set is "
+       "cut to it; unset: any"},
+      {"plugin.allow_privileged", kImpl, "husk's addition: false refuses privileged tasks (default true, podman's behaviour)"},
   };
 }
 

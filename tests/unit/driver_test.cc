@@ -377,6 +377,9 @@ TEST(PodmanSchema, PluginConfigHasEveryReferenceOption) {
       {"disable_log_collection", K::Attr, "bool", "false", false},
       {"client_http_timeout", K::Attr, "string", nullptr, false},
       {"dns_servers", K::Attr, "list(string)", nullptr, false},
+      // husk's additions, with defaults that keep podman's behaviour.
+      {"allow_caps", K::Attr, "list(string)", nullptr, false},
+      {"allow_privileged", K::Attr, "bool", "true", false},
   };
   Spec s = podman::plugin_schema();
   expect_fields(*s, want, "plugin");
@@ -666,6 +669,34 @@ TEST_F(PodmanPlan, RootUserGetsPodmansDefaultCapabilitiesPlusAdds) {
   bool nofile = false;
   for (auto& x : r->spec.process->rlimits) nofile = nofile || (x.resource == RLIMIT_NOFILE && x.hard == 1048576);
   EXPECT_TRUE(nofile);
+}
+
+// husk's plugin options on top of podman's: allow_caps bounds cap_add and
+// the default set; allow_privileged = false refuses privileged tasks.
+TEST_F(PodmanPlan, AllowCapsAndAllowPrivilegedBoundTheTask) {
+  auto bad = podman::parse_options(M({{"allow_caps", L({S("chown"), S("CAP_WARP")})}}));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().str().find("allow_caps[1]"), std::string::npos) << bad.error().str();
+  auto o = podman::parse_options(M({{"allow_caps", L({S("chown"), S("kill"), S("net_bind_service"), S("net_admin")})},
+                                    {"allow_privileged", B(false)}}));
+  ASSERT_TRUE(o) << o.error().str();
+  opts_.allow_caps = o->allow_caps;
+  opts_.allow_privileged = o->allow_privileged;
+  auto r = plan({{"cap_add", L({S("NET_ADMIN")})}});
+  ASSERT_TRUE(r) << r.error().str();
+  std::vector<int> want = {cap("CAP_CHOWN"), cap("CAP_KILL"), cap("CAP_NET_BIND_SERVICE"), cap("CAP_NET_ADMIN")};
+  std::sort(want.begin(), want.end());
+  auto got = *r->spec.process->capabilities->bounding;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
+  expect_error(plan({{"cap_add", L({S("net_admin"), S("SYS_ADMIN")})}}), "config.cap_add[1]");
+  expect_error(plan({{"cap_add", L({S("ALL")})}}), "config.cap_add[0]");
+  expect_error(plan({{"privileged", B(true)}}), "config.privileged");
+  // The defaults: podman's behaviour.
+  auto d = podman::parse_options(Value());
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->allow_caps);
+  EXPECT_TRUE(d->allow_privileged);
 }
 
 TEST_F(PodmanPlan, CapabilityErrorsNameTheField) {
