@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -225,7 +226,9 @@ struct Shared {
   PluginOptions opts;
   TaskManager tasks;
   EventBus events;
-  std::mutex config_mu;
+  // SetConfig writes the flavor's options; everything else only reads them,
+  // concurrently (a StartTask pulling an image must not hold up the others).
+  std::shared_mutex config_mu;
   bool configured = false;
   int shutdown_fd = -1;  // eventfd: written by GRPCController.Shutdown
   std::atomic<bool> stopping{false};
@@ -254,7 +257,7 @@ class BaseService final : public base::BasePlugin::Service {
     Spec schema = s_.flavor->plugin_schema();
     auto v = decode_msgpack(req->msgpack_config(), schema.get());
     if (!v) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "plugin config: " + v.error().str());
-    std::lock_guard<std::mutex> l(s_.config_mu);
+    std::unique_lock<std::shared_mutex> l(s_.config_mu);
     if (auto r = s_.flavor->configure(*v); !r)
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "plugin config: " + r.error().str());
     s_.configured = true;
@@ -333,7 +336,7 @@ class DriverService final : public drv::Driver::Service {
     if (!prepared) return start_error(prepared.error(), true);
     auto [cid, dir] = *prepared;
     Result<BundlePlan> plan = [&]() -> Result<BundlePlan> {
-      std::lock_guard<std::mutex> l(s_.config_mu);
+      std::shared_lock<std::shared_mutex> l(s_.config_mu);
       return s_.flavor->plan(task, *config, cid, dir);
     }();
     if (!plan) {
@@ -554,7 +557,7 @@ class DriverService final : public drv::Driver::Service {
       f.set_health_description("Healthy");
     }
     {
-      std::lock_guard<std::mutex> l(s_.config_mu);
+      std::shared_lock<std::shared_mutex> l(s_.config_mu);
       if (!s_.flavor->enabled()) {
         // As nomad-driver-nspawn with enabled = false: undetected, no attributes.
         f.set_health(drv::FingerprintResponse::UNDETECTED);
@@ -567,7 +570,7 @@ class DriverService final : public drv::Driver::Service {
     attrs["driver." + name + ".version"].set_string_val(s_.opts.version);
     attrs["driver." + name + ".runtime"].set_string_val("husk");
     attrs["driver." + name + ".cgroupVersion"].set_string_val(have_cgroup2 ? "v2" : "none");
-    std::lock_guard<std::mutex> l(s_.config_mu);
+    std::shared_lock<std::shared_mutex> l(s_.config_mu);
     for (const auto& [k, v] : s_.flavor->attributes()) attrs["driver." + name + "." + k].set_string_val(v);
     return f;
   }
@@ -631,7 +634,7 @@ void reap_dangling_loop(Shared& s) {
   while (!s.stopping) {
     std::optional<DanglingReaper> policy;
     {
-      std::lock_guard<std::mutex> l(s.config_mu);
+      std::shared_lock<std::shared_mutex> l(s.config_mu);
       if (s.configured) policy = s.flavor->dangling_reaper();
     }
     int64_t now = now_ns();
@@ -658,7 +661,7 @@ void image_gc_loop(Shared& s) {
     next = now_ns() + 60'000'000'000;
     std::optional<ImageGc> gc;
     {
-      std::lock_guard<std::mutex> l(s.config_mu);
+      std::shared_lock<std::shared_mutex> l(s.config_mu);
       if (s.configured) gc = s.flavor->image_gc();
     }
     if (!gc) continue;

@@ -1,0 +1,75 @@
+"""StartTask pulling from a registry: the podman flavor's image fields
+through the driver (auth, tls_verify, auth_soft_fail, force_pull,
+image_pull_timeout) against Debian's docker-registry with htpasswd auth on
+loopback, the image pushed there with skopeo. driver-probe plays Nomad's
+client (tests/vm/test_driver_fields.py)."""
+import os
+import subprocess
+
+import pytest
+
+import imagebuild as ib
+from husktest import mount_points
+from registryfix import Registry
+from test_driver_fields import PROBE, Probe
+from test_nomad_driver import DEMO_ROOTFS
+
+pytestmark = pytest.mark.skipif(not os.path.exists(PROBE), reason="driver-probe not built")
+
+
+def push(tmp_path, reg, motd, tag):
+    layout = tmp_path / ("layout-" + tag + "-" + str(abs(hash(motd))))
+    ib.make_layout(str(layout), [ib.tree_entries(DEMO_ROOTFS), [ib.f("etc/motd", motd)]], ref="1")
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", "--dest-creds=alice:s3cret",
+                    f"oci:{layout}:1", f"docker://{reg.host}/test/app:{tag}"], check=True, timeout=300,
+                   env=dict(os.environ, TMPDIR=str(tmp_path)))
+
+
+def test_registry_image_fields_through_start_task(tmp_path, monkeypatch):
+    work = tmp_path / "registry"
+    work.mkdir()
+    htpasswd = work / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "alice", "s3cret"], check=True, capture_output=True)
+    reg = Registry(str(work), auth=["htpasswd:", "  realm: husk-test", "  path: " + str(htpasswd)])
+    monkeypatch.setenv("HUSK_IMAGE_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no auth files of the machine's
+    before = mount_points()
+    probe = None
+    try:
+        push(tmp_path, reg, b"one\n", "1")
+        probe = Probe(tmp_path)
+        creds = {"username": "alice", "password": "s3cret", "tls_verify": False}
+        base = {"image": f"{reg.host}/test/app:1", "command": "/bin/sleep", "args": ["1000"], "network_mode": "none"}
+
+        def motd(task_id, config):
+            r = probe.start(task_id, config, name="web")
+            assert r["ok"], r
+            out = probe.sh(task_id, "cat /etc/motd", close=True, timeout=300)["stdout"]
+            assert probe.stop(task_id)["ok"]
+            return out.strip()
+
+        # tls_verify (default true) against a plain-HTTP registry: refused, naming the field.
+        r = probe.start("tls", {**base, "auth": {"username": "alice", "password": "s3cret"}}, name="web")
+        assert not r["ok"] and "config.image" in r["error"], r
+        # No credentials: the registry's refusal, naming the registry.
+        r = probe.start("anon", {**base, "auth": {"tls_verify": False}}, name="web")
+        assert not r["ok"] and "config.image" in r["error"] and reg.host in r["error"], r
+        # Wrong password with auth_soft_fail: tried anonymously too, both refusals reported.
+        r = probe.start("soft", {**base, "auth": {**creds, "password": "nope"}, "auth_soft_fail": True}, name="web")
+        assert not r["ok"] and "without credentials" in r["error"], r
+        # A pull that cannot finish within image_pull_timeout fails, naming the image.
+        r = probe.start("slow", {**base, "auth": creds, "image_pull_timeout": "1ms"}, name="web")
+        assert not r["ok"] and "config.image" in r["error"], r
+        assert [c for c in os.listdir(probe.state / "tasks")] == []
+        # The right credentials: pulled, and the task runs it.
+        assert motd("one", {**base, "auth": creds}) == "one"
+        # A new image under the same tag: the store's copy is used, unless force_pull.
+        push(tmp_path, reg, b"two\n", "1")
+        assert motd("two", {**base, "auth": creds}) == "one"
+        assert motd("three", {**base, "auth": creds, "force_pull": True}) == "two"
+    finally:
+        if probe:
+            probe.close()
+        reg.stop()
+    assert mount_points() == before
+    assert os.listdir(tmp_path / "store" / "leases") == []
