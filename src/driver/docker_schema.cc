@@ -5,14 +5,9 @@
 
 namespace husk::driver::docker {
 
-namespace {
-std::pair<std::string, Spec> a(std::string name, std::string type, bool required = false) {
-  return {name, attr(name, std::move(type), required)};
-}
-std::pair<std::string, Spec> d(std::string name, std::string type, std::string dflt) {
-  return {name, attr_default(name, std::move(type), std::move(dflt))};
-}
+using namespace husk::driver::members;
 
+namespace {
 // The body of `mount` and of the deprecated `mounts`.
 Spec mount_body() {
   return object({

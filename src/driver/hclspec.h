@@ -38,4 +38,16 @@ Spec with_default(Spec primary, Spec fallback);
 // with_default(attr("x", "bool"), literal("true")) spelled shorter:
 Spec attr_default(std::string name, std::string type, std::string hcl_default);
 
+// The flavors' schema files spell object members tersely: a("image",
+// "string", true) is {"image", attr("image", "string", true)}, d(...) the
+// same with a default. `using namespace husk::driver::members;` brings them in.
+namespace members {
+inline std::pair<std::string, Spec> a(std::string name, std::string type, bool required = false) {
+  return {name, attr(name, std::move(type), required)};
+}
+inline std::pair<std::string, Spec> d(std::string name, std::string type, std::string dflt) {
+  return {name, attr_default(name, std::move(type), std::move(dflt))};
+}
+}  // namespace members
+
 }  // namespace husk::driver

@@ -5,14 +5,7 @@
 
 namespace husk::driver::podman {
 
-namespace {
-std::pair<std::string, Spec> a(std::string name, std::string type, bool required = false) {
-  return {name, attr(name, std::move(type), required)};
-}
-std::pair<std::string, Spec> d(std::string name, std::string type, std::string dflt) {
-  return {name, attr_default(name, std::move(type), std::move(dflt))};
-}
-}  // namespace
+using namespace husk::driver::members;
 
 Spec task_schema() {
   return object({
