@@ -39,10 +39,10 @@ std::string default_root() { return Store::default_root(); }
 Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string_view what) {
   auto bad = [&] { return fail_msg(what, " \"", s, "\": want a duration such as 90s, 5m or 1h30m"); };
   if (s.empty()) return bad();
-  if (s.find_first_not_of("0123456789") == std::string_view::npos) s = std::string_view(std::string(s) + "s");
+  std::string tmp(s);
+  if (tmp.find_first_not_of("0123456789") == std::string::npos) tmp += "s";  // bare seconds
   double total = 0;
   size_t i = 0;
-  std::string tmp(s);
   while (i < tmp.size()) {
     size_t j = i;
     while (j < tmp.size() && (isdigit(static_cast<unsigned char>(tmp[j])) || tmp[j] == '.')) ++j;
