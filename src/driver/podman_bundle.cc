@@ -102,9 +102,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   }
   ResolvedImage img = TRY(resolve_image(image, image_opts, f("image")));
   if (!img.pulled.empty()) out.warnings.push_back(img.pulled);
-  if (!opts.volumes_enabled && img.source_path.empty() && !img.image_id.empty()) {
-    // Pulled from a registry: no host path involved.
-  } else if (!opts.volumes_enabled) {
+  // Only a pulled image (in the store, from no host file) has no host path.
+  bool from_host = !img.source_path.empty() || img.image_id.empty();
+  if (!opts.volumes_enabled && from_host) {
     // An image directory or archive is a host path too: with volumes
     // disabled it must come from the allocation, or any host file would be
     // readable.
