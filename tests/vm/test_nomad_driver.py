@@ -28,12 +28,16 @@ def run_harness(tmp_path, plugin, image, *extra):
     state = tmp_path / "driver-state"
     before = mount_points()
     r = subprocess.run([HARNESS, "-plugin", plugin, "-plugin-arg", f"--state-dir={state}", "-image", image,
-                        "-workdir", str(tmp_path / "work"), "-no-cpuset-cgroup", *extra],
+                        "-workdir", str(tmp_path / "work"), "-no-cpuset-cgroup",
+                        # Software emulation on a loaded 2-core machine is slow: RPCs and the
+                        # handshake get Nomad's own patience, not the harness's quick defaults.
+                        "-rpc-timeout", "45s", "-handshake-timeout", "60s", *extra],
                        capture_output=True, text=True, timeout=900)
     out = r.stdout + r.stderr
     # Nothing of the tasks is left: containers, task dirs, mounts, cgroups.
     # (.networks holds the bridge network's definition and its IPAM leases.)
-    assert [c for c in os.listdir(state / "containers") if c != ".networks"] == [], out
+    containers = state / "containers"
+    assert [c for c in (os.listdir(containers) if containers.exists() else []) if c != ".networks"] == [], out
     leases = state / "containers" / ".networks" / "husk0" / "leases"
     assert not leases.exists() or leases.read_text().strip() == "", leases.read_text()
     assert os.listdir(state / "tasks") == [], out
@@ -56,6 +60,12 @@ def test_harness_passes_every_scenario(tmp_path, image, name, network):
     if network == "host":
         tasks = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nomad")
         extra = ["-short-task", os.path.join(tasks, "short-task.hcl"), "-long-task", os.path.join(tasks, "long-task.hcl")]
+        # The same podman flavor under another name and network: the
+        # scenarios that the name or the host network can change, not the
+        # whole list again (recover, stats, exec streaming, schemas are the
+        # flavor's, run above; the VM tier's time is the suite's budget).
+        extra += ["-run", "^(handshake-line|plugin-info|config-schema|set-config|task-config-schema|fingerprint|start-wait-short|"
+                          "logs-fifo|lifecycle-long|exec|task-events-stream)$"]
     rc, out = run_harness(tmp_path, str(plugin), image, *extra)
     summary = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
     assert summary, out
