@@ -94,6 +94,8 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
     ro.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*o.deadline - Clock::now());
   }
   ro.activity_timeout = o.activity_timeout;
+  ro.retry_stalled = o.retry_stalled;
+  ro.activity_timeout_name = o.activity_timeout_name;
   std::optional<Clock::time_point> deadline;
   if (ro.deadline != Clock::time_point::max()) deadline = ro.deadline;
   auto cancel = std::make_shared<std::atomic<bool>>(false);

@@ -49,6 +49,8 @@ struct FetchOptions {
   // counted from when the task started); the earlier of the two applies.
   std::optional<Clock::time_point> deadline;
   std::chrono::milliseconds activity_timeout{0};  // no bytes for this long: retry; 0: none
+  bool retry_stalled = true;                      // false: a stall fails the pull (RegistryOptions)
+  std::string activity_timeout_name = "the progress timeout";  // for the error
   int parallel = 4;                               // blobs fetched at once
   // Called from the fetching threads, one call at a time.
   PullProgressFn progress;

@@ -84,13 +84,16 @@ void remove_empty_store(const std::string& root) {
 
 constexpr const char* kPullUsage =
     "pull [--root DIR] [--tls-verify=false] [--cert-dir DIR] [--authfile FILE] [--creds USER:PASSWORD]\n"
-    "       [--platform OS/ARCH[/VARIANT]] [--timeout DUR] [--progress-timeout DUR] [--quiet] REFERENCE";
+    "       [--platform OS/ARCH[/VARIANT]] [--timeout DUR] [--progress-timeout DUR | --activity-timeout DUR]\n"
+    "       [--progress bar|lines|json] [--quiet] REFERENCE";
 
 int cmd_pull(const std::vector<std::string>& args) {
   std::string root = default_root(), ref_text;
   FetchOptions o;
   o.auth = AuthSources::from_environment();
   bool quiet = false;
+  std::optional<PullProgressBar::Mode> mode;
+  std::string stall_flag;  // --progress-timeout or --activity-timeout, whichever was given
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i], val;
     bool has_val = false;
@@ -116,7 +119,7 @@ int cmd_pull(const std::vector<std::string>& args) {
       continue;
     }
     if (a == "--root" || a == "--authfile" || a == "--creds" || a == "--platform" || a == "--timeout" ||
-        a == "--progress-timeout" || a == "--cert-dir") {
+        a == "--progress-timeout" || a == "--activity-timeout" || a == "--cert-dir" || a == "--progress") {
       auto v = value();
       if (!v) return usage_error(kPullUsage, a + " needs a value");
       if (a == "--root") root = *v;
@@ -132,10 +135,25 @@ int cmd_pull(const std::vector<std::string>& args) {
         if (!p) return usage_error(kPullUsage, p.error().str());
         o.platform = *p;
       }
-      if (a == "--timeout" || a == "--progress-timeout") {
+      if (a == "--progress") {
+        if (*v == "bar") mode = PullProgressBar::Mode::kBar;
+        else if (*v == "lines") mode = PullProgressBar::Mode::kLines;
+        else if (*v == "json") mode = PullProgressBar::Mode::kJson;
+        else return usage_error(kPullUsage, "--progress wants bar, lines or json, not \"" + *v + "\"");
+      }
+      if (a == "--timeout" || a == "--progress-timeout" || a == "--activity-timeout") {
         auto d = parse_duration(*v, a);
         if (!d) return usage_error(kPullUsage, d.error().str());
-        (a == "--timeout" ? o.timeout : o.activity_timeout) = *d;
+        if (a == "--timeout") {
+          o.timeout = *d;
+        } else {
+          if (!stall_flag.empty() && stall_flag != a)
+            return usage_error(kPullUsage, stall_flag + " and " + a + " exclude each other (retry a stalled transfer, or fail)");
+          stall_flag = a;
+          o.activity_timeout = *d;
+          // --activity-timeout: a stall fails the pull, as the docker driver's pull_activity_timeout does.
+          o.retry_stalled = a == "--progress-timeout";
+        }
       }
       continue;
     }
@@ -168,7 +186,8 @@ int cmd_pull(const std::vector<std::string>& args) {
     fprintf(stderr, "husk-image: store %s: %s\n", root.c_str(), store.error().str().c_str());
     return 1;
   }
-  PullProgressBar bar(stderr, isatty(2), ref->str());
+  PullProgressBar bar(stderr, mode.value_or(isatty(2) ? PullProgressBar::Mode::kBar : PullProgressBar::Mode::kLines),
+                      ref->str());
   if (!quiet) o.progress = [&](const PullEvent& e) { bar.on_event(e); };
   // `pull` always asks the registry (podman pull's "always"); blobs the
   // store has are not fetched again.

@@ -1,37 +1,36 @@
 // What husk-image pull shows while it works: on a terminal one line
-// redrawn in place (bytes of the whole image, blobs done, a bar); on
-// anything else plain lines, one per blob event, so logs stay readable.
+// redrawn in place (bytes of the image's layers, layers done, a bar); on
+// anything else plain lines, one per blob event, so logs stay readable; or
+// (--progress json) one JSON object per event, with the blob's bytes and the
+// image's totals, for programs that follow a pull. The totals come from
+// PullProgress, the accounting the driver's task events use too.
 #pragma once
 
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <string>
 
 #include "image/fetch.h"
+#include "image/pull_progress.h"
 
 namespace husk::image {
 
 class PullProgressBar {
  public:
-  PullProgressBar(FILE* out, bool terminal, std::string ref) : out_(out), tty_(terminal), ref_(std::move(ref)) {}
+  enum class Mode { kBar, kLines, kJson };
+  PullProgressBar(FILE* out, Mode mode, std::string ref) : out_(out), mode_(mode), ref_(std::move(ref)) {}
   void on_event(const PullEvent& e);
   void finish();  // ends the redrawn line
 
  private:
   void redraw(bool force);
+  void json(const PullEvent& e);
   FILE* out_;
-  bool tty_;
+  Mode mode_;
   std::string ref_;
-  std::map<std::string, uint64_t> done_;  // per blob
-  std::map<std::string, int64_t> size_;
-  uint64_t total_ = 0;
-  size_t blobs_ = 0, finished_ = 0;
+  PullProgress progress_;
   std::chrono::steady_clock::time_point last_;
   bool drawn_ = false;
 };
-
-// "12.3 MiB"
-std::string human_bytes(uint64_t n);
 
 }  // namespace husk::image

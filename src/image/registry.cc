@@ -313,7 +313,9 @@ struct RegistryClient::Impl {
     if (r.sink_error) return fail(Error(*r.sink_error).with_context(who()));
     if (r.deadline_passed) return fail_msg(what, ": the pull did not finish within its timeout of ", secs(opt.timeout));
     if (r.too_big) return fail_msg(what, ": the answer is larger than allowed here");
-    if (r.stalled) return fail_msg(what, ": no data for ", secs(opt.activity_timeout), " (the progress timeout)");
+    if (r.stalled)
+      return fail_msg(what, ": no data for ", secs(opt.activity_timeout), " (", opt.activity_timeout_name,
+                      opt.retry_stalled ? "" : "; a stalled pull is not retried", ")");
     return fail_msg(what, ": ", r.curl_error);
   }
 
@@ -348,7 +350,7 @@ struct RegistryClient::Impl {
           r = std::move(plain);
         }
       }
-      bool again = transient(r);
+      bool again = transient(r) && (opt.retry_stalled || !r.stalled);
       if (!again || attempt >= opt.attempts || !backoff(attempt)) break;
     }
     if (r.code != CURLE_OK) {
@@ -418,7 +420,7 @@ struct RegistryClient::Impl {
     Response r;
     for (int attempt = 1;; ++attempt) {
       r = TRY(perform(q));
-      bool again = transient(r);
+      bool again = transient(r) && (opt.retry_stalled || !r.stalled);
       if (!again || attempt >= opt.attempts || !backoff(attempt)) break;
     }
     if (r.code != CURLE_OK) return fail(transfer_error(what, r).error());
@@ -480,7 +482,7 @@ struct RegistryClient::Impl {
         tokens->tokens.erase(pull_scope());
         continue;
       }
-      bool again = transient(r);
+      bool again = transient(r) && (opt.retry_stalled || !r.stalled);
       if (!again || attempt >= opt.attempts || !backoff(attempt)) break;
     }
     if (r.code != CURLE_OK) return fail(transfer_error(what, r).error());

@@ -9,7 +9,8 @@
 //
 // Time: every request runs under the pull's deadline (a bound on the whole
 // pull, across retries and backoff), and optionally an activity timeout
-// (no byte for that long aborts the transfer, which is then retried).
+// (no byte for that long aborts the transfer, which is then retried, or
+// fails the pull when RegistryOptions::retry_stalled is false).
 #pragma once
 
 #include <atomic>
@@ -42,6 +43,11 @@ struct RegistryOptions {
   Clock::time_point deadline = Clock::time_point::max();
   std::chrono::milliseconds timeout{0};           // what the deadline came from, for messages
   std::chrono::milliseconds activity_timeout{0};  // 0: none
+  // A transfer stalled for activity_timeout is retried like other transient
+  // failures; false: it fails the pull at once (the docker driver's
+  // pull_activity_timeout). `activity_timeout_name` is what errors call it.
+  bool retry_stalled = true;
+  std::string activity_timeout_name = "the progress timeout";
   std::optional<Credentials> credentials;
   RegistryTls tls;   // extra CAs and a client certificate (certs.d)
   int attempts = 5;  // per request, transient failures only

@@ -203,7 +203,7 @@ def test_terminal_gets_a_progress_bar_and_pipes_get_lines(plain, store):
     os.close(master)
     assert p.returncode == 0
     text = out.decode()
-    assert "\r" in text and "[" + "#" * 30 + "]" in text and "2/2 blobs" in text
+    assert "\r" in text and "[" + "#" * 30 + "]" in text and "1/1 layers" in text
     r = pull(store + "2", plain.host + "/test/small:small", "--tls-verify=false")
     assert "\r" not in r.stderr and "blob %s: done" % plain.images.small_layers[0][7:19] in r.stderr
 
@@ -216,6 +216,50 @@ def test_progress_timeout_retries_a_stalled_transfer(plain, proxy, store):
     assert time.monotonic() - start < 15
     gets = proxy.blob_gets(layer)
     assert len(gets) == 2 and gets[1][2] == "bytes=100-"
+
+
+def test_activity_timeout_fails_a_stalled_pull_without_retrying(plain, proxy, store):
+    # The docker flavor's pull_activity_timeout: no byte for that long fails the pull.
+    layer = plain.images.small_layers[0]
+    proxy.stall.add(layer)
+    start = time.monotonic()
+    r = pull(store, proxy.host + "/test/small:small", "--tls-verify=false", "--activity-timeout", "1s")
+    took = time.monotonic() - start
+    assert r.returncode == 1
+    assert "blob " + layer in r.stderr and "no data for 1s" in r.stderr and "not retried" in r.stderr, r.stderr
+    assert took < 10  # the stall lasts 30 s: neither waited out nor retried
+    assert len(proxy.blob_gets(layer)) == 1
+    assert layer not in store_blobs(store)
+    r = pull(store, proxy.host + "/test/small:small", "--progress-timeout", "1s", "--activity-timeout", "1s")
+    assert r.returncode == 2 and "exclude each other" in r.stderr
+
+
+def test_progress_json_bytes_grow_to_the_image_total(plain, store):
+    im = plain.images
+    r = pull(store, plain.host + "/test/layers:layers", "--tls-verify=false", "--progress", "json")
+    ok(r)
+    events = [json.loads(line) for line in r.stderr.splitlines()]
+    assert events[0]["event"] == "resolved" and events[0]["blob"] == im.layers["digest"]
+    sizes = {d: os.path.getsize(plain.blob_path(d)) for d in im.layers_layers}
+    assert events[0]["layers"] == 3 and events[0]["bytes_total"] == sum(sizes.values())
+    # Per blob: its bytes never go back, and the last report is its size.
+    per_blob = {}
+    for e in events[1:]:
+        if e["event"] in ("progress", "done"):
+            per_blob.setdefault(e["blob"], []).append(e["done"])
+    for d, size in sizes.items():
+        seen = per_blob[d]
+        assert seen == sorted(seen) and seen[-1] == size, (d, seen)
+    assert max(len(per_blob[d]) for d in im.layers_layers[:2]) > 2  # 300 kB layers report on the way
+    # The image's: bytes_done only grows, to the total, with every layer pulled.
+    done = [e["bytes_done"] for e in events]
+    assert done == sorted(done) and done[-1] == events[-1]["bytes_total"] == sum(sizes.values())
+    assert events[-1]["layers_pulled"] == 3
+    # Pulled again: every blob is in the store, and counts as done at once.
+    again = [json.loads(line) for line in pull(store, plain.host + "/test/layers:layers", "--tls-verify=false",
+                                                 "--progress", "json").stderr.splitlines()]
+    assert [e["event"] for e in again] == ["resolved"] + ["exists"] * 4
+    assert again[-1]["bytes_done"] == again[-1]["bytes_total"] and again[-1]["layers_pulled"] == 3
 
 
 def test_concurrent_pulls_fetch_each_blob_once(plain, proxy, store):

@@ -1,6 +1,6 @@
 // The registry client's pure parts: image references, credentials lookup
 // and precedence, WWW-Authenticate challenges, manifest parsing and
-// platform selection.
+// platform selection; a pull's progress accounting and report spacing.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 #include "image/auth.h"
 #include "image/challenge.h"
 #include "image/manifest_json.h"
+#include "image/pull_progress.h"
 #include "image/reference.h"
 
 namespace husk::image {
@@ -352,6 +353,105 @@ TEST(Manifest, ImageManifestAndMediaTypes) {
   auto neg = parse_manifest(std::string(R"({"manifests":[{"digest":")") + kDigest + R"(","size":-1}]})", "", "m");
   ASSERT_FALSE(neg);
   EXPECT_NE(neg.error().str().find("manifests[0].size"), std::string::npos) << neg.error().str();
+}
+
+Digest digest_of(char c) { return Digest{"sha256", std::string(64, c)}; }
+
+Descriptor blob(char c, int64_t size) {
+  Descriptor d;
+  d.digest = digest_of(c);
+  d.size = size;
+  return d;
+}
+
+PullEvent ev(PullEvent::Kind k, char c, uint64_t done, int64_t total = -1) {
+  return PullEvent{k, digest_of(c), done, total, nullptr};
+}
+
+// The config ('c') and three layers: 'a' is in the store, 'b' and 'd' are fetched.
+TEST(PullProgress, CountsLayersStatesAndBytes) {
+  Clock::time_point t0{};
+  PullProgress p(t0);
+  std::vector<Descriptor> blobs = {blob('c', 100), blob('a', 1024), blob('b', 2048), blob('d', 4096)};
+  EXPECT_FALSE(p.resolved());
+  p.on_event(PullEvent{PullEvent::kResolved, digest_of('m'), 0, -1, &blobs});
+  ASSERT_TRUE(p.resolved());
+  EXPECT_EQ(p.layers(), 3u);  // the config is not a layer
+  EXPECT_EQ(p.bytes_total(), 1024u + 2048 + 4096);
+  EXPECT_EQ(p.count(LayerProgress::kWaiting), 3u);
+  EXPECT_EQ(p.summary(t0), "Pulled 0/3 (0 B/7.0 KiB) layers: 3 waiting/0 pulling");
+
+  p.on_event(ev(PullEvent::kBlobStart, 'c', 0, 100));
+  p.on_event(ev(PullEvent::kBlobDone, 'c', 100, 100));
+  EXPECT_EQ(p.bytes_done(), 0u);  // config bytes count for nothing
+  p.on_event(ev(PullEvent::kBlobExists, 'a', 1024, 1024));
+  EXPECT_EQ(p.count(LayerProgress::kPresent), 1u);
+  EXPECT_EQ(p.bytes_done(), 1024u);
+  EXPECT_EQ(p.bytes_fetched(), 0u);
+
+  p.on_event(ev(PullEvent::kBlobStart, 'b', 0, 2048));
+  p.on_event(ev(PullEvent::kBlobProgress, 'b', 0, 2048));  // fetch_blob's first report: what it starts from
+  p.on_event(ev(PullEvent::kBlobProgress, 'b', 1024, 2048));
+  EXPECT_EQ(p.count(LayerProgress::kPulling), 1u);
+  EXPECT_EQ(p.bytes_done(), 2048u);
+  EXPECT_EQ(p.bytes_fetched(), 1024u);
+  // 1 KiB moved in 2 s; 5 KiB left: 10 s at that rate.
+  EXPECT_EQ(p.summary(t0 + std::chrono::seconds(2)),
+            "Pulled 1/3 (2.0 KiB/7.0 KiB) layers: 1 waiting/1 pulling - est 10.0s remaining");
+  p.on_event(ev(PullEvent::kBlobDone, 'b', 2048, 2048));
+  EXPECT_EQ(p.count(LayerProgress::kPulled), 1u);
+
+  // 'd' resumes a partial file of 1 KiB: those bytes are done, not fetched now.
+  p.on_event(ev(PullEvent::kBlobStart, 'd', 0, 4096));
+  p.on_event(ev(PullEvent::kBlobProgress, 'd', 1024, 4096));
+  EXPECT_EQ(p.bytes_fetched(), 2048u);
+  p.on_event(ev(PullEvent::kBlobProgress, 'd', 4096, 4096));
+  p.on_event(ev(PullEvent::kBlobDone, 'd', 4096, 4096));
+  EXPECT_EQ(p.bytes_done(), p.bytes_total());
+  EXPECT_EQ(p.bytes_fetched(), 2048u + 3072);
+  // Nothing left: no estimate.
+  EXPECT_EQ(p.summary(t0 + std::chrono::seconds(3)), "Pulled 3/3 (7.0 KiB/7.0 KiB) layers: 0 waiting/0 pulling");
+}
+
+TEST(PullProgress, BlobsOutsideTheImageAndUnknownSizes) {
+  PullProgress p;
+  std::vector<Descriptor> blobs = {blob('c', 10), blob('a', -1)};
+  p.on_event(ev(PullEvent::kBlobProgress, 'a', 5));  // before the manifest: nothing to count it in
+  EXPECT_EQ(p.layers(), 0u);
+  p.on_event(PullEvent{PullEvent::kResolved, digest_of('m'), 0, -1, &blobs});
+  p.on_event(ev(PullEvent::kBlobProgress, 'z', 5));  // not a blob of the image
+  EXPECT_EQ(p.bytes_done(), 0u);
+  p.on_event(ev(PullEvent::kBlobStart, 'a', 0));
+  p.on_event(ev(PullEvent::kBlobProgress, 'a', 0));
+  p.on_event(ev(PullEvent::kBlobProgress, 'a', 300));
+  EXPECT_EQ(p.bytes_done(), 300u);  // the manifest gave no size: what arrived
+  p.on_event(ev(PullEvent::kBlobDone, 'a', 512));
+  EXPECT_EQ(p.bytes_done(), 512u);
+  EXPECT_EQ(p.count(LayerProgress::kPulled), 1u);
+}
+
+TEST(ReportThrottle, FirstAtOnceThenAtMostOncePerInterval) {
+  ReportThrottle t(std::chrono::seconds(10));
+  Clock::time_point t0 = Clock::now();
+  EXPECT_TRUE(t.due(t0));
+  EXPECT_FALSE(t.due(t0));
+  EXPECT_FALSE(t.due(t0 + std::chrono::milliseconds(9999)));
+  EXPECT_TRUE(t.due(t0 + std::chrono::seconds(10)));
+  // Counted from the last report, not from the start.
+  EXPECT_FALSE(t.due(t0 + std::chrono::seconds(15)));
+  EXPECT_FALSE(t.due(t0 + std::chrono::milliseconds(19999)));
+  EXPECT_TRUE(t.due(t0 + std::chrono::seconds(25)));
+  int reports = 0;
+  ReportThrottle u(std::chrono::seconds(10));
+  for (int ms = 0; ms <= 60000; ms += 250) reports += u.due(t0 + std::chrono::milliseconds(ms));
+  EXPECT_EQ(reports, 7);  // 0, 10, ..., 60 s
+}
+
+TEST(HumanBytes, Units) {
+  EXPECT_EQ(human_bytes(0), "0 B");
+  EXPECT_EQ(human_bytes(1023), "1023 B");
+  EXPECT_EQ(human_bytes(1536), "1.5 KiB");
+  EXPECT_EQ(human_bytes(40ull << 20), "40.0 MiB");
 }
 
 }  // namespace
