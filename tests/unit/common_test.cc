@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "common/idshift.h"
 #include "common/program.h"
 
 using namespace husk;
@@ -118,4 +120,71 @@ TEST(RunCaptured, TimeoutKillsAndMissingProgramIsAnError) {
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().str(), "start /nonexistent/binary: No such file or directory");
   EXPECT_FALSE(run_captured({}));
+}
+
+// ---- idshift: the arithmetic and the on-disk formats of an ownership shift --------
+
+namespace {
+std::string le32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+std::string le16(uint16_t v) { return std::string(reinterpret_cast<const char*>(&v), 2); }
+uint32_t at32(const std::string& s, size_t i) {
+  uint32_t v;
+  memcpy(&v, s.data() + i, 4);
+  return v;
+}
+}  // namespace
+
+TEST(IdShift, IdKeepsItsOffsetInItsRange) {
+  EXPECT_EQ(idshift::shift_id(0, 0x80000), 0x80000u);
+  EXPECT_EQ(idshift::shift_id(1000, 0x80000), 0x80000u + 1000);
+  // From one range to another, and back to 0: the offset survives.
+  EXPECT_EQ(idshift::shift_id(0x80000u + 65534, 0x2a0000), 0x2a0000u + 65534);
+  EXPECT_EQ(idshift::shift_id(0x2a0000u + 5, 0), 5u);
+  // Idempotent: shifting twice to the same range is shifting once.
+  EXPECT_EQ(idshift::shift_id(idshift::shift_id(33, 0x90000), 0x90000), 0x90000u + 33);
+}
+
+TEST(IdShift, TheRootDirectoryRecordsTheRange) {
+  EXPECT_EQ(*idshift::tree_base(0, 0, "img"), 0u);
+  EXPECT_EQ(*idshift::tree_base(0x80000, 0x80000, "img"), 0x80000u);
+  for (auto [u, g] : {std::pair<uid_t, gid_t>{1000, 1000}, {0x80000, 0}, {0x80001, 0x80001}}) {
+    auto r = idshift::tree_base(u, g, "/var/lib/machines/x");
+    ASSERT_FALSE(r) << u << ":" << g;
+    EXPECT_NE(r.error().what().find("/var/lib/machines/x"), std::string::npos);
+    EXPECT_NE(r.error().what().find(std::to_string(u)), std::string::npos);
+  }
+}
+
+TEST(IdShift, AclNamedEntriesMoveOwnerEntriesDoNot) {
+  // version 2; USER_OBJ, USER 1000, GROUP_OBJ, GROUP 50, MASK, OTHER.
+  std::string acl = le32(2);
+  auto entry = [&](uint16_t tag, uint32_t id) { acl += le16(tag) + le16(7) + le32(id); };
+  entry(0x01, 0xFFFFFFFF);
+  entry(0x02, 1000);
+  entry(0x04, 0xFFFFFFFF);
+  entry(0x08, 50);
+  entry(0x10, 0xFFFFFFFF);
+  entry(0x20, 0xFFFFFFFF);
+  auto out = idshift::shift_acl(acl, 0x80000);
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->size(), acl.size());
+  EXPECT_EQ(at32(*out, 4 + 4), 0xFFFFFFFFu);
+  EXPECT_EQ(at32(*out, 12 + 4), 0x80000u + 1000);
+  EXPECT_EQ(at32(*out, 28 + 4), 0x80000u + 50);
+  EXPECT_EQ(at32(*out, 44 + 4), 0xFFFFFFFFu);
+  EXPECT_EQ(at32(*idshift::shift_acl(*out, 0), 12 + 4), 1000u);
+  EXPECT_FALSE(idshift::shift_acl(le32(1) + le16(2) + le16(7) + le32(5), 0x80000));  // unknown version
+  EXPECT_FALSE(idshift::shift_acl(le32(2) + "xyz", 0x80000));                        // truncated
+}
+
+TEST(IdShift, FileCapabilitiesArePutBackV3RootIdShifted) {
+  std::string v2 = le32(0x02000001) + le32(0x400) + le32(0) + le32(0) + le32(0);
+  EXPECT_EQ(*idshift::shift_file_caps(v2, 0x80000), v2);
+  std::string v3 = le32(0x03000000) + le32(0x400) + le32(0) + le32(0) + le32(0) + le32(0x70000);
+  auto out = idshift::shift_file_caps(v3, 0x80000);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(at32(*out, 20), 0x80000u);
+  EXPECT_EQ(out->substr(0, 20), v3.substr(0, 20));
+  EXPECT_FALSE(idshift::shift_file_caps(le32(0x02000000) + le32(1), 0));  // wrong size
+  EXPECT_FALSE(idshift::shift_file_caps("ab", 0));
 }
