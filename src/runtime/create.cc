@@ -25,6 +25,7 @@
 #include "runtime/hooks.h"
 #include "runtime/init.h"
 #include "runtime/log.h"
+#include "runtime/mount_api.h"
 #include "runtime/notify.h"
 #include "runtime/network.h"
 #include "runtime/seccomp.h"
@@ -122,6 +123,13 @@ Result<> check_spec(const oci::Spec& spec) {
   if (spec.linux->intel_rdt) return fail_errno(ENOTSUP, "linux.intelRdt: Intel RDT (resctrl) is not supported by husk");
   if (!spec.linux->net_devices.empty())
     return fail_errno(ENOTSUP, "linux.netDevices: moving host network devices into a container is not supported by husk yet");
+  if (auto a = spec.annotations.find(kRootfsIdmapAnnotation); a != spec.annotations.end()) {
+    if (a->second != "true")
+      return fail_msg("annotations.", kRootfsIdmapAnnotation, ": \"", a->second, "\" is not \"true\"");
+    if (!user || user->path)
+      return fail_msg("annotations.", kRootfsIdmapAnnotation,
+                      ": an idmapped rootfs takes the maps of a new user namespace (linux.namespaces has none)");
+  }
   if (spec.process->apparmor_profile && !spec.process->apparmor_profile->empty())
     log::warning(cat("process.apparmorProfile \"", *spec.process->apparmor_profile,
                      "\" is not applied: husk does not implement AppArmor"));
@@ -203,6 +211,40 @@ int add_listen_fds(std::vector<std::string>& extra_env) {
   return count;
 }
 
+// A container in a user namespace of its own with a cgroup namespace owns
+// its cgroup, as crun and systemd-nspawn make it: the directory and the
+// files /sys/kernel/cgroup/delegate lists go to the host id of the
+// container's root, so a booted systemd can manage its subtree.
+Result<> delegate_cgroup_to_container_root(const std::string& dir, const oci::Spec& spec) {
+  const oci::Linux& l = *spec.linux;
+  if (dir.empty() || geteuid() != 0 || !l.has_namespace(oci::NamespaceType::Cgroup)) return {};
+  const oci::Namespace* user = l.find_namespace(oci::NamespaceType::User);
+  if (!user || user->path) return {};
+  auto host_of_root = [](const std::vector<oci::IdMapping>& maps) -> std::optional<uint32_t> {
+    for (const auto& m : maps)
+      if (m.container_id == 0 && m.size > 0) return m.host_id;
+    return std::nullopt;
+  };
+  auto uid = host_of_root(l.uid_mappings), gid = host_of_root(l.gid_mappings);
+  if (!uid || !gid || (*uid == 0 && *gid == 0)) return {};
+  std::vector<std::string> files = {""};
+  auto listed = read_file("/sys/kernel/cgroup/delegate");
+  std::string names = listed ? *listed : "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\n";
+  size_t i = 0;
+  while (i < names.size()) {
+    size_t j = names.find('\n', i);
+    if (j == std::string::npos) j = names.size();
+    if (j > i) files.push_back(names.substr(i, j - i));
+    i = j + 1;
+  }
+  for (const auto& f : files) {
+    std::string path = f.empty() ? dir : dir + "/" + f;
+    if (::chown(path.c_str(), *uid, *gid) < 0 && !(errno == ENOENT && !f.empty()))
+      return fail_sys("give the container's root (uid ", *uid, ") its cgroup: chown ", path);
+  }
+  return {};
+}
+
 // The systemd manager's scope is started around the new init, which waits
 // (CgroupReady) before it does anything else; then the limits go in.
 Result<> place_in_cgroup(const Created& c, pid_t pid, int sock) {
@@ -252,10 +294,19 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
     switch (msg.type) {
       case SyncType::Error:
         return fail(Error(msg.err, msg.payload));
-      case SyncType::NamespacesReady:
+      case SyncType::NamespacesReady: {
         TRYV(write_id_maps(pid, spec.linux->uid_mappings, spec.linux->gid_mappings));
-        TRYV(sync_send(sock, SyncType::IdMapsWritten));
+        // An idmapped rootfs is made here, in the initial user namespace
+        // (the child may not idmap a host filesystem), with the child's
+        // namespace as its mapping; the child attaches it.
+        UniqueFd rootfs_tree;
+        if (spec.annotations.contains(kRootfsIdmapAnnotation)) {
+          UniqueFd userns = TRY(open_fd(cat("/proc/", pid, "/ns/user"), O_RDONLY | O_CLOEXEC));
+          rootfs_tree = TRY(idmapped_rootfs(cfg.rootfs, userns.get()));
+        }
+        TRYV(sync_send(sock, SyncType::IdMapsWritten, {}, rootfs_tree ? rootfs_tree.get() : -1));
         break;
+      }
       case SyncType::InitPid: {
         pid_t init = static_cast<pid_t>(atoi(msg.payload.c_str()));
         waitpid(pid, nullptr, 0);  // the intermediate stage is done
@@ -268,6 +319,7 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
         break;
       }
       case SyncType::RunCreateRuntime: {
+        TRYV(delegate_cgroup_to_container_root(c.cgroup->path(), spec));
         if (c.attach_network) TRYV(c.attach_network(sp.pid, msg.fd.get()));
         std::string st = TRY(state_json_for(spec, c.id, sp.pid, c.bundle, oci::Status::Creating));
         if (spec.hooks) {

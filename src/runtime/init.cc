@@ -25,6 +25,10 @@
 namespace husk::runtime {
 namespace {
 
+// The idmapped rootfs the parent made (annotation run.husk.rootfs.idmap),
+// received with IdMapsWritten; this is the child's own copy of husk.
+UniqueFd idmapped_rootfs_tree;
+
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
@@ -169,6 +173,7 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
 
   RootfsOptions ro;
   ro.rootfs = cfg.rootfs;
+  ro.rootfs_tree = idmapped_rootfs_tree.get();
   ro.no_pivot = cfg.no_pivot;
   ro.rootless = cfg.rootless;
   // Rootless also covers husk run as root of a user namespace it did not
@@ -292,7 +297,8 @@ Result<> map_user_namespace(const InitConfig& cfg) {
   // container runs yet: the image is not even mounted.
   if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 1 for the id maps");
   TRYV(sync_send(cfg.sync_fd, SyncType::NamespacesReady));
-  TRYV(sync_expect(cfg.sync_fd, SyncType::IdMapsWritten));
+  SyncMsg written = TRY(sync_expect(cfg.sync_fd, SyncType::IdMapsWritten));
+  idmapped_rootfs_tree = std::move(written.fd);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 0");
   return become_root_in_userns();
 }

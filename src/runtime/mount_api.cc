@@ -217,6 +217,42 @@ Result<UniqueFd> make_idmap_userns(const std::vector<oci::IdMapping>& uids, cons
   return TRY_CTX(open_fd(proc + "ns/user", O_RDONLY), "idmapped mount user namespace");
 }
 
+Result<UniqueFd> idmapped_rootfs(const std::string& rootfs, int userns_fd) {
+  const std::string label = cat("annotations.", kRootfsIdmapAnnotation, ": idmap the rootfs ", rootfs);
+  UniqueFd tree = TRY_CTX(clone_tree_at(rootfs, true), label);
+  if (auto r = set_idmap(tree.get(), userns_fd, true); !r) {
+    if (r.error().code() == EINVAL || r.error().code() == EOPNOTSUPP)
+      return fail_errno(r.error().code(), label, ": its filesystem does not support idmapped mounts");
+    return std::unexpected(std::move(r.error()).with_context(label));
+  }
+  return tree;
+}
+
+Result<bool> supports_idmap(const std::string& path) {
+  // Any mapping but the filesystem's own will do.
+  std::vector<oci::IdMapping> maps = {oci::IdMapping{0, 0x10000, 0x10000}};
+  UniqueFd userns = TRY_CTX(make_idmap_userns(maps, maps), "check idmapped mounts on ", path);
+  UniqueFd tree = TRY_CTX(clone_tree_at(path, false), "check idmapped mounts on ", path);
+  if (auto r = set_idmap(tree.get(), userns.get(), false); !r) {
+    if (r.error().code() == EINVAL || r.error().code() == EOPNOTSUPP) return false;
+    return std::unexpected(std::move(r.error()).with_context(cat("check idmapped mounts on ", path)));
+  }
+  return true;
+}
+
+Result<> mount_idmapped(const std::string& src, const std::string& dst, const std::vector<oci::IdMapping>& maps) {
+  const std::string label = cat("idmapped mount of ", src, " on ", dst);
+  UniqueFd userns = TRY_CTX(make_idmap_userns(maps, maps), label);
+  UniqueFd tree = TRY_CTX(clone_tree_at(src, true), label);
+  if (auto r = set_idmap(tree.get(), userns.get(), true); !r) {
+    if (r.error().code() == EINVAL || r.error().code() == EOPNOTSUPP)
+      return fail_errno(r.error().code(), label, ": the file system of ", src, " does not support idmapped mounts");
+    return std::unexpected(std::move(r.error()).with_context(label));
+  }
+  UniqueFd at = TRY_CTX(open_fd(dst, O_PATH | O_DIRECTORY | O_CLOEXEC), label);
+  return attach_tree(tree.get(), at.get());
+}
+
 Result<UniqueFd> make_empty_tmpfs(bool readonly) {
   int fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
   if (fs < 0) return fail_sys("fsopen tmpfs");

@@ -37,6 +37,23 @@ Result<> set_idmap(int tree, int userns_fd, bool recursive);
 // reaped before returning; the fd keeps the namespace alive.
 Result<UniqueFd> make_idmap_userns(const std::vector<oci::IdMapping>& uids, const std::vector<oci::IdMapping>& gids);
 
+// The container's root as an idmapped mount (annotation
+// run.husk.rootfs.idmap): a detached clone of the mount at rootfs, idmapped
+// with the user namespace userns_fd (the container's own, its maps written),
+// for the init to attach over its rootfs. A filesystem without idmapped
+// mount support is an error that says so.
+inline constexpr const char* kRootfsIdmapAnnotation = "run.husk.rootfs.idmap";
+Result<UniqueFd> idmapped_rootfs(const std::string& rootfs, int userns_fd);
+// Whether the filesystem under path takes idmapped mounts: tried on a
+// detached clone with a throwaway user namespace; nothing is left behind.
+// An error other than "not supported" is returned as an error.
+Result<bool> supports_idmap(const std::string& path);
+
+// Attach at dst an idmapped clone of the tree at src (recursive), mapping
+// on-disk ids as `maps` say (container_id = id on disk, host_id = id seen):
+// the nspawn flavor's overlay over an image in a user namespace's range.
+Result<> mount_idmapped(const std::string& src, const std::string& dst, const std::vector<oci::IdMapping>& maps);
+
 // An empty read-only tmpfs, detached (for masking a directory).
 Result<UniqueFd> make_empty_tmpfs(bool readonly);
 

@@ -107,7 +107,13 @@ class RootfsBuilder {
 
   Result<> bind_rootfs() {
     const char* rootfs = opts_.rootfs.c_str();
-    if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) < 0) return fail_sys("bind the rootfs ", rootfs, " onto itself");
+    if (opts_.rootfs_tree >= 0) {
+      // The idmapped clone of the rootfs, made by the parent.
+      UniqueFd at = TRY_CTX(open_fd(opts_.rootfs, O_PATH | O_DIRECTORY), "rootfs");
+      TRYV_CTX(attach_tree(opts_.rootfs_tree, at.get()), "attach the idmapped rootfs on ", rootfs);
+    } else if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+      return fail_sys("bind the rootfs ", rootfs, " onto itself");
+    }
     // Opened after the bind so it names the new mount, which every later
     // mount goes under and pivot_root moves.
     root_ = TRY_CTX(open_fd(opts_.rootfs, O_PATH | O_DIRECTORY), "rootfs");

@@ -24,6 +24,7 @@ struct RootfsOptions {
   bool rootless = false;           // husk runs unprivileged on the host
   bool new_net_namespace = true;   // false: sysfs cannot be mounted in a userns, bind /sys instead
   std::string console_path;      // pty slave to bind onto /dev/console ("" = none)
+  int rootfs_tree = -1;          // a detached (idmapped) tree to attach over rootfs instead of binding it
   // Runs after every mount and before pivot_root (createContainer hooks).
   std::function<Result<>()> before_pivot;
 };
