@@ -65,6 +65,13 @@ Result<ResolvedImage> docker_image(const Options& opts, const TaskSpec& task, co
   io.pull.force = TRY(read_bool(cfg, "force_pull", kCfg));
   io.pull.auth_soft_fail = TRY(read_bool(cfg, "auth_soft_fail", kCfg));
   io.pull.activity_timeout_ms = opts.pull_activity_timeout_ns / 1000000;
+  // As in the docker driver: a pull that stalls that long fails.
+  io.pull.retry_stalled = false;
+  io.pull.activity_timeout_name = "the plugin's pull_activity_timeout";
+  if (task.emit_event)
+    io.pull_progress = [&task, ref](const std::string& summary) {
+      task.emit_event("Docker image pull progress: " + summary, {{"image", ref}});
+    };
   io.pull.timeout_ms = opts.image_pull_timeout_ns / 1000000;
   if (std::string t = TRY(read_string(cfg, "image_pull_timeout", kCfg)); !t.empty()) {
     auto ns = podman::parse_go_duration(t);

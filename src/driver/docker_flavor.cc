@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "driver/bundle_files.h"
+#include "driver/image_resolve.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/tables.h"
@@ -77,6 +78,7 @@ Result<Options> parse_options(const Value& cfg) {
   o.endpoint = TRY(read_string(cfg, "endpoint", ""));
   o.auth_config = TRY(read_string(cfg["auth"], "config", "auth"));
   o.auth_helper = TRY(read_string(cfg["auth"], "helper", "auth"));
+  o.image_store_root = TRY(image_store_option(cfg));
   for (auto k : {"cert", "key", "ca"}) (void)TRY(read_string(cfg["tls"], k, "tls"));
   o.extra_labels = TRY(read_strings(cfg, "extra_labels", ""));
 

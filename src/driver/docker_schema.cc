@@ -165,6 +165,7 @@ Spec plugin_schema() {
                                                    a("userns", "list(string)"),
                                                    a("uts", "list(string)"),
                                                }))},
+      a("image_store", "string"),  // husk's addition: the image store root
   });
 }
 

@@ -131,7 +131,7 @@ std::vector<FieldSupport> support_table() {
       {"plugin.infra_image", A, "unused: Nomad's group network namespace is joined directly"},
       {"plugin.infra_image_pull_timeout", A, "validated"},
       {"plugin.image_pull_timeout", I, "the default bound on a pull"},
-      {"plugin.pull_activity_timeout", I, "a pull without progress for this long is retried (at least 1m)"},
+      {"plugin.pull_activity_timeout", I, "a pull in which no byte arrives for this long fails (at least 1m)"},
       {"plugin.container_exists_attempts", A, "unused: husk container ids are unique per task"},
       {"plugin.oom_score_adj", A, "unused, as in the docker driver"},
       {"plugin.pids_limit", I, "default and ceiling of config.pids_limit"},
@@ -142,6 +142,9 @@ std::vector<FieldSupport> support_table() {
       {"plugin.allowed_modes.ipc", I, "globs"},
       {"plugin.allowed_modes.userns", I, "globs"},
       {"plugin.allowed_modes.uts", I, "globs"},
+      {"plugin.image_store", I,
+       "husk's addition: the image store's root directory (absolute); unset, $HUSK_IMAGE_STORE, else "
+       "/var/lib/husk/images"},
   };
   // `mounts` has the body of `mount`: the same rows under its name.
   std::vector<FieldSupport> alias;

@@ -1,9 +1,13 @@
 // Task images: local directories or the image store (see image_resolve.h).
 #include "driver/image_resolve.h"
 
+#include <memory>
+
+#include "driver/bundle_files.h"
 #include "driver/image_dir.h"
 #include "image/import.h"
 #include "image/pull.h"
+#include "image/pull_progress.h"
 #include "image/store.h"
 
 namespace husk::driver {
@@ -22,6 +26,21 @@ Result<image::PullResult> pull(image::Store& store, const std::string& ref, cons
   req.fetch.tls_verify = p.tls_verify;
   req.fetch.timeout = std::chrono::milliseconds(p.timeout_ms);
   req.fetch.activity_timeout = std::chrono::milliseconds(p.activity_timeout_ms);
+  req.fetch.retry_stalled = p.retry_stalled;
+  req.fetch.activity_timeout_name = p.activity_timeout_name;
+  if (options.pull_progress) {
+    // Called one event at a time (fetch_image serialises them).
+    struct Reporter {
+      image::PullProgress progress;
+      image::ReportThrottle throttle{kPullProgressInterval};
+    };
+    auto r = std::make_shared<Reporter>();
+    req.fetch.progress = [r, sink = options.pull_progress](const image::PullEvent& e) {
+      r->progress.on_event(e);
+      auto now = image::Clock::now();
+      if (r->progress.resolved() && r->throttle.due(now)) sink(r->progress.summary(now));
+    };
+  }
   if (p.credentials) {
     req.fetch.auth.explicit_creds = p.credentials;
   } else if (!p.auth_helper.empty()) {
@@ -35,6 +54,13 @@ Result<image::PullResult> pull(image::Store& store, const std::string& ref, cons
 }
 
 }  // namespace
+
+Result<std::string> image_store_option(const Value& cfg) {
+  std::string root = TRY(read_string(cfg, "image_store", ""));
+  if (root.empty()) return image::Store::default_root();
+  if (root[0] != '/') return fail_msg("image_store: \"", root, "\" is not an absolute path");
+  return clean_path(root);
+}
 
 Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& options, const std::string& field) {
   ResolvedImage out;

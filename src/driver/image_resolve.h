@@ -8,11 +8,14 @@
 // (image/pull.h) unless the store has it or `pull.force`.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "driver/value.h"
 #include "image/auth.h"
 #include "oci/image.h"
 
@@ -28,13 +31,24 @@ struct PullOptions {
   bool force = false;
   bool auth_soft_fail = false;
   int64_t timeout_ms = 5 * 60 * 1000;  // the whole pull
-  int64_t activity_timeout_ms = 0;     // no bytes for this long: retry (docker's pull_activity_timeout)
+  int64_t activity_timeout_ms = 0;     // no bytes for this long: retry, or fail (below)
+  bool retry_stalled = true;           // false: a stall fails the pull (docker's pull_activity_timeout)
+  std::string activity_timeout_name = "the progress timeout";  // what the error calls it
 };
+
+// How often a running pull reports (ImageOptions::pull_progress): the
+// first report when the manifest is known, then at most this often.
+// (Nomad's docker driver checks its pull every 10 s.)
+constexpr std::chrono::seconds kPullProgressInterval{10};
 
 struct ImageOptions {
   std::string store_root;  // the image store (image::Store::default_root() on a host)
   oci::Platform platform;  // from the task's arch/os/variant, else the host's
   PullOptions pull;
+  // While a registry pull runs: where it stands, as docker's pull progress
+  // line ("Pulled 1/3 (2.0 MiB/6.0 MiB) layers: 1 waiting/1 pulling - est
+  // 4.0s remaining"), at most every kPullProgressInterval. May be empty.
+  std::function<void(const std::string& summary)> pull_progress;
 };
 
 struct ResolvedImage {
@@ -44,6 +58,12 @@ struct ResolvedImage {
   std::string source_path;                 // the host directory or archive it came from; "" when pulled
   std::string pulled;                      // a registry image: what happened, for a task event
 };
+
+// The plugin option `image_store` (husk's own, in every flavor that uses
+// the store; upstream drivers have no store of their own): the store's
+// root, an absolute path; unset, image::Store::default_root() ($HUSK_IMAGE_STORE,
+// else /var/lib/husk/images for root).
+Result<std::string> image_store_option(const Value& plugin_config);
 
 // `field` names the task config field in errors ("config.image").
 Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& options, const std::string& field);

@@ -332,6 +332,11 @@ class DriverService final : public drv::Driver::Service {
     Spec schema = s_.flavor->task_schema();
     auto config = decode_msgpack(cfg.msgpack_driver_config(), schema.get());
     if (!config) return start_error(std::move(config.error()).with_context("task config"), false);
+    // The flavor's image pull reports through task events while it runs.
+    task.emit_event = [this, id = task.id, alloc = task.alloc_id, name = task.name](
+                          const std::string& message, const std::map<std::string, std::string>& annotations) {
+      event(id, alloc, name, message, annotations);
+    };
     auto prepared = s_.tasks.prepare(task);
     if (!prepared) return start_error(prepared.error(), true);
     auto [cid, dir] = *prepared;
@@ -500,13 +505,16 @@ class DriverService final : public drv::Driver::Service {
   }
 
  private:
-  void event(const TaskSpec& task, const std::string& message) {
+  void event(const TaskSpec& task, const std::string& message) { event(task.id, task.alloc_id, task.name, message, {}); }
+  void event(const std::string& task_id, const std::string& alloc_id, const std::string& task_name,
+             const std::string& message, const std::map<std::string, std::string>& annotations) {
     drv::DriverTaskEvent e;
-    e.set_task_id(task.id);
-    e.set_alloc_id(task.alloc_id);
-    e.set_task_name(task.name);
+    e.set_task_id(task_id);
+    e.set_alloc_id(alloc_id);
+    e.set_task_name(task_name);
     set_time(e.mutable_timestamp(), now_ns());
     e.set_message(message);
+    for (const auto& [k, v] : annotations) (*e.mutable_annotations())[k] = v;
     s_.events.publish(std::move(e));
   }
 

@@ -100,6 +100,10 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (!ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
     image_opts.pull.timeout_ms = *ns / 1000000;
   }
+  if (task.emit_event)
+    image_opts.pull_progress = [&task, image](const std::string& summary) {
+      task.emit_event("Image pull progress: " + summary, {{"image", image}});
+    };
   ResolvedImage img = TRY(resolve_image(image, image_opts, f("image")));
   if (!img.pulled.empty()) out.warnings.push_back(img.pulled);
   // Only a pulled image (in the store, from no host file) has no host path.

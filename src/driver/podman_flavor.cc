@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "driver/bundle_files.h"
+#include "driver/image_resolve.h"
 #include "image/store.h"
 #include "oci/tables.h"
 
@@ -139,6 +140,7 @@ Result<Options> parse_options(const Value& cfg) {
   const Value& auth = cfg["auth"];
   o.auth_config = TRY(read_string(auth, "config", "auth"));
   o.auth_helper = TRY(read_string(auth, "helper", "auth"));
+  o.image_store_root = TRY(image_store_option(cfg));
 
   const Value& volumes = cfg["volumes"];
   o.volumes_enabled = TRY(read_bool(volumes, "enabled", "volumes", true));

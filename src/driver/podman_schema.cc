@@ -107,6 +107,7 @@ Spec plugin_schema() {
       // behaviour: any capability, privileged allowed.
       a("allow_caps", "list(string)"),
       d("allow_privileged", "bool", "true"),
+      a("image_store", "string"),  // husk's image store root
   });
 }
 

@@ -102,6 +102,9 @@ std::vector<FieldSupport> support_rows() {
        "husk's addition (as in Nomad's docker driver): cap_add entries outside it are errors, the default set is "
        "cut to it; unset: any"},
       {"plugin.allow_privileged", kImpl, "husk's addition: false refuses privileged tasks (default true, podman's behaviour)"},
+      {"plugin.image_store", kImpl,
+       "husk's addition: the image store's root directory (absolute); unset, $HUSK_IMAGE_STORE, else "
+       "/var/lib/husk/images"},
   };
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ struct TaskSpec {
   std::string netns_path;
   std::string hosts_hostname, hosts_address;  // hostsConfig
   std::vector<std::string> dns_servers, dns_searches, dns_options;
+
+  // Not from Nomad: StartTask's way to send a task event while the task is
+  // being started (an image pull's progress). May be empty.
+  std::function<void(const std::string& message, const std::map<std::string, std::string>& annotations)> emit_event;
 };
 
 }  // namespace husk::driver

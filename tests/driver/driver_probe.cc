@@ -5,6 +5,9 @@
 //   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"dir":ALLOCDIR}
 //   {"op":"exec","id":ID,"cmd":[...],"tty":B,"stdin":S,"close":B,"rows":R,"cols":C,"timeout":SECONDS}
 //   {"op":"stop","id":ID}   StopTask(5 s), WaitTask, DestroyTask(force)
+//   {"op":"events","id":ID}  the task events of ID received so far (TaskEvents,
+//                            streamed from SetConfig on): {"ok":true,"events":
+//                            [{"message":M,"annotations":{...}},...]}
 // $PROBE_PLUGIN_CONFIG is the plugin config as JSON (default {}); the
 // first answer line is SetConfig's.
 // Answers: {"ok":true,...} or {"ok":false,"error":"..."}. Task configs are
@@ -17,7 +20,9 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -122,6 +127,44 @@ class Probe {
     return "{\"ok\":true}";
   }
 
+  // Nomad's client reads TaskEvents all along; so does the probe, from
+  // SetConfig until quit.
+  void watch_events() {
+    events_thread_ = std::thread([this] {
+      drv::TaskEventsRequest req;
+      auto reader = driver_->TaskEvents(&events_ctx_, req);
+      drv::DriverTaskEvent e;
+      while (reader->Read(&e)) {
+        std::lock_guard g(events_mu_);
+        events_.push_back(e);
+      }
+      (void)reader->Finish();
+    });
+  }
+  void stop_events() {
+    events_ctx_.TryCancel();
+    if (events_thread_.joinable()) events_thread_.join();
+  }
+
+  std::string events(const oci::J& j) {
+    std::string id = str(j, "id"), out = "{\"ok\":true,\"events\":[";
+    std::lock_guard g(events_mu_);
+    bool first = true;
+    for (const auto& e : events_) {
+      if (e.task_id() != id) continue;
+      out += first ? "" : ",";
+      first = false;
+      out += "{\"message\":" + oci::json_quote(e.message()) + ",\"annotations\":{";
+      bool a1 = true;
+      for (const auto& [k, v] : e.annotations()) {
+        out += (a1 ? "" : ",") + oci::json_quote(k) + ":" + oci::json_quote(v);
+        a1 = false;
+      }
+      out += "}}";
+    }
+    return out + "]}";
+  }
+
   std::string exec(const oci::J& j) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(num(j, "timeout", 120)));
@@ -204,6 +247,10 @@ class Probe {
   std::unique_ptr<drv::Driver::Stub> driver_;
   std::unique_ptr<base::BasePlugin::Stub> base_;
   std::unique_ptr<Flavor> flavor_;
+  grpc::ClientContext events_ctx_;
+  std::thread events_thread_;
+  std::mutex events_mu_;
+  std::vector<drv::DriverTaskEvent> events_;
 };
 
 }  // namespace
@@ -246,6 +293,7 @@ int main(int argc, char** argv) {
               make_podman_flavor(base_name == "nomad-driver-husk" ? "husk" : "podman"));
   const char* plugin_config = getenv("PROBE_PLUGIN_CONFIG");
   std::string err = probe.set_config(plugin_config && *plugin_config ? plugin_config : "{}");
+  if (err.empty()) probe.watch_events();
   std::cout << (err.empty() ? "{\"ok\":true}" : fail_line("SetConfig: " + err)) << std::endl;
   while (std::getline(std::cin, line)) {
     auto doc = oci::JsonDoc::parse(line);
@@ -259,8 +307,10 @@ int main(int argc, char** argv) {
     if (op == "start") std::cout << probe.start(j) << std::endl;
     else if (op == "exec") std::cout << probe.exec(j) << std::endl;
     else if (op == "stop") std::cout << probe.stop(j) << std::endl;
+    else if (op == "events") std::cout << probe.events(j) << std::endl;
     else std::cout << fail_line("unknown op \"" + op + "\"") << std::endl;
   }
+  probe.stop_events();
   // As Nomad's client does on shutdown: the plugin gets SIGTERM... then KILL.
   kill(plugin, SIGTERM);
   for (int i = 0; i < 50; ++i) {

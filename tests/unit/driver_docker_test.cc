@@ -114,10 +114,11 @@ TEST(DockerSchema, TaskConfigHasEveryReferenceField) {
 }
 
 TEST(DockerSchema, PluginConfigHasEveryReferenceOption) {
-  // driver-fields.md §2.2: 21 top-level options.
+  // driver-fields.md §2.2: 21 top-level options, and husk's image_store.
   auto schema = docker::plugin_schema();
   auto r = rows(*schema);
-  ASSERT_EQ(r.size(), 21u);
+  ASSERT_EQ(r.size(), 22u);
+  EXPECT_EQ(r.back(), "image_store:attr:string:");
   for (const char* w : {"endpoint:attr:string:", "volumes:block::{ enabled = false }", "allow_privileged:attr:bool:false",
                         "allow_runtimes:attr:list(string):[\"runc\", \"nvidia\"]", "nvidia_runtime:attr:string:\"nvidia\"",
                         "infra_image:attr:string:\"registry.k8s.io/pause-amd64:3.3\"",
@@ -163,6 +164,8 @@ TEST(DockerOptions, DefaultsAreTheDockerDrivers) {
   EXPECT_EQ(o->logging_config.at("max-size"), "2m");
   EXPECT_EQ(o->dangling_creation_grace_ns, 300'000'000'000);
   EXPECT_EQ(o->image_pull_timeout_ns, 300'000'000'000);
+  EXPECT_EQ(o->pull_activity_timeout_ns, 120'000'000'000);
+  EXPECT_EQ(docker::parse_options(M({{"image_store", S("/srv/images/")}}))->image_store_root, "/srv/images");
   auto dflt = docker::docker_default_capabilities();
   EXPECT_NE(std::find(dflt.begin(), dflt.end(), *oci::capability_from_name("CAP_NET_RAW")), dflt.end());
 }
@@ -208,6 +211,7 @@ TEST(DockerOptions, ParsesAndNamesTheBadOption) {
       {M({{"image_pull_timeout", S("5")}}), "image_pull_timeout"},
       {M({{"allowed_modes", M({{"uts", L({S("bogus")})}})}}), "allowed_modes.uts[0]"},
       {M({{"pids_limit", I(-1)}}), "pids_limit"},
+      {M({{"image_store", S("var/lib/images")}}), "image_store: \"var/lib/images\""},
   };
   for (auto& b : bad) {
     auto r = docker::parse_options(b.cfg);

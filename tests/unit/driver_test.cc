@@ -23,6 +23,7 @@
 #include "driver/podman_flavor.h"
 #include "driver/value.h"
 #include "image/digest.h"
+#include "image/store.h"
 #include "oci/config.h"
 #include "oci/tables.h"
 
@@ -380,6 +381,7 @@ TEST(PodmanSchema, PluginConfigHasEveryReferenceOption) {
       // husk's additions, with defaults that keep podman's behaviour.
       {"allow_caps", K::Attr, "list(string)", nullptr, false},
       {"allow_privileged", K::Attr, "bool", "true", false},
+      {"image_store", K::Attr, "string", nullptr, false},
   };
   Spec s = podman::plugin_schema();
   expect_fields(*s, want, "plugin");
@@ -453,6 +455,17 @@ TEST(PodmanOptions, ParsesAndValidates) {
   auto no_path = podman::parse_options(M({{"socket", L({M({{"name", S("x")}})})}}));
   ASSERT_FALSE(no_path);
   EXPECT_NE(no_path.error().what().find("socket[0].socket_path"), std::string::npos);
+}
+
+TEST(PodmanOptions, ImageStoreRoot) {
+  // Unset: the store's default ($HUSK_IMAGE_STORE, else /var/lib/husk/images for root).
+  EXPECT_EQ(podman::parse_options(Value())->image_store_root, image::Store::default_root());
+  auto set = podman::parse_options(M({{"image_store", S("/srv/husk//images/")}}));
+  ASSERT_TRUE(set) << set.error().str();
+  EXPECT_EQ(set->image_store_root, "/srv/husk/images");
+  auto rel = podman::parse_options(M({{"image_store", S("images")}}));
+  ASSERT_FALSE(rel);
+  EXPECT_EQ(rel.error().what(), "image_store: \"images\" is not an absolute path");
 }
 
 TEST(PodmanOptions, DurationsAndSizes) {

@@ -1,10 +1,11 @@
 """StartTask pulling from a registry: the podman flavor's image fields
 through the driver (auth, tls_verify, auth_soft_fail, force_pull,
 image_pull_timeout) against Debian's docker-registry with htpasswd auth on
-loopback, the image pushed there with skopeo. driver-probe plays Nomad's
-client (tests/vm/test_driver_fields.py)."""
+loopback, the image pushed there with skopeo, and the task events a pull
+sends. driver-probe plays Nomad's client (tests/vm/test_driver_fields.py)."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -61,11 +62,31 @@ def test_registry_image_fields_through_start_task(tmp_path, monkeypatch):
         r = probe.start("slow", {**base, "auth": creds, "image_pull_timeout": "1ms"}, name="web")
         assert not r["ok"] and "config.image" in r["error"], r
         assert [c for c in os.listdir(probe.state / "tasks")] == []
+        def events(task_id, last):
+            # TaskEvents reach the probe on their own stream: wait for `last`.
+            for _ in range(50):
+                ev = probe.call(op="events", id=task_id)["events"]
+                if any(e["message"].startswith(last) for e in ev):
+                    return ev
+                time.sleep(0.1)
+            raise AssertionError("no event %r for %s: %r" % (last, task_id, ev))
+
         # The right credentials: pulled, and the task runs it.
+        t0 = time.monotonic()
         assert motd("one", {**base, "auth": creds}) == "one"
+        took = time.monotonic() - t0
+        ev = events("one", "pulled " + base["image"])
+        progress = [e for e in ev if e["message"].startswith("Image pull progress: ")]
+        # While it pulled: the first once the manifest was known, then at most one per 10 s.
+        assert 1 <= len(progress) <= 1 + took // 10, ev
+        assert progress[0]["message"].startswith("Image pull progress: Pulled 0/2 (0 B/"), ev
+        assert progress[0]["message"].endswith(" layers: 2 waiting/0 pulling"), ev
+        assert all(e["annotations"] == {"image": base["image"]} for e in progress), ev
         # A new image under the same tag: the store's copy is used, unless force_pull.
         push(tmp_path, reg, b"two\n", "1")
         assert motd("two", {**base, "auth": creds}) == "one"
+        ev = events("two", "image " + base["image"] + " is in the store")
+        assert not [e for e in ev if "pull progress" in e["message"]], ev
         assert motd("three", {**base, "auth": creds, "force_pull": True}) == "two"
     finally:
         if probe:
