@@ -6,19 +6,22 @@
 
 namespace husk::image {
 
-std::string human_bytes(uint64_t n) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+std::string human_bytes(uint64_t n, SizeUnits units) {
+  static const char* binary[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  static const char* decimal[] = {"B", "kB", "MB", "GB", "TB"};
+  const char** names = units == SizeUnits::Binary ? binary : decimal;
+  const double step = units == SizeUnits::Binary ? 1024 : 1000;
   double v = static_cast<double>(n);
   int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
+  while (v >= step && u < 4) {
+    v /= step;
     ++u;
   }
   char buf[32];
   if (u == 0)
     snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
   else
-    snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+    snprintf(buf, sizeof buf, "%.1f %s", v, names[u]);
   return buf;
 }
 

@@ -63,7 +63,9 @@ class ReportThrottle {
   Clock::time_point last_;
 };
 
-// "12.3 MiB", "512 B"
-std::string human_bytes(uint64_t n);
+// n bytes for people: binary units ("12.3 MiB", docker's pull progress) or
+// decimal ones ("12.9 MB", the size column of podman images); "512 B" in both.
+enum class SizeUnits { Binary, Decimal };
+std::string human_bytes(uint64_t n, SizeUnits units = SizeUnits::Binary);
 
 }  // namespace husk::image

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "image/import.h"
+#include "image/pull_progress.h"
 #include "image/store.h"
 
 namespace husk::image {
@@ -57,19 +58,6 @@ Result<Args> parse(const std::vector<std::string>& args, const std::vector<std::
   }
   if (out.root.empty() || out.root[0] != '/') return fail_msg("--root \"", out.root, "\" is not an absolute path");
   return out;
-}
-
-std::string human_size(uint64_t b) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
-  }
-  char buf[32];
-  snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
 }
 
 // Task ids holding a lease, by image id.
@@ -127,11 +115,11 @@ int cmd_list(const std::vector<std::string>& argv) {
         printf("%s\n", n.c_str());
         continue;
       }
-      printf("%-50s %-12s %10s %-20s %u\n", n.c_str(), im.id.substr(0, 12).c_str(), human_size(im.size).c_str(),
+      printf("%-50s %-12s %10s %-20s %u\n", n.c_str(), im.id.substr(0, 12).c_str(), human_bytes(im.size, SizeUnits::Decimal).c_str(),
              im.created.substr(0, 19).c_str(), tasks);
     }
   }
-  if (!quiet) printf("%zu images, %s of blobs, in %s\n", images->size(), human_size(total).c_str(), a->root.c_str());
+  if (!quiet) printf("%zu images, %s of blobs, in %s\n", images->size(), human_bytes(total, SizeUnits::Decimal).c_str(), a->root.c_str());
   return 0;
 }
 

@@ -452,6 +452,9 @@ TEST(HumanBytes, Units) {
   EXPECT_EQ(human_bytes(1023), "1023 B");
   EXPECT_EQ(human_bytes(1536), "1.5 KiB");
   EXPECT_EQ(human_bytes(40ull << 20), "40.0 MiB");
+  EXPECT_EQ(human_bytes(999, SizeUnits::Decimal), "999 B");
+  EXPECT_EQ(human_bytes(1536, SizeUnits::Decimal), "1.5 kB");
+  EXPECT_EQ(human_bytes(40000000, SizeUnits::Decimal), "40.0 MB");
 }
 
 }  // namespace
