@@ -9,6 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+
 #include "common/fd.h"
 
 extern char** environ;
@@ -159,6 +163,31 @@ int exit_code_of(int status) {
 std::string describe_wait_status(int status) {
   if (WIFSIGNALED(status)) return cat("signal ", WTERMSIG(status));
   return cat("exit ", WEXITSTATUS(status));
+}
+
+uint64_t process_start_time(pid_t pid) {
+  if (pid <= 0) return 0;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  auto content = read_file(path);
+  if (!content) return 0;
+  // comm may hold spaces and parentheses: fields start after the last ')'.
+  size_t close = content->rfind(')');
+  if (close == std::string::npos) return 0;
+  const char* p = content->c_str() + close + 2;
+  char state = *p;
+  if (state == 'Z' || state == 'X') return 0;
+  // field 3 is state; starttime is field 22 -> 19 more fields after state
+  for (int field = 3; field < 22; ++field) {
+    p = strchr(p, ' ');
+    if (!p) return 0;
+    ++p;
+  }
+  return strtoull(p, nullptr, 10);
+}
+
+bool process_alive(pid_t pid, uint64_t start_time) {
+  return pid > 0 && start_time != 0 && process_start_time(pid) == start_time;
 }
 
 }  // namespace husk

@@ -5,6 +5,9 @@
 // blocked and every signal at its default.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,5 +33,12 @@ int exit_code_of(int wait_status);
 
 // "exit 3" / "signal 9", for messages.
 std::string describe_wait_status(int wait_status);
+
+// Start time of a process from /proc/<pid>/stat (clock ticks since boot),
+// 0 when it does not exist. A zombie counts as not existing: it can no
+// longer run anything. A pid is taken with its start time, so that a
+// recycled pid is never taken for the process it was.
+uint64_t process_start_time(pid_t pid);
+bool process_alive(pid_t pid, uint64_t start_time);
 
 }  // namespace husk

@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "common/program.h"
 #include "oci/spec.h"
 
 namespace husk::runtime {
@@ -35,10 +36,9 @@ struct ContainerRecord {
   std::string systemd_scope;  // unit name for the systemd manager
 };
 
-// Start time of a process from /proc/<pid>/stat, 0 when it does not exist.
-// A zombie counts as not existing: it can no longer run anything.
-uint64_t process_start_time(pid_t pid);
-bool process_alive(pid_t pid, uint64_t start_time);
+// process_start_time and process_alive: src/common/program.h.
+using husk::process_alive;
+using husk::process_start_time;
 
 // Container ids: what runc accepts ([A-Za-z0-9_+.-], not "." or "..").
 Result<> validate_container_id(const std::string& id);
