@@ -12,6 +12,8 @@
 // first answer line is SetConfig's.
 // Answers: {"ok":true,...} or {"ok":false,"error":"..."}. Task configs are
 // given as JSON and encoded as cty msgpack with the flavor's own schema.
+// The flavor (its schemas) follows the plugin's name: nomad-driver-docker is
+// the docker flavor, nomad-driver-nspawn nspawn, nomad-driver-podman podman.
 // usage: driver-probe PLUGIN [PLUGIN-ARG...]
 #include <fcntl.h>
 #include <signal.h>
@@ -287,10 +289,21 @@ int main(int argc, char** argv) {
     waitpid(plugin, nullptr, 0);
     return 1;
   }
+  // The flavor the plugin serves, from its name as the plugin reads it
+  // (nomad-driver-NAME; any other name is the native husk flavor).
   std::string base_name = argv[1];
   base_name = base_name.substr(base_name.rfind('/') + 1);
-  Probe probe(grpc::CreateChannel("unix:" + parts[3], grpc::InsecureChannelCredentials()),
-              make_podman_flavor(base_name == "nomad-driver-husk" ? "husk" : "podman"));
+  const std::string prefix = "nomad-driver-";
+  std::string flavor_name = base_name.starts_with(prefix) ? base_name.substr(prefix.size()) : "husk";
+  std::unique_ptr<Flavor> flavor = make_flavor(flavor_name);
+  if (!flavor) {
+    fprintf(stderr, "driver-probe: no flavor \"%s\" (from the plugin's name %s)\n", flavor_name.c_str(),
+            base_name.c_str());
+    kill(plugin, SIGKILL);
+    waitpid(plugin, nullptr, 0);
+    return 2;
+  }
+  Probe probe(grpc::CreateChannel("unix:" + parts[3], grpc::InsecureChannelCredentials()), std::move(flavor));
   const char* plugin_config = getenv("PROBE_PLUGIN_CONFIG");
   std::string err = probe.set_config(plugin_config && *plugin_config ? plugin_config : "{}");
   if (err.empty()) probe.watch_events();
