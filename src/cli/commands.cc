@@ -298,11 +298,12 @@ int cmd_check_idmap(const GlobalOptions&, const std::vector<std::string>& args, 
   return *ok ? 0 : 1;
 }
 
-// husk mount-idmapped SRC DST BASE COUNT: attach at DST an idmapped clone of
-// SRC whose on-disk ids 0..COUNT-1 are seen as BASE..BASE+COUNT-1 (the nspawn
-// flavor's overlay lower layer for a private_users range).
+// husk mount-idmapped SRC DST BASE COUNT [FROM]: attach at DST an idmapped
+// clone of SRC whose on-disk ids FROM..FROM+COUNT-1 (FROM defaults to 0) are
+// seen as BASE..BASE+COUNT-1 (the nspawn flavor's root or overlay lower
+// layer for a private_users range).
 int cmd_mount_idmapped(const GlobalOptions&, const std::vector<std::string>& args, size_t at) {
-  auto p = parse_cmd(args, at, {}, 4, 4, "SRC DST BASE COUNT");
+  auto p = parse_cmd(args, at, {}, 4, 5, "SRC DST BASE COUNT [FROM]");
   if (!p) return report(p.error());
   auto number = [](const std::string& s) -> std::optional<uint32_t> {
     char* end = nullptr;
@@ -312,10 +313,15 @@ int cmd_mount_idmapped(const GlobalOptions&, const std::vector<std::string>& arg
     return static_cast<uint32_t>(v);
   };
   auto base = number(p->positional[2]), count = number(p->positional[3]);
+  auto from = p->positional.size() > 4 ? number(p->positional[4]) : std::optional<uint32_t>(0);
   if (!base || !count || *count == 0)
     return report(Error::msg(cat("mount-idmapped: \"", p->positional[2], " ", p->positional[3],
                                  "\" is not a base and a count of ids")));
-  return done(runtime::mount_idmapped(p->positional[0], p->positional[1], {oci::IdMapping{0, *base, *count}}));
+  if (!from || static_cast<uint64_t>(*from) + *count > 0x100000000ull ||
+      static_cast<uint64_t>(*base) + *count > 0x100000000ull)
+    return report(Error::msg(cat("mount-idmapped: FROM \"", p->positional.size() > 4 ? p->positional[4] : "",
+                                 "\" with COUNT ", *count, " is not a range of ids")));
+  return done(runtime::mount_idmapped(p->positional[0], p->positional[1], {oci::IdMapping{*from, *base, *count}}));
 }
 
 int cmd_exec(const GlobalOptions& g, const std::vector<std::string>& args, size_t at) {

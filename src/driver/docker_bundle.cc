@@ -12,6 +12,8 @@
 #include <climits>
 #include <cstdlib>
 
+#include "common/program.h"
+#include "common/text.h"
 #include "driver/bundle_files.h"
 #include "driver/docker_flavor.h"
 #include "driver/docker_mounts.h"
@@ -166,6 +168,18 @@ Result<std::string> container_named(const std::string& containers_root, const st
   return best;
 }
 
+// The init of a running husk container of this driver (for pid_mode and
+// ipc_mode = "container:NAME"): its namespaces are joined by path. Read from
+// husk's record of it (state: pid and its start time, runtime/state_store.h).
+Result<pid_t> running_init(const std::string& containers_root, const std::string& name, const std::string& field) {
+  std::string id = TRY(container_named(containers_root, name, field));
+  auto kv = key_values(read_host_file(containers_root + "/" + id + "/state"));
+  pid_t pid = static_cast<pid_t>(strtol(kv["pid"].c_str(), nullptr, 10));
+  if (!process_alive(pid, strtoull(kv["pid_start"].c_str(), nullptr, 10)))
+    return fail_msg(field, ": \"container:", name, "\": container ", id, " is not running");
+  return pid;
+}
+
 // docker-init (tini) from the host, as dockerd binds it for --init.
 std::string find_init(const Options& opts) {
   for (const std::string& p : {opts.default_init_path, std::string("/usr/libexec/docker/docker-init"),
@@ -205,8 +219,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (v != "local") return fail_msg(f("volume_driver"), ": \"", v, "\": husk has only docker's \"local\" volume driver");
     if (!opts.volumes_enabled) return fail_msg(f("volume_driver"), ": needs the plugin's volumes.enabled = true");
   }
-  if (TRY(boolean("interactive")))
-    return fail_msg(f("interactive"), ": keeping stdin open is not supported by husk yet");
+  // docker run -i: the task's stdin stays open (nothing is attached to it;
+  // it never reaches end of file).
+  out.interactive = TRY(boolean("interactive"));
   if (auto a = TRY(strings("network_aliases")); !a.empty())
     return fail_msg(f("network_aliases"), ": aliases need a user-defined docker network; husk has its bridge only");
   for (auto k : {"ipv4_address", "ipv6_address"})
@@ -341,12 +356,20 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   if (!userns.empty() && userns != "host")
     return fail_msg(f("userns_mode"), ": \"", userns, "\": husk runs tasks in the host's user namespace (only \"host\")");
 
+  // The state dir's containers/, where container:NAME modes look.
+  std::string containers_root = task_dir.substr(0, task_dir.rfind('/'));
+  containers_root = containers_root.substr(0, containers_root.rfind('/')) + "/containers";
+
   std::string pid_mode = TRY(str("pid_mode"));
   TRYV(check_mode(opts, opts.allowed_pid, "pid", "pid_mode", pid_mode));
-  if (pid_mode == "host") set_ns(oci::NamespaceType::Pid, false);
-  else if (!pid_mode.empty() && pid_mode != "private")
-    return fail_msg(f("pid_mode"), ": \"", pid_mode, "\": only \"host\" or \"private\" (joining another container's ",
-                    "PID namespace is not supported by husk yet)");
+  if (pid_mode == "host") {
+    set_ns(oci::NamespaceType::Pid, false);
+  } else if (pid_mode.starts_with("container:")) {
+    pid_t other = TRY(running_init(containers_root, pid_mode.substr(10), f("pid_mode")));
+    set_ns(oci::NamespaceType::Pid, true, cat("/proc/", other, "/ns/pid"));
+  } else if (!pid_mode.empty() && pid_mode != "private") {
+    return fail_msg(f("pid_mode"), ": \"", pid_mode, "\" is not a PID namespace mode (host, private, container:NAME)");
+  }
 
   std::string cgroupns = TRY(str("cgroupns"));
   if (cgroupns == "host") set_ns(oci::NamespaceType::Cgroup, false);
@@ -373,9 +396,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else if (net_mode.starts_with("container:")) {
     // husk joins the other container's network namespace when it creates
     // this one (src/net's container: mode); it must be running by then.
-    std::string state = task_dir.substr(0, task_dir.rfind('/'));
-    state = state.substr(0, state.rfind('/'));
-    std::string other = TRY(container_named(state + "/containers", net_mode.substr(10), f("network_mode")));
+    std::string other = TRY(container_named(containers_root, net_mode.substr(10), f("network_mode")));
     set_ns(oci::NamespaceType::Network, true);
     spec.annotations["run.husk.network"] = "container:" + other;
     joined_container = true;
@@ -397,9 +418,16 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else if (ipc_mode == "none") {
     std::erase_if(spec.mounts, [](const oci::Mount& m) { return m.destination == "/dev/shm"; });
     shm_mount = false;
+  } else if (ipc_mode.starts_with("container:")) {
+    // The other container's IPC namespace (System V IPC, POSIX message
+    // queues). Its /dev/shm is a tmpfs in its own mount namespace, which
+    // cannot be bound from here: the task keeps a /dev/shm of its own.
+    pid_t other = TRY(running_init(containers_root, ipc_mode.substr(10), f("ipc_mode")));
+    set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other, "/ns/ipc"));
+    own_ipc = false;
   } else {
-    return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\": only private, shareable, host or none (joining another ",
-                    "container's IPC namespace is not supported by husk yet)");
+    return fail_msg(f("ipc_mode"), ": \"", ipc_mode,
+                    "\" is not an IPC mode (private, shareable, host, none, container:NAME)");
   }
   if (int64_t shm = TRY(integer("shm_size")); shm != 0) {
     if (shm < 0) return fail_msg(f("shm_size"), ": ", shm, " is negative");

@@ -32,8 +32,25 @@ enum class RootfsMode {
   kVolatileRoot,     // a tmpfs root with the image's /usr bound read-only (nspawn --volatile=yes)
 };
 
+// How the image's on-disk ownership meets the task's user namespace (the
+// nspawn flavor's private_users_ownership): the image's ids [from,
+// from+count) are to be seen as [to, to+count). kMap does it with
+// idmapped mounts of the image (nothing on disk changes); kChown shifts the
+// image tree on disk first (src/common/idshift.h); kAuto is kMap where the
+// image's file system takes idmapped mounts, else kChown when `chown_ok`,
+// else an error. `to` also owns what the task dir adds to the root (the
+// overlay's upper directory, a volatile tmpfs root).
+struct OwnershipPlan {
+  enum class Mode { kOff, kMap, kChown, kAuto };
+  Mode mode = Mode::kOff;
+  uint32_t from = 0, to = 0, count = 0;
+  bool chown_ok = false;
+  std::string image_root;  // the tree kChown shifts (the image, before any pivot_root)
+};
+
 struct BundlePlan {
   oci::Spec spec;
+  OwnershipPlan ownership;
   std::vector<std::string> image_layers;  // top first; one for a local rootfs directory
   std::string image_store, image_id;      // set for an image of the store
   RootfsMode rootfs_mode = RootfsMode::kOverlay;
@@ -44,6 +61,10 @@ struct BundlePlan {
   // READY=1 (a booted systemd sends it when startup finished), so that
   // the task counts as started once its services are up.
   int ready_timeout_ms = 0;
+  // The task's stdin is kept open (docker's interactive): a FIFO in the task
+  // dir that the container holds open for reading and writing, so that a
+  // read blocks instead of seeing end of file, whoever else comes and goes.
+  bool interactive = false;
   std::vector<std::string> warnings;      // sent to Nomad as task events
 };
 

@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "common/fd.h"
+#include "common/idshift.h"
 #include "driver/bundle_files.h"
 #include "driver/disk_image.h"
 #include "driver/image_dir.h"
@@ -278,27 +279,46 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     bool userns = TRY(boolean("user_namespacing", true)) && !group;
     std::string pu = TRY(str("private_users"));
     if (userns) {
+      // The image's root directory says which range its files are in (its
+      // owner), as nspawn reads it.
       struct stat st;
-      uint32_t root_uid = stat(rootfs_dir.c_str(), &st) == 0 ? st.st_uid : 0;
-      auto range = TRY(parse_private_users(pu, machine, root_uid));
-      if (range && (pu.empty() || pu == "pick")) {
-        // Shifting the image's ownership to a picked range (idmapped
-        // mounts or chown) is not done yet: the identity range still gives
-        // the task a user namespace of its own.
-        range = std::make_pair(0u, 65536u);
-        out.warnings.push_back(
-            "config.private_users = \"pick\": husk maps the identity range 0-65535 in the task's "
-            "own user namespace (it does not shift image ownership yet)");
-      }
-      if (range && range->first != 0 && root_uid != range->first)
-        return fail_msg(f("private_users"), ": \"", pu, "\": the image's root is owned by uid ", root_uid, ", not ",
-                        range->first,
-                        ", and husk does not shift image ownership (private_users_ownership map or "
-                        "chown) yet; use \"identity\" or an image already owned by that range");
+      if (stat(image_root.c_str(), &st) != 0) return fail_sys(f("image"), ": stat ", image_root);
+      auto range = TRY(parse_private_users(pu, machine, st.st_uid, opts.range_in_use));
       if (range) {
         set_ns(oci::NamespaceType::User, true);
         lin.uid_mappings = {oci::IdMapping{0, range->first, range->second}};
         lin.gid_mappings = {oci::IdMapping{0, range->first, range->second}};
+        // nspawn: --private-users=pick implies ownership "auto", else "off".
+        std::string own = ownership.empty() ? (pu.empty() || pu == "pick" ? "auto" : "off") : ownership;
+        OwnershipPlan& op = out.ownership;
+        op.to = range->first;
+        op.count = range->second;
+        op.image_root = image_root;
+        if (own == "off") {
+          if (st.st_uid != range->first)
+            out.warnings.push_back(cat("config.private_users_ownership = \"off\": the image's root is owned by uid ",
+                                       st.st_uid, ", not ", range->first,
+                                       " (the range's root): files outside the range show as nobody"));
+        } else {
+          auto base = idshift::tree_base(st.st_uid, st.st_gid, image);
+          if (!base) return fail_msg(f("private_users_ownership"), ": \"", own, "\": ", base.error().what());
+          op.from = *base;
+          // A tree in the range already needs nothing.
+          if (op.from != op.to) {
+            // chown changes the image on disk: only a directory image used
+            // as the root itself (not a raw image, the host's root, or the
+            // shared lower layer of an overlay).
+            op.chown_ok = src.kind == ImageSource::Kind::kDirectory && out.rootfs_mode == RootfsMode::kImage;
+            if (own == "chown" && !op.chown_ok)
+              return fail_msg(f("private_users_ownership"), ": \"chown\" would change ",
+                              src.kind != ImageSource::Kind::kDirectory ? "an image that is not a directory"
+                                                                        : "the image every ephemeral task shares",
+                              "; use \"map\" or \"auto\"");
+            op.mode = own == "map" ? OwnershipPlan::Mode::kMap
+                      : own == "chown" ? OwnershipPlan::Mode::kChown
+                                       : OwnershipPlan::Mode::kAuto;
+          }
+        }
       }
     }
   }

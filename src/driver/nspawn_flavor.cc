@@ -51,11 +51,15 @@ std::vector<FieldSupport> support_table() {
        "yes: tmpfs root with the image's /usr read-only; state: read-only root, tmpfs /var; overlay: overlay "
        "with a tmpfs upper directory"},
       {"config.user_namespacing", S::kImplemented, "a user namespace of the task's own (off with group networking)"},
-      {"config.private_users", S::kAccepted,
-       "no, identity and ranges the image is already owned by; pick (the default) maps the identity range, "
-       "since husk does not shift image ownership yet"},
-      {"config.private_users_ownership", S::kAccepted,
-       "validated; husk never chowns or idmaps the image, so only ranges that need no shift work"},
+      {"config.private_users", S::kImplemented,
+       "no, identity, yes (the range of the image's root owner), <uid>[:<count>], and pick (the default): the "
+       "image's own 64K range if free, else one hashed from the machine name, else the next free one (a range "
+       "mapped in any /proc/*/uid_map is taken)"},
+      {"config.private_users_ownership", S::kImplemented,
+       "off (the default but with pick), map (idmapped mounts of the image: nothing on disk changes), chown (the "
+       "image directory shifted on disk once, as nspawn; not for raw, host-root or ephemeral images), auto (map "
+       "where the file system takes idmapped mounts, else chown where allowed); binds, Nomad's task dirs among them, "
+       "are not idmapped, as in nspawn"},
       {"config.console", S::kAccepted,
        "pipe and passive: output goes to the task's logs; interactive and read-only are errors (no terminal)"},
       {"config.pivot_root", S::kImplemented, "a directory of the image as the root, the old root optionally bound"},

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,11 @@ Spec plugin_schema();
 // driver.nspawn.version reports, so job constraints on it keep working.
 inline constexpr const char* kSystemdVersion = "252";
 
+// Whether host ids [base, base+count) are mapped into some user namespace
+// now (any /proc/PID/uid_map or gid_map but the initial namespace's).
+using RangeInUse = std::function<bool(uint32_t base, uint32_t count)>;
+bool host_range_in_use(uint32_t base, uint32_t count);
+
 struct Options {
   bool enabled = true;
   bool volumes = true;
@@ -37,6 +43,7 @@ struct Options {
   std::vector<std::string> stub_inits = {"/usr/libexec/podman/catatonit", "/usr/bin/catatonit", "/usr/bin/tini",
                                          "/usr/sbin/tini", "/sbin/tini"};
   std::string import_keyring = "/usr/lib/systemd/import-pubring.gpg";
+  RangeInUse range_in_use = host_range_in_use;  // private_users = "pick"
 };
 
 Options host_defaults();
@@ -78,10 +85,14 @@ Result<> download_image(const Options& opts, const std::string& name, const Down
 Result<std::string> checksum_for(std::string_view sums, std::string_view file);
 
 // The private_users value: nullopt for "no", else the first host uid and
-// the count of the user namespace's mapping. "pick" picks a 64K range from
-// the machine name as nspawn does (its hash), never the host's range 0.
+// the count of the user namespace's mapping. "pick" (and "") picks a free 64K
+// range as nspawn does: the range the image's root is owned by when that is
+// one of the pickable ranges (0x80000..0x6FFEFFFF) and free, else the one a
+// hash of the machine name gives, else the next free one after it; never the
+// host's range 0. All taken is an error.
 Result<std::optional<std::pair<uint32_t, uint32_t>>> parse_private_users(const std::string& v,
                                                                          const std::string& machine,
-                                                                         uint32_t image_root_uid);
+                                                                         uint32_t image_root_uid,
+                                                                         const RangeInUse& in_use);
 
 }  // namespace husk::driver::nspawn

@@ -6,6 +6,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <charconv>
 #include <climits>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 #include "common/fd.h"
@@ -344,21 +346,59 @@ Result<> download_image(const Options& opts, const std::string& name, const Down
   return {};
 }
 
+bool host_range_in_use(uint32_t base, uint32_t count) {
+  DIR* proc = opendir("/proc");
+  if (!proc) return false;
+  bool used = false;
+  const uint64_t lo = base, hi = static_cast<uint64_t>(base) + count;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    for (const char* map : {"uid_map", "gid_map"}) {
+      std::string text = read_host_file(cat("/proc/", e->d_name, "/", map));
+      size_t at = 0;
+      while (at < text.size()) {
+        size_t nl = text.find('\n', at);
+        std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+        at = nl == std::string::npos ? text.size() : nl + 1;
+        unsigned long long inside, outside, n;
+        if (sscanf(line.c_str(), "%llu %llu %llu", &inside, &outside, &n) != 3) continue;
+        if (inside == 0 && outside == 0 && n == 4294967295ull) continue;  // the initial namespace
+        if (outside < hi && lo < outside + n) used = true;
+      }
+      if (used) break;
+    }
+    if (used) break;
+  }
+  closedir(proc);
+  return used;
+}
+
 Result<std::optional<std::pair<uint32_t, uint32_t>>> parse_private_users(const std::string& v,
                                                                          const std::string& machine,
-                                                                         uint32_t image_root_uid) {
+                                                                         uint32_t image_root_uid,
+                                                                         const RangeInUse& in_use) {
   using R = std::optional<std::pair<uint32_t, uint32_t>>;
   const std::string field = "config.private_users";
   if (v == "no" || v == "false") return R();
   if (v == "identity") return R({0, 65536});
   if (v == "yes" || v == "true") return R({image_root_uid, 65536});
   if (v.empty() || v == "pick") {
-    // nspawn picks from 0x00080000..0x6FFF0000 in 64K steps; a hash of the
-    // machine name makes the pick stable for a task across restarts.
+    // nspawn picks from 0x00080000..0x6FFF0000 in 64K steps: the image's
+    // own range first (a tree shifted before keeps its range), then a hash
+    // of the machine name (stable for a task across restarts), then on.
+    constexpr uint32_t kFirst = 0x00080000u, kEnd = 0x6FFF0000u, kSize = 0x10000u;
+    constexpr uint32_t kSlots = (kEnd - kFirst) / kSize;
+    if (image_root_uid >= kFirst && image_root_uid < kEnd && image_root_uid % kSize == 0 &&
+        !in_use(image_root_uid, kSize))
+      return R({image_root_uid, kSize});
     uint32_t h = 2166136261u;
     for (unsigned char c : machine) h = (h ^ c) * 16777619u;
-    uint32_t base = 0x00080000u + (h % ((0x6FFF0000u - 0x00080000u) >> 16)) * 0x10000u;
-    return R({base, 65536});
+    for (uint32_t i = 0, slot = h % kSlots; i < kSlots; ++i, slot = (slot + 1) % kSlots) {
+      uint32_t base = kFirst + slot * kSize;
+      if (!in_use(base, kSize)) return R({base, kSize});
+    }
+    return fail_msg(field, ": \"", v.empty() ? "pick" : v, "\": every 64K range from ", kFirst, " to ", kEnd,
+                    " is in use by a user namespace");
   }
   auto number = [&](std::string_view s) -> std::optional<uint32_t> {
     uint32_t n = 0;

@@ -20,6 +20,8 @@
 
 #include "cgroups/stats.h"
 #include "common/fd.h"
+#include "common/idshift.h"
+#include "common/program.h"
 #include "common/text.h"
 #include "driver/husk_process.h"
 #include "image/rootfs.h"
@@ -85,14 +87,15 @@ void remove_dir(const std::string& path) {
   remove_tree(AT_FDCWD, path.c_str(), st.st_dev);
 }
 
-// Unmounts what a task dir may hold (its rootfs; a loop-mounted disk image
-// at image/; a tmpfs at volatile/), then removes the dir. The rootfs may
+// Unmounts what a task dir may hold (its rootfs; an idmapped image at
+// lower/; a loop-mounted disk image at image/; a tmpfs at volatile/), then
+// removes the dir. The rootfs may
 // be a bind of a user's image directory on the same file system: if it is
 // still there and not empty after the unmount, the dir is left in place
 // rather than risk deleting the image.
 void remove_task_dir(const std::string& dir) {
-  for (const char* m : {"/rootfs", "/volatile", "/image"}) umount2((dir + m).c_str(), MNT_DETACH);
-  for (const char* m : {"/rootfs", "/image"})
+  for (const char* m : {"/rootfs", "/lower", "/volatile", "/image"}) umount2((dir + m).c_str(), MNT_DETACH);
+  for (const char* m : {"/rootfs", "/lower", "/image"})
     if (rmdir((dir + m).c_str()) < 0 && errno != ENOENT) {
       fprintf(stderr, "nomad-driver-husk: %s%s is not empty after unmounting it (%s): leaving %s in place\n",
               dir.c_str(), m, strerror(errno), dir.c_str());
@@ -214,12 +217,16 @@ std::string TaskManager::cgroups_path_for(const std::string& container_id) const
 Result<std::pair<std::string, std::string>> TaskManager::prepare(const TaskSpec& task) {
   if (task.id.empty()) return fail_msg("task id is empty");
   std::string cid = container_id_for(task.id);
+  // Searchable, not listable, by others: a task in a user namespace range
+  // of its own (the nspawn flavor's private_users) has a root that is not
+  // the host's, and its init reaches its bundle and root through these.
   for (const char* d : {"", "/containers", "/tasks"}) {
     std::string p = state_dir_ + d;
-    if (mkdir(p.c_str(), 0700) < 0 && errno != EEXIST) return fail_sys("create the driver's state directory ", p);
+    if (mkdir(p.c_str(), 0711) < 0 && errno != EEXIST) return fail_sys("create the driver's state directory ", p);
+    if (chmod(p.c_str(), 0711) < 0) return fail_sys("chmod the driver's state directory ", p);
   }
   std::string dir = state_dir_ + "/tasks/" + cid;
-  if (mkdir(dir.c_str(), 0700) < 0) {
+  if (mkdir(dir.c_str(), 0711) < 0) {
     if (errno == EEXIST) return fail_errno(EEXIST, "task ", task.id, " exists already (", dir, ")");
     return fail_sys("create the task directory ", dir);
   }
@@ -274,24 +281,80 @@ std::optional<int> wait_ready(int sock, pid_t pid, int timeout_ms, const std::st
 }
 
 // <task_dir>/rootfs from the image as the plan's mode says.
+// `husk ARGS...`: the helpers that fork (a user namespace for an idmapped
+// mount), which the driver, a threaded gRPC server, does not do itself.
+Result<std::string> run_husk(std::vector<std::string> args) {
+  args.insert(args.begin(), husk_binary());
+  auto r = TRY(run_captured(args, {}, 30000));
+  if (r.timed_out) return fail_msg("husk ", args[1], " did not finish within 30 s");
+  if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) > 1) {
+    std::string why = r.err;
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    // husk logs "husk: error: ..." or JSON; its last line says why.
+    if (size_t nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
+    return fail_msg("husk ", args[1], " ", args.size() > 2 ? args[2] : "", ": ",
+                    why.empty() ? describe_wait_status(r.status) : why);
+  }
+  return WEXITSTATUS(r.status) == 0 ? std::string("yes") : std::string("no");
+}
+
+// Attach at dst the tree at src as the task sees it: idmapped into the
+// task's range when the plan says so (src/dst may be /usr of a volatile root).
+Result<> bind_image(const OwnershipPlan& own, bool idmap, const std::string& src, const std::string& dst) {
+  if (!idmap) {
+    if (mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      return fail_sys("bind the image ", src, " on ", dst);
+    return {};
+  }
+  TRYV_CTX(run_husk({"mount-idmapped", src, dst, std::to_string(own.to), std::to_string(own.count),
+                     std::to_string(own.from)}),
+           "private_users_ownership: idmap the image into the task's range ", own.to, "-", own.to + own.count - 1);
+  return {};
+}
+
 Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const std::string& rootfs) {
   // kImage and kVolatileRoot use the image directory itself: a local
   // root filesystem (one layer); the overlays take every layer.
   const std::string& image = plan.image_layers.front();
+  const OwnershipPlan& own = plan.ownership;
+  // The image's ids meet the task's range: shifted on disk (chown, once:
+  // the image's root records the range), or seen through idmapped mounts.
+  bool idmap = false;
+  if (own.mode != OwnershipPlan::Mode::kOff) {
+    bool map = own.mode == OwnershipPlan::Mode::kMap;
+    if (own.mode == OwnershipPlan::Mode::kAuto) {
+      map = TRY_CTX(run_husk({"check-idmap", image}), "private_users_ownership: \"auto\"") == "yes";
+      if (!map && !own.chown_ok)
+        return fail_msg("config.private_users_ownership: \"auto\": the file system of ", image,
+                        " takes no idmapped mounts, and chown would change an image that is shared or not a "
+                        "directory");
+    }
+    if (map) {
+      idmap = true;
+    } else {
+      (void)TRY_CTX(idshift::shift_tree(own.image_root, own.to), "config.private_users_ownership: shift ",
+                    own.image_root, " to the range ", own.to);
+    }
+  }
+  // What the task dir adds to the root belongs to the task's root user.
+  const uint32_t root_id = own.to;
+  auto give = [&](const std::string& path) -> Result<> {
+    if (root_id != 0 && lchown(path.c_str(), root_id, root_id) < 0) return fail_sys("chown ", path, " to ", root_id);
+    return {};
+  };
   std::string layers = task_dir;
   switch (plan.rootfs_mode) {
     case RootfsMode::kImage:
-      if (mount(image.c_str(), rootfs.c_str(), nullptr, MS_BIND, nullptr) < 0)
-        return fail_sys("bind the image ", image, " on ", rootfs);
-      return {};
+      return bind_image(own, idmap, image, rootfs);
     case RootfsMode::kVolatileRoot: {
       // nspawn --volatile=yes: an empty tmpfs root, the image's /usr read-only.
-      if (mount("tmpfs", rootfs.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
+      std::string opts = cat("mode=755,uid=", root_id, ",gid=", root_id);
+      if (mount("tmpfs", rootfs.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) < 0)
         return fail_sys("mount a tmpfs root on ", rootfs);
       std::string usr = rootfs + "/usr";
       if (mkdir(usr.c_str(), 0755) < 0) return fail_sys("create ", usr);
-      if (mount((image + "/usr").c_str(), usr.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
-        return fail_sys("bind ", image, "/usr on ", usr);
+      TRYV(give(usr));
+      TRYV(bind_image(own, idmap, image + "/usr", usr));
       if (mount(nullptr, usr.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) < 0)
         return fail_sys("make ", usr, " read-only");
       return {};
@@ -305,8 +368,17 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
     case RootfsMode::kOverlay: {
       std::string upper = layers + "/upper", work = layers + "/work";
       if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
+      TRYV(give(upper));  // the overlay's root takes its owner from the upper dir
       if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
-      TRYV_CTX(image::mount_overlay(image::OverlaySpec{plan.image_layers, upper, work, false}, rootfs),
+      std::vector<std::string> lower = plan.image_layers;
+      if (idmap) {
+        // One layer (a local image): its idmapped clone is the lower dir.
+        std::string at = task_dir + "/lower";
+        if (mkdir(at.c_str(), 0700) < 0) return fail_sys("create ", at);
+        TRYV(bind_image(own, true, image, at));
+        lower = {at};
+      }
+      TRYV_CTX(image::mount_overlay(image::OverlaySpec{lower, upper, work, false}, rootfs),
                "mount the task's root filesystem on ", rootfs);
       return {};
     }
@@ -359,6 +431,14 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
 
   UniqueFd out = TRY(open_log(task.stdout_path));
   UniqueFd err = TRY(open_log(task.stderr_path));
+  UniqueFd in;
+  if (plan.interactive) {
+    // Held by the container alone (the monitor passes it on): the driver
+    // keeps no fd, so nothing changes across a plugin restart.
+    std::string fifo = task_dir + "/stdin";
+    if (mkfifo(fifo.c_str(), 0600) < 0) return fail_sys("create the task's stdin ", fifo);
+    in = TRY(open_fd(fifo, O_RDWR | O_CLOEXEC));
+  }
   // The container's sd_notify reaches us through husk's relay on an
   // abstract socket (a path under the task dir could pass sun_path's 108).
   UniqueFd ready;
@@ -368,12 +448,14 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   std::vector<std::string> argv = husk_argv();
   argv.insert(argv.end(), {"--log", log, "--log-format", "json", "run", "--keep", "--bundle", task_dir, cid});
   SpawnOptions so;
+  so.stdin_fd = in ? in.get() : -1;
   so.stdout_fd = out.get();
   so.stderr_fd = err.get();
   if (ready) so.extra_env.push_back("NOTIFY_SOCKET=@" + ready_name);
   pid_t pid = TRY(spawn(argv, so));
   out.reset();
   err.reset();
+  in.reset();
   h.monitor_pid = pid;
   h.monitor_start = runtime::process_start_time(pid);
   h.started_at_ns = now_ns();

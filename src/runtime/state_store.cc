@@ -93,31 +93,6 @@ Result<> remove_tree_at(int dirfd) {
 
 }  // namespace
 
-uint64_t process_start_time(pid_t pid) {
-  if (pid <= 0) return 0;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  auto content = read_file(path);
-  if (!content) return 0;
-  // comm may hold spaces and parentheses: fields start after the last ')'.
-  size_t close = content->rfind(')');
-  if (close == std::string::npos) return 0;
-  const char* p = content->c_str() + close + 2;
-  char state = *p;
-  if (state == 'Z' || state == 'X') return 0;
-  // field 3 is state; starttime is field 22 -> 19 more fields after state
-  for (int field = 3; field < 22; ++field) {
-    p = strchr(p, ' ');
-    if (!p) return 0;
-    ++p;
-  }
-  return strtoull(p, nullptr, 10);
-}
-
-bool process_alive(pid_t pid, uint64_t start_time) {
-  return pid > 0 && start_time != 0 && process_start_time(pid) == start_time;
-}
-
 Result<> validate_container_id(const std::string& id) {
   if (id.empty()) return fail_msg("container id is empty");
   if (id == "." || id == "..") return fail_msg("invalid container id \"", id, "\"");
@@ -213,7 +188,10 @@ Result<StateStore> StateStore::open(const std::string& root) {
 Result<ContainerDir> StateStore::create(const std::string& id) const {
   TRYV(validate_container_id(id));
   std::string path = root_ + "/" + id;
-  if (::mkdir(path.c_str(), 0700) < 0) {
+  // Searchable by others, not listable: a container whose user namespace
+  // maps its root to another host uid binds the files husk writes here
+  // (hosts, hostname, resolv.conf, all 0644) from inside that namespace.
+  if (::mkdir(path.c_str(), 0711) < 0) {
     if (errno == EEXIST) return fail_errno(EEXIST, "container \"", id, "\" already exists");
     return fail_sys("mkdir ", path);
   }

@@ -468,11 +468,28 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
   EXPECT_EQ(r->spec.annotations.count("run.husk.ports"), 0u);
 }
 
+TEST_F(DockerPlan, InteractiveAndJoiningAnotherContainersNamespaces) {
+  auto r = plan({{"interactive", B(true)}});
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->interactive);
+  EXPECT_FALSE(plan({})->interactive);
+  // container:NAME needs a running task of this driver; none here.
+  opts_.allowed_pid = {"*"};
+  opts_.allowed_ipc = {"*"};
+  for (const char* k : {"pid_mode", "ipc_mode"}) {
+    auto e = plan({{k, S("container:web-0123")}});
+    expect_error(e, cat("config.", k));
+    EXPECT_NE(e.error().what().find("no container of this driver"), std::string::npos) << e.error().what();
+  }
+  expect_error(plan({{"pid_mode", S("shared")}}), "config.pid_mode");
+  expect_error(plan({{"ipc_mode", S("other")}}), "config.ipc_mode");
+}
+
 TEST_F(DockerPlan, DockerdOnlyFieldsAreErrorsNamingThem) {
   std::pair<const char*, Value> refused[] = {
       {"runtime", S("runsc")},          {"isolation", S("hyperv")},       {"storage_opt", M({{"size", S("40G")}})},
       {"load", S("image.tar")},         {"mac_address", S("02:42:ac:11:00:02")}, {"network_aliases", L({S("db")})},
-      {"ipv4_address", S("10.0.0.5")},  {"ipv6_address", S("fd00::5")},   {"interactive", B(true)},
+      {"ipv4_address", S("10.0.0.5")},  {"ipv6_address", S("fd00::5")},
       {"volume_driver", S("rexray")},
   };
   for (auto& [k, v] : refused) expect_error(plan({{k, v}}), cat("config.", k));

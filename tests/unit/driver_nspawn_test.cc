@@ -9,7 +9,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -190,25 +192,77 @@ TEST(NspawnOptions, DisabledFlavorAndAttributes) {
 // ---- small parsers ---------------------------------------------------------------
 
 TEST(NspawnImage, PrivateUsersGrammar) {
-  EXPECT_FALSE(*nspawn::parse_private_users("no", "m", 0));
-  auto id = *nspawn::parse_private_users("identity", "m", 0);
+  auto free_all = [](uint32_t, uint32_t) { return false; };
+  EXPECT_FALSE(*nspawn::parse_private_users("no", "m", 0, free_all));
+  auto id = *nspawn::parse_private_users("identity", "m", 0, free_all);
   ASSERT_TRUE(id);
   EXPECT_EQ(id->first, 0u);
   EXPECT_EQ(id->second, 65536u);
-  auto yes = *nspawn::parse_private_users("yes", "m", 524288);
+  auto yes = *nspawn::parse_private_users("yes", "m", 524288, free_all);
   EXPECT_EQ(yes->first, 524288u);
-  auto n = *nspawn::parse_private_users("100000:5000", "m", 0);
+  auto n = *nspawn::parse_private_users("100000:5000", "m", 0, free_all);
   EXPECT_EQ(n->first, 100000u);
   EXPECT_EQ(n->second, 5000u);
-  auto pick1 = *nspawn::parse_private_users("pick", "web-1", 0), pick2 = *nspawn::parse_private_users("", "web-1", 0);
+  auto pick1 = *nspawn::parse_private_users("pick", "web-1", 0, free_all);
+  auto pick2 = *nspawn::parse_private_users("", "web-1", 0, free_all);
   EXPECT_EQ(pick1, pick2);  // stable per machine
   EXPECT_GE(pick1->first, 0x80000u);
   EXPECT_EQ(pick1->first % 0x10000u, 0u);
   for (const char* bad : {"maybe", "1:0", "x:5", "4294967295:2"}) {
-    auto r = nspawn::parse_private_users(bad, "m", 0);
+    auto r = nspawn::parse_private_users(bad, "m", 0, free_all);
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().what().find("config.private_users"), std::string::npos);
   }
+}
+
+TEST(NspawnImage, PickPrefersTheImagesOwnFreeRangeThenTheHashThenTheNextFree) {
+  std::set<uint32_t> used;
+  auto in_use = [&](uint32_t base, uint32_t) { return used.count(base) > 0; };
+  // An image shifted to a pickable range before keeps it while it is free.
+  auto own = *nspawn::parse_private_users("pick", "web-1", 0x1230000, in_use);
+  EXPECT_EQ(own->first, 0x1230000u);
+  used.insert(0x1230000);
+  auto hashed = *nspawn::parse_private_users("pick", "web-1", 0x1230000, in_use);
+  EXPECT_NE(hashed->first, 0x1230000u);
+  // An unaligned or host-range owner is no pick: the hash decides.
+  EXPECT_EQ((*nspawn::parse_private_users("pick", "web-1", 0, in_use))->first, hashed->first);
+  EXPECT_EQ((*nspawn::parse_private_users("pick", "web-1", 0x1230001, in_use))->first, hashed->first);
+  used.insert(hashed->first);
+  auto next = *nspawn::parse_private_users("pick", "web-1", 0, in_use);
+  EXPECT_NE(next->first, hashed->first);
+  EXPECT_EQ(next->first % 0x10000u, 0u);
+  auto all = nspawn::parse_private_users("pick", "web-1", 0, [](uint32_t, uint32_t) { return true; });
+  ASSERT_FALSE(all);
+  EXPECT_NE(all.error().what().find("in use"), std::string::npos);
+}
+
+TEST(NspawnImage, HostRangeInUseSeesALiveUserNamespace) {
+  if (geteuid() != 0) GTEST_SKIP() << "writing another range's uid_map needs root";
+  constexpr uint32_t kBase = 0x6FFE0000u;
+  // The initial namespace's own map (every process here) is not "in use".
+  ASSERT_FALSE(nspawn::host_range_in_use(kBase, 0x10000u));
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    (void)!::read(go[0], &c, 1);
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  std::ofstream("/proc/" + std::to_string(child) + "/uid_map") << "0 " << kBase + 0x8000 << " 16\n";
+  bool seen = nspawn::host_range_in_use(kBase, 0x10000u);
+  bool other = nspawn::host_range_in_use(kBase - 0x10000u, 0x10000u);
+  (void)!::write(go[1], "x", 1);
+  waitpid(child, nullptr, 0);
+  for (int fd : {ready[0], ready[1], go[0], go[1]}) close(fd);
+  EXPECT_TRUE(seen);    // any overlap counts
+  EXPECT_FALSE(other);  // the range below is free
 }
 
 TEST(NspawnImage, ChecksumFromSha256Sums) {
@@ -431,12 +485,14 @@ TEST_F(NspawnPlan, DefaultsBootTheImageLikeSystemdNspawn) {
     EXPECT_NE(std::find(caps.begin(), caps.end(), cap(c)), caps.end()) << c;
   EXPECT_EQ(std::find(caps.begin(), caps.end(), cap("CAP_SYS_MODULE")), caps.end());
   EXPECT_TRUE(s.linux->seccomp.has_value());
-  // user_namespacing = true, private_users unset ("pick"): an identity-mapped user namespace.
+  // user_namespacing = true, private_users unset ("pick"): a picked 64K
+  // range, the image's ownership shifted to it (auto).
   EXPECT_TRUE(has_ns(s, oci::NamespaceType::User));
   ASSERT_EQ(s.linux->uid_mappings.size(), 1u);
-  EXPECT_EQ(s.linux->uid_mappings[0].host_id, 0u);
+  EXPECT_GE(s.linux->uid_mappings[0].host_id, 0x80000u);
   EXPECT_EQ(s.linux->uid_mappings[0].size, 65536u);
-  EXPECT_FALSE(r->warnings.empty());
+  EXPECT_EQ(r->ownership.mode, OwnershipPlan::Mode::kAuto);
+  EXPECT_TRUE(r->warnings.empty());
   // resolv_conf unset = auto: in a private network, the uplink servers, as a copy.
   EXPECT_EQ(slurp(task_dir_ + "/resolv.conf"), "nameserver 198.51.100.1\n");
   // Nomad's task directories and memory.
@@ -520,13 +576,57 @@ TEST_F(NspawnPlan, UserNamespacing) {
   auto id = plan_ok({{"private_users", S("identity")}});
   EXPECT_TRUE(has_ns(id->spec, oci::NamespaceType::User));
   EXPECT_TRUE(id->warnings.empty());
-  // A range the image is not owned by would need an ownership shift.
-  expect_error(plan({{"private_users", S("524288:65536")}}), "config.private_users");
   expect_error(plan({{"private_users", S("bogus")}}), "config.private_users");
+  // A range the image is not owned by, ownership off (the default but with
+  // pick): mapped as asked, with a warning that files show as nobody.
+  auto off = plan_ok({{"private_users", S("524288:65536")}});
+  EXPECT_EQ(off->spec.linux->uid_mappings.front().host_id, 524288u);
+  EXPECT_EQ(off->ownership.mode, OwnershipPlan::Mode::kOff);
+  ASSERT_EQ(off->warnings.size(), 1u);
+  EXPECT_NE(off->warnings[0].find("nobody"), std::string::npos);
   // Group networking turns user namespacing off, as upstream.
   task_.network_mode = NetworkMode::Group;
   task_.netns_path = "/var/run/netns/x";
   EXPECT_FALSE(has_ns(plan_ok({})->spec, oci::NamespaceType::User));
+}
+
+TEST_F(NspawnPlan, PrivateUsersPickAndOwnership) {
+  // pick (the default) takes a free range and shifts the image to it: auto.
+  std::set<uint32_t> used;
+  opts_.range_in_use = [&](uint32_t base, uint32_t) { return used.count(base) > 0; };
+  auto r = plan_ok({});
+  const auto& m = r->spec.linux->uid_mappings;
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].container_id, 0u);
+  EXPECT_GE(m[0].host_id, 0x80000u);
+  EXPECT_EQ(m[0].size, 65536u);
+  EXPECT_EQ(r->ownership.mode, OwnershipPlan::Mode::kAuto);
+  EXPECT_EQ(r->ownership.from, 0u);
+  EXPECT_EQ(r->ownership.to, m[0].host_id);
+  EXPECT_TRUE(r->ownership.chown_ok);  // a directory image used as the root itself
+  // Taken by a live user namespace: the next range.
+  used.insert(m[0].host_id);
+  EXPECT_NE(plan_ok({})->spec.linux->uid_mappings[0].host_id, m[0].host_id);
+  used.clear();
+  // Explicit modes.
+  EXPECT_EQ(plan_ok({{"private_users_ownership", S("map")}})->ownership.mode, OwnershipPlan::Mode::kMap);
+  EXPECT_EQ(plan_ok({{"private_users_ownership", S("chown")}})->ownership.mode, OwnershipPlan::Mode::kChown);
+  EXPECT_EQ(plan_ok({{"private_users_ownership", S("off")}})->ownership.mode, OwnershipPlan::Mode::kOff);
+  // chown would change the image every ephemeral task shares.
+  expect_error(plan({{"ephemeral", B(true)}, {"private_users_ownership", S("chown")}}),
+               "config.private_users_ownership");
+  auto eph = plan_ok({{"ephemeral", B(true)}});
+  EXPECT_EQ(eph->ownership.mode, OwnershipPlan::Mode::kAuto);
+  EXPECT_FALSE(eph->ownership.chown_ok);
+  // An image in the range already needs no shift (identity: range 0).
+  EXPECT_EQ(plan_ok({{"private_users", S("identity")}, {"private_users_ownership", S("map")}})->ownership.mode,
+            OwnershipPlan::Mode::kOff);
+  // An image whose root is not a range's root cannot be shifted.
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(image_.c_str(), 1000, 1000), 0);
+    expect_error(plan({{"private_users_ownership", S("map")}}), "config.private_users_ownership");
+    ASSERT_EQ(chown(image_.c_str(), 0, 0), 0);
+  }
 }
 
 TEST_F(NspawnPlan, UserEnvironmentAndWorkingDirectory) {

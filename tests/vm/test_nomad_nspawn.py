@@ -76,6 +76,9 @@ def test_boot_debian_systemd_exec_and_stop(tmp_path, capsys):
         os.mknod("/dev/loop-control", 0o600 | stat.S_IFCHR, os.makedev(10, 237))
     report = tmp_path / "report"
     report.mkdir()
+    # The booted image runs in a picked user namespace range (private_users
+    # = pick): its root is not the host's, and a plain bind is not idmapped.
+    report.chmod(0o777)
     (report / "probe.sh").write_text(PROBE)
     task = tmp_path / "boot-task.hcl"
     task.write_text(f'image = "{DEBIAN_RAW}"\nboot = true\nbind = [{{ "{report}" = "/report" }}]\n')

@@ -1,0 +1,75 @@
+"""nomad-driver-husk as Nomad's docker driver (nomad-driver-docker), fields
+checked inside running containers through driver-probe: interactive (stdin
+kept open), pid_mode and ipc_mode = "container:NAME" (another task's
+namespaces joined). What a docker user would check: a `read` that blocks
+instead of failing, the other task's processes in `ps`, one IPC namespace."""
+import os
+
+import pytest
+
+from husktest import mount_points
+from test_driver_fields import Probe, image  # noqa: F401  (fixture)
+
+# Images from the test's own directories need volumes enabled (as in the docker driver).
+VOLUMES = {"volumes": {"enabled": True}}
+MODES = dict(VOLUMES, allowed_modes={"pid": ["private", "container:*"], "ipc": ["private", "shareable", "container:*"]})
+
+
+def containers(probe):
+    root = probe.state / "containers"
+    return sorted(c for c in os.listdir(root) if not c.startswith("."))
+
+
+def test_interactive_keeps_stdin_open(tmp_path, image):  # noqa: F811
+    before = mount_points()
+    probe = Probe(tmp_path, name="nomad-driver-docker", plugin_config=VOLUMES)
+    try:
+        script = "read line || exit 7; echo got:$line; exit 3"
+        # Without interactive, stdin is /dev/null: read sees end of file at once.
+        r = probe.start("closed", {"image": image, "command": "/bin/sh", "args": ["-c", script],
+                                   "network_mode": "none"})
+        assert r["ok"], r
+        assert probe.stop("closed")["exit_code"] == 7
+        # With it, the read blocks: the task is still there to exec into.
+        r = probe.start("open", {"image": image, "command": "/bin/sh", "args": ["-c", script],
+                                 "network_mode": "none", "interactive": True})
+        assert r["ok"], r
+        out = probe.sh("open", "sleep 2; tr '\\0' ' ' </proc/1/cmdline; echo; ls -l /proc/1/fd/0", timeout=120)["stdout"]
+        assert "read line" in out, out  # the task's shell, still reading
+        assert "stdin" in out, out  # fd 0 is the task's stdin FIFO
+        code = probe.stop("open")["exit_code"]
+        assert code not in (7, 3), code  # it never read end of file
+        assert containers(probe) == []
+    finally:
+        probe.close()
+    assert mount_points() == before
+
+
+def test_pid_and_ipc_mode_join_another_task(tmp_path, image):  # noqa: F811
+    before = mount_points()
+    probe = Probe(tmp_path, name="nomad-driver-docker", plugin_config=MODES)
+    try:
+        r = probe.start("donor", {"image": image, "command": "/bin/sleep", "args": ["1001"], "network_mode": "none",
+                                  "ipc_mode": "shareable"})
+        assert r["ok"], r
+        [donor] = containers(probe)
+        r = probe.start("joiner", {"image": image, "command": "/bin/sleep", "args": ["1002"], "network_mode": "none",
+                                   "pid_mode": f"container:{donor}", "ipc_mode": f"container:{donor}"})
+        assert r["ok"], r
+        ns = "for n in pid ipc mnt; do readlink /proc/self/ns/$n; done"
+        d = probe.sh("donor", ns)["stdout"].split()
+        j = probe.sh("joiner", f"{ns}; ps -o args")["stdout"].split("\n")
+        assert j[0] == d[0] and j[1] == d[1], (d, j)  # one PID and one IPC namespace
+        assert j[2] != d[2], (d, j)  # but a mount namespace (a root) of its own
+        rest = "\n".join(j[3:])
+        assert "sleep 1001" in rest and "sleep 1002" in rest, rest  # the donor's processes are visible
+        # Joining a task that is not there: StartTask fails naming the field, leaving nothing.
+        bad = probe.start("lost", {"image": image, "command": "/bin/true", "network_mode": "none",
+                                   "pid_mode": "container:no-such-task"})
+        assert not bad["ok"] and "config.pid_mode" in bad["error"], bad
+        assert len(containers(probe)) == 2
+        assert probe.stop("joiner")["ok"] and probe.stop("donor")["ok"]
+        assert containers(probe) == []
+    finally:
+        probe.close()
+    assert mount_points() == before
