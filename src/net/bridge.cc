@@ -106,7 +106,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     }();
     if (!req.ports.empty()) (void)write_file(cat("/proc/sys/net/ipv4/conf/", req.network, "/route_localnet"), "1");
     std::string veth = veth_name(req.id);
-    auto created = nl.create_veth(veth, "eth0", req.netns_fd, req.mtu);
+    auto created = nl.create_veth(veth, "eth0", req.netns_fd, req.mtu, req.mac ? req.mac->data() : nullptr);
     if (!created && created.error().code() == EEXIST)
       return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", req.id,
                         "\" exists already (another container's, or a name clash)");

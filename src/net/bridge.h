@@ -26,6 +26,7 @@ struct BridgeRequest {
   uint64_t pid_start = 0;
   int netns_fd = -1;
   int mtu = 0;
+  std::optional<std::array<unsigned char, 6>> mac;  // the container end's; unset: random
   std::vector<PortForward> ports;
 };
 

@@ -113,6 +113,27 @@ bool valid_interface_name(const std::string& name) {
   return true;
 }
 
+Result<std::array<unsigned char, 6>> parse_mac(const std::string& text) {
+  std::array<unsigned char, 6> m{};
+  auto bad = [&](const char* why) { return fail_errno(EINVAL, "\"", text, "\" is not a MAC address (", why, ")"); };
+  if (text.size() != 17) return bad("expected 6 hex octets, aa:bb:cc:dd:ee:ff");
+  for (size_t i = 0; i < 6; ++i) {
+    if (i > 0 && text[i * 3 - 1] != ':' && text[i * 3 - 1] != '-') return bad("expected 6 hex octets, aa:bb:cc:dd:ee:ff");
+    unsigned v = 0;
+    for (size_t k = 0; k < 2; ++k) {
+      char c = text[i * 3 + k];
+      if (!isxdigit(static_cast<unsigned char>(c))) return bad("expected 6 hex octets, aa:bb:cc:dd:ee:ff");
+      v = v * 16 + static_cast<unsigned>(isdigit(static_cast<unsigned char>(c)) ? c - '0' : (tolower(c) - 'a' + 10));
+    }
+    m[i] = static_cast<unsigned char>(v);
+  }
+  if (m[0] & 1) return bad("a multicast address; the first octet must be even");
+  bool zero = true;
+  for (auto b : m) zero = zero && b == 0;
+  if (zero) return bad("all zero");
+  return m;
+}
+
 Result<Mode> parse_mode(const std::string& value, std::string& bridge, std::string& path) {
   if (value == "none") return Mode::None;
   if (value == "host") return Mode::Host;
@@ -228,6 +249,11 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
       return fail_errno(EINVAL, "annotations.", kSubnet6Annotation, ": a subnet needs network mode bridge");
     c.subnet6 = *v;
   }
+  if (const std::string* v = get(kMacAnnotation)) {
+    if (c.mode != Mode::Bridge)
+      return fail_errno(EINVAL, "annotations.", kMacAnnotation, ": a MAC address needs network mode bridge");
+    c.mac = TRY_CTX(parse_mac(*v), "annotations.", kMacAnnotation);
+  }
   if (c.mode == Mode::Unset && c.requested() && !c.ports.empty()) c.mode = rootless ? Mode::Pasta : Mode::Bridge;
   if (!c.ports.empty() && !c.configures_interfaces())
     return fail_errno(EINVAL, "annotations.", kPortsAnnotation,
@@ -260,6 +286,10 @@ Result<> apply_flags(const Flags& f, std::map<std::string, std::string>& a) {
   if (!f.add_hosts.empty()) {
     for (const auto& h : f.add_hosts) TRYV_CTX(parse_extra_host(h), "--add-host");
     a[kAddHostsAnnotation] = join(f.add_hosts);
+  }
+  if (f.mac) {
+    TRYV_CTX(parse_mac(*f.mac), "--mac-address");
+    a[kMacAnnotation] = *f.mac;
   }
   return {};
 }

@@ -8,12 +8,15 @@
 //   run.husk.mtu        68..65535
 //   run.husk.subnet     IPv4 CIDR of a bridge network, used when it is first made
 //   run.husk.subnet6    IPv6 prefix (/64../120) making a bridge network dual stack
+//   run.husk.mac        MAC address of the container's eth0 (bridge): 6 hex octets,
+//                       unicast, not all zero
 // Pure parsing and validation: every error names the annotation (or flag)
 // and the value. No annotation at all = the OCI spec's own behaviour.
 #pragma once
 
 #include <netinet/in.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -31,6 +34,7 @@ inline constexpr const char* kAddHostsAnnotation = "run.husk.add-hosts";
 inline constexpr const char* kMtuAnnotation = "run.husk.mtu";
 inline constexpr const char* kSubnetAnnotation = "run.husk.subnet";
 inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
+inline constexpr const char* kMacAnnotation = "run.husk.mac";
 
 enum class Mode { Unset, None, Host, Pasta, Slirp4netns, Bridge, Path, Container };
 const char* mode_name(Mode m);
@@ -71,6 +75,7 @@ struct Config {
   std::optional<int> mtu;
   std::optional<std::string> subnet;  // Mode::Bridge, validated by the IPAM
   std::optional<std::string> subnet6;
+  std::optional<std::array<unsigned char, 6>> mac;  // Mode::Bridge
 
   // Whether husk touches the network at all (any annotation given).
   bool requested() const {
@@ -94,7 +99,8 @@ struct Flags {
   std::vector<std::string> publish;    // -p/--publish
   std::vector<std::string> dns;        // --dns
   std::vector<std::string> add_hosts;  // --add-host
-  bool empty() const { return !network && publish.empty() && dns.empty() && add_hosts.empty(); }
+  std::optional<std::string> mac;      // --mac-address
+  bool empty() const { return !network && publish.empty() && dns.empty() && add_hosts.empty() && !mac; }
 };
 Result<> apply_flags(const Flags& flags, std::map<std::string, std::string>& annotations);
 
@@ -103,5 +109,7 @@ Result<Mode> parse_mode(const std::string& value, std::string& bridge, std::stri
 Result<PortForward> parse_port(const std::string& text);
 Result<ExtraHost> parse_extra_host(const std::string& text);
 bool valid_interface_name(const std::string& name);
+// aa:bb:cc:dd:ee:ff (or '-' separated); unicast and not all zero.
+Result<std::array<unsigned char, 6>> parse_mac(const std::string& text);
 
 }  // namespace husk::net

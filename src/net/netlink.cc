@@ -148,7 +148,8 @@ Result<> Netlink::create_bridge(const std::string& name, int mtu) {
   return {};
 }
 
-Result<> Netlink::create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd, int mtu) {
+Result<> Netlink::create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd, int mtu,
+                              const unsigned char* peer_mac) {
   struct ifinfomsg ifi = link_of(0);
   Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
   m.attr_str(IFLA_IFNAME, host_name);
@@ -161,6 +162,7 @@ Result<> Netlink::create_veth(const std::string& host_name, const std::string& p
   m.raw(&peer_ifi, sizeof peer_ifi);
   m.attr_str(IFLA_IFNAME, peer_name);
   if (mtu > 0) m.attr_u32(IFLA_MTU, static_cast<uint32_t>(mtu));
+  if (peer_mac) m.attr(IFLA_ADDRESS, peer_mac, 6);
   m.attr_u32(IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
   m.end_nest(peer);
   m.end_nest(data);

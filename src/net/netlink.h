@@ -23,7 +23,9 @@ class Netlink {
   Result<int> link_index(const std::string& name);
   Result<> create_bridge(const std::string& name, int mtu);
   // A veth pair: host_name here, peer_name made directly in peer_netns_fd.
-  Result<> create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd, int mtu);
+  // peer_mac (6 bytes) or nullptr: the kernel picks a random one.
+  Result<> create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd, int mtu,
+                       const unsigned char* peer_mac = nullptr);
   Result<> set_master(int index, int master_index);
   Result<> set_up(int index);
   Result<> set_mtu(int index, int mtu);

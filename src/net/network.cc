@@ -153,6 +153,7 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.mtu = cfg.mtu.value_or(0);
       req.subnet = cfg.subnet;
       req.subnet6 = cfg.subnet6;
+      req.mac = cfg.mac;
       req.ports = cfg.ports;
       BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
       rec["address"] = a.address.str();

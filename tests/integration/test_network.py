@@ -143,6 +143,12 @@ def test_two_bridge_containers_reach_each_other(net, bundle):
     assert out == "hello-from-husk\n"
 
 
+def test_mac_address_is_the_containers_eth0(net, bundle):
+    bundle.set_args("cat", "/sys/class/net/eth0/address")
+    out = run_out(net, "--network", "bridge:hmac0", "--mac-address", "02:42:AC:11:00:2a")
+    assert out == "02:42:ac:11:00:2a\n"
+
+
 def test_bridge_outbound_is_masqueraded(net, bundle):
     """A server in another namespace, routed from the test's namespace, sees
     the host's address, not the container's."""
@@ -277,6 +283,10 @@ def test_a_dead_containers_lease_is_reclaimed_with_its_rules(net, bundle):
     (["--add-host", "db"], "--add-host: host \"db\": expected NAME:IP"),
     (["--network", "none", "-p", "8080:80"], "port forwarding needs network mode"),
     (["--network", "container:nosuch"], "container:nosuch"),
+    (["--network", "bridge", "--mac-address", "01:00:5e:00:00:01"],
+     '--mac-address: "01:00:5e:00:00:01" is not a MAC address (a multicast'),
+    (["--network", "host", "--mac-address", "02:42:ac:11:00:02"],
+     "run.husk.mac: a MAC address needs network mode bridge"),
 ])
 def test_invalid_flags_name_flag_and_value(net, bundle, flags, message):
     r = net.run(*flags)

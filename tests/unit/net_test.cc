@@ -116,6 +116,40 @@ TEST(NetConfig, FlagsBecomeAnnotations) {
   EXPECT_NE(r.error().str().find("--publish"), std::string::npos);
 }
 
+TEST(NetConfig, MacAddress) {
+  auto m = parse_mac("02:42:AC:11:00:2a");
+  ASSERT_TRUE(m);
+  EXPECT_EQ((*m)[0], 0x02);
+  EXPECT_EQ((*m)[2], 0xac);
+  EXPECT_EQ((*m)[5], 0x2a);
+  EXPECT_TRUE(parse_mac("02-42-ac-11-00-02"));
+  EXPECT_FALSE(parse_mac("01:00:5e:00:00:01"));  // multicast
+  EXPECT_FALSE(parse_mac("00:00:00:00:00:00"));
+  EXPECT_FALSE(parse_mac("02:42:ac:11:00"));
+  EXPECT_FALSE(parse_mac("02:42:ac:11:00:zz"));
+  EXPECT_FALSE(parse_mac("0242ac110002xxxxx"));
+  auto c = parse_config({{"run.husk.network", "bridge:br7"}, {"run.husk.mac", "02:42:ac:11:00:02"}}, false);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->mac);
+  EXPECT_EQ((*c->mac)[5], 0x02);
+  c = parse_config({{"run.husk.network", "bridge"}, {"run.husk.mac", "ff:ff:ff:ff:ff:ff"}}, false);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().str().find("run.husk.mac"), std::string::npos);
+  EXPECT_NE(c.error().str().find("ff:ff:ff:ff:ff:ff"), std::string::npos);
+  c = parse_config({{"run.husk.network", "host"}, {"run.husk.mac", "02:42:ac:11:00:02"}}, false);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().str().find("run.husk.mac"), std::string::npos);
+  Flags f;
+  f.mac = "02:42:ac:11:00:03";
+  std::map<std::string, std::string> a;
+  ASSERT_TRUE(apply_flags(f, a));
+  EXPECT_EQ(a["run.husk.mac"], "02:42:ac:11:00:03");
+  f.mac = "nope";
+  auto r = apply_flags(f, a);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("--mac-address"), std::string::npos);
+}
+
 TEST(HostFiles, Hosts) {
   HostsInput in;
   in.hostname = "web.example.com";
