@@ -15,6 +15,7 @@
 #include "common/program.h"
 #include "common/text.h"
 #include "driver/bundle_files.h"
+#include "net/config.h"
 #include "driver/docker_flavor.h"
 #include "driver/docker_mounts.h"
 #include "driver/docker_security.h"
@@ -229,8 +230,6 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       if (!is_ip(v)) return fail_msg(f(k), ": \"", v, "\" is not an IP address");
       return fail_msg(f(k), ": static addresses need a user-defined docker network; husk's bridge assigns its own");
     }
-  if (std::string v = TRY(str("mac_address")); !v.empty())
-    return fail_msg(f("mac_address"), ": \"", v, "\": husk's bridge does not set a MAC address of the task's choosing");
 
   // ---- image ---------------------------------------------------------------------
   std::string image = TRY(str("image"));
@@ -403,6 +402,15 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else {
     return fail_msg(f("network_mode"), ": \"", net_mode,
                     "\": user-defined docker networks do not exist in husk (bridge, host, none, or a group network)");
+  }
+
+  // docker --mac-address: the container's eth0 on husk's bridge (run.husk.mac).
+  if (std::string mac = TRY(str("mac_address")); !mac.empty()) {
+    if (!husk_network)
+      return fail_msg(f("mac_address"), ": \"", mac, "\": only with husk's bridge network (network_mode bridge, ",
+                      "the default), not ", net_mode.empty() ? "a group network" : "\"" + net_mode + "\"");
+    if (auto parsed = net::parse_mac(mac); !parsed) return fail_msg(f("mac_address"), ": ", parsed.error().what());
+    spec.annotations[net::kMacAnnotation] = mac;
   }
 
   std::string ipc_mode = TRY(str("ipc_mode"));

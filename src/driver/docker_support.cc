@@ -59,7 +59,7 @@ std::vector<FieldSupport> support_table() {
       {"config.logging.type", A, "json-file and local as is, others with a warning"},
       {"config.logging.driver", A, "alias of type"},
       {"config.logging.config", A, "ignored: no docker log drivers"},
-      {"config.mac_address", R, "husk's bridge picks the MAC: an error"},
+      {"config.mac_address", I, "the MAC of the task's eth0 on husk's bridge (run.husk.mac); with other networks an error"},
       {"config.memory_hard_limit", I, "memory becomes the reservation, this the limit"},
       {"config.mount", I, "bind, tmpfs and volume mounts"},
       {"config.mount[].type", I, "bind, tmpfs, volume (default)"},

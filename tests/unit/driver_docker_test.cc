@@ -485,10 +485,19 @@ TEST_F(DockerPlan, InteractiveAndJoiningAnotherContainersNamespaces) {
   expect_error(plan({{"ipc_mode", S("other")}}), "config.ipc_mode");
 }
 
+TEST_F(DockerPlan, MacAddressOnTheBridge) {
+  auto r = plan({{"mac_address", S("02:42:ac:11:00:02")}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->spec.annotations["run.husk.mac"], "02:42:ac:11:00:02");
+  expect_error(plan({{"mac_address", S("01:00:5e:00:00:01")}}), "config.mac_address");  // multicast
+  expect_error(plan({{"mac_address", S("02:42:ac")}}), "config.mac_address");
+  expect_error(plan({{"mac_address", S("02:42:ac:11:00:02")}, {"network_mode", S("host")}}), "config.mac_address");
+}
+
 TEST_F(DockerPlan, DockerdOnlyFieldsAreErrorsNamingThem) {
   std::pair<const char*, Value> refused[] = {
       {"runtime", S("runsc")},          {"isolation", S("hyperv")},       {"storage_opt", M({{"size", S("40G")}})},
-      {"load", S("image.tar")},         {"mac_address", S("02:42:ac:11:00:02")}, {"network_aliases", L({S("db")})},
+      {"load", S("image.tar")},         {"network_aliases", L({S("db")})},
       {"ipv4_address", S("10.0.0.5")},  {"ipv6_address", S("fd00::5")},
       {"volume_driver", S("rexray")},
   };

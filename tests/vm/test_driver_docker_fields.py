@@ -73,3 +73,20 @@ def test_pid_and_ipc_mode_join_another_task(tmp_path, image):  # noqa: F811
     finally:
         probe.close()
     assert mount_points() == before
+
+
+def test_mac_address_on_the_bridge(tmp_path, image):  # noqa: F811
+    before = mount_points()
+    probe = Probe(tmp_path, name="nomad-driver-docker", plugin_config=VOLUMES)
+    try:
+        r = probe.start("mac", {"image": image, "command": "/bin/sleep", "args": ["1000"],
+                                "mac_address": "02:42:AC:11:00:2a"})
+        assert r["ok"], r
+        assert probe.sh("mac", "cat /sys/class/net/eth0/address")["stdout"].strip() == "02:42:ac:11:00:2a"
+        assert probe.stop("mac")["ok"]
+        bad = probe.start("bad", {"image": image, "command": "/bin/true", "mac_address": "01:00:5e:00:00:01"})
+        assert not bad["ok"] and "config.mac_address" in bad["error"] and "multicast" in bad["error"], bad
+        assert containers(probe) == []
+    finally:
+        probe.close()
+    assert mount_points() == before
