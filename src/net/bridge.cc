@@ -56,6 +56,56 @@ Result<> configure_container_side(int netns_fd, const IpAddress& addr, const Sub
   return {};
 }
 
+// The /24 holding a static IPv4 address, the /64 holding an IPv6 one: the
+// subnet of a network made for it.
+std::string enclosing_subnet(const IpAddress& a) {
+  IpAddress n = a;
+  n.bytes[3] = 0;
+  return n.str() + "/24";
+}
+std::string enclosing_subnet6(const IpAddress& a) {
+  IpAddress n = a;
+  memset(n.bytes + 8, 0, 8);
+  return n.str() + "/64";
+}
+
+// The offset in the network of the container's static address(es): an
+// IPv6 one is the prefix + the offset in its low 32 bits, the same offset
+// as the container's IPv4 address (one lease covers both).
+Result<std::optional<uint32_t>> static_offset(const BridgeRequest& req, const Subnet& subnet,
+                                              const std::optional<Subnet6>& subnet6) {
+  std::optional<uint32_t> off;
+  if (req.address) {
+    if (!subnet.contains(*req.address))
+      return fail_errno(EINVAL, "address ", req.address->str(), " is not in network \"", req.network, "\"'s subnet ",
+                        subnet.str());
+    uint32_t v;
+    memcpy(&v, req.address->bytes, 4);
+    off = ntohl(v) - subnet.first();
+  }
+  if (req.address6) {
+    if (!subnet6)
+      return fail_errno(EINVAL, "address ", req.address6->str(), ": network \"", req.network,
+                        "\" has no IPv6 prefix (it is given with the network's first container)");
+    uint32_t v;
+    memcpy(&v, req.address6->bytes + 12, 4);
+    uint32_t off6 = ntohl(v);
+    if (!(subnet6->at(off6) == *req.address6))
+      return fail_errno(EINVAL, "address ", req.address6->str(), " is not network \"", req.network,
+                        "\"'s IPv6 prefix ", subnet6->str(), " with an offset in its last 32 bits");
+    if (off6 >= subnet.size())
+      return fail_errno(EINVAL, "address ", req.address6->str(), ": its offset ", off6, " is outside network \"",
+                        req.network, "\"'s IPv4 subnet ", subnet.str(),
+                        " (a container has the same offset in both)");
+    if (off && *off != off6)
+      return fail_errno(EINVAL, "addresses ", req.address->str(), " and ", req.address6->str(),
+                        " have different offsets in network \"", req.network, "\" (", subnet.str(), ", ",
+                        subnet6->str(), "); a container has the same offset in both: ", subnet6->at(*off).str());
+    off = off6;
+  }
+  return off;
+}
+
 }  // namespace
 
 std::string veth_name(const std::string& id) {
@@ -69,8 +119,24 @@ std::string veth_name(const std::string& id) {
 Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& alive) {
   Ipam ipam = TRY(Ipam::lock(req.ipam_root, alive));
   bool is_new = access((req.ipam_root + "/" + req.network + "/subnet").c_str(), F_OK) != 0;
-  Subnet subnet = TRY(ipam.subnet(req.network, req.subnet));
-  std::optional<Subnet6> subnet6 = TRY(ipam.subnet6(req.network, req.subnet6));
+  std::optional<std::string> want_subnet = req.subnet, want_subnet6 = req.subnet6;
+  if (is_new && !want_subnet && req.address) want_subnet = enclosing_subnet(*req.address);
+  if (is_new && !want_subnet6 && req.address6) want_subnet6 = enclosing_subnet6(*req.address6);
+  auto subnets = [&]() -> Result<std::pair<Subnet, std::optional<Subnet6>>> {
+    Subnet s4 = TRY(ipam.subnet(req.network, want_subnet));
+    std::optional<Subnet6> s6 = TRY(ipam.subnet6(req.network, want_subnet6));
+    return std::pair{s4, s6};
+  }();
+  if (!subnets) {
+    if (is_new) ipam.forget(req.network);
+    return fail(std::move(subnets.error()).with_context(cat("network \"", req.network, "\"")));
+  }
+  auto [subnet, subnet6] = *subnets;
+  auto offset_wanted = static_offset(req, subnet, subnet6);
+  if (!offset_wanted) {
+    if (is_new) ipam.forget(req.network);
+    return fail(std::move(offset_wanted.error()));
+  }
   Netlink nl = TRY(Netlink::open());
   if (!req.ports.empty()) {
     std::vector<Lease> others = TRY(ipam.all_leases());
@@ -83,7 +149,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
   tmpl.start = req.pid_start;
   tmpl.ports = ports_key(req.ports);
   std::vector<Lease> reclaimed;
-  auto address = ipam.allocate(req.network, subnet, tmpl, reclaimed);
+  auto address = ipam.allocate(req.network, subnet, tmpl, reclaimed, *offset_wanted);
   for (const auto& l : reclaimed) clean_leftovers(nl, l.id);
   if (!address) {
     if (is_new) ipam.forget(req.network);
@@ -140,6 +206,40 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     return fail(std::move(made.error()).with_context(cat("network \"", req.network, "\"")));
   }
   return made;
+}
+
+Result<> veth_attach(const std::string& bridge, const std::string& id, int netns_fd, int mtu,
+                     const std::optional<std::array<unsigned char, 6>>& mac) {
+  Netlink nl = TRY(Netlink::open());
+  int master = TRY(nl.link_index(bridge));
+  if (master == 0) return fail_errno(ENODEV, "bridge \"", bridge, "\" does not exist");
+  std::string veth = veth_name(id);
+  auto created = nl.create_veth(veth, "eth0", netns_fd, mtu, mac ? mac->data() : nullptr);
+  if (!created && created.error().code() == EEXIST)
+    return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", id,
+                      "\" exists already (another container's, or a name clash)");
+  if (!created) return fail(std::move(created.error()));
+  auto joined = [&]() -> Result<> {
+    int host_end = TRY(nl.link_index(veth));
+    TRYV_CTX(nl.set_master(host_end, master), "attach ", veth, " to bridge \"", bridge, "\" (is it a bridge?)");
+    TRYV(nl.set_up(host_end));
+    Netlink inner = TRY(Netlink::open_in(netns_fd));
+    for (const char* name : {"lo", "eth0"}) {
+      int index = TRY(inner.link_index(name));
+      if (index > 0) TRYV(inner.set_up(index));
+    }
+    return {};
+  }();
+  if (!joined) {
+    (void)nl.delete_link(veth);
+    return fail(std::move(joined.error()));
+  }
+  return {};
+}
+
+Result<> veth_detach(const std::string& id) {
+  Netlink nl = TRY(Netlink::open());
+  return nl.delete_link(veth_name(id));
 }
 
 Result<> bridge_detach(const std::string& ipam_root, const std::string& network, const std::string& id,

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 
 namespace husk::net {
 namespace {
@@ -59,6 +60,8 @@ const char* mode_name(Mode m) {
       return "slirp4netns";
     case Mode::Bridge:
       return "bridge";
+    case Mode::Veth:
+      return "veth";
     case Mode::Path:
       return "ns";
     case Mode::Container:
@@ -146,6 +149,12 @@ Result<Mode> parse_mode(const std::string& value, std::string& bridge, std::stri
       return fail_errno(EINVAL, "bridge name \"", bridge, "\" is not a valid interface name (1-15 of [A-Za-z0-9_.-])");
     return Mode::Bridge;
   }
+  if (value.starts_with("veth:")) {
+    bridge = value.substr(5);
+    if (!valid_interface_name(bridge))
+      return fail_errno(EINVAL, "bridge name \"", bridge, "\" is not a valid interface name (1-15 of [A-Za-z0-9_.-])");
+    return Mode::Veth;
+  }
   if (value.starts_with("ns:")) {
     path = value.substr(3);
     if (path.empty() || path[0] != '/') return fail_errno(EINVAL, "ns: needs an absolute path to a network namespace");
@@ -157,7 +166,7 @@ Result<Mode> parse_mode(const std::string& value, std::string& bridge, std::stri
     return Mode::Container;
   }
   return fail_errno(EINVAL, "unknown network mode \"", value,
-                    "\" (none, host, pasta, slirp4netns, bridge[:NAME], ns:PATH, container:ID)");
+                    "\" (none, host, pasta, slirp4netns, bridge[:NAME], veth:BRIDGE, ns:PATH, container:ID)");
 }
 
 Result<PortForward> parse_port(const std::string& text) {
@@ -194,6 +203,14 @@ Result<PortForward> parse_port(const std::string& text) {
   p.host_port = *hp;
   p.container_port = *cp;
   return p;
+}
+
+Result<IpAddress> parse_static_address(const std::string& text, int family) {
+  auto ip = parse_ip(text);
+  if (!ip) return fail(std::move(ip.error()));
+  if (ip->family != family)
+    return fail_errno(EINVAL, "\"", text, "\" is not an ", family == AF_INET ? "IPv4" : "IPv6", " address");
+  return *ip;
 }
 
 Result<ExtraHost> parse_extra_host(const std::string& text) {
@@ -250,17 +267,24 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
     c.subnet6 = *v;
   }
   if (const std::string* v = get(kMacAnnotation)) {
-    if (c.mode != Mode::Bridge)
-      return fail_errno(EINVAL, "annotations.", kMacAnnotation, ": a MAC address needs network mode bridge");
+    if (c.mode != Mode::Bridge && c.mode != Mode::Veth)
+      return fail_errno(EINVAL, "annotations.", kMacAnnotation, ": a MAC address needs network mode bridge or veth");
     c.mac = TRY_CTX(parse_mac(*v), "annotations.", kMacAnnotation);
   }
+  for (auto [key, family, out] : {std::tuple{kIpAnnotation, AF_INET, &c.ip}, std::tuple{kIp6Annotation, AF_INET6, &c.ip6}}) {
+    const std::string* v = get(key);
+    if (!v) continue;
+    if (c.mode != Mode::Bridge)
+      return fail_errno(EINVAL, "annotations.", key, ": a static address needs network mode bridge");
+    *out = TRY_CTX(parse_static_address(*v, family), "annotations.", key);
+  }
   if (c.mode == Mode::Unset && c.requested() && !c.ports.empty()) c.mode = rootless ? Mode::Pasta : Mode::Bridge;
-  if (!c.ports.empty() && !c.configures_interfaces())
+  if (!c.ports.empty() && (!c.configures_interfaces() || c.mode == Mode::Veth))
     return fail_errno(EINVAL, "annotations.", kPortsAnnotation,
                       ": port forwarding needs network mode pasta, "
                       "slirp4netns or bridge, not ",
                       mode_name(c.mode));
-  if (c.mode == Mode::Bridge && rootless)
+  if ((c.mode == Mode::Bridge || c.mode == Mode::Veth) && rootless)
     return fail_errno(EPERM, "annotations.", kNetworkAnnotation,
                       ": bridge networking needs root; "
                       "use pasta or slirp4netns rootless");
@@ -290,6 +314,14 @@ Result<> apply_flags(const Flags& f, std::map<std::string, std::string>& a) {
   if (f.mac) {
     TRYV_CTX(parse_mac(*f.mac), "--mac-address");
     a[kMacAnnotation] = *f.mac;
+  }
+  if (f.ip) {
+    TRYV_CTX(parse_static_address(*f.ip, AF_INET), "--ip");
+    a[kIpAnnotation] = *f.ip;
+  }
+  if (f.ip6) {
+    TRYV_CTX(parse_static_address(*f.ip6, AF_INET6), "--ip6");
+    a[kIp6Annotation] = *f.ip6;
   }
   return {};
 }

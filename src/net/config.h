@@ -1,7 +1,7 @@
 // What a bundle asks of the container's network, from the `run.husk.*`
 // annotations of config.json (which `husk run/create` flags fill in):
 //   run.husk.network    none | host | pasta | slirp4netns | bridge[:NAME] |
-//                       ns:PATH | container:ID
+//                       veth:BRIDGE | ns:PATH | container:ID
 //   run.husk.ports      [IP:]HOST:CONTAINER[/tcp|udp], comma separated
 //   run.husk.dns        resolver addresses, comma separated
 //   run.husk.add-hosts  NAME:IP, comma separated
@@ -10,6 +10,9 @@
 //   run.husk.subnet6    IPv6 prefix (/64../120) making a bridge network dual stack
 //   run.husk.mac        MAC address of the container's eth0 (bridge): 6 hex octets,
 //                       unicast, not all zero
+//   run.husk.ip         the container's IPv4 address on its bridge network (static)
+//   run.husk.ip6        its IPv6 address there (the network's IPv6 prefix + the
+//                       container's offset, which its IPv4 address shares)
 // Pure parsing and validation: every error names the annotation (or flag)
 // and the value. No annotation at all = the OCI spec's own behaviour.
 #pragma once
@@ -35,8 +38,13 @@ inline constexpr const char* kMtuAnnotation = "run.husk.mtu";
 inline constexpr const char* kSubnetAnnotation = "run.husk.subnet";
 inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
 inline constexpr const char* kMacAnnotation = "run.husk.mac";
+inline constexpr const char* kIpAnnotation = "run.husk.ip";
+inline constexpr const char* kIp6Annotation = "run.husk.ip6";
 
-enum class Mode { Unset, None, Host, Pasta, Slirp4netns, Bridge, Path, Container };
+// Veth: a veth pair whose host end joins an existing bridge husk does not
+// manage (BRIDGE in Config::bridge); the container's eth0 is up with no
+// address, for whatever serves that bridge (DHCP, a router) to configure.
+enum class Mode { Unset, None, Host, Pasta, Slirp4netns, Bridge, Veth, Path, Container };
 const char* mode_name(Mode m);
 
 // An IPv4 or IPv6 address, kept in network byte order.
@@ -76,6 +84,8 @@ struct Config {
   std::optional<std::string> subnet;  // Mode::Bridge, validated by the IPAM
   std::optional<std::string> subnet6;
   std::optional<std::array<unsigned char, 6>> mac;  // Mode::Bridge
+  std::optional<IpAddress> ip;                      // Mode::Bridge, IPv4
+  std::optional<IpAddress> ip6;                     // Mode::Bridge, IPv6
 
   // Whether husk touches the network at all (any annotation given).
   bool requested() const {
@@ -83,7 +93,7 @@ struct Config {
   }
   // Whether husk makes the container's interfaces (pasta, slirp4netns, bridge).
   bool configures_interfaces() const {
-    return mode == Mode::Pasta || mode == Mode::Slirp4netns || mode == Mode::Bridge;
+    return mode == Mode::Pasta || mode == Mode::Slirp4netns || mode == Mode::Bridge || mode == Mode::Veth;
   }
 };
 
@@ -100,7 +110,11 @@ struct Flags {
   std::vector<std::string> dns;        // --dns
   std::vector<std::string> add_hosts;  // --add-host
   std::optional<std::string> mac;      // --mac-address
-  bool empty() const { return !network && publish.empty() && dns.empty() && add_hosts.empty() && !mac; }
+  std::optional<std::string> ip;       // --ip
+  std::optional<std::string> ip6;      // --ip6
+  bool empty() const {
+    return !network && publish.empty() && dns.empty() && add_hosts.empty() && !mac && !ip && !ip6;
+  }
 };
 Result<> apply_flags(const Flags& flags, std::map<std::string, std::string>& annotations);
 
@@ -108,6 +122,8 @@ Result<> apply_flags(const Flags& flags, std::map<std::string, std::string>& ann
 Result<Mode> parse_mode(const std::string& value, std::string& bridge, std::string& path);
 Result<PortForward> parse_port(const std::string& text);
 Result<ExtraHost> parse_extra_host(const std::string& text);
+// An address of that family (AF_INET or AF_INET6) for run.husk.ip/ip6.
+Result<IpAddress> parse_static_address(const std::string& text, int family);
 bool valid_interface_name(const std::string& name);
 // aa:bb:cc:dd:ee:ff (or '-' separated); unicast and not all zero.
 Result<std::array<unsigned char, 6>> parse_mac(const std::string& text);

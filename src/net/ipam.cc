@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <set>
 
 namespace husk::net {
@@ -215,7 +216,7 @@ Result<std::vector<Lease>> Ipam::all_leases() {
 }
 
 Result<IpAddress> Ipam::allocate(const std::string& name, const Subnet& subnet, const Lease& tmpl,
-                                 std::vector<Lease>& reclaimed) {
+                                 std::vector<Lease>& reclaimed, std::optional<uint32_t> wanted) {
   std::vector<Lease> leases = TRY(read_leases(name));
   std::vector<Lease> live;
   for (auto& l : leases) {
@@ -227,11 +228,29 @@ Result<IpAddress> Ipam::allocate(const std::string& name, const Subnet& subnet, 
     else
       reclaimed.push_back(std::move(l));
   }
-  std::set<uint32_t> used;
+  std::map<uint32_t, const Lease*> used;
   for (const auto& l : live) {
     uint32_t v;
     memcpy(&v, l.address.bytes, 4);
-    used.insert(ntohl(v) - subnet.first());
+    used[ntohl(v) - subnet.first()] = &l;
+  }
+  if (wanted) {
+    IpAddress a = subnet.at(*wanted);
+    if (*wanted < 2 || *wanted + 1 >= subnet.size())
+      return fail_errno(EINVAL, "address ", a.str(), " is ",
+                        *wanted == 0 ? "the network address" : *wanted == 1 ? "the gateway (the bridge's address)"
+                                                                             : "not a host address",
+                        " of network \"", name, "\" (", subnet.str(), ")");
+    if (auto it = used.find(*wanted); it != used.end()) {
+      if (!reclaimed.empty()) TRYV(write_leases(name, live));
+      return fail_errno(EADDRINUSE, "address ", a.str(), " on network \"", name, "\" is held by container \"",
+                        it->second->id, "\"");
+    }
+    Lease l = tmpl;
+    l.address = a;
+    live.push_back(l);
+    TRYV_CTX(write_leases(name, live), "record the lease of ", l.address.str());
+    return l.address;
   }
   // .0 is the network, .1 the bridge (gateway), the last the broadcast.
   for (uint32_t off = 2; off + 1 < subnet.size(); ++off) {

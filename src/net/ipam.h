@@ -73,10 +73,11 @@ class Ipam {
   Result<std::optional<Subnet6>> subnet6(const std::string& name, const std::optional<std::string>& wanted);
   // Every live lease of every network (stale ones are left for allocate).
   Result<std::vector<Lease>> all_leases();
-  // A free address for id; stale leases of the network are reclaimed and
-  // appended to `reclaimed`.
+  // A free address for id (the one at `wanted` offset in the subnet when
+  // given: an error if a live container holds it); stale leases of the
+  // network are reclaimed and appended to `reclaimed`.
   Result<IpAddress> allocate(const std::string& name, const Subnet& subnet, const Lease& lease_template,
-                             std::vector<Lease>& reclaimed);
+                             std::vector<Lease>& reclaimed, std::optional<uint32_t> wanted = std::nullopt);
   // Drop id's lease; returns how many leases the network still has.
   Result<size_t> release(const std::string& name, const std::string& id);
   // Forget a network whose last lease went (its subnet file and directory).

@@ -102,6 +102,7 @@ Result<> plan(const Config& cfg, oci::Spec& spec, const std::string& state_dir, 
     case Mode::Pasta:
     case Mode::Slirp4netns:
     case Mode::Bridge:
+    case Mode::Veth:
       set_network_namespace(spec, true, "");
       break;
     case Mode::Unset:
@@ -154,6 +155,8 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.subnet = cfg.subnet;
       req.subnet6 = cfg.subnet6;
       req.mac = cfg.mac;
+      req.address = cfg.ip;
+      req.address6 = cfg.ip6;
       req.ports = cfg.ports;
       BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
       rec["address"] = a.address.str();
@@ -163,6 +166,11 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       hosts.host_address = a.gateway;
       break;
     }
+    case Mode::Veth:
+      rec["network"] = cfg.bridge;
+      TRYV(save_record(ctx.state_dir, rec));
+      TRYV_CTX(veth_attach(cfg.bridge, ctx.id, netns_fd, cfg.mtu.value_or(0), cfg.mac), "network veth:", cfg.bridge);
+      break;
     case Mode::Pasta:
     case Mode::Slirp4netns: {
       HelperRequest req;
@@ -202,6 +210,7 @@ Result<> detach(const std::string& state_dir, const std::string& id, const Alive
   if (rec["mode"] == "bridge" && !rec["ipam_root"].empty())
     TRYV_CTX(bridge_detach(rec["ipam_root"], rec["network"], id, alive), "remove the network of container \"", id,
              "\"");
+  if (rec["mode"] == "veth") TRYV_CTX(veth_detach(id), "remove the veth of container \"", id, "\"");
   ::unlink((state_dir + "/" + kRecordFile).c_str());
   return {};
 }

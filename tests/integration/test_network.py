@@ -149,6 +149,78 @@ def test_mac_address_is_the_containers_eth0(net, bundle):
     assert out == "02:42:ac:11:00:2a\n"
 
 
+def test_static_addresses_on_a_network_made_for_them(net, bundle):
+    """--ip/--ip6 on a new network: it gets the /24 and /64 holding them, the
+    container has exactly those addresses, and a second container reaches it."""
+    bundle.set_args(*HTTPD)
+    server = net.create(None, "--network", "bridge:hst0", "--ip", "172.20.0.5", "--ip6", "fd20::5")
+    net.cmd("start", server, check=True)
+    rec = record(net, server)
+    assert rec["address"] == "172.20.0.5" and rec["address6"] == "fd20::5"
+    with open(os.path.join(net.root, ".networks", "hst0", "subnet")) as f:
+        assert f.read().strip() == "172.20.0.0/24"
+    bundle.set_args("sh", "-c", "ip -o addr show eth0; "
+                    "for i in 1 2 3 4 5; do wget -q -O- http://172.20.0.5/ && exit 0; sleep 0.2; done; exit 1")
+    out = run_out(net, "--network", "bridge:hst0", "--ip6", "fd20::9")
+    assert "inet 172.20.0.9/24" in out and "inet6 fd20::9/64" in out, out
+    assert out.endswith("hello-from-husk\n")
+
+
+def test_static_address_errors_name_the_address_and_leave_nothing(net, bundle):
+    bundle.set_args("sleep", "60")
+    holder = net.create(None, "--network", "bridge", "--ip", "10.89.0.7")
+    assert record(net, holder)["address"] == "10.89.0.7"
+    links = net.ns.links()
+    for flags, message in [
+        (["--ip", "10.89.0.7"], f'address 10.89.0.7 on network "husk0" is held by container "{holder}"'),
+        (["--ip", "10.90.0.2"], 'address 10.90.0.2 is not in network "husk0"\'s subnet 10.89.0.0/24'),
+        (["--ip", "10.89.0.1"], "is the gateway"),
+        (["--ip6", "fd89::3"], 'network "husk0" has no IPv6 prefix'),
+    ]:
+        r = net.run("--network", "bridge", *flags)
+        assert r.returncode != 0 and message in r.stderr, (flags, r.stderr)
+        assert net.ns.links() == links
+    # Both given on a new dual-stack network: they must share an offset.
+    r = net.run("--network", "bridge:hst1", "--ip", "172.21.0.5", "--ip6", "fd21::6")
+    assert r.returncode != 0 and "have different offsets" in r.stderr and "fd21::5" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(net.root, ".networks", "hst1"))
+    assert net.ns.links() == links
+
+
+def test_veth_joins_a_bridge_husk_did_not_make(net, bundle):
+    """veth:BRIDGE (nspawn's network_bridge): the container's veth joins an
+    existing bridge, eth0 comes up with no address and whoever serves the
+    bridge configures it; delete removes the veth and leaves the bridge."""
+    net.ns.run("ip", "link", "add", "br9", "type", "bridge")
+    try:
+        net.ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "br9")
+        net.ns.run("ip", "link", "set", "br9", "up")
+        bundle.set_args(*HTTPD)
+        cid = net.create(None, "--network", "veth:br9")
+        assert record(net, cid)["mode"] == "veth"
+        pid = net.state(cid)["pid"]
+        members = net.ns.run("ip", "-o", "link", "show", "master", "br9").stdout
+        assert "hk" in members, members
+        inside = ["nsenter", f"--net=/proc/{pid}/ns/net"]
+        addrs = subprocess.run([*inside, "ip", "-o", "-4", "addr", "show", "eth0"], capture_output=True, text=True)
+        assert addrs.returncode == 0 and addrs.stdout == "", addrs
+        link = subprocess.run([*inside, "ip", "-o", "link", "show", "eth0"], capture_output=True, text=True).stdout
+        assert ",UP" in link, link
+        # The bridge's side (here: the test) gives it an address; then it answers.
+        subprocess.run([*inside, "ip", "addr", "add", "192.0.2.5/24", "dev", "eth0"], check=True)
+        net.cmd("start", cid, check=True)
+        assert wait_for(lambda: http_get_ok(net.ns, "http://192.0.2.5/"))
+        net.cmd("delete", "--force", cid, check=True)
+        assert net.ns.links() == ["lo", "br9"]
+        assert not os.path.exists(os.path.join(net.root, ".networks", "br9"))
+        r = net.run("--network", "veth:nosuch0")
+        assert r.returncode != 0 and 'bridge "nosuch0" does not exist' in r.stderr, r.stderr
+        r = net.run("--network", "veth:br9", "-p", "8080:80")
+        assert r.returncode != 0 and "port forwarding needs network mode" in r.stderr, r.stderr
+    finally:
+        net.ns.run("ip", "link", "del", "br9", check=False)
+
+
 def test_bridge_outbound_is_masqueraded(net, bundle):
     """A server in another namespace, routed from the test's namespace, sees
     the host's address, not the container's."""
@@ -287,6 +359,8 @@ def test_a_dead_containers_lease_is_reclaimed_with_its_rules(net, bundle):
      '--mac-address: "01:00:5e:00:00:01" is not a MAC address (a multicast'),
     (["--network", "host", "--mac-address", "02:42:ac:11:00:02"],
      "run.husk.mac: a MAC address needs network mode bridge"),
+    (["--network", "bridge", "--ip", "fd00::2"], '--ip: "fd00::2" is not an IPv4 address'),
+    (["--network", "none", "--ip", "10.89.0.9"], "run.husk.ip: a static address needs network mode bridge"),
 ])
 def test_invalid_flags_name_flag_and_value(net, bundle, flags, message):
     r = net.run(*flags)

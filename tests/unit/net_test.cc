@@ -47,6 +47,15 @@ TEST(NetConfig, Modes) {
   EXPECT_EQ(*parse_mode("container:abc", bridge, path), Mode::Container);
   EXPECT_FALSE(parse_mode("ns:relative", bridge, path));
   EXPECT_FALSE(parse_mode("bridge:this-name-is-too-long", bridge, path));
+  EXPECT_EQ(*parse_mode("veth:br0", bridge, path), Mode::Veth);
+  EXPECT_EQ(bridge, "br0");
+  EXPECT_FALSE(parse_mode("veth:", bridge, path));
+  auto veth = parse_config({{"run.husk.network", "veth:br0"}, {"run.husk.mac", "02:42:ac:11:00:02"}}, false);
+  ASSERT_TRUE(veth) << veth.error().str();
+  EXPECT_TRUE(veth->configures_interfaces());
+  EXPECT_FALSE(parse_config({{"run.husk.network", "veth:br0"}, {"run.husk.ports", "80:80"}}, false));
+  EXPECT_FALSE(parse_config({{"run.husk.network", "veth:br0"}, {"run.husk.ip", "10.0.0.2"}}, false));
+  EXPECT_FALSE(parse_config({{"run.husk.network", "veth:br0"}}, true));  // root only
   auto bad = parse_mode("wifi", bridge, path);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().what().find("\"wifi\""), std::string::npos);
@@ -278,6 +287,64 @@ TEST(Ipam, ExhaustedSubnetNamesTheNetwork) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ENOSPC);
   EXPECT_NE(r.error().what().find("\"small\" (10.89.9.0/30)"), std::string::npos);
+}
+
+TEST(Ipam, StaticAddressIsTakenOnceAndNeverTheGateway) {
+  TempDir d;
+  std::set<pid_t> alive = {100, 101};
+  Ipam ipam = *Ipam::lock(d.path, [&](pid_t pid, uint64_t) { return alive.count(pid) > 0; });
+  Subnet s = *ipam.subnet("net1", std::string("172.20.0.0/24"));
+  std::vector<Lease> reclaimed;
+  Lease l;
+  l.id = "a";
+  l.pid = 100;
+  EXPECT_EQ(ipam.allocate("net1", s, l, reclaimed, 5)->str(), "172.20.0.5");
+  l.id = "b";
+  l.pid = 101;
+  auto r = ipam.allocate("net1", s, l, reclaimed, 5);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), EADDRINUSE);
+  EXPECT_NE(r.error().what().find("172.20.0.5 on network \"net1\" is held by container \"a\""), std::string::npos);
+  for (uint32_t bad : {0u, 1u, 255u}) {
+    auto g = ipam.allocate("net1", s, l, reclaimed, bad);
+    ASSERT_FALSE(g) << bad;
+    EXPECT_EQ(g.error().code(), EINVAL);
+  }
+  EXPECT_NE(ipam.allocate("net1", s, l, reclaimed, 1).error().what().find("the gateway"), std::string::npos);
+  // The next dynamic address skips the static one; a dead holder's goes.
+  EXPECT_EQ(ipam.allocate("net1", s, l, reclaimed)->str(), "172.20.0.2");
+  alive.erase(100);
+  l.id = "c";
+  l.pid = 101;
+  EXPECT_EQ(ipam.allocate("net1", s, l, reclaimed, 5)->str(), "172.20.0.5");
+  ASSERT_EQ(reclaimed.size(), 1u);
+  EXPECT_EQ(reclaimed[0].id, "a");
+}
+
+TEST(NetConfig, StaticAddresses) {
+  auto c = parse_config({{"run.husk.network", "bridge:n1"}, {"run.husk.ip", "172.20.0.5"}, {"run.husk.ip6", "fd20::5"}},
+                        false);
+  ASSERT_TRUE(c) << c.error().str();
+  ASSERT_TRUE(c->ip && c->ip6);
+  EXPECT_EQ(c->ip->str(), "172.20.0.5");
+  EXPECT_EQ(c->ip6->str(), "fd20::5");
+  c = parse_config({{"run.husk.network", "bridge"}, {"run.husk.ip", "fd20::5"}}, false);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().str().find("annotations.run.husk.ip: \"fd20::5\" is not an IPv4 address"), std::string::npos);
+  c = parse_config({{"run.husk.network", "none"}, {"run.husk.ip6", "fd20::5"}}, false);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().str().find("run.husk.ip6: a static address needs network mode bridge"), std::string::npos);
+  Flags f;
+  f.ip = "10.89.0.9";
+  f.ip6 = "fd89::9";
+  std::map<std::string, std::string> a;
+  ASSERT_TRUE(apply_flags(f, a));
+  EXPECT_EQ(a["run.husk.ip"], "10.89.0.9");
+  EXPECT_EQ(a["run.husk.ip6"], "fd89::9");
+  f.ip6 = "10.0.0.1";
+  auto r = apply_flags(f, a);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().str().find("--ip6: \"10.0.0.1\" is not an IPv6 address"), std::string::npos);
 }
 
 TEST(Ipam, LeaseLinesRoundTrip) {
