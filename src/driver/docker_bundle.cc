@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <tuple>
 
 #include "common/program.h"
 #include "common/text.h"
@@ -224,12 +225,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   // it never reaches end of file).
   out.interactive = TRY(boolean("interactive"));
   if (auto a = TRY(strings("network_aliases")); !a.empty())
-    return fail_msg(f("network_aliases"), ": aliases need a user-defined docker network; husk has its bridge only");
-  for (auto k : {"ipv4_address", "ipv6_address"})
-    if (std::string v = TRY(str(k)); !v.empty()) {
-      if (!is_ip(v)) return fail_msg(f(k), ": \"", v, "\" is not an IP address");
-      return fail_msg(f(k), ": static addresses need a user-defined docker network; husk's bridge assigns its own");
-    }
+    return fail_msg(f("network_aliases"), ": \"", a.front(),
+                    "\": husk runs no DNS server for a network's container names and aliases (docker's embedded "
+                    "DNS); use extra_hosts or Nomad service discovery");
 
   // ---- image ---------------------------------------------------------------------
   std::string image = TRY(str("image"));
@@ -377,7 +375,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   std::string net_mode = TRY(str("network_mode"));
   bool group = task.network_mode == NetworkMode::Group && !task.netns_path.empty();
-  bool host_net = false, netns_none = false, husk_network = false, joined_container = false;
+  bool host_net = false, netns_none = false, husk_network = false, joined_container = false, user_network = false;
   if (group && net_mode.empty()) {
     // Nomad's group network: the docker driver joins its pause container.
     set_ns(oci::NamespaceType::Network, true, task.netns_path);
@@ -400,15 +398,37 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     spec.annotations["run.husk.network"] = "container:" + other;
     joined_container = true;
   } else {
-    return fail_msg(f("network_mode"), ": \"", net_mode,
-                    "\": user-defined docker networks do not exist in husk (bridge, host, none, or a group network)");
+    // A user-defined network: husk's bridge of that name, made with the
+    // network's first container (its subnet the next free 10.89.N.0/24,
+    // or the /24 of a static ipv4_address) and removed with its last.
+    if (!net::valid_interface_name(net_mode) || net_mode.find(':') != std::string::npos)
+      return fail_msg(f("network_mode"), ": \"", net_mode,
+                      "\" is not a network mode (bridge, host, none, container:NAME) nor a network name husk can ",
+                      "make a bridge of (1-15 of [A-Za-z0-9_.-])");
+    if (opts.rootless) return fail_msg(f("network_mode"), ": \"", net_mode, "\": a bridge network needs root");
+    set_ns(oci::NamespaceType::Network, true);
+    spec.annotations["run.husk.network"] = "bridge:" + net_mode;
+    husk_network = true;
+    user_network = true;
+  }
+
+  // Static addresses: as dockerd, on a user-defined network only.
+  for (auto [k, family, note] : {std::tuple{"ipv4_address", AF_INET, net::kIpAnnotation},
+                                 std::tuple{"ipv6_address", AF_INET6, net::kIp6Annotation}}) {
+    std::string v = TRY(str(k));
+    if (v.empty()) continue;
+    if (auto ip = net::parse_static_address(v, family); !ip) return fail_msg(f(k), ": ", ip.error().what());
+    if (!user_network)
+      return fail_msg(f(k), ": \"", v, "\": a static address needs a user-defined network (network_mode = \"NAME\"), ",
+                      "as in docker, not ", net_mode.empty() ? "the default network" : "\"" + net_mode + "\"");
+    spec.annotations[note] = v;
   }
 
   // docker --mac-address: the container's eth0 on husk's bridge (run.husk.mac).
   if (std::string mac = TRY(str("mac_address")); !mac.empty()) {
     if (!husk_network)
-      return fail_msg(f("mac_address"), ": \"", mac, "\": only with husk's bridge network (network_mode bridge, ",
-                      "the default), not ", net_mode.empty() ? "a group network" : "\"" + net_mode + "\"");
+      return fail_msg(f("mac_address"), ": \"", mac, "\": only with a bridge network (network_mode bridge, ",
+                      "the default, or a user-defined one), not ", net_mode.empty() ? "a group network" : "\"" + net_mode + "\"");
     if (auto parsed = net::parse_mac(mac); !parsed) return fail_msg(f("mac_address"), ": ", parsed.error().what());
     spec.annotations[net::kMacAnnotation] = mac;
   }

@@ -50,8 +50,12 @@ std::vector<FieldSupport> support_table() {
       {"config.ipc_mode", I,
        "private, shareable, host, none, container:NAME (a running task of this driver: its IPC namespace; "
        "unlike docker, not its /dev/shm); gated by allowed_modes.ipc"},
-      {"config.ipv4_address", R, "needs a user-defined docker network: an error"},
-      {"config.ipv6_address", R, "needs a user-defined docker network: an error"},
+      {"config.ipv4_address", I,
+       "static address on a user-defined network (husk's bridge of that name; a network made for it gets the /24 "
+       "holding it); taken by a running container, outside the subnet or on the default network: an error"},
+      {"config.ipv6_address", I,
+       "as ipv4_address, in the network's IPv6 prefix (the /64 holding it when made for it), at the same offset in "
+       "the last 32 bits as the container's IPv4 address"},
       {"config.isolation", R, "Windows only: any value is an error"},
       {"config.labels", I, "OCI annotations"},
       {"config.load", I, "a docker save archive in the task directory, imported into the store; image names the image in it"},
@@ -78,9 +82,11 @@ std::vector<FieldSupport> support_table() {
       {"config.mount[].volume_options.driver_config.name", R, "only \"local\""},
       {"config.mount[].volume_options.driver_config.options", R, "any option is an error"},
       {"config.mounts", I, "deprecated spelling of mount"},
-      {"config.network_aliases", R, "needs a user-defined docker network: an error"},
+      {"config.network_aliases", R, "any entry is an error: husk runs no DNS server for container names and aliases"},
       {"config.network_mode", I, "bridge (husk's, the default), host, none, container:<husk id or docker name "
-                                 "task-alloc>, Nomad's group network; user-defined networks are errors"},
+                                 "task-alloc>, Nomad's group network, or a user-defined network NAME: husk's bridge NAME, made with "
+                                 "its first container (next free 10.89.N.0/24) and removed with its last; its "
+                                 "containers reach each other by address"},
       {"config.oom_score_adj", I, "-1000..1000"},
       {"config.pids_limit", I, "bounded by the plugin's pids_limit"},
       {"config.pid_mode", I,

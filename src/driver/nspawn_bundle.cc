@@ -245,7 +245,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   bool veth = TRY(boolean("network_veth", true));
   std::string bridge = TRY(str("network_bridge"));
   std::string zone = TRY(str("network_zone"));
-  bool husk_network = false;
+  bool husk_network = false, foreign_bridge = false;
   if (!bridge.empty() && !zone.empty()) return fail_msg(f("network_zone"), ": cannot be combined with network_bridge");
   if (group) {
     // Nomad's group network wins: nspawn's driver drops veth and user
@@ -263,8 +263,19 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       return fail_msg(field, ": \"", zone.empty() ? bridge : zone, "\" makes the bridge name \"", name,
                       "\", which is not an interface name (1-15 of [A-Za-z0-9_.-])");
     set_ns(oci::NamespaceType::Network, true);
-    spec.annotations["run.husk.network"] = "bridge:" + name;
-    husk_network = true;
+    // network_bridge onto a bridge husk did not make (nspawn's only kind):
+    // the veth joins it and the container configures eth0 itself (DHCP
+    // from whatever serves that bridge). Else husk's bridge of that name.
+    std::string containers_root = task_dir.substr(0, task_dir.rfind('/'));
+    containers_root = containers_root.substr(0, containers_root.rfind('/')) + "/containers";
+    bool husks = access((containers_root + "/.networks/" + name + "/subnet").c_str(), F_OK) == 0;
+    if (!bridge.empty() && !husks && opts.link_exists(name)) {
+      spec.annotations["run.husk.network"] = "veth:" + name;
+      foreign_bridge = true;
+    } else {
+      spec.annotations["run.husk.network"] = "bridge:" + name;
+      husk_network = true;
+    }
   } else if (veth) {
     set_ns(oci::NamespaceType::Network, true);
     spec.annotations["run.husk.network"] = "bridge";
@@ -272,7 +283,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else {
     set_ns(oci::NamespaceType::Network, false);
   }
-  const bool own_netns = group || husk_network;
+  const bool own_netns = group || husk_network || foreign_bridge;
 
   // ---- user namespace -------------------------------------------------------------------
   {
@@ -567,6 +578,10 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
         return fail_msg(ports.empty() ? f("port_map") : f("ports"),
                         ": publishing ports needs a network of the task's own (network_veth, network_bridge, "
                         "network_zone) or a group network");
+      if (foreign_bridge)
+        return fail_msg(ports.empty() ? f("port_map") : f("ports"), ": bridge \"", bridge,
+                        "\" is not husk's, so husk does not know the address to forward ports to; use network_veth or "
+                        "a bridge husk makes (a name no interface has yet)");
       // In a group network Nomad maps the ports; husk forwards its own.
       if (husk_network) spec.annotations["run.husk.ports"] = forwards;
     }

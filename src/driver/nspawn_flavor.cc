@@ -76,8 +76,10 @@ std::vector<FieldSupport> support_table() {
       {"config.port_map", S::kImplemented, "deprecated label = container port, TCP"},
       {"config.network_veth", S::kImplemented,
        "a veth on husk's default bridge husk0 (addressed by husk's IPAM); false shares the host's network"},
-      {"config.network_bridge", S::kAccepted,
-       "a husk bridge of that name (made when missing); an existing bridge husk did not make is an error"},
+      {"config.network_bridge", S::kImplemented,
+       "an existing bridge (as nspawn): the veth joins it and eth0 comes up with no address, for DHCP or whatever "
+       "serves that bridge (ports are an error: husk does not know the address); a name with no interface yet: "
+       "husk's bridge of that name, with its IPAM"},
       {"config.network_zone", S::kImplemented, "the husk bridge vz-<zone>, made when missing"},
       {"plugin.enabled", S::kImplemented, "false: the driver fingerprints as undetected (\"disabled\")"},
       {"plugin.volumes", S::kImplemented, "false: a task with Nomad volume mounts fails to start"},

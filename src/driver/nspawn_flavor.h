@@ -29,6 +29,8 @@ inline constexpr const char* kSystemdVersion = "252";
 // now (any /proc/PID/uid_map or gid_map but the initial namespace's).
 using RangeInUse = std::function<bool(uint32_t base, uint32_t count)>;
 bool host_range_in_use(uint32_t base, uint32_t count);
+// Whether an interface of that name exists in the plugin's network namespace.
+bool host_link_exists(const std::string& name);
 
 struct Options {
   bool enabled = true;
@@ -44,6 +46,8 @@ struct Options {
                                          "/usr/sbin/tini", "/sbin/tini"};
   std::string import_keyring = "/usr/lib/systemd/import-pubring.gpg";
   RangeInUse range_in_use = host_range_in_use;  // private_users = "pick"
+  // Whether the host has a network interface of that name (network_bridge).
+  std::function<bool(const std::string&)> link_exists = host_link_exists;
 };
 
 Options host_defaults();

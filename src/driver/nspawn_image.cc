@@ -3,6 +3,8 @@
 // image_download as systemd-importd does it (libcurl fetch, checksum or
 // signature verification against SHA256SUMS, tar unpacked with libarchive,
 // raw images decompressed), and private_users ranges.
+#include <net/if.h>
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <curl/curl.h>
@@ -345,6 +347,8 @@ Result<> download_image(const Options& opts, const std::string& name, const Down
   if (rename(out.c_str(), target.c_str()) != 0) return fail_sys(at, ": rename ", out, " to ", target);
   return {};
 }
+
+bool host_link_exists(const std::string& name) { return if_nametoindex(name.c_str()) != 0; }
 
 bool host_range_in_use(uint32_t base, uint32_t count) {
   DIR* proc = opendir("/proc");

@@ -21,6 +21,7 @@
 #include "driver/podman_fields.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
+#include "net/config.h"
 #include "oci/config.h"
 #include "oci/default_seccomp.h"
 #include "oci/tables.h"
@@ -325,7 +326,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     set_namespace(spec, t, present, std::move(path));
   };
   std::string net_mode = TRY(str("network_mode"));
-  bool host_net = false, netns_none = false, husk_network = false;
+  bool host_net = false, netns_none = false, husk_network = false, bridge_network = false;
   if (task.network_mode == NetworkMode::Group && !task.netns_path.empty()) {
     // Nomad's group network wins over network_mode, as in nomad-driver-podman.
     set_ns(oci::NamespaceType::Network, true, task.netns_path);
@@ -353,9 +354,18 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     set_ns(oci::NamespaceType::Network, true);
     spec.annotations["run.husk.network"] = mode;
     husk_network = true;
+    bridge_network = mode.starts_with("bridge");
+  } else if (net::valid_interface_name(net_mode) && net_mode.find(':') == std::string::npos) {
+    // A network of that name (podman network create): husk's bridge NAME,
+    // made with its first container and removed with its last.
+    if (opts.rootless) return fail_msg(f("network_mode"), ": \"", net_mode, "\": a bridge network needs root");
+    set_ns(oci::NamespaceType::Network, true);
+    spec.annotations["run.husk.network"] = "bridge:" + net_mode;
+    husk_network = bridge_network = true;
   } else {
     return fail_msg(f("network_mode"), ": \"", net_mode,
-                    "\" is not a network mode (bridge, host, none, slirp4netns, pasta, ns:<path>)");
+                    "\" is not a network mode (bridge, host, none, slirp4netns, pasta, ns:<path>) nor a network name ",
+                    "husk can make a bridge of (1-15 of [A-Za-z0-9_.-])");
   }
   bool own_netns = !host_net;
 
@@ -433,11 +443,43 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       std::string forwards = TRY(port_forwards(task, ports, port_map, f("port_map")));
       if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
     }
-    const char* why = husk_network ? " is ignored: husk's bridge gives addresses from its own IPAM"
-                                   : " is ignored: podman applies it in bridge mode only";
-    for (auto k : {"ipv4_address", "ipv6_address", "static_mac"})
-      if (!TRY(str(k)).empty()) out.warnings.push_back(cat(f(k), why));
-    if (!TRY(strings("static_ips")).empty()) out.warnings.push_back(cat("config.static_ips", why));
+    // Static addresses and MAC: on a bridge network (podman applies them
+    // in bridge mode only, and so does husk: elsewhere they warn).
+    std::optional<std::string> ip4, ip6;
+    auto take = [&](const std::string& field, const std::string& v) -> Result<> {
+      auto ip = net::parse_ip(v);
+      if (!ip) return fail_msg(field, ": ", ip.error().what());
+      auto& slot = ip->family == AF_INET ? ip4 : ip6;
+      if (slot && *slot != v)
+        return fail_msg(field, ": \"", v, "\": the container already has ", ip->family == AF_INET ? "IPv4" : "IPv6",
+                        " address ", *slot, " (husk gives it one of each family)");
+      slot = v;
+      return {};
+    };
+    if (std::string v = TRY(str("ipv4_address")); !v.empty()) {
+      if (auto ip = net::parse_static_address(v, AF_INET); !ip) return fail_msg(f("ipv4_address"), ": ", ip.error().what());
+      TRYV(take(f("ipv4_address"), v));
+    }
+    if (std::string v = TRY(str("ipv6_address")); !v.empty()) {
+      if (auto ip = net::parse_static_address(v, AF_INET6); !ip)
+        return fail_msg(f("ipv6_address"), ": ", ip.error().what());
+      TRYV(take(f("ipv6_address"), v));
+    }
+    auto statics = TRY(strings("static_ips"));
+    for (size_t i = 0; i < statics.size(); i++) TRYV(take(fi("static_ips", i), statics[i]));
+    std::string mac = TRY(str("static_mac"));
+    if (!mac.empty())
+      if (auto m = net::parse_mac(mac); !m) return fail_msg(f("static_mac"), ": ", m.error().what());
+    if (bridge_network) {
+      if (ip4) spec.annotations[net::kIpAnnotation] = *ip4;
+      if (ip6) spec.annotations[net::kIp6Annotation] = *ip6;
+      if (!mac.empty()) spec.annotations[net::kMacAnnotation] = mac;
+    } else {
+      for (auto k : {"ipv4_address", "ipv6_address", "static_mac"})
+        if (!TRY(str(k)).empty())
+          out.warnings.push_back(cat(f(k), " is ignored: podman applies it in bridge mode only"));
+      if (!statics.empty()) out.warnings.push_back(cat(f("static_ips"), " is ignored: podman applies it in bridge mode only"));
+    }
   }
 
   // ---- resources --------------------------------------------------------------------------

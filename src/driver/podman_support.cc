@@ -61,13 +61,16 @@ std::vector<FieldSupport> support_rows() {
       {"config.cpu_hard_limit", kImpl, "cpu.max quota from the task's cpu share of the host"},
       {"config.cpu_cfs_period", kImpl, "cpu.max period with cpu_hard_limit (default 100000)"},
       {"config.network_mode", kImpl,
-       "bridge (husk's, with IPAM), host, none, slirp4netns, pasta, ns:PATH, Nomad's group network; "
-       "task:NAME/container: refused"},
+       "bridge (husk's, with IPAM), host, none, slirp4netns, pasta, ns:PATH, Nomad's group network, a network "
+       "NAME (husk's bridge NAME, made with its first container); task:NAME/container: refused"},
       {"config.ipc_mode", kImpl, "private, shareable, host, none, ns:PATH"},
-      {"config.ipv4_address", kAccepted, "a warning: husk's bridge assigns addresses itself"},
-      {"config.ipv6_address", kAccepted, "as ipv4_address"},
-      {"config.static_ips", kAccepted, "as ipv4_address"},
-      {"config.static_mac", kAccepted, "as ipv4_address"},
+      {"config.ipv4_address", kImpl,
+       "static address on a bridge network (husk's IPAM: taken or outside the subnet is an error); a warning in "
+       "other modes, where podman ignores it"},
+      {"config.ipv6_address", kImpl,
+       "as ipv4_address, in the network's IPv6 prefix at the same offset (last 32 bits) as the IPv4 address"},
+      {"config.static_ips", kImpl, "one IPv4 and one IPv6 address at most, merged with ipv4_address/ipv6_address"},
+      {"config.static_mac", kImpl, "the MAC of eth0 on a bridge network; a warning in other modes"},
       {"config.extra_hosts", kImpl, "host:ip lines in the task's /etc/hosts"},
       {"config.ports", kImpl, "group network port labels forwarded to the bridge"},
       {"config.port_map", kImpl, "deprecated label = port forwards; NOMAD_PORT_label set to the container port"},

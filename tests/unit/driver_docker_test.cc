@@ -456,7 +456,21 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
     EXPECT_EQ(r->spec.annotations.at("run.husk.network"), "container:" + alloc + "-db-080917dc");
     EXPECT_TRUE(has_ns(r->spec, oci::NamespaceType::Network));
   }
-  expect_error(plan({{"network_mode", S("my-net")}}), "config.network_mode");
+  // A user-defined network: husk's bridge of that name, static addresses on it.
+  r = plan({{"network_mode", S("my-net")}, {"ipv4_address", S("172.20.0.5")}, {"ipv6_address", S("fd20::5")}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->spec.annotations.at("run.husk.network"), "bridge:my-net");
+  EXPECT_EQ(r->spec.annotations.at("run.husk.ip"), "172.20.0.5");
+  EXPECT_EQ(r->spec.annotations.at("run.husk.ip6"), "fd20::5");
+  EXPECT_TRUE(has_ns(r->spec, oci::NamespaceType::Network));
+  expect_error(plan({{"network_mode", S("a-network-name-too-long")}}), "config.network_mode");
+  expect_error(plan({{"network_mode", S("bad name")}}), "config.network_mode");
+  auto e = plan({{"ipv4_address", S("10.89.0.5")}});  // the default network: as dockerd, an error
+  expect_error(e, "config.ipv4_address");
+  EXPECT_NE(e.error().what().find("user-defined network"), std::string::npos) << e.error().what();
+  expect_error(plan({{"network_mode", S("my-net")}, {"ipv4_address", S("fd20::5")}}), "config.ipv4_address");
+  expect_error(plan({{"network_mode", S("my-net")}, {"ipv6_address", S("172.20.0.5")}}), "config.ipv6_address");
+  expect_error(plan({{"network_mode", S("host")}, {"ipv6_address", S("fd20::5")}}), "config.ipv6_address");
 
   task_.network_mode = NetworkMode::Group;
   task_.netns_path = "/var/run/netns/0123";
@@ -498,7 +512,6 @@ TEST_F(DockerPlan, DockerdOnlyFieldsAreErrorsNamingThem) {
   std::pair<const char*, Value> refused[] = {
       {"runtime", S("runsc")},          {"isolation", S("hyperv")},       {"storage_opt", M({{"size", S("40G")}})},
       {"load", S("image.tar")},         {"network_aliases", L({S("db")})},
-      {"ipv4_address", S("10.0.0.5")},  {"ipv6_address", S("fd00::5")},
       {"volume_driver", S("rexray")},
   };
   for (auto& [k, v] : refused) expect_error(plan({{k, v}}), cat("config.", k));

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -377,7 +378,7 @@ class NspawnPlan : public ::testing::Test {
     fs::create_directories(alloc_ + "/alloc");
     fs::create_directories(alloc_ + "/web/local");
     fs::create_directories(alloc_ + "/web/secrets");
-    task_dir_ = root_ + "/taskdir";
+    task_dir_ = root_ + "/tasks/taskdir";  // the plugin's layout: <state>/tasks/ID beside <state>/containers
     fs::create_directories(task_dir_);
     write(root_ + "/resolv.conf", "nameserver 192.0.2.53\n");
     write(root_ + "/uplink.conf", "nameserver 198.51.100.1\n");
@@ -391,6 +392,7 @@ class NspawnPlan : public ::testing::Test {
     opts_.host_resolved_upstream = root_ + "/uplink.conf";
     opts_.host_resolved_stub = root_ + "/stub.conf";
     opts_.stub_inits = {root_ + "/catatonit"};
+    opts_.link_exists = [this](const std::string& name) { return links_.count(name) > 0; };
 
     task_.id = "6b6f7a1e-4c9d-4a3b-9f10-2a3b4c5d6e7f/web/abcd1234";
     task_.name = "web";
@@ -449,6 +451,7 @@ class NspawnPlan : public ::testing::Test {
   static int cap(const char* n) { return *oci::capability_from_name(n); }
 
   std::string root_, image_, alloc_, task_dir_;
+  std::set<std::string> links_;  // the host's network interfaces, as plan() sees them
   nspawn::Options opts_;
   TaskSpec task_;
 };
@@ -681,6 +684,24 @@ TEST_F(NspawnPlan, NetworkVethBridgeZoneAndGroup) {
   EXPECT_EQ(slurp(task_dir_ + "/resolv.conf"), "nameserver 192.0.2.53\n");  // auto on the host network
   EXPECT_EQ(plan_ok({{"network_bridge", S("br-apps")}})->spec.annotations.at("run.husk.network"), "bridge:br-apps");
   EXPECT_EQ(plan_ok({{"network_zone", S("apps")}})->spec.annotations.at("run.husk.network"), "bridge:vz-apps");
+  // An existing bridge husk did not make: the veth joins it (nspawn's way);
+  // one of husk's (its IPAM has it) stays husk's.
+  links_ = {"br0", "br-apps"};
+  auto joined_br = plan_ok({{"network_bridge", S("br0")}});
+  EXPECT_EQ(joined_br->spec.annotations.at("run.husk.network"), "veth:br0");
+  EXPECT_TRUE(has_ns(joined_br->spec, oci::NamespaceType::Network));
+  const auto& jc = *joined_br->spec.process->capabilities->bounding;
+  EXPECT_NE(std::find(jc.begin(), jc.end(), cap("CAP_NET_ADMIN")), jc.end());
+  fs::create_directories(root_ + "/containers/.networks/br-apps");
+  write(root_ + "/containers/.networks/br-apps/subnet", "10.89.3.0/24\n");
+  EXPECT_EQ(plan_ok({{"network_bridge", S("br-apps")}})->spec.annotations.at("run.husk.network"), "bridge:br-apps");
+  EXPECT_EQ(plan_ok({{"network_zone", S("apps")}})->spec.annotations.at("run.husk.network"), "bridge:vz-apps");
+  task_.ports = {TaskPort{"http", 25000, 80, ""}};
+  auto e = plan({{"network_bridge", S("br0")}, {"ports", L({S("http")})}});
+  expect_error(e, "config.ports");
+  EXPECT_NE(e.error().what().find("is not husk's"), std::string::npos) << e.error().what();
+  task_.ports.clear();
+  links_.clear();
   expect_error(plan({{"network_zone", S("a-much-too-long-zone")}}), "config.network_zone");
   expect_error(plan({{"network_zone", S("a")}, {"network_bridge", S("b")}}), "config.network_zone");
   task_.network_mode = NetworkMode::Group;

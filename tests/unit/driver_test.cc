@@ -806,8 +806,30 @@ TEST_F(PodmanPlan, NetworkModes) {
   expect_error(plan({{"network_mode", S("slirp4netns")}, {"port_map", L({M({{"nope", I(1)}})})}}),
                "config.port_map.nope");
   task_.ports.clear();
-  expect_error(plan({{"network_mode", S("wifi")}}), "config.network_mode");
+  expect_error(plan({{"network_mode", S("wi fi")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("task:db")}}), "config.network_mode");
+  // A network name (podman network create): husk's bridge of that name,
+  // with the static addresses and MAC podman applies in bridge mode.
+  auto named = plan({{"network_mode", S("backend")}, {"ipv4_address", S("172.20.0.5")},
+                     {"static_ips", L({S("fd20::5")})}, {"static_mac", S("02:42:ac:14:00:05")}});
+  ASSERT_TRUE(named) << named.error().str();
+  EXPECT_EQ(named->spec.annotations.at("run.husk.network"), "bridge:backend");
+  EXPECT_EQ(named->spec.annotations.at("run.husk.ip"), "172.20.0.5");
+  EXPECT_EQ(named->spec.annotations.at("run.husk.ip6"), "fd20::5");
+  EXPECT_EQ(named->spec.annotations.at("run.husk.mac"), "02:42:ac:14:00:05");
+  EXPECT_TRUE(named->warnings.empty());
+  auto dflt = plan({{"ipv6_address", S("fd89::7")}});
+  ASSERT_TRUE(dflt) << dflt.error().str();
+  EXPECT_EQ(dflt->spec.annotations.at("run.husk.ip6"), "fd89::7");
+  expect_error(plan({{"ipv4_address", S("10.89.0.5")}, {"static_ips", L({S("10.89.0.6")})}}), "config.static_ips[0]");
+  expect_error(plan({{"ipv4_address", S("10.89.0.300")}}), "config.ipv4_address");
+  expect_error(plan({{"ipv6_address", S("10.89.0.3")}}), "config.ipv6_address");
+  expect_error(plan({{"static_mac", S("ff:ff:ff:ff:ff:ff")}}), "config.static_mac");
+  auto slirp_ip = plan({{"network_mode", S("slirp4netns")}, {"ipv4_address", S("10.0.2.5")}});
+  ASSERT_TRUE(slirp_ip) << slirp_ip.error().str();
+  EXPECT_EQ(slirp_ip->spec.annotations.count("run.husk.ip"), 0u);
+  ASSERT_EQ(slirp_ip->warnings.size(), 1u);
+  EXPECT_NE(slirp_ip->warnings[0].find("config.ipv4_address is ignored"), std::string::npos);
   expect_error(plan({{"network_mode", S("container:abc")}}), "config.network_mode");
 
   // A group network wins over network_mode, as in nomad-driver-podman.

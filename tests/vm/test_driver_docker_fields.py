@@ -4,6 +4,7 @@ kept open), pid_mode and ipc_mode = "container:NAME" (another task's
 namespaces joined). What a docker user would check: a `read` that blocks
 instead of failing, the other task's processes in `ps`, one IPC namespace."""
 import os
+import subprocess
 
 import pytest
 
@@ -87,6 +88,45 @@ def test_mac_address_on_the_bridge(tmp_path, image):  # noqa: F811
         bad = probe.start("bad", {"image": image, "command": "/bin/true", "mac_address": "01:00:5e:00:00:01"})
         assert not bad["ok"] and "config.mac_address" in bad["error"] and "multicast" in bad["error"], bad
         assert containers(probe) == []
+    finally:
+        probe.close()
+    assert mount_points() == before
+
+
+def link_exists(name):
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
+def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F811
+    """network_mode = "NAME": husk's bridge NAME, made with its first task and
+    removed with its last; ipv4_address/ipv6_address pin the task's address,
+    and tasks on the network reach each other."""
+    before = mount_points()
+    probe = Probe(tmp_path, name="nomad-driver-docker", plugin_config=VOLUMES)
+    try:
+        web = "echo hello-appnet > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
+        r = probe.start("web", {"image": image, "command": "/bin/sh", "args": ["-c", web], "network_mode": "appnet",
+                                "ipv4_address": "172.30.0.10", "ipv6_address": "fd30::a"})
+        assert r["ok"], r
+        assert link_exists("appnet")
+        addrs = probe.sh("web", "ip -o addr show eth0")["stdout"]
+        assert "inet 172.30.0.10/24" in addrs and "inet6 fd30::a/64" in addrs, addrs
+        r = probe.start("client", {"image": image, "command": "/bin/sleep", "args": ["1000"],
+                                   "network_mode": "appnet"})
+        assert r["ok"], r
+        got = probe.sh("client", "for i in 1 2 3 4 5; do wget -q -O- http://172.30.0.10/ && exit 0; sleep 1; done; "
+                       "exit 1")["stdout"]
+        assert got == "hello-appnet\n", got
+        # The address is the web task's while it runs: a clear error, nothing made.
+        bad = probe.start("twin", {"image": image, "command": "/bin/true", "network_mode": "appnet",
+                                   "ipv4_address": "172.30.0.10"})
+        assert not bad["ok"] and "172.30.0.10" in bad["error"] and "is held by container" in bad["error"], bad
+        bad = probe.start("dflt", {"image": image, "command": "/bin/true", "ipv4_address": "10.89.0.50"})
+        assert not bad["ok"] and "config.ipv4_address" in bad["error"] and "user-defined network" in bad["error"], bad
+        assert len(containers(probe)) == 2
+        assert probe.stop("client")["ok"] and probe.stop("web")["ok"]
+        assert containers(probe) == []
+        assert not link_exists("appnet")  # gone with its last task
     finally:
         probe.close()
     assert mount_points() == before
