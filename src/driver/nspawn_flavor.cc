@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "driver/nspawn_flavor.h"
+#include "image/store.h"
 
 namespace husk::driver::nspawn {
 
@@ -14,6 +15,7 @@ Options host_defaults() {
   Options o;
   char buf[PATH_MAX];
   if (getcwd(buf, sizeof buf)) o.cwd = buf;
+  o.image_store_root = image::Store::default_root();
   return o;
 }
 
@@ -34,8 +36,9 @@ std::vector<FieldSupport> support_table() {
       {"config.image_download", S::kImplemented, "fetch the image before the task starts (once, unless force)"},
       {"config.image_download.url", S::kImplemented, "fetched over http(s) with libcurl into /var/lib/machines"},
       {"config.image_download.type", S::kImplemented,
-       "tar (any compression, unpacked with libarchive) and raw (decompressed); docker is refused: it needs the "
-       "image store"},
+       "tar (any compression, unpacked with libarchive), raw (decompressed), docker (url is an image reference: "
+       "pulled into husk's image store, its merged layers copied into the machine image; verify does not apply, "
+       "every blob is checked against its digest)"},
       {"config.image_download.force", S::kImplemented, "replaces an existing local copy"},
       {"config.image_download.verify", S::kImplemented,
        "checksum: SHA256SUMS beside the URL; signature: also SHA256SUMS.gpg checked with gpgv against "

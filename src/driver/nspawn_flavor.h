@@ -45,6 +45,7 @@ struct Options {
   std::vector<std::string> stub_inits = {"/usr/libexec/podman/catatonit", "/usr/bin/catatonit", "/usr/bin/tini",
                                          "/usr/sbin/tini", "/sbin/tini"};
   std::string import_keyring = "/usr/lib/systemd/import-pubring.gpg";
+  std::string image_store_root;  // image_download type docker: image::Store::default_root()
   RangeInUse range_in_use = host_range_in_use;  // private_users = "pick"
   // Whether the host has a network interface of that name (network_bridge).
   std::function<bool(const std::string&)> link_exists = host_link_exists;

@@ -8,8 +8,8 @@
 
 #include <cerrno>
 
+#include "common/copy_tree.h"
 #include "common/fd.h"
-#include "runtime/copyup.h"
 #include "runtime/devices.h"
 #include "runtime/mount_api.h"
 #include "runtime/paths.h"

@@ -853,10 +853,81 @@ TEST_F(NspawnPlan, ImageDownloadTarWithChecksum) {
   expect_error(plan({{"image", S("gone")}, {"image_download", M({{"url", S(http.url("/missing.tar"))}})}}),
                "config.image_download.url");
   expect_error(
-      plan({{"image", S("d")}, {"image_download", M({{"url", S("docker.io/library/debian")}, {"type", S("docker")}})}}),
-      "config.image_download.type");
+      plan({{"image", S("d")}, {"image_download", M({{"url", S(http.url("/x.tar"))}, {"type", S("docker")}})}}),
+      "config.image_download.url");  // a docker image is a reference, not a URL
   opts_.import_keyring = root_ + "/no-keyring.gpg";
   expect_error(dl(http.url("/images/tiny.tar.gz"), "signature", true), "config.image_download.verify");
+}
+
+// type = "docker": the image goes through husk's store (here an OCI layout
+// it imports, as a registry pull ends the same way) and its layers, merged,
+// become the machine image: the upper layer's file wins, its whiteout
+// deletes, owners and modes are kept.
+TEST_F(NspawnPlan, ImageDownloadDockerMergesTheLayersIntoAMachineImage) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (overlayfs)";
+  opts_.image_store_root = root_ + "/store";
+  std::string layout = root_ + "/layout";
+  fs::create_directories(layout + "/blobs/sha256");
+  auto blob = [&](const std::string& data) {
+    std::string hex = husk::image::sha256_of(data).hex;
+    write(layout + "/blobs/sha256/" + hex, data);
+    return "sha256:" + hex;
+  };
+  std::string low = root_ + "/low", up = root_ + "/up";
+  write(low + "/etc/os-release", "ID=lower\n");
+  write(low + "/etc/gone", "deleted above\n");
+  write(low + "/bin/sh", "#!elf\n");
+  write(low + "/srv/app/data", "x\n");
+  ASSERT_EQ(chown((low + "/srv/app").c_str(), 1234, 1234), 0);
+  ASSERT_EQ(chmod((low + "/bin/sh").c_str(), 0755), 0);
+  write(up + "/etc/os-release", "ID=upper\n");
+  write(up + "/etc/.wh.gone", "");
+  std::vector<std::string> layers;
+  for (const auto& dir : {low, up}) {
+    std::string tarball = dir + ".tar";
+    ASSERT_EQ(std::system(("tar --numeric-owner -C " + dir + " -cf " + tarball + " .").c_str()), 0);
+    layers.push_back(slurp(tarball));
+  }
+  std::string d0 = blob(layers[0]), d1 = blob(layers[1]);
+  std::string config = R"({"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[")" +
+                       d0 + "\",\"" + d1 + "\"]}}";
+  std::string cfg = blob(config);
+  auto layer_desc = [](const std::string& d, size_t size) {
+    return R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":")" + d + "\",\"size\":" +
+           std::to_string(size) + "}";
+  };
+  std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)"
+                         R"({"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" + cfg +
+                         "\",\"size\":" + std::to_string(config.size()) + "},\"layers\":[" +
+                         layer_desc(d0, layers[0].size()) + "," + layer_desc(d1, layers[1].size()) + "]}";
+  std::string m = blob(manifest);
+  write(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+  write(layout + "/index.json", R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.)"
+                                R"(manifest.v1+json","digest":")" + m + "\",\"size\":" +
+                                std::to_string(manifest.size()) +
+                                R"(,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})");
+  auto r = plan({{"image", S("app")},
+                 {"boot", B(false)},
+                 {"image_download", M({{"url", S("oci:" + layout + ":v1")}, {"type", S("docker")}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  std::string img = root_ + "/machines/app";
+  EXPECT_EQ(r->image_layers.front(), fs::canonical(img).string());
+  EXPECT_EQ(slurp(img + "/etc/os-release"), "ID=upper\n");
+  EXPECT_FALSE(fs::exists(img + "/etc/gone"));
+  EXPECT_FALSE(fs::exists(img + "/etc/.wh.gone"));
+  struct stat st;
+  ASSERT_EQ(stat((img + "/srv/app").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  ASSERT_EQ(stat((img + "/bin/sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  for (const auto& e : fs::directory_iterator(root_ + "/machines"))  // no download leftovers, no mount
+    EXPECT_FALSE(e.path().filename().string().starts_with(".husk-download")) << e.path();
+  EXPECT_EQ(slurp("/proc/self/mountinfo").find(root_ + "/machines"), std::string::npos);
+  // A bad reference: the error names the field, nothing is made.
+  auto bad = plan({{"image", S("nope")},
+                   {"image_download", M({{"url", S("oci:" + root_ + "/no-layout:v1")}, {"type", S("docker")}})}});
+  expect_error(bad, "config.image_download.url");
+  EXPECT_FALSE(fs::exists(root_ + "/machines/nope"));
 }
 
 TEST_F(NspawnPlan, ImageDownloadRawIsDecompressed) {

@@ -1,4 +1,4 @@
-#include "runtime/copyup.h"
+#include "common/copy_tree.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 
 #include "common/fd.h"
 
-namespace husk::runtime {
+namespace husk {
 
 namespace {
 
@@ -102,4 +102,4 @@ Result<> copy_tree(int from_dir, int to_dir) {
   return result;
 }
 
-}  // namespace husk::runtime
+}  // namespace husk
