@@ -2,11 +2,17 @@
 #include "driver/bundle_files.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
+
+#include "common/program.h"
+#include "common/text.h"
 
 namespace husk::driver {
 
@@ -236,6 +242,72 @@ void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task) {
   spec.mounts.push_back(bind_mount(own_dir + "/local", task_env_or(task, "NOMAD_TASK_DIR", "/local"), {"rbind", "rw"}));
   spec.mounts.push_back(
       bind_mount(own_dir + "/secrets", task_env_or(task, "NOMAD_SECRETS_DIR", "/secrets"), {"rbind", "rw"}));
+}
+
+// `network_mode = "container:NAME"` (docker, podman; podman's task:NAME is
+// container:NAME-<alloc id>): NAME is a husk container of this driver (its
+// id), or the docker and podman drivers' container name "<task>-<alloc id>",
+// which is the husk container "<alloc id>-<task>-<8 hex>" of that task (the
+// newest, when the task restarted).
+Result<std::string> container_named(const std::string& containers_root, const std::string& name,
+                                    const std::string& field) {
+  struct stat st;
+  if (name.find('/') == std::string::npos && name != "." && name != ".." &&
+      stat((containers_root + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    return name;
+  std::string best;
+  int64_t best_time = -1;
+  if (DIR* d = opendir(containers_root.c_str())) {
+    while (auto* e = readdir(d)) {
+      std::string id = e->d_name;
+      // <alloc>-<task>-<8 hex>  <->  <task>-<alloc>: Nomad's alloc ids are uuids (36 characters).
+      if (id.size() < 36 + 1 + 1 + 9) continue;
+      std::string alloc = id.substr(0, 36), task = id.substr(37, id.size() - 37 - 9);
+      if (id[36] != '-' || id[id.size() - 9] != '-' || name != task + "-" + alloc) continue;
+      if (stat((containers_root + "/" + id).c_str(), &st) == 0 && st.st_mtime > best_time) {
+        best = id;
+        best_time = st.st_mtime;
+      }
+    }
+    closedir(d);
+  }
+  if (best.empty())
+    return fail_msg(field, ": \"container:", name, "\": no container of this driver has that name (a husk ",
+                    "container id, or the docker name <task>-<alloc id>)");
+  return best;
+}
+
+// The init of a running husk container of this driver (for pid_mode and
+// ipc_mode = "container:NAME"): its namespaces are joined by path. Read from
+// husk's record of it (state: pid and its start time, runtime/state_store.h).
+Result<pid_t> running_init(const std::string& containers_root, const std::string& name, const std::string& field) {
+  std::string id = TRY(container_named(containers_root, name, field));
+  auto kv = key_values(read_host_file(containers_root + "/" + id + "/state"));
+  pid_t pid = static_cast<pid_t>(strtol(kv["pid"].c_str(), nullptr, 10));
+  if (!process_alive(pid, strtoull(kv["pid_start"].c_str(), nullptr, 10)))
+    return fail_msg(field, ": \"container:", name, "\": container ", id, " is not running");
+  return pid;
+}
+
+std::string containers_root_of(const std::string& task_dir) {
+  std::string tasks = task_dir.substr(0, task_dir.rfind('/'));
+  return tasks.substr(0, tasks.rfind('/')) + "/containers";
+}
+
+void share_dev_shm(oci::Spec& spec, const std::string& task_dir, int64_t bytes, int64_t& plan_bytes) {
+  std::erase_if(spec.mounts, [](const oci::Mount& m) { return m.destination == "/dev/shm"; });
+  spec.mounts.push_back(bind_mount(task_dir + kShmDir, "/dev/shm", {"rbind", "nosuid", "nodev", "noexec"}));
+  plan_bytes = bytes;
+}
+
+bool join_dev_shm(oci::Spec& spec, const std::string& containers_root, const std::string& other_id) {
+  std::string state = containers_root.substr(0, containers_root.rfind('/'));
+  std::string shm = state + "/tasks/" + other_id + kShmDir, dir = state + "/tasks/" + other_id;
+  struct stat a, b;
+  if (stat(shm.c_str(), &a) != 0 || stat(dir.c_str(), &b) != 0 || a.st_dev == b.st_dev) return false;
+  std::erase_if(spec.mounts, [](const oci::Mount& m) { return m.destination == "/dev/shm"; });
+  spec.mounts.push_back(bind_mount(shm, "/dev/shm", {"rbind", "nosuid", "nodev", "noexec"}));
+  return true;
 }
 
 }  // namespace husk::driver

@@ -4,6 +4,8 @@
 // mount entries, /etc/resolv.conf and /etc/hosts. Shared by podman_bundle.cc and docker_bundle.cc.
 #pragma once
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,5 +76,23 @@ std::string task_env_or(const TaskSpec& task, const char* key, const char* fallb
 // Binds of the allocation's shared directory and the task's local/ and
 // secrets/ at the paths the Nomad env names (NOMAD_ALLOC_DIR, ...).
 void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task);
+
+// Another task's husk container, for "container:NAME" modes (see
+// bundle_files.cc); `field` names the task config field in errors.
+Result<std::string> container_named(const std::string& containers_root, const std::string& name,
+                                    const std::string& field);
+// Its init's pid while it runs (husk's state record: pid and start time).
+Result<pid_t> running_init(const std::string& containers_root, const std::string& name, const std::string& field);
+// <state>/containers for a task dir <state>/tasks/ID.
+std::string containers_root_of(const std::string& task_dir);
+
+// ipc_mode "shareable": /dev/shm becomes a bind of <task_dir>/shm, a tmpfs
+// of `bytes` the driver mounts (BundlePlan::shareable_shm_bytes).
+inline constexpr const char* kShmDir = "/shm";
+void share_dev_shm(oci::Spec& spec, const std::string& task_dir, int64_t bytes, int64_t& plan_bytes);
+// ipc_mode "container:NAME": the /dev/shm of that task when it is
+// shareable (its <task dir>/shm is a mount): bound as this task's /dev/shm
+// and true; false when it is not shareable.
+bool join_dev_shm(oci::Spec& spec, const std::string& containers_root, const std::string& other_id);
 
 }  // namespace husk::driver

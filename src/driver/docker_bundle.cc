@@ -138,50 +138,6 @@ Result<std::vector<uint32_t>> group_ids(const std::vector<std::string>& layers, 
   return out;
 }
 
-// `network_mode = "container:NAME"`: NAME is a husk container of this
-// driver (its id), or the docker driver's container name "<task>-<alloc
-// id>", which is the husk container "<alloc id>-<task>-<8 hex>" of that
-// task (the newest, when the task restarted).
-Result<std::string> container_named(const std::string& containers_root, const std::string& name,
-                                    const std::string& field) {
-  struct stat st;
-  if (name.find('/') == std::string::npos && name != "." && name != ".." &&
-      stat((containers_root + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    return name;
-  std::string best;
-  int64_t best_time = -1;
-  if (DIR* d = opendir(containers_root.c_str())) {
-    while (auto* e = readdir(d)) {
-      std::string id = e->d_name;
-      // <alloc>-<task>-<8 hex>  <->  <task>-<alloc>: Nomad's alloc ids are uuids (36 characters).
-      if (id.size() < 36 + 1 + 1 + 9) continue;
-      std::string alloc = id.substr(0, 36), task = id.substr(37, id.size() - 37 - 9);
-      if (id[36] != '-' || id[id.size() - 9] != '-' || name != task + "-" + alloc) continue;
-      if (stat((containers_root + "/" + id).c_str(), &st) == 0 && st.st_mtime > best_time) {
-        best = id;
-        best_time = st.st_mtime;
-      }
-    }
-    closedir(d);
-  }
-  if (best.empty())
-    return fail_msg(field, ": \"container:", name, "\": no container of this driver has that name (a husk ",
-                    "container id, or the docker name <task>-<alloc id>)");
-  return best;
-}
-
-// The init of a running husk container of this driver (for pid_mode and
-// ipc_mode = "container:NAME"): its namespaces are joined by path. Read from
-// husk's record of it (state: pid and its start time, runtime/state_store.h).
-Result<pid_t> running_init(const std::string& containers_root, const std::string& name, const std::string& field) {
-  std::string id = TRY(container_named(containers_root, name, field));
-  auto kv = key_values(read_host_file(containers_root + "/" + id + "/state"));
-  pid_t pid = static_cast<pid_t>(strtol(kv["pid"].c_str(), nullptr, 10));
-  if (!process_alive(pid, strtoull(kv["pid_start"].c_str(), nullptr, 10)))
-    return fail_msg(field, ": \"container:", name, "\": container ", id, " is not running");
-  return pid;
-}
-
 // docker-init (tini) from the host, as dockerd binds it for --init.
 std::string find_init(const Options& opts) {
   for (const std::string& p : {opts.default_init_path, std::string("/usr/libexec/docker/docker-init"),
@@ -354,8 +310,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     return fail_msg(f("userns_mode"), ": \"", userns, "\": husk runs tasks in the host's user namespace (only \"host\")");
 
   // The state dir's containers/, where container:NAME modes look.
-  std::string containers_root = task_dir.substr(0, task_dir.rfind('/'));
-  containers_root = containers_root.substr(0, containers_root.rfind('/')) + "/containers";
+  std::string containers_root = containers_root_of(task_dir);
 
   std::string pid_mode = TRY(str("pid_mode"));
   TRYV(check_mode(opts, opts.allowed_pid, "pid", "pid_mode", pid_mode));
@@ -448,16 +403,23 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     shm_mount = false;
   } else if (ipc_mode.starts_with("container:")) {
     // The other container's IPC namespace (System V IPC, POSIX message
-    // queues). Its /dev/shm is a tmpfs in its own mount namespace, which
-    // cannot be bound from here: the task keeps a /dev/shm of its own.
-    pid_t other = TRY(running_init(containers_root, ipc_mode.substr(10), f("ipc_mode")));
+    // queues) and its /dev/shm, which it shares only as "shareable" (a
+    // tmpfs the driver mounted on the host side), as dockerd requires.
+    std::string name = ipc_mode.substr(10);
+    pid_t other = TRY(running_init(containers_root, name, f("ipc_mode")));
+    std::string other_id = TRY(container_named(containers_root, name, f("ipc_mode")));
+    if (!join_dev_shm(spec, containers_root, other_id))
+      return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\": container ", other_id,
+                      " has a non-shareable IPC namespace (give it ipc_mode = \"shareable\")");
     set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other, "/ns/ipc"));
     own_ipc = false;
+    shm_mount = false;
   } else {
     return fail_msg(f("ipc_mode"), ": \"", ipc_mode,
                     "\" is not an IPC mode (private, shareable, host, none, container:NAME)");
   }
-  if (int64_t shm = TRY(integer("shm_size")); shm != 0) {
+  int64_t shm = TRY(integer("shm_size"));
+  if (shm != 0) {
     if (shm < 0) return fail_msg(f("shm_size"), ": ", shm, " is negative");
     if (!shm_mount) return fail_msg(f("shm_size"), ": only with ipc_mode private or shareable");
     for (auto& m : spec.mounts)
@@ -466,6 +428,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
         m.options.push_back(cat("size=", shm));
       }
   }
+  if (ipc_mode == "shareable" && opts.rootless)
+    out.warnings.push_back(cat(f("ipc_mode"), ": a rootless driver cannot mount a /dev/shm to share: this task's is its own"));
+  else if (ipc_mode == "shareable") share_dev_shm(spec, task_dir, shm > 0 ? shm : 64LL << 20, out.shareable_shm_bytes);
 
   std::string uts_mode = TRY(str("uts_mode"));
   TRYV(check_mode(opts, opts.allowed_uts, "uts", "uts_mode", uts_mode));

@@ -48,8 +48,9 @@ std::vector<FieldSupport> support_table() {
       {"config.interactive", I,
        "the task's stdin stays open (a FIFO in the task dir nothing writes to): reads block, never end of file"},
       {"config.ipc_mode", I,
-       "private, shareable, host, none, container:NAME (a running task of this driver: its IPC namespace; "
-       "unlike docker, not its /dev/shm); gated by allowed_modes.ipc"},
+       "private, shareable (its /dev/shm a host-side tmpfs others can bind), host, none, container:NAME (a "
+       "running shareable task of this driver: its IPC namespace and /dev/shm; a non-shareable one is an error, as "
+       "in docker); gated by allowed_modes.ipc"},
       {"config.ipv4_address", I,
        "static address on a user-defined network (husk's bridge of that name; a network made for it gets the /24 "
        "holding it); taken by a running container, outside the subnet or on the default network: an error"},

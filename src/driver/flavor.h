@@ -61,6 +61,11 @@ struct BundlePlan {
   // READY=1 (a booted systemd sends it when startup finished), so that
   // the task counts as started once its services are up.
   int ready_timeout_ms = 0;
+  // > 0: ipc_mode "shareable": the task's /dev/shm is a tmpfs of this size
+  // the driver mounts at <task_dir>/shm (kShmDir) before the container is
+  // made, so that a task with ipc_mode "container:<this one>" can bind the
+  // same one; unmounted when the task dir goes.
+  int64_t shareable_shm_bytes = 0;
   // The task's stdin is kept open (docker's interactive): a FIFO in the task
   // dir that the container holds open for reading and writing, so that a
   // read blocks instead of seeing end of file, whoever else comes and goes.

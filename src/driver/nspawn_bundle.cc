@@ -266,8 +266,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     // network_bridge onto a bridge husk did not make (nspawn's only kind):
     // the veth joins it and the container configures eth0 itself (DHCP
     // from whatever serves that bridge). Else husk's bridge of that name.
-    std::string containers_root = task_dir.substr(0, task_dir.rfind('/'));
-    containers_root = containers_root.substr(0, containers_root.rfind('/')) + "/containers";
+    std::string containers_root = containers_root_of(task_dir);
     bool husks = access((containers_root + "/.networks/" + name + "/subnet").c_str(), F_OK) == 0;
     if (!bridge.empty() && !husks && opts.link_exists(name)) {
       spec.annotations["run.husk.network"] = "veth:" + name;

@@ -326,7 +326,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     set_namespace(spec, t, present, std::move(path));
   };
   std::string net_mode = TRY(str("network_mode"));
-  bool host_net = false, netns_none = false, husk_network = false, bridge_network = false;
+  // task:NAME is the container of task NAME of this allocation (podman's
+  // name for it: NAME-<alloc id>); container:X names one directly.
+  const std::string containers_root = containers_root_of(task_dir);
+  auto other_container = [&](const std::string& mode) {
+    return mode.starts_with("task:") ? mode.substr(5) + "-" + task.alloc_id : mode.substr(10);
+  };
+  bool host_net = false, netns_none = false, husk_network = false, bridge_network = false, joined_net = false;
   if (task.network_mode == NetworkMode::Group && !task.netns_path.empty()) {
     // Nomad's group network wins over network_mode, as in nomad-driver-podman.
     set_ns(oci::NamespaceType::Network, true, task.netns_path);
@@ -341,8 +347,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (p.empty() || p[0] != '/') return fail_msg(f("network_mode"), ": \"", net_mode, "\": the path is not absolute");
     set_ns(oci::NamespaceType::Network, true, p);
   } else if (net_mode.starts_with("task:") || net_mode.starts_with("container:")) {
-    return fail_msg(f("network_mode"), ": \"", net_mode,
-                    "\": joining another task's network is not supported by husk yet; use a group network");
+    // Another task's network namespace, joined by husk when it creates
+    // this container (src/net's container: mode): it must be running.
+    std::string other = TRY(container_named(containers_root, other_container(net_mode), f("network_mode")));
+    set_ns(oci::NamespaceType::Network, true);
+    spec.annotations["run.husk.network"] = "container:" + other;
+    joined_net = true;
   } else if (net_mode.empty() || net_mode == "bridge" || net_mode.starts_with("bridge:") || net_mode == "slirp4netns" ||
              net_mode == "pasta") {
     // podman's own networks, made by husk (src/net): unset is podman's
@@ -367,7 +377,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
                     "\" is not a network mode (bridge, host, none, slirp4netns, pasta, ns:<path>) nor a network name ",
                     "husk can make a bridge of (1-15 of [A-Za-z0-9_.-])");
   }
-  bool own_netns = !host_net;
+  bool own_netns = !host_net && !joined_net;  // a joined one is the other task's
 
   std::string ipc_mode = TRY(str("ipc_mode"));
   bool own_ipc = true, shm_mount = true;
@@ -386,20 +396,36 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (p.empty() || p[0] != '/') return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\": the path is not absolute");
     set_ns(oci::NamespaceType::Ipc, true, p);
   } else if (ipc_mode.starts_with("task:") || ipc_mode.starts_with("container:")) {
-    return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\": joining another task's IPC namespace is not supported by husk yet");
+    // The other task's IPC namespace, and its /dev/shm when it is
+    // "shareable" (else a warning: this task keeps a /dev/shm of its own).
+    std::string name = other_container(ipc_mode);
+    pid_t other = TRY(running_init(containers_root, name, f("ipc_mode")));
+    std::string other_id = TRY(container_named(containers_root, name, f("ipc_mode")));
+    if (!join_dev_shm(spec, containers_root, other_id))
+      out.warnings.push_back(cat(f("ipc_mode"), ": \"", ipc_mode, "\": container ", other_id,
+                                 " does not share its /dev/shm (ipc_mode = \"shareable\" there does); this task has "
+                                 "its own"));
+    set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other, "/ns/ipc"));
+    own_ipc = false;
+    shm_mount = false;
   } else {
     return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\" is not an IPC mode");
   }
+  int64_t shm_bytes = 0;
   if (std::string shm = TRY(str("shm_size")); !shm.empty()) {
     if (!shm_mount) return fail_msg(f("shm_size"), ": only with ipc_mode private or shareable");
     auto bytes = parse_size(shm);
     if (!bytes) return fail_msg(f("shm_size"), ": ", bytes.error().what());
+    shm_bytes = *bytes;
     for (auto& m : spec.mounts)
       if (m.destination == "/dev/shm") {
         std::erase_if(m.options, [](const std::string& o) { return o.starts_with("size="); });
         m.options.push_back(cat("size=", *bytes));
       }
   }
+  if (ipc_mode == "shareable" && opts.rootless)
+    out.warnings.push_back(cat(f("ipc_mode"), ": a rootless driver cannot mount a /dev/shm to share: this task's is its own"));
+  else if (ipc_mode == "shareable") share_dev_shm(spec, task_dir, shm_bytes > 0 ? shm_bytes : 64LL << 20, out.shareable_shm_bytes);
 
   // Hostname: podman shares the host's UTS namespace with the host network
   // unless a hostname is asked for.

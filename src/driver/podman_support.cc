@@ -62,8 +62,11 @@ std::vector<FieldSupport> support_rows() {
       {"config.cpu_cfs_period", kImpl, "cpu.max period with cpu_hard_limit (default 100000)"},
       {"config.network_mode", kImpl,
        "bridge (husk's, with IPAM), host, none, slirp4netns, pasta, ns:PATH, Nomad's group network, a network "
-       "NAME (husk's bridge NAME, made with its first container); task:NAME/container: refused"},
-      {"config.ipc_mode", kImpl, "private, shareable, host, none, ns:PATH"},
+       "NAME (husk's bridge NAME, made with its first container), task:NAME and container:ID (that running task's "
+       "network namespace)"},
+      {"config.ipc_mode", kImpl,
+       "private, shareable (a /dev/shm other tasks can share), host, none, ns:PATH, task:NAME and container:ID "
+       "(that running task's IPC namespace, and its /dev/shm when shareable, else a warning)"},
       {"config.ipv4_address", kImpl,
        "static address on a bridge network (husk's IPAM: taken or outside the subnet is an error); a warning in "
        "other modes, where podman ignores it"},

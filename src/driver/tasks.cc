@@ -23,6 +23,7 @@
 #include "common/idshift.h"
 #include "common/program.h"
 #include "common/text.h"
+#include "driver/bundle_files.h"
 #include "driver/husk_process.h"
 #include "image/rootfs.h"
 #include "image/store.h"
@@ -94,8 +95,8 @@ void remove_dir(const std::string& path) {
 // still there and not empty after the unmount, the dir is left in place
 // rather than risk deleting the image.
 void remove_task_dir(const std::string& dir) {
-  for (const char* m : {"/rootfs", "/lower", "/volatile", "/image"}) umount2((dir + m).c_str(), MNT_DETACH);
-  for (const char* m : {"/rootfs", "/lower", "/image"})
+  for (const char* m : {"/rootfs", "/lower", "/volatile", "/image", kShmDir}) umount2((dir + m).c_str(), MNT_DETACH);
+  for (const char* m : {"/rootfs", "/lower", "/image", kShmDir})
     if (rmdir((dir + m).c_str()) < 0 && errno != ENOENT) {
       fprintf(stderr, "nomad-driver-husk: %s%s is not empty after unmounting it (%s): leaving %s in place\n",
               dir.c_str(), m, strerror(errno), dir.c_str());
@@ -424,6 +425,15 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   if (!plan.image_layers.empty()) {
     TRYV(mount_rootfs(plan, task_dir, rootfs));
     h.overlay = true;
+  }
+  if (plan.shareable_shm_bytes > 0) {
+    // ipc_mode "shareable": a /dev/shm that outlives no task dir and that
+    // another task's container can bind (bundle_files.h, join_dev_shm).
+    std::string shm = task_dir + kShmDir;
+    if (mkdir(shm.c_str(), 0700) < 0) return fail_sys("create ", shm);
+    std::string data = cat("mode=1777,size=", plan.shareable_shm_bytes);
+    if (mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, data.c_str()) < 0)
+      return fail_sys("mount the task's shareable /dev/shm on ", shm);
   }
   plan.spec.root.path = rootfs;
   if (plan.spec.linux && !plan.spec.linux->cgroups_path) plan.spec.linux->cgroups_path = cgroups_path_for(cid);

@@ -482,6 +482,27 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
   EXPECT_EQ(r->spec.annotations.count("run.husk.ports"), 0u);
 }
 
+TEST_F(DockerPlan, ShareableIpcHasADevShmOthersCanBind) {
+  opts_.allowed_ipc = {"*"};
+  auto r = plan({{"ipc_mode", S("shareable")}, {"shm_size", I(32 << 20)}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->shareable_shm_bytes, 32 << 20);
+  const oci::Mount* shm = nullptr;
+  for (const auto& m : r->spec.mounts)
+    if (m.destination == "/dev/shm") shm = &m;
+  ASSERT_NE(shm, nullptr);
+  EXPECT_EQ(shm->type, "bind");
+  EXPECT_EQ(shm->source, task_dir_ + "/shm");
+  EXPECT_EQ(plan({{"ipc_mode", S("shareable")}})->shareable_shm_bytes, 64 << 20);
+  EXPECT_EQ(plan({{"ipc_mode", S("private")}})->shareable_shm_bytes, 0);
+  opts_.rootless = true;
+  auto rl = plan({{"ipc_mode", S("shareable")}, {"network_mode", S("none")}});
+  ASSERT_TRUE(rl) << rl.error().str();
+  EXPECT_EQ(rl->shareable_shm_bytes, 0);
+  ASSERT_FALSE(rl->warnings.empty());
+  EXPECT_NE(rl->warnings.back().find("config.ipc_mode"), std::string::npos);
+}
+
 TEST_F(DockerPlan, InteractiveAndJoiningAnotherContainersNamespaces) {
   auto r = plan({{"interactive", B(true)}});
   ASSERT_TRUE(r);

@@ -807,7 +807,16 @@ TEST_F(PodmanPlan, NetworkModes) {
                "config.port_map.nope");
   task_.ports.clear();
   expect_error(plan({{"network_mode", S("wi fi")}}), "config.network_mode");
-  expect_error(plan({{"network_mode", S("task:db")}}), "config.network_mode");
+  {
+    auto e = plan({{"network_mode", S("task:db")}});  // no such task running
+    expect_error(e, "config.network_mode");
+    EXPECT_NE(e.error().what().find("db-" + task_.alloc_id), std::string::npos) << e.error().what();
+    e = plan({{"ipc_mode", S("task:db")}});
+    expect_error(e, "config.ipc_mode");
+    auto shareable = plan({{"ipc_mode", S("shareable")}, {"shm_size", S("16m")}});
+    ASSERT_TRUE(shareable) << shareable.error().str();
+    EXPECT_EQ(shareable->shareable_shm_bytes, 16 << 20);
+  }
   // A network name (podman network create): husk's bridge of that name,
   // with the static addresses and MAC podman applies in bridge mode.
   auto named = plan({{"network_mode", S("backend")}, {"ipv4_address", S("172.20.0.5")},

@@ -64,6 +64,18 @@ def test_pid_and_ipc_mode_join_another_task(tmp_path, image):  # noqa: F811
         assert j[2] != d[2], (d, j)  # but a mount namespace (a root) of its own
         rest = "\n".join(j[3:])
         assert "sleep 1001" in rest and "sleep 1002" in rest, rest  # the donor's processes are visible
+        # The donor is shareable: its /dev/shm is the joiner's too (a host-side tmpfs).
+        probe.sh("donor", "echo from-donor > /dev/shm/seg")
+        assert probe.sh("joiner", "cat /dev/shm/seg")["stdout"] == "from-donor\n"
+        # A private donor's IPC is not shareable: an error, as in docker.
+        had = set(containers(probe))
+        r = probe.start("private", {"image": image, "command": "/bin/sleep", "args": ["1003"], "network_mode": "none"})
+        assert r["ok"], r
+        [private] = set(containers(probe)) - had
+        bad = probe.start("nope", {"image": image, "command": "/bin/true", "network_mode": "none",
+                                   "ipc_mode": f"container:{private}"})
+        assert not bad["ok"] and "non-shareable" in bad["error"] and "config.ipc_mode" in bad["error"], bad
+        assert probe.stop("private")["ok"]
         # Joining a task that is not there: StartTask fails naming the field, leaving nothing.
         bad = probe.start("lost", {"image": image, "command": "/bin/true", "network_mode": "none",
                                    "pid_mode": "container:no-such-task"})
@@ -71,6 +83,7 @@ def test_pid_and_ipc_mode_join_another_task(tmp_path, image):  # noqa: F811
         assert len(containers(probe)) == 2
         assert probe.stop("joiner")["ok"] and probe.stop("donor")["ok"]
         assert containers(probe) == []
+        assert os.listdir(probe.state / "tasks") == []  # the shareable /dev/shm went with its task
     finally:
         probe.close()
     assert mount_points() == before

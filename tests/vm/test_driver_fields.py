@@ -301,3 +301,33 @@ def test_plugin_options_privileged_and_bad_config(tmp_path, image):
     finally:
         probe.close()
     assert mount_points() == before
+
+
+def test_podman_task_modes_join_another_task(tmp_path, image):
+    """network_mode and ipc_mode = "task:NAME" (nomad-driver-podman's way of
+    naming the container NAME-<alloc id>): the other task's network and IPC
+    namespaces, and its /dev/shm when it is shareable."""
+    before = mount_points()
+    probe = Probe(tmp_path)
+    try:
+        web = "echo hello-task-mode > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"
+        r = probe.start("web", {"image": image, "command": "/bin/sh", "args": ["-c", web], "ipc_mode": "shareable"},
+                        name="web")
+        assert r["ok"], r
+        r = probe.start("side", {"image": image, "command": "/bin/sleep", "args": ["1000"],
+                                 "network_mode": "task:web", "ipc_mode": "task:web"}, name="side")
+        assert r["ok"], r
+        got = probe.sh("side", "for i in 1 2 3 4 5; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 1; done; "
+                       "exit 1")["stdout"]
+        assert got == "hello-task-mode\n", got  # web's loopback: one network namespace
+        ns = "readlink /proc/self/ns/net /proc/self/ns/ipc"
+        assert probe.sh("side", ns)["stdout"] == probe.sh("web", ns)["stdout"]
+        probe.sh("web", "echo shared > /dev/shm/seg")
+        assert probe.sh("side", "cat /dev/shm/seg")["stdout"] == "shared\n"
+        bad = probe.start("lost", {"image": image, "command": "/bin/true", "network_mode": "task:nosuch"}, name="lost")
+        assert not bad["ok"] and "config.network_mode" in bad["error"], bad
+        assert probe.stop("side")["ok"] and probe.stop("web")["ok"]
+        assert os.listdir(probe.state / "tasks") == []
+    finally:
+        probe.close()
+    assert mount_points() == before
