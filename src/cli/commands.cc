@@ -76,6 +76,7 @@ Result<runtime::CreateOptions> create_options(const Parsed& p) {
   o.network.dns = p.all("dns");
   o.network.add_hosts = p.all("add-host");
   if (p.values.count("mac-address")) o.network.mac = p.get("mac-address");
+  o.network.aliases = p.all("network-alias");
   if (p.values.count("ip")) o.network.ip = p.get("ip");
   if (p.values.count("ip6")) o.network.ip6 = p.get("ip6");
   return o;
@@ -86,7 +87,7 @@ const std::vector<OptSpec> kCreateOpts = {
     {"preserve-fds", 0, true}, {"no-pivot", 0, false},  {"no-new-keyring", 0, false}, {"no-subreaper", 0, false},
     // husk's own: the container's network (written into its annotations)
     {"network", 0, true},      {"publish", 'p', true, true}, {"dns", 0, true, true}, {"add-host", 0, true, true},
-    {"mac-address", 0, true}, {"ip", 0, true}, {"ip6", 0, true},
+    {"mac-address", 0, true}, {"ip", 0, true}, {"ip6", 0, true}, {"network-alias", 0, true, true},
 };
 
 int cmd_create(const GlobalOptions& g, const std::vector<std::string>& args, size_t at) {

@@ -223,6 +223,7 @@ Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string&
   TRYV_CTX(write_file(task_dir + "/hosts", hosts), "write the task's hosts file");
   spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "ro", "nosuid", "nodev", "noexec"}));
   spec.mounts.push_back(bind_mount(task_dir + "/hosts", "/etc/hosts", {"bind", "ro", "nosuid", "nodev", "noexec"}));
+  spec.annotations["run.husk.hosts-file"] = task_dir + "/hosts";  // husk adds network aliases' lines to it
   if (spec.hostname) {
     TRYV_CTX(write_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
     spec.mounts.push_back(bind_mount(task_dir + "/hostname", "/etc/hostname", {"bind", "ro", "nosuid", "nodev", "noexec"}));

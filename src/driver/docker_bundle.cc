@@ -180,10 +180,6 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   // docker run -i: the task's stdin stays open (nothing is attached to it;
   // it never reaches end of file).
   out.interactive = TRY(boolean("interactive"));
-  if (auto a = TRY(strings("network_aliases")); !a.empty())
-    return fail_msg(f("network_aliases"), ": \"", a.front(),
-                    "\": husk runs no DNS server for a network's container names and aliases (docker's embedded "
-                    "DNS); use extra_hosts or Nomad service discovery");
 
   // ---- image ---------------------------------------------------------------------
   std::string image = TRY(str("image"));
@@ -365,6 +361,26 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     spec.annotations["run.husk.network"] = "bridge:" + net_mode;
     husk_network = true;
     user_network = true;
+  }
+
+  // On a user-defined network the other containers find this one by its
+  // docker name (<task>-<alloc id>) and network_aliases: husk keeps those
+  // names in their /etc/hosts (run.husk.aliases) where dockerd's embedded
+  // DNS would answer them.
+  auto aliases = TRY(strings("network_aliases"));
+  for (size_t i = 0; i < aliases.size(); i++) {
+    const std::string& a = aliases[i];
+    bool ok = !a.empty() && a.size() <= 253 && a[0] != '-' && a[0] != '.';
+    for (char c : a) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_');
+    if (!ok) return fail_msg(f("network_aliases"), "[", i, "]: \"", a, "\" is not a host name");
+  }
+  if (!aliases.empty() && !user_network)
+    return fail_msg(f("network_aliases"), ": aliases need a user-defined network (network_mode = \"NAME\"), as in ",
+                    "docker, not ", net_mode.empty() ? "the default network" : "\"" + net_mode + "\"");
+  if (user_network) {
+    std::string names = task.name + "-" + task.alloc_id;
+    for (const auto& a : aliases) names += "," + a;
+    spec.annotations[net::kAliasesAnnotation] = names;
   }
 
   // Static addresses: as dockerd, on a user-defined network only.

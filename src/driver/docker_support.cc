@@ -83,7 +83,9 @@ std::vector<FieldSupport> support_table() {
       {"config.mount[].volume_options.driver_config.name", R, "only \"local\""},
       {"config.mount[].volume_options.driver_config.options", R, "any option is an error"},
       {"config.mounts", I, "deprecated spelling of mount"},
-      {"config.network_aliases", R, "any entry is an error: husk runs no DNS server for container names and aliases"},
+      {"config.network_aliases", I,
+       "on a user-defined network: the other tasks there find this one by these names and its docker name "
+       "<task>-<alloc id> (lines husk keeps in their /etc/hosts, not a DNS server); elsewhere an error, as in docker"},
       {"config.network_mode", I, "bridge (husk's, the default), host, none, container:<husk id or docker name "
                                  "task-alloc>, Nomad's group network, or a user-defined network NAME: husk's bridge NAME, made with "
                                  "its first container (next free 10.89.N.0/24) and removed with its last; its "

@@ -227,12 +227,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- console --------------------------------------------------------------------------
   {
+    // interactive and read-only: nspawn gives the container a pty as its
+    // console, connected to nspawn's own stdio; under Nomad that is the
+    // task's logs (Nomad sends no input, so the two are the same here).
     std::string console = TRY(str("console"));
-    if (console == "interactive" || console == "read-only")
-      return fail_msg(f("console"), ": \"", console,
-                      "\" needs a terminal, and Nomad gives a task none; use \"pipe\" "
-                      "or \"passive\" (output goes to the task's logs)");
-    if (!console.empty() && console != "pipe" && console != "passive" && console != "autopipe")
+    if (console == "interactive" || console == "read-only") proc.terminal = true;
+    if (!console.empty() && !proc.terminal && console != "pipe" && console != "passive" && console != "autopipe")
       return fail_msg(f("console"), ": \"", console,
                       "\" is not a console mode (interactive, read-only, passive, pipe)");
   }
@@ -401,6 +401,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   env.try_emplace("HOME", user.home.empty() ? "/" : user.home);
   // systemd recognises "systemd-nspawn" (systemd-detect-virt, unit
   // conditions): images made for nspawn behave as they would there.
+  if (proc.terminal) env.try_emplace("TERM", "vt220");  // what nspawn gives a pty console
   env["container"] = "systemd-nspawn";
   env["container_uuid"] = uuid_form(mid);
   proc.env.clear();

@@ -63,8 +63,9 @@ std::vector<FieldSupport> support_table() {
        "image directory shifted on disk once, as nspawn; not for raw, host-root or ephemeral images), auto (map "
        "where the file system takes idmapped mounts, else chown where allowed); binds, Nomad's task dirs among them, "
        "are not idmapped, as in nspawn"},
-      {"config.console", S::kAccepted,
-       "pipe and passive: output goes to the task's logs; interactive and read-only are errors (no terminal)"},
+      {"config.console", S::kImplemented,
+       "interactive and read-only: a pty as the container's console, its output in the task's stdout log (Nomad "
+       "sends no input); pipe and passive (and autopipe): plain stdio to the task's logs"},
       {"config.pivot_root", S::kImplemented, "a directory of the image as the root, the old root optionally bound"},
       {"config.resolv_conf", S::kImplemented,
        "copy-/replace- give the task a copy, bind- a read-only bind; auto picks uplink in a private network; "

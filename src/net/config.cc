@@ -278,6 +278,15 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
       return fail_errno(EINVAL, "annotations.", key, ": a static address needs network mode bridge");
     *out = TRY_CTX(parse_static_address(*v, family), "annotations.", key);
   }
+  if (const std::string* v = get(kAliasesAnnotation)) {
+    if (c.mode != Mode::Bridge)
+      return fail_errno(EINVAL, "annotations.", kAliasesAnnotation, ": network aliases need network mode bridge");
+    for (const auto& name : split(*v, ',')) {
+      if (!valid_hostname(name))
+        return fail_errno(EINVAL, "annotations.", kAliasesAnnotation, ": \"", name, "\" is not a host name");
+      c.aliases.push_back(name);
+    }
+  }
   if (c.mode == Mode::Unset && c.requested() && !c.ports.empty()) c.mode = rootless ? Mode::Pasta : Mode::Bridge;
   if (!c.ports.empty() && (!c.configures_interfaces() || c.mode == Mode::Veth))
     return fail_errno(EINVAL, "annotations.", kPortsAnnotation,
@@ -314,6 +323,15 @@ Result<> apply_flags(const Flags& f, std::map<std::string, std::string>& a) {
   if (f.mac) {
     TRYV_CTX(parse_mac(*f.mac), "--mac-address");
     a[kMacAnnotation] = *f.mac;
+  }
+  if (!f.aliases.empty()) {
+    std::vector<std::string> all;
+    for (const auto& given : f.aliases)
+      for (const auto& one : split(given, ',')) {
+        if (!valid_hostname(one)) return fail_errno(EINVAL, "--network-alias: \"", one, "\" is not a host name");
+        all.push_back(one);
+      }
+    a[kAliasesAnnotation] = join(all);
   }
   if (f.ip) {
     TRYV_CTX(parse_static_address(*f.ip, AF_INET), "--ip");

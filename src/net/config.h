@@ -10,6 +10,11 @@
 //   run.husk.subnet6    IPv6 prefix (/64../120) making a bridge network dual stack
 //   run.husk.mac        MAC address of the container's eth0 (bridge): 6 hex octets,
 //                       unicast, not all zero
+//   run.husk.aliases    names by which the other containers of its bridge network
+//                       find this one (lines husk keeps in their /etc/hosts),
+//                       comma separated
+//   run.husk.hosts-file the host file bound at /etc/hosts when the bundle made it
+//                       for the container (husk may add the aliases lines to it)
 //   run.husk.ip         the container's IPv4 address on its bridge network (static)
 //   run.husk.ip6        its IPv6 address there (the network's IPv6 prefix + the
 //                       container's offset, which its IPv4 address shares)
@@ -38,6 +43,8 @@ inline constexpr const char* kMtuAnnotation = "run.husk.mtu";
 inline constexpr const char* kSubnetAnnotation = "run.husk.subnet";
 inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
 inline constexpr const char* kMacAnnotation = "run.husk.mac";
+inline constexpr const char* kAliasesAnnotation = "run.husk.aliases";
+inline constexpr const char* kHostsFileAnnotation = "run.husk.hosts-file";
 inline constexpr const char* kIpAnnotation = "run.husk.ip";
 inline constexpr const char* kIp6Annotation = "run.husk.ip6";
 
@@ -86,6 +93,7 @@ struct Config {
   std::optional<std::array<unsigned char, 6>> mac;  // Mode::Bridge
   std::optional<IpAddress> ip;                      // Mode::Bridge, IPv4
   std::optional<IpAddress> ip6;                     // Mode::Bridge, IPv6
+  std::vector<std::string> aliases;                 // Mode::Bridge
 
   // Whether husk touches the network at all (any annotation given).
   bool requested() const {
@@ -112,8 +120,9 @@ struct Flags {
   std::optional<std::string> mac;      // --mac-address
   std::optional<std::string> ip;       // --ip
   std::optional<std::string> ip6;      // --ip6
+  std::vector<std::string> aliases;    // --network-alias
   bool empty() const {
-    return !network && publish.empty() && dns.empty() && add_hosts.empty() && !mac && !ip && !ip6;
+    return !network && publish.empty() && dns.empty() && add_hosts.empty() && !mac && !ip && !ip6 && aliases.empty();
   }
 };
 Result<> apply_flags(const Flags& flags, std::map<std::string, std::string>& annotations);

@@ -201,6 +201,13 @@ Result<> Ipam::write_leases(const std::string& name, const std::vector<Lease>& l
   return write_file_atomic(root_ + "/" + name + "/leases", text, 0600);
 }
 
+Result<std::vector<Lease>> Ipam::live_leases(const std::string& name) {
+  std::vector<Lease> out;
+  for (auto& l : TRY(read_leases(name)))
+    if (alive_(l.pid, l.start)) out.push_back(std::move(l));
+  return out;
+}
+
 Result<std::vector<Lease>> Ipam::all_leases() {
   std::vector<Lease> out;
   DIR* d = opendir(root_.c_str());

@@ -73,6 +73,8 @@ class Ipam {
   Result<std::optional<Subnet6>> subnet6(const std::string& name, const std::optional<std::string>& wanted);
   // Every live lease of every network (stale ones are left for allocate).
   Result<std::vector<Lease>> all_leases();
+  // The live leases of one network.
+  Result<std::vector<Lease>> live_leases(const std::string& name);
   // A free address for id (the one at `wanted` offset in the subnet when
   // given: an error if a live container holds it); stale leases of the
   // network are reclaimed and appended to `reclaimed`.

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 
 #include "common/fd.h"
@@ -86,6 +87,76 @@ void kill_helper(pid_t pid, uint64_t start, const AliveFn& alive) {
   poll(&p, 1, 5000);
 }
 
+// The section husk keeps at the end of the /etc/hosts of every container of
+// a bridge network where some container has aliases (run.husk.aliases):
+// one line per other container with aliases. Rewritten in place (the file
+// is bind-mounted: its inode must stay) whenever a container of the network
+// comes or goes; what is above the marker is the container's own.
+constexpr const char* kPeersMarker = "# husk: the network's other containers (run.husk.aliases)\n";
+
+// The container's /etc/hosts when it is a file made for it: husk's own, or
+// the one the bundle's run.husk.hosts-file names (the Nomad driver's). A
+// host file bound there by a user is never written.
+std::string mounted_hosts_file(const oci::Spec& spec, const std::string& state_dir) {
+  auto named = spec.annotations.find(kHostsFileAnnotation);
+  for (const auto& m : spec.mounts)
+    if (m.destination == "/etc/hosts" && m.source) {
+      if (*m.source == state_dir + "/" + kHostsFile) return *m.source;
+      if (named != spec.annotations.end() && named->second == *m.source) return *m.source;
+      return "";
+    }
+  return "";
+}
+
+Result<> rewrite_in_place(const std::string& path, const std::string& text) {
+  UniqueFd fd = TRY(open_fd(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC));
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_sys("write ", path);
+    off += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// Each live container of `network`: its peers' alias lines into its hosts
+// file. `root` holds the containers' state dirs (the IPAM root's parent).
+Result<> refresh_peer_hosts(const std::string& ipam_root, const std::string& network, const AliveFn& alive) {
+  std::string root = ipam_root.substr(0, ipam_root.rfind('/'));
+  Ipam ipam = TRY(Ipam::lock(ipam_root, alive));
+  struct Member {
+    std::string id, hosts, lines;
+  };
+  std::vector<Member> members;
+  for (const auto& l : TRY(ipam.live_leases(network))) {
+    if (l.id.empty() || l.id.find('/') != std::string::npos || l.id[0] == '.') continue;
+    Record r = TRY(load_record(root + "/" + l.id));
+    Member m{l.id, r["hosts"], ""};
+    if (!r["aliases"].empty()) {
+      std::string names = r["aliases"];
+      std::replace(names.begin(), names.end(), ',', ' ');
+      m.lines = cat(l.address.str(), "\t", names, "\n");
+      if (!r["address6"].empty()) m.lines += cat(r["address6"], "\t", names, "\n");
+    }
+    members.push_back(std::move(m));
+  }
+  for (const auto& m : members) {
+    if (m.hosts.empty()) continue;
+    std::string section;
+    for (const auto& other : members)
+      if (other.id != m.id) section += other.lines;
+    auto text = read_file(m.hosts);
+    if (!text) continue;  // gone with its container
+    size_t at = text->find(kPeersMarker);
+    if (at == std::string::npos && section.empty()) continue;
+    std::string base = text->substr(0, at);
+    std::string want = section.empty() ? base : base + kPeersMarker + section;
+    if (want != *text) TRYV_CTX(rewrite_in_place(m.hosts, want), "update the hosts file of container \"", m.id, "\"");
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<> plan(const Config& cfg, oci::Spec& spec, const std::string& state_dir, const std::string& join_path) {
@@ -160,6 +231,8 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.ports = cfg.ports;
       BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
       rec["address"] = a.address.str();
+      rec["hosts"] = mounted_hosts_file(spec, ctx.state_dir);
+      for (const auto& name : cfg.aliases) rec["aliases"] += (rec["aliases"].empty() ? "" : ",") + name;
       if (a.address6) rec["address6"] = a.address6->str();
       hosts.own_address = a.address;
       hosts.own_address6 = a.address6;
@@ -198,6 +271,8 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
   }
   TRYV(save_record(ctx.state_dir, rec));
   TRYV(write_host_files(ctx.state_dir, hosts, resolv));
+  if (cfg.mode == Mode::Bridge)
+    TRYV_CTX(refresh_peer_hosts(ctx.ipam_root, cfg.bridge, ctx.alive), "network \"", cfg.bridge, "\"");
   return {};
 }
 
@@ -207,9 +282,13 @@ Result<> detach(const std::string& state_dir, const std::string& id, const Alive
   if (rec.count("helper_pid"))
     kill_helper(static_cast<pid_t>(atoi(rec["helper_pid"].c_str())), strtoull(rec["helper_start"].c_str(), nullptr, 10),
                 alive);
-  if (rec["mode"] == "bridge" && !rec["ipam_root"].empty())
+  if (rec["mode"] == "bridge" && !rec["ipam_root"].empty()) {
     TRYV_CTX(bridge_detach(rec["ipam_root"], rec["network"], id, alive), "remove the network of container \"", id,
              "\"");
+    // Its aliases leave the other containers' hosts files (best effort: they
+    // may be going too).
+    (void)refresh_peer_hosts(rec["ipam_root"], rec["network"], alive);
+  }
   if (rec["mode"] == "veth") TRYV_CTX(veth_detach(id), "remove the veth of container \"", id, "\"");
   ::unlink((state_dir + "/" + kRecordFile).c_str());
   return {};

@@ -2,7 +2,7 @@
 // harness does not (tty exec, arbitrary task configs, exec in a running
 // task): it starts a driver plugin binary like Nomad does, then reads JSON
 // commands one a line on stdin and answers each with one JSON line:
-//   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"dir":ALLOCDIR}
+//   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"dir":ALLOCDIR,"alloc":ALLOCID}
 //   {"op":"exec","id":ID,"cmd":[...],"tty":B,"stdin":S,"close":B,"rows":R,"cols":C,"timeout":SECONDS}
 //   {"op":"stop","id":ID}   StopTask(5 s), WaitTask, DestroyTask(force)
 //   {"op":"events","id":ID}  the task events of ID received so far (TaskEvents,
@@ -23,6 +23,7 @@
 
 #include <iostream>
 #include <mutex>
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,14 +98,16 @@ class Probe {
     std::string id = str(j, "id");
     t.set_id(id);
     t.set_name(str(j, "name", "probe"));
-    t.set_alloc_id("probe-alloc");
+    t.set_alloc_id(str(j, "alloc", "probe-alloc"));
     t.set_job_name("probe-job");
     t.set_task_group_name("probe-group");
     t.set_user(str(j, "user"));
     std::string dir = str(j, "dir");
     t.set_alloc_dir(dir);
-    t.set_stdout_path(dir + "/" + id + ".stdout");
-    t.set_stderr_path(dir + "/" + id + ".stderr");
+    std::string log = id;  // Nomad-style ids have slashes: one file in the alloc dir
+    std::replace(log.begin(), log.end(), '/', '_');
+    t.set_stdout_path(dir + "/" + log + ".stdout");
+    t.set_stderr_path(dir + "/" + log + ".stderr");
     // What Nomad's client makes before StartTask: the shared alloc dir, the
     // task's local and secrets dirs, the log files (FIFOs there).
     std::string task_dir = dir + "/" + t.name();

@@ -187,6 +187,46 @@ def test_static_address_errors_name_the_address_and_leave_nothing(net, bundle):
     assert net.ns.links() == links
 
 
+def test_network_aliases_reach_the_other_containers_hosts_files(net, bundle):
+    """--network-alias: the other containers of the bridge network find the
+    container by those names (lines husk keeps in their /etc/hosts, already
+    running ones included); they go when it is deleted."""
+    bundle.set_args("sleep", "60")
+    client = net.create(None, "--network", "bridge:hal0", "--ip", "172.31.0.2", "--ip6", "fd31::2")
+    net.cmd("start", client, check=True)
+    bundle.set_args(*HTTPD)
+    server = net.create(None, "--network", "bridge:hal0", "--network-alias", "db,cache", "--ip6", "fd31::9")
+    net.cmd("start", server, check=True)
+    # A container whose /etc/hosts is a file of the user's: never written.
+    own = bundle.path + "/own-hosts"
+    with open(own, "w") as f:
+        f.write("127.0.0.1 localhost\n")
+    bundle.config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": own,
+                                    "options": ["bind", "ro"]})
+    bundle.set_args("sleep", "60")
+    mine = net.create(None, "--network", "bridge:hal0")
+    net.cmd("start", mine, check=True)
+    with open(own) as f:
+        assert f.read() == "127.0.0.1 localhost\n"
+    hosts = os.path.join(net.root, client, "hosts")
+    with open(hosts) as f:
+        text = f.read()
+    assert "172.31.0.9\tdb cache\n" in text and "fd31::9\tdb cache\n" in text, text
+    # Inside the running client, by name (its /etc/hosts is the same file).
+    r = net.cmd("exec", client, "wget", "-q", "-O-", "http://db/")
+    assert r.returncode == 0 and r.stdout == "hello-from-husk\n", r.stderr
+    # The server's own file has no line about itself.
+    with open(os.path.join(net.root, server, "hosts")) as f:
+        assert "db cache" not in f.read()
+    net.cmd("delete", "--force", server, check=True)
+    with open(hosts) as f:
+        assert "db" not in f.read()
+    r = net.run("--network", "bridge", "--network-alias", "bad name")
+    assert r.returncode != 0 and '--network-alias: "bad name" is not a host name' in r.stderr, r.stderr
+    r = net.run("--network", "host", "--network-alias", "db")
+    assert r.returncode != 0 and "run.husk.aliases: network aliases need network mode bridge" in r.stderr, r.stderr
+
+
 def test_veth_joins_a_bridge_husk_did_not_make(net, bundle):
     """veth:BRIDGE (nspawn's network_bridge): the container's veth joins an
     existing bridge, eth0 comes up with no address and whoever serves the

@@ -463,6 +463,14 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
   EXPECT_EQ(r->spec.annotations.at("run.husk.ip"), "172.20.0.5");
   EXPECT_EQ(r->spec.annotations.at("run.husk.ip6"), "fd20::5");
   EXPECT_TRUE(has_ns(r->spec, oci::NamespaceType::Network));
+  // Its docker name, then network_aliases: names the network's other containers know it by.
+  EXPECT_EQ(r->spec.annotations.at("run.husk.aliases"), task_.name + "-" + task_.alloc_id);
+  r = plan({{"network_mode", S("my-net")}, {"network_aliases", L({S("db"), S("db.internal")})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->spec.annotations.at("run.husk.aliases"), task_.name + "-" + task_.alloc_id + ",db,db.internal");
+  expect_error(plan({{"network_mode", S("my-net")}, {"network_aliases", L({S("db"), S("not ok")})}}),
+               "config.network_aliases[1]");
+  EXPECT_EQ(plan({})->spec.annotations.count("run.husk.aliases"), 0u);  // the default network has no names
   expect_error(plan({{"network_mode", S("a-network-name-too-long")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("bad name")}}), "config.network_mode");
   auto e = plan({{"ipv4_address", S("10.89.0.5")}});  // the default network: as dockerd, an error

@@ -750,8 +750,12 @@ TEST_F(NspawnPlan, ResolvConfModes) {
 TEST_F(NspawnPlan, Console) {
   EXPECT_TRUE(plan({{"console", S("pipe")}}));
   EXPECT_TRUE(plan({{"console", S("passive")}}));
-  expect_error(plan({{"console", S("interactive")}}), "config.console");
-  expect_error(plan({{"console", S("read-only")}}), "config.console");
+  EXPECT_FALSE(plan_ok({{"console", S("pipe")}})->spec.process->terminal);
+  for (const char* mode : {"interactive", "read-only"}) {
+    auto t = plan_ok({{"console", S(mode)}});
+    EXPECT_TRUE(t->spec.process->terminal) << mode;
+    EXPECT_TRUE(has(t->spec.process->env, "TERM=vt220")) << mode;
+  }
   expect_error(plan({{"console", S("tty")}}), "config.console");
 }
 

@@ -5,6 +5,7 @@ namespaces joined). What a docker user would check: a `read` that blocks
 instead of failing, the other task's processes in `ps`, one IPC namespace."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -119,7 +120,8 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
     try:
         web = "echo hello-appnet > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
         r = probe.start("web", {"image": image, "command": "/bin/sh", "args": ["-c", web], "network_mode": "appnet",
-                                "ipv4_address": "172.30.0.10", "ipv6_address": "fd30::a"})
+                                "ipv4_address": "172.30.0.10", "ipv6_address": "fd30::a",
+                                "network_aliases": ["www", "www.appnet"]})
         assert r["ok"], r
         assert link_exists("appnet")
         addrs = probe.sh("web", "ip -o addr show eth0")["stdout"]
@@ -130,6 +132,10 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
         got = probe.sh("client", "for i in 1 2 3 4 5; do wget -q -O- http://172.30.0.10/ && exit 0; sleep 1; done; "
                        "exit 1")["stdout"]
         assert got == "hello-appnet\n", got
+        # By its network_aliases too (and its docker name <task>-<alloc id>), as docker's DNS answers them.
+        got = probe.sh("client", "wget -q -O- http://www.appnet/ && grep -c 'www www.appnet' /etc/hosts")["stdout"]
+        assert got == "hello-appnet\n2\n", got  # an IPv4 and an IPv6 line
+        assert "probe-probe-alloc" in probe.sh("client", "cat /etc/hosts")["stdout"]
         # The address is the web task's while it runs: a clear error, nothing made.
         bad = probe.start("twin", {"image": image, "command": "/bin/true", "network_mode": "appnet",
                                    "ipv4_address": "172.30.0.10"})
@@ -142,4 +148,35 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
         assert not link_exists("appnet")  # gone with its last task
     finally:
         probe.close()
+    assert mount_points() == before
+
+
+def test_dangling_container_reaper(tmp_path, image):  # noqa: F811
+    """gc.dangling_containers: a container of this driver whose task no
+    plugin knows (here: its plugin was killed and a new one started without
+    recovering it) is killed and removed once older than creation_grace."""
+    before = mount_points()
+    config = dict(VOLUMES, gc={"dangling_containers": {"period": "1s", "creation_grace": "1m"}})
+    first = Probe(tmp_path, name="nomad-driver-docker", plugin_config=config)
+    r = first.start("lost", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "none"})
+    assert r["ok"], r
+    [lost] = containers(first)
+    first.p.kill()  # no StopTask: the container outlives its plugin
+    first.p.wait()
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    os.symlink(first.state, second_dir / "driver-state")
+    second = Probe(second_dir, name="nomad-driver-docker", plugin_config=config)
+    try:
+        t0 = time.monotonic()
+        while lost in containers(second) and time.monotonic() - t0 < 120:
+            time.sleep(1)
+        took = time.monotonic() - t0
+        assert lost not in containers(second), "the dangling container is still there"
+        assert took > 30, took  # not before creation_grace (1m from its creation)
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert "sleep 1000" not in ps, ps
+        assert os.listdir(first.state / "tasks") == []
+    finally:
+        second.close()
     assert mount_points() == before

@@ -309,24 +309,27 @@ def test_podman_task_modes_join_another_task(tmp_path, image):
     namespaces, and its /dev/shm when it is shareable."""
     before = mount_points()
     probe = Probe(tmp_path)
+    alloc = "6b6f7a1e-4c9d-4a3b-9f10-2a3b4c5d6e7f"  # Nomad's ids: <alloc>/<task>/<8 hex>
+    web_id, side_id = f"{alloc}/web/0123abcd", f"{alloc}/side/4567ef01"
     try:
         web = "echo hello-task-mode > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"
-        r = probe.start("web", {"image": image, "command": "/bin/sh", "args": ["-c", web], "ipc_mode": "shareable"},
-                        name="web")
+        r = probe.start(web_id, {"image": image, "command": "/bin/sh", "args": ["-c", web], "ipc_mode": "shareable"},
+                        name="web", alloc=alloc)
         assert r["ok"], r
-        r = probe.start("side", {"image": image, "command": "/bin/sleep", "args": ["1000"],
-                                 "network_mode": "task:web", "ipc_mode": "task:web"}, name="side")
+        r = probe.start(side_id, {"image": image, "command": "/bin/sleep", "args": ["1000"],
+                                  "network_mode": "task:web", "ipc_mode": "task:web"}, name="side", alloc=alloc)
         assert r["ok"], r
-        got = probe.sh("side", "for i in 1 2 3 4 5; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 1; done; "
+        got = probe.sh(side_id, "for i in 1 2 3 4 5; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 1; done; "
                        "exit 1")["stdout"]
         assert got == "hello-task-mode\n", got  # web's loopback: one network namespace
         ns = "readlink /proc/self/ns/net /proc/self/ns/ipc"
-        assert probe.sh("side", ns)["stdout"] == probe.sh("web", ns)["stdout"]
-        probe.sh("web", "echo shared > /dev/shm/seg")
-        assert probe.sh("side", "cat /dev/shm/seg")["stdout"] == "shared\n"
-        bad = probe.start("lost", {"image": image, "command": "/bin/true", "network_mode": "task:nosuch"}, name="lost")
+        assert probe.sh(side_id, ns)["stdout"] == probe.sh(web_id, ns)["stdout"]
+        probe.sh(web_id, "echo shared > /dev/shm/seg")
+        assert probe.sh(side_id, "cat /dev/shm/seg")["stdout"] == "shared\n"
+        bad = probe.start(f"{alloc}/lost/89abcdef", {"image": image, "command": "/bin/true",
+                                                      "network_mode": "task:nosuch"}, name="lost", alloc=alloc)
         assert not bad["ok"] and "config.network_mode" in bad["error"], bad
-        assert probe.stop("side")["ok"] and probe.stop("web")["ok"]
+        assert probe.stop(side_id)["ok"] and probe.stop(web_id)["ok"]
         assert os.listdir(probe.state / "tasks") == []
     finally:
         probe.close()
