@@ -264,7 +264,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
                       "\", which is not an interface name (1-15 of [A-Za-z0-9_.-])");
     set_ns(oci::NamespaceType::Network, true);
     // network_bridge onto a bridge husk did not make (nspawn's only kind):
-    // the veth joins it and the container configures eth0 itself (DHCP
+    // the veth joins it and the container configures host0 itself (DHCP
     // from whatever serves that bridge). Else husk's bridge of that name.
     std::string containers_root = containers_root_of(task_dir);
     bool husks = access((containers_root + "/.networks/" + name + "/subnet").c_str(), F_OK) == 0;
@@ -283,6 +283,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     set_ns(oci::NamespaceType::Network, false);
   }
   const bool own_netns = group || husk_network || foreign_bridge;
+  // The container's end of the veth is host0, as nspawn names it (images
+  // made for nspawn configure it: systemd's 80-container-host0.network).
+  if (husk_network || foreign_bridge) spec.annotations["run.husk.ifname"] = "host0";
 
   // ---- user namespace -------------------------------------------------------------------
   {

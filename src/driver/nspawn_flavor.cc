@@ -79,9 +79,10 @@ std::vector<FieldSupport> support_table() {
       {"config.ports", S::kImplemented, "host port -> container port over husk's bridge, TCP as nspawn's -p"},
       {"config.port_map", S::kImplemented, "deprecated label = container port, TCP"},
       {"config.network_veth", S::kImplemented,
-       "a veth on husk's default bridge husk0 (addressed by husk's IPAM); false shares the host's network"},
+       "a veth on husk's default bridge husk0 (addressed by husk's IPAM), host0 in the container as in nspawn; "
+       "false shares the host's network"},
       {"config.network_bridge", S::kImplemented,
-       "an existing bridge (as nspawn): the veth joins it and eth0 comes up with no address, for DHCP or whatever "
+       "an existing bridge (as nspawn): the veth joins it and host0 comes up with no address, for DHCP or whatever "
        "serves that bridge (ports are an error: husk does not know the address); a name with no interface yet: "
        "husk's bridge of that name, with its IPAM"},
       {"config.network_zone", S::kImplemented, "the husk bridge vz-<zone>, made when missing"},

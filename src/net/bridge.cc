@@ -39,13 +39,13 @@ Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& su
   return index;
 }
 
-Result<> configure_container_side(int netns_fd, const IpAddress& addr, const Subnet& subnet,
+Result<> configure_container_side(int netns_fd, const std::string& ifname, const IpAddress& addr, const Subnet& subnet,
                                   const std::optional<Subnet6>& subnet6, uint32_t offset) {
   Netlink nl = TRY(Netlink::open_in(netns_fd));
   int lo = TRY(nl.link_index("lo"));
   if (lo > 0) TRYV(nl.set_up(lo));
-  int eth = TRY(nl.link_index("eth0"));
-  if (eth == 0) return fail_errno(ENODEV, "eth0 is missing in the container's network namespace");
+  int eth = TRY(nl.link_index(ifname));
+  if (eth == 0) return fail_errno(ENODEV, ifname, " is missing in the container's network namespace");
   TRYV(nl.add_address(eth, addr, subnet.prefix));
   TRYV(nl.set_up(eth));
   TRYV(nl.add_default_route(subnet.gateway()));
@@ -172,7 +172,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     }();
     if (!req.ports.empty()) (void)write_file(cat("/proc/sys/net/ipv4/conf/", req.network, "/route_localnet"), "1");
     std::string veth = veth_name(req.id);
-    auto created = nl.create_veth(veth, "eth0", req.netns_fd, req.mtu, req.mac ? req.mac->data() : nullptr);
+    auto created = nl.create_veth(veth, req.ifname, req.netns_fd, req.mtu, req.mac ? req.mac->data() : nullptr);
     if (!created && created.error().code() == EEXIST)
       return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", req.id,
                         "\" exists already (another container's, or a name clash)");
@@ -180,8 +180,8 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     int host_end = TRY(nl.link_index(veth));
     TRYV(nl.set_master(host_end, bridge));
     TRYV(nl.set_up(host_end));
-    TRYV_CTX(configure_container_side(req.netns_fd, *address, subnet, subnet6, offset),
-             "configure the container's eth0");
+    TRYV_CTX(configure_container_side(req.netns_fd, req.ifname, *address, subnet, subnet6, offset),
+             "configure the container's ", req.ifname);
     ContainerRules rules;
     rules.id = req.id;
     rules.bridge = req.network;
@@ -209,12 +209,12 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
 }
 
 Result<> veth_attach(const std::string& bridge, const std::string& id, int netns_fd, int mtu,
-                     const std::optional<std::array<unsigned char, 6>>& mac) {
+                     const std::optional<std::array<unsigned char, 6>>& mac, const std::string& ifname) {
   Netlink nl = TRY(Netlink::open());
   int master = TRY(nl.link_index(bridge));
   if (master == 0) return fail_errno(ENODEV, "bridge \"", bridge, "\" does not exist");
   std::string veth = veth_name(id);
-  auto created = nl.create_veth(veth, "eth0", netns_fd, mtu, mac ? mac->data() : nullptr);
+  auto created = nl.create_veth(veth, ifname, netns_fd, mtu, mac ? mac->data() : nullptr);
   if (!created && created.error().code() == EEXIST)
     return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", id,
                       "\" exists already (another container's, or a name clash)");
@@ -224,7 +224,7 @@ Result<> veth_attach(const std::string& bridge, const std::string& id, int netns
     TRYV_CTX(nl.set_master(host_end, master), "attach ", veth, " to bridge \"", bridge, "\" (is it a bridge?)");
     TRYV(nl.set_up(host_end));
     Netlink inner = TRY(Netlink::open_in(netns_fd));
-    for (const char* name : {"lo", "eth0"}) {
+    for (const std::string& name : {std::string("lo"), ifname}) {
       int index = TRY(inner.link_index(name));
       if (index > 0) TRYV(inner.set_up(index));
     }

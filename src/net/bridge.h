@@ -27,6 +27,7 @@ struct BridgeRequest {
   int netns_fd = -1;
   int mtu = 0;
   std::optional<std::array<unsigned char, 6>> mac;  // the container end's; unset: random
+  std::string ifname = "eth0";                       // the container end's name
   // Static addresses (run.husk.ip/ip6). A network made for a container with
   // one and no subnet given gets the /24 (IPv4) or /64 (IPv6) holding it.
   std::optional<IpAddress> address;
@@ -47,10 +48,10 @@ std::string veth_name(const std::string& id);
 Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& alive);
 // Mode::Veth: the container's veth (host end veth_name(id)) joins the
 // existing bridge `bridge` (an error naming it when missing); the
-// container's eth0 and lo are up, eth0 with no address. Undone by
+// container's interface and lo are up, with no address. Undone by
 // veth_detach (which deleting the netns also does).
 Result<> veth_attach(const std::string& bridge, const std::string& id, int netns_fd, int mtu,
-                     const std::optional<std::array<unsigned char, 6>>& mac);
+                     const std::optional<std::array<unsigned char, 6>>& mac, const std::string& ifname = "eth0");
 Result<> veth_detach(const std::string& id);
 Result<> bridge_detach(const std::string& ipam_root, const std::string& network, const std::string& id,
                        const AliveFn& alive);

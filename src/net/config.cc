@@ -278,6 +278,14 @@ Result<Config> parse_config(const std::map<std::string, std::string>& a, bool ro
       return fail_errno(EINVAL, "annotations.", key, ": a static address needs network mode bridge");
     *out = TRY_CTX(parse_static_address(*v, family), "annotations.", key);
   }
+  if (const std::string* v = get(kIfnameAnnotation)) {
+    if (c.mode != Mode::Bridge && c.mode != Mode::Veth)
+      return fail_errno(EINVAL, "annotations.", kIfnameAnnotation, ": an interface name needs network mode bridge or veth");
+    if (!valid_interface_name(*v) || *v == "lo")
+      return fail_errno(EINVAL, "annotations.", kIfnameAnnotation, ": \"", *v,
+                        "\" is not an interface name (1-15 of [A-Za-z0-9_.-], not lo)");
+    c.ifname = *v;
+  }
   if (const std::string* v = get(kAliasesAnnotation)) {
     if (c.mode != Mode::Bridge)
       return fail_errno(EINVAL, "annotations.", kAliasesAnnotation, ": network aliases need network mode bridge");

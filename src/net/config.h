@@ -13,6 +13,8 @@
 //   run.husk.aliases    names by which the other containers of its bridge network
 //                       find this one (lines husk keeps in their /etc/hosts),
 //                       comma separated
+//   run.husk.ifname     the name of the container's end of the veth (bridge, veth):
+//                       eth0 unless given (systemd-nspawn's is host0)
 //   run.husk.hosts-file the host file bound at /etc/hosts when the bundle made it
 //                       for the container (husk may add the aliases lines to it)
 //   run.husk.ip         the container's IPv4 address on its bridge network (static)
@@ -45,6 +47,7 @@ inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
 inline constexpr const char* kMacAnnotation = "run.husk.mac";
 inline constexpr const char* kAliasesAnnotation = "run.husk.aliases";
 inline constexpr const char* kHostsFileAnnotation = "run.husk.hosts-file";
+inline constexpr const char* kIfnameAnnotation = "run.husk.ifname";
 inline constexpr const char* kIpAnnotation = "run.husk.ip";
 inline constexpr const char* kIp6Annotation = "run.husk.ip6";
 
@@ -94,6 +97,7 @@ struct Config {
   std::optional<IpAddress> ip;                      // Mode::Bridge, IPv4
   std::optional<IpAddress> ip6;                     // Mode::Bridge, IPv6
   std::vector<std::string> aliases;                 // Mode::Bridge
+  std::string ifname = "eth0";                      // Mode::Bridge, Mode::Veth
 
   // Whether husk touches the network at all (any annotation given).
   bool requested() const {

@@ -226,6 +226,7 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.subnet = cfg.subnet;
       req.subnet6 = cfg.subnet6;
       req.mac = cfg.mac;
+      req.ifname = cfg.ifname;
       req.address = cfg.ip;
       req.address6 = cfg.ip6;
       req.ports = cfg.ports;
@@ -242,7 +243,7 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
     case Mode::Veth:
       rec["network"] = cfg.bridge;
       TRYV(save_record(ctx.state_dir, rec));
-      TRYV_CTX(veth_attach(cfg.bridge, ctx.id, netns_fd, cfg.mtu.value_or(0), cfg.mac), "network veth:", cfg.bridge);
+      TRYV_CTX(veth_attach(cfg.bridge, ctx.id, netns_fd, cfg.mtu.value_or(0), cfg.mac, cfg.ifname), "network veth:", cfg.bridge);
       break;
     case Mode::Pasta:
     case Mode::Slirp4netns: {

@@ -143,6 +143,13 @@ def test_two_bridge_containers_reach_each_other(net, bundle):
     assert out == "hello-from-husk\n"
 
 
+def test_ifname_names_the_containers_end(net, bundle):
+    bundle.set_args("sh", "-c", "ls /sys/class/net | tr '\\n' ' '; ip -o -4 addr show host0")
+    bundle.config["annotations"] = {"run.husk.network": "bridge:hif0", "run.husk.ifname": "host0"}
+    out = run_out(net)
+    assert "host0" in out and "eth0" not in out and "inet 10.89." in out, out
+
+
 def test_mac_address_is_the_containers_eth0(net, bundle):
     bundle.set_args("cat", "/sys/class/net/eth0/address")
     out = run_out(net, "--network", "bridge:hmac0", "--mac-address", "02:42:AC:11:00:2a")

@@ -689,6 +689,7 @@ TEST_F(NspawnPlan, NetworkVethBridgeZoneAndGroup) {
   links_ = {"br0", "br-apps"};
   auto joined_br = plan_ok({{"network_bridge", S("br0")}});
   EXPECT_EQ(joined_br->spec.annotations.at("run.husk.network"), "veth:br0");
+  EXPECT_EQ(joined_br->spec.annotations.at("run.husk.ifname"), "host0");  // nspawn's name for it
   EXPECT_TRUE(has_ns(joined_br->spec, oci::NamespaceType::Network));
   const auto& jc = *joined_br->spec.process->capabilities->bounding;
   EXPECT_NE(std::find(jc.begin(), jc.end(), cap("CAP_NET_ADMIN")), jc.end());

@@ -56,6 +56,10 @@ TEST(NetConfig, Modes) {
   EXPECT_FALSE(parse_config({{"run.husk.network", "veth:br0"}, {"run.husk.ports", "80:80"}}, false));
   EXPECT_FALSE(parse_config({{"run.husk.network", "veth:br0"}, {"run.husk.ip", "10.0.0.2"}}, false));
   EXPECT_FALSE(parse_config({{"run.husk.network", "veth:br0"}}, true));  // root only
+  EXPECT_EQ(veth->ifname, "eth0");
+  EXPECT_EQ(parse_config({{"run.husk.network", "veth:br0"}, {"run.husk.ifname", "host0"}}, false)->ifname, "host0");
+  EXPECT_FALSE(parse_config({{"run.husk.network", "bridge"}, {"run.husk.ifname", "lo"}}, false));
+  EXPECT_FALSE(parse_config({{"run.husk.network", "host"}, {"run.husk.ifname", "host0"}}, false));
   auto bad = parse_mode("wifi", bridge, path);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().what().find("\"wifi\""), std::string::npos);
