@@ -306,9 +306,32 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   if (privileged) make_privileged(spec, opts.host_dev);
 
 
+  // userns: the mode is what precedes the first ':'. host (none of its
+  // own) and ns:PATH (join that user namespace, as podman does) are done;
+  // keep-id and nomap are podman's rootless modes, which a rootful podman
+  // refuses too; auto would need husk to allocate and shift id ranges for
+  // store images (the nspawn flavor's private_users does it for directories).
   std::string userns = TRY(str("userns"));
-  if (!userns.empty() && userns != "host")
-    return fail_msg(f("userns"), ": \"", userns, "\": user namespace modes are not supported by husk yet (only \"host\")");
+  std::string userns_mode = userns.substr(0, userns.find(':'));
+  if (userns.empty() || userns == "host") {
+  } else if (userns_mode == "ns") {
+    std::string p = userns.substr(3);
+    if (p.empty() || p[0] != '/') return fail_msg(f("userns"), ": \"", userns, "\": the path is not absolute");
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0) return fail_msg(f("userns"), ": \"", userns, "\": ", p, ": ", strerror(errno));
+    set_namespace(spec, oci::NamespaceType::User, true, p);
+    spec.linux->uid_mappings.clear();
+    spec.linux->gid_mappings.clear();
+  } else if (userns_mode == "keep-id" || userns_mode == "nomap") {
+    if (!opts.rootless)
+      return fail_msg(f("userns"), ": \"", userns, "\": ", userns_mode, " is a rootless mode (podman refuses it as root)");
+    return fail_msg(f("userns"), ": \"", userns, "\": ", userns_mode, " is not supported by husk yet");
+  } else if (userns_mode == "auto") {
+    return fail_msg(f("userns"), ": \"", userns,
+                    "\": auto is not supported by husk yet (it would allocate an id range and shift the image)");
+  } else {
+    return fail_msg(f("userns"), ": \"", userns, "\" is not a user namespace mode (host, auto, keep-id, nomap, ns:PATH)");
+  }
 
   // ---- devices ------------------------------------------------------------------------
   {
@@ -468,6 +491,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       // become husk's forwards, TCP and UDP as podman publishes them.
       std::string forwards = TRY(port_forwards(task, ports, port_map, f("port_map")));
       if (!forwards.empty()) spec.annotations["run.husk.ports"] = forwards;
+    }
+    // The task's address for Nomad, as nomad-driver-podman reports the
+    // container's (auto-advertised): on husk's bridge.
+    if (bridge_network) {
+      out.advertise.enabled = true;
+      out.advertise.auto_advertise = true;
+      for (const auto& [label, port] : port_map) out.advertise.port_map[label] = static_cast<int32_t>(port);
     }
     // Static addresses and MAC: on a bridge network (podman applies them
     // in bridge mode only, and so does husk: elsewhere they warn).

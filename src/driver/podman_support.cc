@@ -46,7 +46,9 @@ std::vector<FieldSupport> support_rows() {
       {"config.selinux_opts", kRefused, "husk does not implement SELinux labels"},
       {"config.security_opt", kImpl,
        "no-new-privileges, seccomp=unconfined, mask=, unmask=, proc-opts=; label= and apparmor= refused"},
-      {"config.userns", kRefused, "only \"host\" for now"},
+      {"config.userns", kAccepted,
+       "host and ns:PATH (that user namespace joined); keep-id and nomap are rootless modes (an error as root, as "
+       "in podman); auto is refused (no id range allocation for store images yet)"},
       {"config.devices", kImpl, "host[:container[:rwm]] device nodes and cgroup device rules"},
       {"config.volumes", kImpl, "host:container[:ro,rw,...] bind mounts, when the plugin's volumes.enabled"},
       {"config.tmpfs", kImpl, "tmpfs mounts (path[:options])"},

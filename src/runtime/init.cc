@@ -355,6 +355,12 @@ void container_init(const InitConfig& cfg) {
       fail_child(cfg.sync_fd, Error::sys("linux.namespaces: create cgroup namespace"));
   }
   if (cfg.staged) {
+    // Still in husk's user namespace: limits above the current hard ones
+    // can be set here and not after joining another (as runc does them).
+    bool joins_user = false;
+    for (const auto& j : cfg.join) joins_user = joins_user || j.first == oci::NamespaceType::User;
+    if ((joins_user || cfg.new_userns) && cfg.spec->process)
+      if (auto r = apply_rlimits(*cfg.spec->process); !r) fail_child(cfg.sync_fd, r.error());
     if (auto r = enter_namespaces_staged(cfg); !r) fail_child(cfg.sync_fd, r.error());
   } else if (cfg.new_userns) {
     if (auto r = map_user_namespace(cfg); !r) fail_child(cfg.sync_fd, r.error());

@@ -155,11 +155,16 @@ Result<std::string> find_executable(const oci::Process& process) {
   return fail_errno(first_err, "process.args[0]: executable file \"", name, "\" not found in $PATH");
 }
 
-Result<> apply_process_limits(const oci::Process& p) {
+Result<> apply_rlimits(const oci::Process& p) {
   for (size_t i = 0; i < p.rlimits.size(); ++i) {
     struct rlimit rl = {p.rlimits[i].soft, p.rlimits[i].hard};
     if (setrlimit(p.rlimits[i].resource, &rl) < 0) return fail_sys("process.rlimits[", i, "]: setrlimit");
   }
+  return {};
+}
+
+Result<> apply_process_limits(const oci::Process& p) {
+  TRYV(apply_rlimits(p));
   if (p.oom_score_adj) {
     TRYV_CTX(write_file("/proc/self/oom_score_adj", std::to_string(*p.oom_score_adj)), "process.oomScoreAdj");
   }

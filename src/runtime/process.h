@@ -31,6 +31,10 @@ Result<std::string> find_executable(const oci::Process& process);
 // Settings that need privilege: rlimits, oom_score_adj, personality, I/O
 // priority, scheduler, CPU affinity, umask.
 Result<> apply_process_limits(const oci::Process& process);
+// process.rlimits alone (apply_process_limits sets them too): raising a hard
+// limit takes CAP_SYS_RESOURCE in the initial user namespace, so an init
+// that enters another one sets them first.
+Result<> apply_rlimits(const oci::Process& process);
 
 // seccomp, user, capabilities, no_new_privileges and cwd, in the order that
 // works (runc's): without no_new_privileges the filter is loaded while

@@ -808,6 +808,20 @@ TEST_F(PodmanPlan, NetworkModes) {
   task_.ports.clear();
   expect_error(plan({{"network_mode", S("wi fi")}}), "config.network_mode");
   {
+    // userns: ns:PATH joins that user namespace; the rootless modes are errors as root.
+    auto u = plan({{"userns", S("ns:/proc/self/ns/user")}});
+    ASSERT_TRUE(u) << u.error().str();
+    EXPECT_EQ(u->spec.linux->find_namespace(oci::NamespaceType::User)->path, "/proc/self/ns/user");
+    EXPECT_TRUE(u->spec.linux->uid_mappings.empty());
+    auto k = plan({{"userns", S("keep-id:uid=1000")}});
+    expect_error(k, "config.userns");
+    EXPECT_NE(k.error().what().find("rootless mode"), std::string::npos) << k.error().what();
+    expect_error(plan({{"userns", S("auto:size=65536")}}), "config.userns");
+    expect_error(plan({{"userns", S("ns:relative")}}), "config.userns");
+    expect_error(plan({{"userns", S("ns:/no/such/ns")}}), "config.userns");
+    expect_error(plan({{"userns", S("private")}}), "config.userns");
+  }
+  {
     auto e = plan({{"network_mode", S("task:db")}});  // no such task running
     expect_error(e, "config.network_mode");
     EXPECT_NE(e.error().what().find("db-" + task_.alloc_id), std::string::npos) << e.error().what();

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -316,9 +317,11 @@ def test_podman_task_modes_join_another_task(tmp_path, image):
         r = probe.start(web_id, {"image": image, "command": "/bin/sh", "args": ["-c", web], "ipc_mode": "shareable"},
                         name="web", alloc=alloc)
         assert r["ok"], r
+        assert r["network"]["addr"].startswith("10.89.0.") and r["network"]["auto_advertise"], r  # as the podman driver
         r = probe.start(side_id, {"image": image, "command": "/bin/sleep", "args": ["1000"],
                                   "network_mode": "task:web", "ipc_mode": "task:web"}, name="side", alloc=alloc)
         assert r["ok"], r
+        assert "network" not in r, r  # no address of its own
         got = probe.sh(side_id, "for i in 1 2 3 4 5; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 1; done; "
                        "exit 1")["stdout"]
         assert got == "hello-task-mode\n", got  # web's loopback: one network namespace
@@ -333,4 +336,35 @@ def test_podman_task_modes_join_another_task(tmp_path, image):
         assert os.listdir(probe.state / "tasks") == []
     finally:
         probe.close()
+    assert mount_points() == before
+
+
+def test_podman_userns_joins_a_user_namespace(tmp_path, image):
+    """userns = "ns:PATH": the task runs in that user namespace (its map),
+    as podman joins it."""
+    before = mount_points()
+    holder = subprocess.Popen(["unshare", "--user", "sleep", "1000"])
+    probe = Probe(tmp_path)
+    try:
+        path = f"/proc/{holder.pid}/ns/user"
+        for _ in range(50):  # unshare makes the namespace, then execs sleep
+            if os.readlink(path) != os.readlink("/proc/self/ns/user"):
+                break
+            time.sleep(0.1)
+        for m in ("uid_map", "gid_map"):  # root maps it from outside
+            with open(f"/proc/{holder.pid}/{m}", "w") as f:
+                f.write("0 0 65536\n")
+        r = probe.start("u", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "none",
+                              "userns": f"ns:{path}"}, name="web")
+        assert r["ok"], r
+        out = probe.sh("u", "readlink /proc/self/ns/user; cat /proc/self/uid_map")["stdout"].split()
+        assert out[0] == os.readlink(path), out  # the holder's user namespace
+        assert out[1:] == ["0", "0", "65536"], out
+        assert probe.stop("u")["ok"]
+        bad = probe.start("k", {"image": image, "command": "/bin/true", "userns": "keep-id"}, name="web")
+        assert not bad["ok"] and "config.userns" in bad["error"] and "rootless" in bad["error"], bad
+    finally:
+        probe.close()
+        holder.kill()
+        holder.wait()
     assert mount_points() == before
