@@ -621,8 +621,18 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   }
   (void)TRY(read_bool(cfg["healthchecks"], "disable", f("healthchecks")));  // husk runs no image HEALTHCHECK
   (void)TRY(integer("container_exists_attempts"));
-  if (TRY(boolean("advertise_ipv6_address")))
-    out.warnings.push_back("config.advertise_ipv6_address: husk reports no task address to Nomad yet");
+  // The task's address for Nomad (the docker driver's DriverNetwork): on
+  // husk's bridge, auto-advertised on a user-defined network or with
+  // advertise_ipv6_address (then the IPv6 one), as the docker driver does.
+  bool advertise6 = TRY(boolean("advertise_ipv6_address"));
+  if (husk_network) {
+    out.advertise.enabled = true;
+    out.advertise.ipv6 = advertise6;
+    out.advertise.auto_advertise = user_network || advertise6;
+    for (const auto& [label, port] : port_map) out.advertise.port_map[label] = static_cast<int32_t>(port);
+  } else if (advertise6) {
+    out.warnings.push_back("config.advertise_ipv6_address: the task has no address of its own on husk's bridge");
+  }
 
   // Last: the only step that leaves something on the host besides task_dir.
   TRYV(create_volumes(pending, layers));

@@ -14,7 +14,8 @@ std::vector<FieldSupport> support_table() {
   std::vector<FieldSupport> rows = {
       {"config.image", I, "a registry reference pulled into husk's image store (husk-image(7)), oci:, oci-archive: or docker-archive: through the store, or a local root filesystem directory; the image config's Entrypoint, Cmd, Env, WorkingDir, User and StopSignal apply as docker applies them"},
       {"config.image_pull_timeout", I, "a bound on the whole pull (default: the plugin's image_pull_timeout)"},
-      {"config.advertise_ipv6_address", A, "warning: husk reports no task address to Nomad yet"},
+      {"config.advertise_ipv6_address", I,
+       "the task's IPv6 address on husk's bridge (subnet6) goes to Nomad, auto-advertised; no address: a warning"},
       {"config.args", I, "appended to the command"},
       {"config.auth", I, "registry credentials for the pull"},
       {"config.auth.username", I, "with password: the credentials (else the plugin's auth.config/auth.helper, REGISTRY_AUTH_FILE, docker's config.json)"},

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,16 @@ struct BundlePlan {
   // made, so that a task with ipc_mode "container:<this one>" can bind the
   // same one; unmounted when the task dir goes.
   int64_t shareable_shm_bytes = 0;
+  // What StartTask tells Nomad of the task's own network (NetworkOverride,
+  // the upstream drivers' DriverNetwork): the container's address on husk's
+  // bridge (its IPv6 one with `ipv6`), whether services advertise it by
+  // default, and the deprecated port_map's label -> container port.
+  struct Advertise {
+    bool enabled = false;
+    bool ipv6 = false;
+    bool auto_advertise = false;
+    std::map<std::string, int32_t> port_map;
+  } advertise;
   // The task's stdin is kept open (docker's interactive): a FIFO in the task
   // dir that the container holds open for reading and writing, so that a
   // read blocks instead of seeing end of file, whoever else comes and goes.

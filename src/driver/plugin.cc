@@ -28,7 +28,9 @@
 #include "base.grpc.pb.h"
 #include "cgroups/manager.h"
 #include "common/fd.h"
+#include "common/text.h"
 #include "driver.grpc.pb.h"
+#include "driver/bundle_files.h"
 #include "driver/exec_stream.h"
 #include "driver/husk_process.h"
 #include "driver/log.h"
@@ -349,8 +351,22 @@ class DriverService final : public drv::Driver::Service {
       return start_error(plan.error(), false);
     }
     for (const auto& w : plan->warnings) event(task, w);
+    BundlePlan::Advertise advertise = plan->advertise;
     auto h = s_.tasks.start(task, std::move(*plan), cid, dir);
     if (!h) return start_error(std::move(h.error()).with_context(cat("start task ", task.id)), true);
+    if (advertise.enabled) {
+      // The container's address from husk's record of its network.
+      auto rec = key_values(read_host_file(s_.tasks.state_dir() + "/containers/" + cid + "/network"));
+      std::string addr = advertise.ipv6 ? rec["address6"] : rec["address"];
+      if (!addr.empty()) {
+        auto* n = resp->mutable_network_override();
+        n->set_addr(addr);
+        n->set_auto_advertise(advertise.auto_advertise);
+        for (const auto& [label, port] : advertise.port_map) (*n->mutable_port_map())[label] = port;
+      } else if (advertise.ipv6) {
+        event(task, "config.advertise_ipv6_address: the task's network has no IPv6 address (no subnet6)");
+      }
+    }
     auto* handle = resp->mutable_handle();
     handle->set_version(1);
     *handle->mutable_config() = cfg;

@@ -129,7 +129,14 @@ class Probe {
     drv::StartTaskResponse resp;
     auto st = driver_->StartTask(&ctx, req, &resp);
     if (!st.ok()) return fail_line(st.error_message());
-    return "{\"ok\":true}";
+    if (!resp.has_network_override()) return "{\"ok\":true}";
+    // The DriverNetwork Nomad would get.
+    const auto& n = resp.network_override();
+    std::string ports;
+    for (const auto& [label, port] : n.port_map())
+      ports += (ports.empty() ? "" : ",") + oci::json_quote(label) + ":" + std::to_string(port);
+    return "{\"ok\":true,\"network\":{\"addr\":" + oci::json_quote(n.addr()) + ",\"auto_advertise\":" +
+           (n.auto_advertise() ? "true" : "false") + ",\"port_map\":{" + ports + "}}}";
   }
 
   // Nomad's client reads TaskEvents all along; so does the probe, from

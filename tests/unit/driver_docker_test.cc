@@ -471,6 +471,17 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
   expect_error(plan({{"network_mode", S("my-net")}, {"network_aliases", L({S("db"), S("not ok")})}}),
                "config.network_aliases[1]");
   EXPECT_EQ(plan({})->spec.annotations.count("run.husk.aliases"), 0u);  // the default network has no names
+  // DriverNetwork: the address is reported on husk's bridge, auto-advertised
+  // on a user-defined network or with advertise_ipv6_address (docker's rule).
+  EXPECT_TRUE(r->advertise.enabled && r->advertise.auto_advertise && !r->advertise.ipv6);
+  auto dflt = plan({});
+  EXPECT_TRUE(dflt->advertise.enabled && !dflt->advertise.auto_advertise);
+  auto six = plan({{"advertise_ipv6_address", B(true)}});
+  EXPECT_TRUE(six->advertise.ipv6 && six->advertise.auto_advertise);
+  auto hostnet = plan({{"network_mode", S("host")}, {"advertise_ipv6_address", B(true)}});
+  ASSERT_TRUE(hostnet);
+  EXPECT_FALSE(hostnet->advertise.enabled);
+  EXPECT_FALSE(hostnet->warnings.empty());
   expect_error(plan({{"network_mode", S("a-network-name-too-long")}}), "config.network_mode");
   expect_error(plan({{"network_mode", S("bad name")}}), "config.network_mode");
   auto e = plan({{"ipv4_address", S("10.89.0.5")}});  // the default network: as dockerd, an error

@@ -97,6 +97,8 @@ def test_mac_address_on_the_bridge(tmp_path, image):  # noqa: F811
         r = probe.start("mac", {"image": image, "command": "/bin/sleep", "args": ["1000"],
                                 "mac_address": "02:42:AC:11:00:2a"})
         assert r["ok"], r
+        # On the default bridge the address goes to Nomad, not advertised by default (as docker's "bridge").
+        assert r["network"]["addr"].startswith("10.89.0.") and not r["network"]["auto_advertise"], r
         assert probe.sh("mac", "cat /sys/class/net/eth0/address")["stdout"].strip() == "02:42:ac:11:00:2a"
         assert probe.stop("mac")["ok"]
         bad = probe.start("bad", {"image": image, "command": "/bin/true", "mac_address": "01:00:5e:00:00:01"})
@@ -123,6 +125,8 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
                                 "ipv4_address": "172.30.0.10", "ipv6_address": "fd30::a",
                                 "network_aliases": ["www", "www.appnet"]})
         assert r["ok"], r
+        # What Nomad is told (DriverNetwork): the address, advertised on a user-defined network.
+        assert r["network"] == {"addr": "172.30.0.10", "auto_advertise": True, "port_map": {}}, r
         assert link_exists("appnet")
         addrs = probe.sh("web", "ip -o addr show eth0")["stdout"]
         assert "inet 172.30.0.10/24" in addrs and "inet6 fd30::a/64" in addrs, addrs
