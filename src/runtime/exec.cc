@@ -109,6 +109,9 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Raising a hard limit is allowed only outside a user namespace: set
+    // the limits before joining one (again after: lowering is always allowed).
+    if (ns_flags & CLONE_NEWUSER) TRYV(apply_rlimits(process));
     if (ns_flags && setns(target_pidfd, ns_flags) < 0) return fail_sys("join the container's namespaces");
     ::close(target_pidfd);
     // The pid namespace applies to children: the process is our child, made

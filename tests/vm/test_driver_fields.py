@@ -357,7 +357,9 @@ def test_podman_userns_joins_a_user_namespace(tmp_path, image):
         r = probe.start("u", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "none",
                               "userns": f"ns:{path}"}, name="web")
         assert r["ok"], r
-        out = probe.sh("u", "readlink /proc/self/ns/user; cat /proc/self/uid_map")["stdout"].split()
+        e = probe.sh("u", "readlink /proc/self/ns/user; cat /proc/self/uid_map")
+        out = e["stdout"].split()
+        assert e.get("exit_code", 0) == 0 and out, e  # exec joins it too (its rlimits set before)
         assert out[0] == os.readlink(path), out  # the holder's user namespace
         assert out[1:] == ["0", "0", "65536"], out
         assert probe.stop("u")["ok"]
