@@ -16,6 +16,7 @@
 #include "common/program.h"
 #include "common/text.h"
 #include "driver/bundle_files.h"
+#include "image/reference.h"
 #include "net/config.h"
 #include "driver/docker_flavor.h"
 #include "driver/docker_mounts.h"
@@ -31,6 +32,20 @@
 namespace husk::driver::docker {
 
 namespace {
+
+// "localhost", "127.0.0.1:5000", "[::1]:5000": a registry dockerd trusts
+// without TLS.
+bool is_loopback_registry(const std::string& registry) {
+  std::string host = registry;
+  if (host.starts_with("[")) {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost" || host == "::1") return true;
+  auto ip = net::parse_ip(host);
+  return ip && ip->family == AF_INET && ip->bytes[0] == 127;
+}
 
 const std::string kCfg = "config";
 std::string f(std::string_view name) { return cat("config.", name); }
@@ -64,6 +79,10 @@ Result<ResolvedImage> docker_image(const Options& opts, const TaskSpec& task, co
   const Value& auth = cfg["auth"];
   std::string user = TRY(read_string(auth, "username", f("auth"))), pass = TRY(read_string(auth, "password", f("auth")));
   if (!user.empty() || !pass.empty()) io.pull.credentials = image::Credentials{user, pass, "", "the task's auth block"};
+  // dockerd always treats registries on the loopback (127.0.0.0/8, ::1,
+  // localhost) as insecure: plain HTTP allowed, as it is here.
+  if (auto parsed = image::parse_reference(ref); parsed && is_loopback_registry(parsed->registry))
+    io.pull.tls_verify = false;
   io.pull.auth_file = opts.auth_config;
   io.pull.auth_helper = opts.auth_helper;
   io.pull.force = TRY(read_bool(cfg, "force_pull", kCfg));

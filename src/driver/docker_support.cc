@@ -12,7 +12,7 @@ std::vector<FieldSupport> support_table() {
   using S = FieldSupport::Status;
   const S I = S::kImplemented, A = S::kAccepted, R = S::kRefused;
   std::vector<FieldSupport> rows = {
-      {"config.image", I, "a registry reference pulled into husk's image store (husk-image(7)), oci:, oci-archive: or docker-archive: through the store, or a local root filesystem directory; the image config's Entrypoint, Cmd, Env, WorkingDir, User and StopSignal apply as docker applies them"},
+      {"config.image", I, "a registry reference pulled into husk's image store (husk-image(7)), oci:, oci-archive: or docker-archive: through the store, or a local root filesystem directory; the image config's Entrypoint, Cmd, Env, WorkingDir, User and StopSignal apply as docker applies them; a registry on the loopback may be plain HTTP, as dockerd allows; \"Docker image pull progress\" events every 10 s while a pull runs, stalled or not"},
       {"config.image_pull_timeout", I, "a bound on the whole pull (default: the plugin's image_pull_timeout)"},
       {"config.advertise_ipv6_address", I,
        "the task's IPv6 address on husk's bridge (subnet6) goes to Nomad, auto-advertised; no address: a warning"},

@@ -1,7 +1,11 @@
 // Task images: local directories or the image store (see image_resolve.h).
 #include "driver/image_resolve.h"
 
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "driver/bundle_files.h"
 #include "driver/image_dir.h"
@@ -28,19 +32,49 @@ Result<image::PullResult> pull(image::Store& store, const std::string& ref, cons
   req.fetch.activity_timeout = std::chrono::milliseconds(p.activity_timeout_ms);
   req.fetch.retry_stalled = p.retry_stalled;
   req.fetch.activity_timeout_name = p.activity_timeout_name;
-  if (options.pull_progress) {
-    // Called one event at a time (fetch_image serialises them).
-    struct Reporter {
-      image::PullProgress progress;
-      image::ReportThrottle throttle{kPullProgressInterval};
-    };
-    auto r = std::make_shared<Reporter>();
-    req.fetch.progress = [r, sink = options.pull_progress](const image::PullEvent& e) {
-      r->progress.on_event(e);
+  // Progress reports: on the pull's events, and from a ticker while none
+  // come (a stalled transfer sends none, and Nomad's docker driver still
+  // reports every 10 s), never closer together than kPullProgressInterval.
+  struct Reporter {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    image::PullProgress progress;
+    image::ReportThrottle throttle{kPullProgressInterval};
+    std::function<void(const std::string&)> sink;
+    void report_if_due() {  // with mu held
       auto now = image::Clock::now();
-      if (r->progress.resolved() && r->throttle.due(now)) sink(r->progress.summary(now));
+      if (progress.resolved() && throttle.due(now)) sink(progress.summary(now));
+    }
+  };
+  std::shared_ptr<Reporter> reporter;
+  std::thread ticker;
+  if (options.pull_progress) {
+    reporter = std::make_shared<Reporter>();
+    reporter->sink = options.pull_progress;
+    req.fetch.progress = [r = reporter](const image::PullEvent& e) {
+      std::lock_guard<std::mutex> l(r->mu);
+      r->progress.on_event(e);
+      r->report_if_due();
     };
+    ticker = std::thread([r = reporter] {
+      std::unique_lock<std::mutex> l(r->mu);
+      while (!r->cv.wait_for(l, std::chrono::seconds(1), [&] { return r->done; })) r->report_if_due();
+    });
   }
+  struct StopTicker {
+    std::shared_ptr<Reporter>& r;
+    std::thread& t;
+    ~StopTicker() {
+      if (!t.joinable()) return;
+      {
+        std::lock_guard<std::mutex> l(r->mu);
+        r->done = true;
+      }
+      r->cv.notify_all();
+      t.join();
+    }
+  } stop_ticker{reporter, ticker};
   if (p.credentials) {
     req.fetch.auth.explicit_creds = p.credentials;
   } else if (!p.auth_helper.empty()) {

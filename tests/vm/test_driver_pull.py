@@ -3,15 +3,17 @@ through the driver (auth, tls_verify, auth_soft_fail, force_pull,
 image_pull_timeout) against Debian's docker-registry with htpasswd auth on
 loopback, the image pushed there with skopeo, and the task events a pull
 sends. driver-probe plays Nomad's client (tests/vm/test_driver_fields.py)."""
+import json
 import os
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
 import imagebuild as ib
 from husktest import mount_points
-from registryfix import Registry
+from registryfix import Proxy, Registry
 from test_driver_fields import PROBE, Probe
 from test_nomad_driver import DEMO_ROOTFS
 
@@ -94,3 +96,49 @@ def test_registry_image_fields_through_start_task(tmp_path, monkeypatch):
         reg.stop()
     assert mount_points() == before
     assert os.listdir(tmp_path / "store" / "leases") == []
+
+
+def test_docker_pull_progress_events_while_a_layer_stalls(tmp_path, monkeypatch):
+    """As Nomad's docker driver: "Docker image pull progress" events every
+    10 s while the pull runs, also while no byte arrives (a stalled layer);
+    a loopback registry is plain HTTP, as dockerd allows it by default."""
+    work = tmp_path / "registry"
+    work.mkdir()
+    reg = Registry(str(work))
+    monkeypatch.setenv("HUSK_IMAGE_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    before = mount_points()
+    probe = proxy = None
+    try:
+        push(tmp_path, reg, b"stalled\n", "s")
+        req = urllib.request.Request(f"http://{reg.host}/v2/test/app/manifests/s",
+                                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        layers = json.load(urllib.request.urlopen(req, timeout=10))["layers"]
+        proxy = Proxy(reg.port)
+        proxy.stall.add(max(layers, key=lambda l: l["size"])["digest"])
+        proxy.stall_seconds = 35
+        probe = Probe(tmp_path, name="nomad-driver-docker")
+        image = f"{proxy.host}/test/app:s"
+        t0 = time.monotonic()
+        r = probe.start("s", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "none"})
+        took = time.monotonic() - t0
+        assert r["ok"], r
+        assert took >= 30, took  # it waited the stall out (pull_activity_timeout is 2m)
+        for _ in range(50):  # TaskEvents reach the probe on their own stream
+            ev = probe.call(op="events", id="s")["events"]
+            progress = [e for e in ev if e["message"].startswith("Docker image pull progress: ")]
+            if len(progress) >= 3:
+                break
+            time.sleep(0.1)
+        # The first once the manifest was known, then one per 10 s through the stall.
+        assert len(progress) >= 3, ev
+        assert progress[0]["message"].startswith("Docker image pull progress: Pulled 0/2 (0 B/"), ev
+        assert all(e["annotations"] == {"image": image} for e in progress), ev
+        assert probe.stop("s")["ok"]
+    finally:
+        if probe:
+            probe.close()
+        if proxy:
+            proxy.close()
+        reg.stop()
+    assert mount_points() == before
