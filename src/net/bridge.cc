@@ -106,6 +106,19 @@ Result<std::optional<uint32_t>> static_offset(const BridgeRequest& req, const Su
   return off;
 }
 
+// The container's veth pair: its end `ifname` in netns_fd, the host end
+// veth_name(id), whose name is returned.
+Result<std::string> make_veth(Netlink& nl, const std::string& id, const std::string& ifname, int netns_fd, int mtu,
+                              const std::optional<std::array<unsigned char, 6>>& mac) {
+  std::string veth = veth_name(id);
+  auto created = nl.create_veth(veth, ifname, netns_fd, mtu, mac ? mac->data() : nullptr);
+  if (!created && created.error().code() == EEXIST)
+    return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", id,
+                      "\" exists already (another container's, or a name clash)");
+  if (!created) return fail(std::move(created.error()));
+  return veth;
+}
+
 }  // namespace
 
 std::string veth_name(const std::string& id) {
@@ -171,12 +184,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
       return ntohl(v) - subnet.first();
     }();
     if (!req.ports.empty()) (void)write_file(cat("/proc/sys/net/ipv4/conf/", req.network, "/route_localnet"), "1");
-    std::string veth = veth_name(req.id);
-    auto created = nl.create_veth(veth, req.ifname, req.netns_fd, req.mtu, req.mac ? req.mac->data() : nullptr);
-    if (!created && created.error().code() == EEXIST)
-      return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", req.id,
-                        "\" exists already (another container's, or a name clash)");
-    if (!created) return fail(std::move(created.error()));
+    std::string veth = TRY(make_veth(nl, req.id, req.ifname, req.netns_fd, req.mtu, req.mac));
     int host_end = TRY(nl.link_index(veth));
     TRYV(nl.set_master(host_end, bridge));
     TRYV(nl.set_up(host_end));
@@ -213,12 +221,7 @@ Result<> veth_attach(const std::string& bridge, const std::string& id, int netns
   Netlink nl = TRY(Netlink::open());
   int master = TRY(nl.link_index(bridge));
   if (master == 0) return fail_errno(ENODEV, "bridge \"", bridge, "\" does not exist");
-  std::string veth = veth_name(id);
-  auto created = nl.create_veth(veth, ifname, netns_fd, mtu, mac ? mac->data() : nullptr);
-  if (!created && created.error().code() == EEXIST)
-    return fail_errno(EEXIST, "network interface \"", veth, "\" for container \"", id,
-                      "\" exists already (another container's, or a name clash)");
-  if (!created) return fail(std::move(created.error()));
+  std::string veth = TRY(make_veth(nl, id, ifname, netns_fd, mtu, mac));
   auto joined = [&]() -> Result<> {
     int host_end = TRY(nl.link_index(veth));
     TRYV_CTX(nl.set_master(host_end, master), "attach ", veth, " to bridge \"", bridge, "\" (is it a bridge?)");

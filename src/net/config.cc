@@ -37,13 +37,6 @@ Result<uint16_t> parse_port_number(const std::string& s) {
   return static_cast<uint16_t>(v);
 }
 
-bool valid_hostname(const std::string& name) {
-  if (name.empty() || name.size() > 253) return false;
-  for (char c : name)
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
-  return name.front() != '-' && name.front() != '.';
-}
-
 }  // namespace
 
 const char* mode_name(Mode m) {
@@ -107,6 +100,13 @@ std::string PortForward::str() const {
   std::string ip;
   if (host_ip) ip = (host_ip->family == AF_INET6 ? "[" + host_ip->str() + "]" : host_ip->str()) + ":";
   return cat(ip, host_port, ":", container_port, "/", protocol_name(protocol));
+}
+
+bool valid_hostname(const std::string& name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (char c : name)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) return false;
+  return name.front() != '-' && name.front() != '.';
 }
 
 bool valid_interface_name(const std::string& name) {

@@ -138,6 +138,9 @@ Result<ExtraHost> parse_extra_host(const std::string& text);
 // An address of that family (AF_INET or AF_INET6) for run.husk.ip/ip6.
 Result<IpAddress> parse_static_address(const std::string& text, int family);
 bool valid_interface_name(const std::string& name);
+// A host name for /etc/hosts (--add-host, run.husk.aliases): 1-253 of
+// [A-Za-z0-9_.-], not starting with '-' or '.'.
+bool valid_hostname(const std::string& name);
 // aa:bb:cc:dd:ee:ff (or '-' separated); unicast and not all zero.
 Result<std::array<unsigned char, 6>> parse_mac(const std::string& text);
 

@@ -110,13 +110,7 @@ std::string mounted_hosts_file(const oci::Spec& spec, const std::string& state_d
 
 Result<> rewrite_in_place(const std::string& path, const std::string& text) {
   UniqueFd fd = TRY(open_fd(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC));
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_sys("write ", path);
-    off += static_cast<size_t>(n);
-  }
+  TRYV_CTX(write_all(fd.get(), text), "write ", path);
   return {};
 }
 
