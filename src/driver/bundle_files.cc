@@ -13,6 +13,7 @@
 
 #include "common/program.h"
 #include "common/text.h"
+#include "net/config.h"
 
 namespace husk::driver {
 
@@ -223,7 +224,7 @@ Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string&
   TRYV_CTX(write_file(task_dir + "/hosts", hosts), "write the task's hosts file");
   spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "ro", "nosuid", "nodev", "noexec"}));
   spec.mounts.push_back(bind_mount(task_dir + "/hosts", "/etc/hosts", {"bind", "ro", "nosuid", "nodev", "noexec"}));
-  spec.annotations["run.husk.hosts-file"] = task_dir + "/hosts";  // husk adds network aliases' lines to it
+  spec.annotations[net::kHostsFileAnnotation] = task_dir + "/hosts";  // husk adds network aliases' lines to it
   if (spec.hostname) {
     TRYV_CTX(write_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
     spec.mounts.push_back(bind_mount(task_dir + "/hostname", "/etc/hostname", {"bind", "ro", "nosuid", "nodev", "noexec"}));
@@ -281,13 +282,14 @@ Result<std::string> container_named(const std::string& containers_root, const st
 // The init of a running husk container of this driver (for pid_mode and
 // ipc_mode = "container:NAME"): its namespaces are joined by path. Read from
 // husk's record of it (state: pid and its start time, runtime/state_store.h).
-Result<pid_t> running_init(const std::string& containers_root, const std::string& name, const std::string& field) {
+Result<RunningContainer> running_init(const std::string& containers_root, const std::string& name,
+                                      const std::string& field) {
   std::string id = TRY(container_named(containers_root, name, field));
   auto kv = key_values(read_host_file(containers_root + "/" + id + "/state"));
   pid_t pid = static_cast<pid_t>(strtol(kv["pid"].c_str(), nullptr, 10));
   if (!process_alive(pid, strtoull(kv["pid_start"].c_str(), nullptr, 10)))
     return fail_msg(field, ": \"container:", name, "\": container ", id, " is not running");
-  return pid;
+  return RunningContainer{id, pid};
 }
 
 std::string containers_root_of(const std::string& task_dir) {

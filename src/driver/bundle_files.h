@@ -81,8 +81,14 @@ void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task);
 // bundle_files.cc); `field` names the task config field in errors.
 Result<std::string> container_named(const std::string& containers_root, const std::string& name,
                                     const std::string& field);
-// Its init's pid while it runs (husk's state record: pid and start time).
-Result<pid_t> running_init(const std::string& containers_root, const std::string& name, const std::string& field);
+// That container (container_named) and its init's pid while it runs
+// (husk's state record: pid and start time).
+struct RunningContainer {
+  std::string id;
+  pid_t pid = 0;
+};
+Result<RunningContainer> running_init(const std::string& containers_root, const std::string& name,
+                                      const std::string& field);
 // <state>/containers for a task dir <state>/tasks/ID.
 std::string containers_root_of(const std::string& task_dir);
 

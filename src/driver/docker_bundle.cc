@@ -332,8 +332,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   if (pid_mode == "host") {
     set_ns(oci::NamespaceType::Pid, false);
   } else if (pid_mode.starts_with("container:")) {
-    pid_t other = TRY(running_init(containers_root, pid_mode.substr(10), f("pid_mode")));
-    set_ns(oci::NamespaceType::Pid, true, cat("/proc/", other, "/ns/pid"));
+    RunningContainer other = TRY(running_init(containers_root, pid_mode.substr(10), f("pid_mode")));
+    set_ns(oci::NamespaceType::Pid, true, cat("/proc/", other.pid, "/ns/pid"));
   } else if (!pid_mode.empty() && pid_mode != "private") {
     return fail_msg(f("pid_mode"), ": \"", pid_mode, "\" is not a PID namespace mode (host, private, container:NAME)");
   }
@@ -387,12 +387,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   // names in their /etc/hosts (run.husk.aliases) where dockerd's embedded
   // DNS would answer them.
   auto aliases = TRY(strings("network_aliases"));
-  for (size_t i = 0; i < aliases.size(); i++) {
-    const std::string& a = aliases[i];
-    bool ok = !a.empty() && a.size() <= 253 && a[0] != '-' && a[0] != '.';
-    for (char c : a) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_');
-    if (!ok) return fail_msg(f("network_aliases"), "[", i, "]: \"", a, "\" is not a host name");
-  }
+  for (size_t i = 0; i < aliases.size(); i++)
+    if (!net::valid_hostname(aliases[i]))
+      return fail_msg(f("network_aliases"), "[", i, "]: \"", aliases[i], "\" is not a host name");
   if (!aliases.empty() && !user_network)
     return fail_msg(f("network_aliases"), ": aliases need a user-defined network (network_mode = \"NAME\"), as in ",
                     "docker, not ", net_mode.empty() ? "the default network" : "\"" + net_mode + "\"");
@@ -440,13 +437,11 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     // The other container's IPC namespace (System V IPC, POSIX message
     // queues) and its /dev/shm, which it shares only as "shareable" (a
     // tmpfs the driver mounted on the host side), as dockerd requires.
-    std::string name = ipc_mode.substr(10);
-    pid_t other = TRY(running_init(containers_root, name, f("ipc_mode")));
-    std::string other_id = TRY(container_named(containers_root, name, f("ipc_mode")));
-    if (!join_dev_shm(spec, containers_root, other_id))
-      return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\": container ", other_id,
+    RunningContainer other = TRY(running_init(containers_root, ipc_mode.substr(10), f("ipc_mode")));
+    if (!join_dev_shm(spec, containers_root, other.id))
+      return fail_msg(f("ipc_mode"), ": \"", ipc_mode, "\": container ", other.id,
                       " has a non-shareable IPC namespace (give it ipc_mode = \"shareable\")");
-    set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other, "/ns/ipc"));
+    set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other.pid, "/ns/ipc"));
     own_ipc = false;
     shm_mount = false;
   } else {

@@ -19,6 +19,7 @@
 #include "driver/disk_image.h"
 #include "driver/image_dir.h"
 #include "driver/nspawn_flavor.h"
+#include "net/config.h"
 #include "oci/config.h"
 #include "oci/default_seccomp.h"
 #include "oci/tables.h"
@@ -285,7 +286,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   const bool own_netns = group || husk_network || foreign_bridge;
   // The container's end of the veth is host0, as nspawn names it (images
   // made for nspawn configure it: systemd's 80-container-host0.network).
-  if (husk_network || foreign_bridge) spec.annotations["run.husk.ifname"] = "host0";
+  if (husk_network || foreign_bridge) spec.annotations[net::kIfnameAnnotation] = "host0";
 
   // ---- user namespace -------------------------------------------------------------------
   {

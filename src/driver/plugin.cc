@@ -35,6 +35,7 @@
 #include "driver/husk_process.h"
 #include "driver/log.h"
 #include "driver/tasks.h"
+#include "net/network.h"
 #include "goplugin.grpc.pb.h"
 #include "rpc_status.pb.h"
 #include "structs.pb.h"
@@ -356,7 +357,7 @@ class DriverService final : public drv::Driver::Service {
     if (!h) return start_error(std::move(h.error()).with_context(cat("start task ", task.id)), true);
     if (advertise.enabled) {
       // The container's address from husk's record of its network.
-      auto rec = key_values(read_host_file(s_.tasks.state_dir() + "/containers/" + cid + "/network"));
+      auto rec = key_values(read_host_file(s_.tasks.state_dir() + "/containers/" + cid + "/" + net::kRecordFile));
       std::string addr = advertise.ipv6 ? rec["address6"] : rec["address"];
       if (!addr.empty()) {
         auto* n = resp->mutable_network_override();

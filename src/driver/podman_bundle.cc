@@ -421,14 +421,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   } else if (ipc_mode.starts_with("task:") || ipc_mode.starts_with("container:")) {
     // The other task's IPC namespace, and its /dev/shm when it is
     // "shareable" (else a warning: this task keeps a /dev/shm of its own).
-    std::string name = other_container(ipc_mode);
-    pid_t other = TRY(running_init(containers_root, name, f("ipc_mode")));
-    std::string other_id = TRY(container_named(containers_root, name, f("ipc_mode")));
-    if (!join_dev_shm(spec, containers_root, other_id))
-      out.warnings.push_back(cat(f("ipc_mode"), ": \"", ipc_mode, "\": container ", other_id,
+    RunningContainer other = TRY(running_init(containers_root, other_container(ipc_mode), f("ipc_mode")));
+    if (!join_dev_shm(spec, containers_root, other.id))
+      out.warnings.push_back(cat(f("ipc_mode"), ": \"", ipc_mode, "\": container ", other.id,
                                  " does not share its /dev/shm (ipc_mode = \"shareable\" there does); this task has "
                                  "its own"));
-    set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other, "/ns/ipc"));
+    set_ns(oci::NamespaceType::Ipc, true, cat("/proc/", other.pid, "/ns/ipc"));
     own_ipc = false;
     shm_mount = false;
   } else {
@@ -502,8 +500,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     // Static addresses and MAC: on a bridge network (podman applies them
     // in bridge mode only, and so does husk: elsewhere they warn).
     std::optional<std::string> ip4, ip6;
-    auto take = [&](const std::string& field, const std::string& v) -> Result<> {
-      auto ip = net::parse_ip(v);
+    auto take = [&](const std::string& field, const std::string& v, int family = AF_UNSPEC) -> Result<> {
+      auto ip = family == AF_UNSPEC ? net::parse_ip(v) : net::parse_static_address(v, family);
       if (!ip) return fail_msg(field, ": ", ip.error().what());
       auto& slot = ip->family == AF_INET ? ip4 : ip6;
       if (slot && *slot != v)
@@ -512,15 +510,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       slot = v;
       return {};
     };
-    if (std::string v = TRY(str("ipv4_address")); !v.empty()) {
-      if (auto ip = net::parse_static_address(v, AF_INET); !ip) return fail_msg(f("ipv4_address"), ": ", ip.error().what());
-      TRYV(take(f("ipv4_address"), v));
-    }
-    if (std::string v = TRY(str("ipv6_address")); !v.empty()) {
-      if (auto ip = net::parse_static_address(v, AF_INET6); !ip)
-        return fail_msg(f("ipv6_address"), ": ", ip.error().what());
-      TRYV(take(f("ipv6_address"), v));
-    }
+    if (std::string v = TRY(str("ipv4_address")); !v.empty()) TRYV(take(f("ipv4_address"), v, AF_INET));
+    if (std::string v = TRY(str("ipv6_address")); !v.empty()) TRYV(take(f("ipv6_address"), v, AF_INET6));
     auto statics = TRY(strings("static_ips"));
     for (size_t i = 0; i < statics.size(); i++) TRYV(take(fi("static_ips", i), statics[i]));
     std::string mac = TRY(str("static_mac"));
