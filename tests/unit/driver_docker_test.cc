@@ -18,6 +18,7 @@
 #include "driver/hclspec.h"
 #include "driver/value.h"
 #include "image/digest.h"
+#include "oci_layout.h"
 #include "oci/tables.h"
 
 using namespace husk;
@@ -713,32 +714,13 @@ TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
 TEST_F(DockerPlan, LoadImportsADockerArchiveAndAppliesTheImageConfig) {
   opts_.image_store_root = root_ + "/store";
   std::string layout = root_ + "/layout";
-  fs::create_directories(layout + "/blobs/sha256");
-  auto blob = [&](const std::string& data) {
-    std::string hex = husk::image::sha256_of(data).hex;
-    write(layout + "/blobs/sha256/" + hex, data);
-    return "sha256:" + hex;
-  };
   std::string tarball = root_ + "/layer.tar";
   ASSERT_EQ(std::system(("tar --numeric-owner --owner=0 --group=0 -C " + image_ + " -cf " + tarball + " .").c_str()), 0);
-  std::string layer = read(tarball);
-  std::string layer_digest = blob(layer);
-  std::string config = R"({"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/app"],"Cmd":["--serve"],)"
-                       R"("Env":["PATH=/app/bin","APP_MODE=image"],"WorkingDir":"/srv","User":"app",)"
-                       R"("StopSignal":"SIGQUIT"},"rootfs":{"type":"layers","diff_ids":[")" +
-                       layer_digest + "\"]}}";
-  std::string cfg = blob(config);
-  std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)"
-                         R"({"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" + cfg +
-                         "\",\"size\":" + std::to_string(config.size()) +
-                         R"(},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":")" +
-                         layer_digest + "\",\"size\":" + std::to_string(layer.size()) + "}]}";
-  std::string m = blob(manifest);
-  write(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
-  write(layout + "/index.json", R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.)"
-                                R"(manifest.v1+json","digest":")" + m + "\",\"size\":" +
-                                std::to_string(manifest.size()) +
-                                R"(,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})");
+  std::string cfg = husk::testing::write_oci_layout(layout, {read(tarball)},
+                                                    R"({"Entrypoint":["/bin/app"],"Cmd":["--serve"],)"
+                                                    R"("Env":["PATH=/app/bin","APP_MODE=image"],"WorkingDir":"/srv",)"
+                                                    R"("User":"app","StopSignal":"SIGQUIT"})",
+                                                    "v1");
   std::string archive = alloc_ + "/web/local/app.tar";
   ASSERT_EQ(std::system(("skopeo --insecure-policy copy -q oci:" + layout + ":v1 docker-archive:" + archive +
                          ":example/app:v1").c_str()),

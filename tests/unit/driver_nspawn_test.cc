@@ -30,6 +30,7 @@
 #include "driver/nspawn_flavor.h"
 #include "driver/value.h"
 #include "image/digest.h"
+#include "oci_layout.h"
 #include "oci/tables.h"
 
 using namespace husk;
@@ -872,12 +873,6 @@ TEST_F(NspawnPlan, ImageDownloadDockerMergesTheLayersIntoAMachineImage) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (overlayfs)";
   opts_.image_store_root = root_ + "/store";
   std::string layout = root_ + "/layout";
-  fs::create_directories(layout + "/blobs/sha256");
-  auto blob = [&](const std::string& data) {
-    std::string hex = husk::image::sha256_of(data).hex;
-    write(layout + "/blobs/sha256/" + hex, data);
-    return "sha256:" + hex;
-  };
   std::string low = root_ + "/low", up = root_ + "/up";
   write(low + "/etc/os-release", "ID=lower\n");
   write(low + "/etc/gone", "deleted above\n");
@@ -893,24 +888,7 @@ TEST_F(NspawnPlan, ImageDownloadDockerMergesTheLayersIntoAMachineImage) {
     ASSERT_EQ(std::system(("tar --numeric-owner -C " + dir + " -cf " + tarball + " .").c_str()), 0);
     layers.push_back(slurp(tarball));
   }
-  std::string d0 = blob(layers[0]), d1 = blob(layers[1]);
-  std::string config = R"({"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[")" +
-                       d0 + "\",\"" + d1 + "\"]}}";
-  std::string cfg = blob(config);
-  auto layer_desc = [](const std::string& d, size_t size) {
-    return R"({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":")" + d + "\",\"size\":" +
-           std::to_string(size) + "}";
-  };
-  std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)"
-                         R"({"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" + cfg +
-                         "\",\"size\":" + std::to_string(config.size()) + "},\"layers\":[" +
-                         layer_desc(d0, layers[0].size()) + "," + layer_desc(d1, layers[1].size()) + "]}";
-  std::string m = blob(manifest);
-  write(layout + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
-  write(layout + "/index.json", R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.)"
-                                R"(manifest.v1+json","digest":")" + m + "\",\"size\":" +
-                                std::to_string(manifest.size()) +
-                                R"(,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]})");
+  husk::testing::write_oci_layout(layout, layers, "{}", "v1");
   auto r = plan({{"image", S("app")},
                  {"boot", B(false)},
                  {"image_download", M({{"url", S("oci:" + layout + ":v1")}, {"type", S("docker")}})}});
