@@ -656,6 +656,11 @@ Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
   if (raw) tcsetattr(0, TCSANOW, &saved);
   if (!waited) return fail(waited.error());
   int status = WIFSIGNALED(*waited) ? 128 + WTERMSIG(*waited) : WEXITSTATUS(*waited);
+  // Back under the lock before touching the directory: a `delete --force`
+  // that killed the container may be removing it right now, and writes
+  // here would race its removal.
+  bool present = TRY_CTX(c.dir->relock(), "lock container \"", o.id, "\" after it exited");
+  if (!present) return status;
   if (o.keep) {
     // A kept container remembers how it ended, for whoever supervises it
     // (the Nomad driver): exit code, signal, and whether the OOM killer
@@ -665,12 +670,8 @@ Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
     e.signal = WIFSIGNALED(*waited) ? WTERMSIG(*waited) : 0;
     if (auto st = c.cgroup->stats(); st && st->memory) e.oom_killed = st->memory->oom_kill > 0;
     TRYV_CTX(record_exit_status(*c.dir, e), "record the exit status of container \"", o.id, "\"");
-  }
-  if (!o.keep) {
-    StateStore store = TRY(open_store(g));
-    if (auto dir = store.open_container(o.id); dir) {
-      if (auto rec = dir->load(); rec) (void)destroy_container(*dir, *rec, true);
-    }
+  } else if (auto rec = c.dir->load(); rec) {
+    (void)destroy_container(*c.dir, *rec, true);
   }
   return status;
 }

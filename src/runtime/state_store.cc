@@ -144,6 +144,13 @@ Result<ContainerRecord> ContainerDir::load() const {
 
 void ContainerDir::unlock() const { flock(fd_.get(), LOCK_UN); }
 
+Result<bool> ContainerDir::relock() const {
+  TRYV(lock_dir(fd_.get(), path_));
+  struct stat st;
+  if (fstat(fd_.get(), &st) < 0) return fail_sys("stat ", path_);
+  return st.st_nlink > 0 && faccessat(fd_.get(), "state", F_OK, 0) == 0;
+}
+
 Result<> ContainerDir::remove() {
   TRYV_CTX(remove_tree_at(fd_.get()), "remove state directory ", path_);
   if (::rmdir(path_.c_str()) < 0 && errno != ENOENT) return fail_sys("remove state directory ", path_);

@@ -55,6 +55,9 @@ class ContainerDir {
   std::string config_path() const { return path_ + "/config.json"; }
   // Let other commands in while this one goes on (foreground run).
   void unlock() const;
+  // Take the lock again after unlock(): waits for the command holding it.
+  // False when that command was `delete` and the directory is gone.
+  Result<bool> relock() const;
   // Remove the directory and everything in it (the lock goes with it).
   Result<> remove();
 

@@ -218,6 +218,34 @@ def test_run_keep_records_how_the_container_ended(husk, bundle):
         assert f.read().split() == ["exit_code=137", "signal=9", "oom_killed=0"]
 
 
+def test_delete_force_of_a_kept_run_removes_it_while_its_monitor_exits(husk, bundle):
+    """`husk run --keep` writes an exit record when its container ends; a
+    `delete --force` that kills the container must not race that write (the
+    Nomad driver's dangling-container reaper does exactly this): delete
+    succeeds and leaves no directory behind, every time."""
+    import subprocess
+    from husktest import HUSK
+    bundle.set_args("sleep", "1000")
+    bundle.write()
+    for _ in range(15):
+        cid = husk.new_id()
+        monitor = subprocess.Popen([HUSK, "--root", husk.root, "run", "--keep", "--bundle", bundle.path, cid],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert wait_for(lambda: os.path.exists(os.path.join(husk.root, cid, "state")) and
+                            husk.state(cid)["status"] == "running")
+            r = husk.cmd("delete", "--force", cid)
+            assert r.returncode == 0, r.stderr
+            assert monitor.wait(timeout=20) == 137
+            assert monitor.stderr.read() == b""
+            assert not os.path.exists(os.path.join(husk.root, cid))
+        finally:
+            if monitor.poll() is None:
+                monitor.kill()
+                monitor.wait()
+            monitor.stderr.close()
+
+
 def test_delete_after_a_crash_kills_what_is_left_and_removes_the_cgroup(husk, bundle):
     # No pid namespace: the init's children outlive it, as after a crash of
     # the container's init.
