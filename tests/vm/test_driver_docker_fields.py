@@ -5,6 +5,7 @@ namespaces joined). What a docker user would check: a `read` that blocks
 instead of failing, the other task's processes in `ps`, one IPC namespace."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -151,4 +152,35 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
         assert not link_exists("appnet")  # gone with its last task
     finally:
         probe.close()
+    assert mount_points() == before
+
+
+def test_dangling_container_reaper(tmp_path, image):  # noqa: F811
+    """gc.dangling_containers: a container of this driver whose task no
+    plugin knows (here: its plugin was killed and a new one started without
+    recovering it) is killed and removed once older than creation_grace."""
+    before = mount_points()
+    config = dict(VOLUMES, gc={"dangling_containers": {"period": "1s", "creation_grace": "1m"}})
+    first = Probe(tmp_path, name="nomad-driver-docker", plugin_config=config)
+    r = first.start("lost", {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "none"})
+    assert r["ok"], r
+    [lost] = containers(first)
+    first.p.kill()  # no StopTask: the container outlives its plugin
+    first.p.wait()
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    os.symlink(first.state, second_dir / "driver-state")
+    second = Probe(second_dir, name="nomad-driver-docker", plugin_config=config)
+    try:
+        t0 = time.monotonic()
+        while lost in containers(second) and time.monotonic() - t0 < 120:
+            time.sleep(1)
+        took = time.monotonic() - t0
+        assert lost not in containers(second), "the dangling container is still there"
+        assert took > 30, took  # not before creation_grace (1m from its creation)
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert "sleep 1000" not in ps, ps
+        assert os.listdir(first.state / "tasks") == []
+    finally:
+        second.close()
     assert mount_points() == before
