@@ -79,6 +79,10 @@ Result<runtime::CreateOptions> create_options(const Parsed& p) {
   o.network.aliases = p.all("network-alias");
   if (p.values.count("ip")) o.network.ip = p.get("ip");
   if (p.values.count("ip6")) o.network.ip6 = p.get("ip6");
+  if (p.values.count("log-driver")) o.log.name = p.get("log-driver");
+  o.log.opts = p.all("log-opt");
+  if (!o.log.opts.empty() && o.log.name.empty()) return fail_msg("--log-opt needs a --log-driver");
+  if (!o.log.name.empty()) TRYV(runtime::LogForwarder::validate(o.log));
   return o;
 }
 
@@ -102,6 +106,8 @@ int cmd_run(const GlobalOptions& g, const std::vector<std::string>& args, size_t
   auto specs = kCreateOpts;
   specs.push_back({"detach", 'd', false});
   specs.push_back({"keep", 0, false});
+  specs.push_back({"log-driver", 0, true});
+  specs.push_back({"log-opt", 0, true, true});
   auto p = parse_cmd(args, at, specs, 1, 1, "[options] CONTAINER-ID");
   if (!p) return report(p.error());
   auto o = create_options(*p);

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "net/config.h"
 #include "oci/spec.h"
+#include "runtime/log_forward.h"
 
 namespace husk::runtime {
 
@@ -34,6 +35,7 @@ struct CreateOptions {
   bool detach = false;  // run only
   bool keep = false;    // run only: do not delete after exit
   net::Flags network;   // --network, --publish, --dns, --add-host
+  LogDriver log;        // run only, in the foreground: --log-driver, --log-opt
 };
 
 struct ExecOptions {

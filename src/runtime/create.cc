@@ -630,12 +630,18 @@ Result<int> wait_foreground(pid_t pid, int pidfd, int master, NotifyRelay* notif
 }
 
 Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
+  if (o.detach && !o.log.name.empty())
+    return fail_msg("--log-driver: a detached run has no monitor to forward the container's output; run it in the foreground");
   if (o.detach) {
     Created c = TRY(create_container(g, o, false));
     TRYV(start_created(*c.dir, c.record, *c.spec));
     c.commit();
     return 0;
   }
+  // First, so that the container inherits the pipes as its stdout and
+  // stderr, and an unreachable log destination fails before it exists.
+  std::optional<LogForwarder> forwarder;
+  if (!o.log.name.empty()) forwarder.emplace(TRY(LogForwarder::start(o.log, o.id)));
   Created c = TRY(create_container(g, o, true));
   c.commit();
   struct termios saved;
@@ -656,6 +662,9 @@ Result<int> run(const GlobalOptions& g, const CreateOptions& o) {
   if (raw) tcsetattr(0, TCSANOW, &saved);
   if (!waited) return fail(waited.error());
   int status = WIFSIGNALED(*waited) ? 128 + WTERMSIG(*waited) : WEXITSTATUS(*waited);
+  // The last lines reach the log driver before whoever waits for this
+  // process learns that the container ended.
+  if (forwarder) forwarder->finish(5000);
   // Back under the lock before touching the directory: a `delete --force`
   // that killed the container may be removing it right now, and writes
   // here would race its removal.

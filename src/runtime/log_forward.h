@@ -1,0 +1,60 @@
+// Log drivers for a foreground `husk run` (the monitor the Nomad driver
+// keeps per task): a forwarder process reads the container's stdout and
+// stderr from two pipes, copies every byte to the monitor's own stdout and
+// stderr (Nomad's log FIFOs, a terminal), and sends each line to journald
+// (its native protocol) or to a syslog receiver, as docker's journald and
+// syslog log drivers do. conmon does the same job for podman.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fd.h"
+
+namespace husk::runtime {
+
+struct LogDriver {
+  std::string name;               // "journald" or "syslog"; "" for none
+  std::vector<std::string> opts;  // --log-opt KEY=VALUE, in order
+};
+
+// journald: tag (SYSLOG_IDENTIFIER and CONTAINER_TAG; default the first 12
+//   characters of the id), name (CONTAINER_NAME; default the id), and
+//   field=NAME=VALUE (repeatable) for extra journal fields.
+// syslog: address (udp://HOST[:PORT], tcp://HOST[:PORT], unix://PATH,
+//   unixgram://PATH; default the local /dev/log), facility (a name or
+//   0-23; default daemon), format ("" for the local format, rfc3164,
+//   rfc5424, rfc5424micro), tag (default the first 12 characters of the id).
+// stdout lines go at priority info, stderr lines at err.
+class LogForwarder {
+ public:
+  LogForwarder() = default;
+  LogForwarder(LogForwarder&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)), saved_out_(std::move(o.saved_out_)), saved_err_(std::move(o.saved_err_)) {}
+  LogForwarder& operator=(LogForwarder&&) = delete;
+  ~LogForwarder() { finish(1000); }
+
+  // Checks the options, opens the destination (so that an unreachable one
+  // is an error before any container exists), forks the forwarder and puts
+  // the pipes' write ends on this process's fds 1 and 2, for the container
+  // to inherit. Errors name the option (--log-opt KEY).
+  static Result<LogForwarder> start(const LogDriver& d, const std::string& container_id);
+  // Only checks the options (what start does before opening anything).
+  static Result<> validate(const LogDriver& d);
+
+  // Puts the original fds 1 and 2 back, which closes this process's write
+  // ends, and waits up to `timeout_ms` for the forwarder to send what is
+  // left and exit (a process of the container that still holds a pipe
+  // keeps it going; it is then left to finish on its own).
+  void finish(int timeout_ms);
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd saved_out_, saved_err_;
+};
+
+}  // namespace husk::runtime

@@ -1,0 +1,267 @@
+"""`husk run --log-driver`: the container's output still reaches husk's own
+stdout and stderr byte for byte, and each line also goes to a syslog
+receiver or to journald, as docker's log drivers send it. Receivers are
+sockets the tests make: UDP and TCP on the loopback, unix sockets in the
+test's directory, and journald's socket inside a private mount namespace
+(a tmpfs over /run/systemd there, so the host's /run is not touched)."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+
+from husktest import HUSK, wait_for
+
+SCRIPT = "echo out-one; echo err-one >&2; echo; printf 'no-newline'"
+
+
+def recv_all(sock, want, timeout=10):
+    """Datagrams until `want` arrived (or the timeout)."""
+    sock.settimeout(0.2)
+    got = []
+    wait_for(lambda: _recv_into(sock, got) or len(got) >= want, timeout=timeout)
+    return got
+
+
+def _recv_into(sock, got):
+    try:
+        got.append(sock.recv(65536).decode())
+    except (socket.timeout, BlockingIOError):
+        pass
+    return False
+
+
+def test_syslog_over_udp_with_tag_and_facility(husk, bundle):
+    bundle.set_args("sh", "-c", SCRIPT)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        r = husk.run("--log-driver", "syslog", "--log-opt", f"address=udp://127.0.0.1:{port}",
+                     "--log-opt", "tag=web", "--log-opt", "facility=local3")
+        assert r.returncode == 0, r.stderr
+        # Passthrough: exactly what the container wrote, on the same streams.
+        assert r.stdout == "out-one\n\nno-newline"
+        assert r.stderr == "err-one\n"
+        msgs = recv_all(rx, 4)
+    # local3 = 19: stdout lines at info (19*8+6), stderr at err (19*8+3);
+    # the local format (docker's default): "<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG".
+    stamp = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"
+    by_text = {m.rsplit(": ", 1)[-1]: m for m in msgs}
+    assert sorted(by_text) == sorted(["out-one", "err-one", "", "no-newline"]), msgs
+    assert re.fullmatch(rf"<158>{stamp} web\[\d+\]: out-one", by_text["out-one"]), by_text
+    assert re.fullmatch(rf"<155>{stamp} web\[\d+\]: err-one", by_text["err-one"]), by_text
+    assert re.fullmatch(rf"<158>{stamp} web\[\d+\]: no-newline", by_text["no-newline"]), by_text
+
+
+def test_syslog_rfc5424_over_tcp(husk, bundle):
+    bundle.set_args("sh", "-c", "echo a; echo b")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        cid = husk.new_id()
+        r = husk.run("--log-driver", "syslog", "--log-opt", f"address=tcp://127.0.0.1:{port}",
+                     "--log-opt", "format=rfc5424micro", cid=cid)
+        assert r.returncode == 0, r.stderr
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            while data.count(b"\n") < 2:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    lines = data.decode().splitlines()
+    host = socket.gethostname()
+    tag = cid[:12]  # the default tag: the first 12 characters of the id, as docker's {{.ID}}
+    ts = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)"
+    assert len(lines) == 2, lines
+    for line, text in zip(lines, ["a", "b"]):
+        # daemon (3) * 8 + info (6)
+        assert re.fullmatch(rf"<30>1 {ts} {re.escape(host)} {tag} \d+ {tag} - {text}", line), line
+
+
+def test_syslog_unixgram_splits_long_lines(husk, bundle, tmp_path):
+    bundle.set_args("sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo")
+    path = str(tmp_path / "log.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as rx:
+        rx.bind(path)
+        r = husk.run("--log-driver", "syslog", "--log-opt", f"address=unixgram://{path}")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "x" * 40000 + "\n"
+        msgs = recv_all(rx, 3)
+    parts = [m.split("]: ", 1)[1] for m in msgs]
+    assert [len(p) for p in parts] == [16384, 16384, 40000 - 2 * 16384]
+
+
+JOURNAL_RECEIVER = textwrap.dedent("""
+    import json, os, socket, struct, subprocess, sys
+    husk, argv = sys.argv[1], json.loads(sys.argv[2])
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd"], check=True)
+    entries = []
+    if os.environ.get("NO_JOURNAL") != "1":
+        os.mkdir("/run/systemd/journal")
+        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        rx.bind("/run/systemd/journal/socket")
+    r = subprocess.run([husk] + argv, capture_output=True, text=True)
+    if os.environ.get("NO_JOURNAL") != "1":
+        rx.setblocking(False)
+        while True:
+            try:
+                d = rx.recv(1 << 20)
+            except BlockingIOError:
+                break
+            e, i = {}, 0
+            while i < len(d):
+                nl = d.index(b"\\n", i)
+                line = d[i:nl]
+                if b"=" in line:
+                    k, v = line.split(b"=", 1)
+                    i = nl + 1
+                else:  # binary-safe: KEY\\n<le64 size>VALUE\\n
+                    k = line
+                    n = struct.unpack("<Q", d[nl + 1:nl + 9])[0]
+                    v = d[nl + 9:nl + 9 + n]
+                    i = nl + 9 + n + 1
+                e[k.decode()] = v.decode()
+            entries.append(e)
+    print(json.dumps({"rc": r.returncode, "out": r.stdout, "err": r.stderr, "entries": entries}))
+""")
+
+
+def run_with_journal(husk, argv, no_journal=False):
+    """husk with argv in a private mount namespace where a socket of ours is
+    journald's; returns its exit code, output and the journal entries."""
+    env = dict(os.environ, NO_JOURNAL="1" if no_journal else "0")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", JOURNAL_RECEIVER,
+                        HUSK, json.dumps(["--root", husk.root] + argv)], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_journald_entries_carry_the_container_fields(husk, bundle):
+    bundle.set_args("sh", "-c", "echo hello; echo 'bad thing' >&2")
+    bundle.write()
+    cid = husk.new_id()
+    res = run_with_journal(husk, ["run", "--bundle", bundle.path, "--log-driver", "journald",
+                                  "--log-opt", "tag=redis", "--log-opt", "name=cache-1",
+                                  "--log-opt", "field=NOMAD_JOB=jobs", cid])
+    assert res["rc"] == 0, res["err"]
+    assert res["out"] == "hello\n" and res["err"] == "bad thing\n"
+    entries = {e["MESSAGE"]: e for e in res["entries"]}
+    assert set(entries) == {"hello", "bad thing"}, res["entries"]
+    out, err = entries["hello"], entries["bad thing"]
+    assert out["PRIORITY"] == "6" and err["PRIORITY"] == "3"
+    for e in (out, err):
+        assert e["CONTAINER_ID"] == cid[:12]
+        assert e["CONTAINER_ID_FULL"] == cid
+        assert e["CONTAINER_NAME"] == "cache-1"
+        assert e["CONTAINER_TAG"] == "redis" and e["SYSLOG_IDENTIFIER"] == "redis"
+        assert e["NOMAD_JOB"] == "jobs"
+        assert "CONTAINER_PARTIAL_MESSAGE" not in e
+
+
+def test_journald_long_line_is_sent_in_partial_pieces(husk, bundle):
+    bundle.set_args("sh", "-c", "head -c 20000 /dev/zero | tr '\\0' y; echo")
+    bundle.write()
+    res = run_with_journal(husk, ["run", "--bundle", bundle.path, "--log-driver", "journald", husk.new_id()])
+    assert res["rc"] == 0, res["err"]
+    pieces = res["entries"]
+    assert [len(e["MESSAGE"]) for e in pieces] == [16384, 20000 - 16384]
+    assert pieces[0]["CONTAINER_PARTIAL_MESSAGE"] == "true"
+    assert "CONTAINER_PARTIAL_MESSAGE" not in pieces[1]
+
+
+def test_journald_missing_is_an_error_before_the_container_exists(husk, bundle):
+    bundle.set_args("sh", "-c", "echo never")
+    bundle.write()
+    res = run_with_journal(husk, ["run", "--bundle", bundle.path, "--log-driver", "journald", husk.new_id()],
+                           no_journal=True)
+    assert res["rc"] != 0
+    assert "log driver journald: connect to journald (/run/systemd/journal/socket)" in res["err"], res["err"]
+    assert "is systemd-journald running?" in res["err"]
+    assert "never" not in res["out"]
+    assert os.listdir(husk.root) == []
+
+
+def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
+    bundle.set_args("true")
+    cases = [
+        (["--log-driver", "fluentd"], '--log-driver: "fluentd" is not a log driver husk has (journald, syslog)'),
+        (["--log-driver", "syslog", "--log-opt", "syslog-address=udp://x"],
+         "--log-opt syslog-address: not an option of the syslog log driver (address, facility, format, tag)"),
+        (["--log-driver", "syslog", "--log-opt", "address=127.0.0.1:514"], '--log-opt address: "127.0.0.1:514": expected'),
+        (["--log-driver", "syslog", "--log-opt", "address=tcp+tls://127.0.0.1:6514"], "no TLS client"),
+        (["--log-driver", "syslog", "--log-opt", "address=udp://127.0.0.1:99999"], "the port must be 1-65535"),
+        (["--log-driver", "syslog", "--log-opt", "facility=local9"], '--log-opt facility: "local9" is not a syslog facility'),
+        (["--log-driver", "syslog", "--log-opt", "format=json"], '--log-opt format: "json" is not a syslog format'),
+        (["--log-driver", "journald", "--log-opt", "field=_PID=1"], "--log-opt field=_PID=1: expected NAME=VALUE"),
+        (["--log-opt", "tag=x"], "--log-opt needs a --log-driver"),
+        (["--detach", "--log-driver", "syslog"], "--log-driver: a detached run has no monitor"),
+    ]
+    for extra, message in cases:
+        r = husk.run(*extra)
+        assert r.returncode != 0, extra
+        assert message in r.stderr, (extra, r.stderr)
+        assert os.listdir(husk.root) == [], extra
+
+
+def test_refused_tcp_connection_is_an_error_and_leaves_nothing(husk, bundle):
+    bundle.set_args("sh", "-c", "echo never")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = husk.run("--log-driver", "syslog", "--log-opt", f"address=tcp://127.0.0.1:{port}")
+    assert r.returncode != 0
+    assert f"log driver syslog: connect to tcp://127.0.0.1:{port}" in r.stderr and "refused" in r.stderr, r.stderr
+    assert "never" not in r.stdout
+    assert os.listdir(husk.root) == []
+
+
+def test_forwarder_outlives_a_killed_monitor_and_ends_with_the_container(husk, bundle):
+    """As conmon's: the forwarder drains the pipes for as long as the
+    container writes, even when the monitor itself is gone."""
+    bundle.set_args("sh", "-c", "echo first; read x; echo after")
+    bundle.write()
+    cid = husk.new_id()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        monitor = subprocess.Popen([HUSK, "--root", husk.root, "run", "--keep", "--bundle", bundle.path,
+                                    "--log-driver", "syslog", "--log-opt", f"address=udp://127.0.0.1:{port}", cid],
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert recv_all(rx, 1)[0].endswith(": first")
+            monitor.kill()
+            monitor.wait()
+            # The container is still running, and its next line still arrives.
+            assert husk.state(cid)["status"] == "running"
+            monitor.stdin.write(b"go\n")
+            monitor.stdin.close()
+            assert recv_all(rx, 1)[0].endswith(": after")
+            # With the container gone, so is the forwarder (it is ours now:
+            # the test is a subreaper).
+            assert wait_for(lambda: husk.state(cid)["status"] == "stopped")
+            assert wait_for(lambda: not forwarders_of_us())
+        finally:
+            husk.cmd("delete", "--force", cid)
+            wait_for(lambda: not forwarders_of_us())
+
+
+def forwarders_of_us():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm == "husk-log" and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.append(int(pid))
+    return found
