@@ -626,12 +626,33 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (type.empty()) type = TRY(read_string(logging, "driver", f("logging")));
     auto conf = TRY(read_string_map(logging, "config", f("logging")));
     bool from_plugin = type.empty() && conf.empty();
-    if (from_plugin) type = opts.logging_type;
-    // husk's output always reaches Nomad's log files (docker_logger's job);
-    // a docker log driver would send it elsewhere as well.
-    if (!type.empty() && type != "json-file" && type != "local" && !opts.disable_log_collection)
-      out.warnings.push_back(cat(from_plugin ? "plugin logging.type" : f("logging.type"), " = \"", type,
-                                 "\": husk sends the task's output to Nomad's log files only"));
+    std::string where = from_plugin ? "plugin logging" : f("logging");
+    if (from_plugin) {
+      type = opts.logging_type;
+      conf.assign(opts.logging_config.begin(), opts.logging_config.end());
+    }
+    if (type.empty()) type = "json-file";
+    // Nomad's log files get the output unless the plugin says not to
+    // collect it (docker's docker_logger); "none" keeps it from everyone.
+    out.discard_output = opts.disable_log_collection || type == "none";
+    if (type == "journald" || type == "syslog") {
+      LogTemplateValues tv{container_id, task.name + "-" + task.alloc_id, image, img.image_id};
+      std::map<std::string, std::string> labels;
+      for (const auto& [k, v] : spec.annotations)
+        if (!k.starts_with("run.husk.")) labels[k] = v;
+      out.log = TRY(docker_log_plan(type, conf, tv, labels, proc.env, where));
+    } else if (type == "json-file" || type == "local") {
+      // dockerd's own log files; husk's output goes to Nomad's, which is
+      // what Nomad's docker_logger copies them to.
+      if (opts.disable_log_collection)
+        out.warnings.push_back(cat(where, ".type = \"", type, "\" with disable_log_collection: husk keeps no ", type,
+                                   " log of its own, so the task's output is not kept"));
+    } else if (type != "none") {
+      out.warnings.push_back(cat(where, ".type = \"", type, "\": husk has only the journald, syslog, json-file, ",
+                                 "local and none log drivers; ",
+                                 opts.disable_log_collection ? "with disable_log_collection the output is not kept"
+                                                             : "the output goes to Nomad's log files only"));
+    }
   }
   (void)TRY(read_bool(cfg["healthchecks"], "disable", f("healthchecks")));  // husk runs no image HEALTHCHECK
   (void)TRY(integer("container_exists_attempts"));

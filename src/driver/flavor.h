@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "driver/hclspec.h"
+#include "driver/log_drivers.h"
 #include "driver/task_spec.h"
 #include "driver/value.h"
 #include "oci/spec.h"
@@ -81,6 +82,12 @@ struct BundlePlan {
   // dir that the container holds open for reading and writing, so that a
   // read blocks instead of seeing end of file, whoever else comes and goes.
   bool interactive = false;
+  // The task's output besides Nomad's log files: a log driver of husk's
+  // monitor (`husk run --log-driver log.driver --log-opt ...`), and whether
+  // Nomad's log files get it at all (disable_log_collection, docker's
+  // "none" driver).
+  LogPlan log;
+  bool discard_output = false;
   std::vector<std::string> warnings;      // sent to Nomad as task events
 };
 

@@ -707,10 +707,25 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     if (driver.empty()) driver = "nomad";
     if (driver != "nomad" && driver != "journald")
       return fail_msg(field, ": \"", driver, "\" is not a log driver; use \"nomad\" or \"journald\"");
-    if (driver == "journald")
-      out.warnings.push_back(cat(field, " = \"journald\": husk sends the task's output to Nomad's log files, not journald"));
-    if (!options.empty() || (empty_block && !opts.logging_options.empty()))
-      out.warnings.push_back("logging.options are ignored: husk has no podman log drivers");
+    if (empty_block) options.assign(opts.logging_options.begin(), opts.logging_options.end());
+    // The output reaches Nomad's log files unless the plugin says not to
+    // collect it; journald gets it as well, as conmon sends it.
+    out.discard_output = opts.disable_log_collection;
+    if (driver == "journald") {
+      out.log.driver = "journald";
+      std::string tag = "{{.ID}}";
+      for (const auto& [k, v] : options) {
+        if (k == "tag") tag = v;
+        else out.warnings.push_back(cat("logging.options.", k, ": not an option of podman's journald log driver husk has (tag)"));
+      }
+      LogTemplateValues tv{container_id, task.name + "-" + task.alloc_id, image, img.image_id};
+      out.log.opts.push_back("tag=" + TRY(expand_log_tag(tag, tv, f("logging.options.tag"))));
+      out.log.opts.push_back("name=" + tv.name);
+    } else if (!options.empty()) {
+      out.warnings.push_back("logging.options are ignored: the nomad log driver has none");
+    }
+    if (driver == "nomad" && opts.disable_log_collection)
+      out.warnings.push_back("disable_log_collection with logging.driver \"nomad\": the task's output is not kept");
   }
 
   // A mount must not hide one made before it (readonly_rootfs's /run tmpfs

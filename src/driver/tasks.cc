@@ -439,8 +439,8 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   if (plan.spec.linux && !plan.spec.linux->cgroups_path) plan.spec.linux->cgroups_path = cgroups_path_for(cid);
   TRYV(write_file_atomic(task_dir + "/config.json", oci::emit_config(plan.spec), 0600));
 
-  UniqueFd out = TRY(open_log(task.stdout_path));
-  UniqueFd err = TRY(open_log(task.stderr_path));
+  UniqueFd out = TRY(open_log(plan.discard_output ? "" : task.stdout_path));
+  UniqueFd err = TRY(open_log(plan.discard_output ? "" : task.stderr_path));
   UniqueFd in;
   if (plan.interactive) {
     // Held by the container alone (the monitor passes it on): the driver
@@ -456,7 +456,12 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   if (plan.ready_timeout_ms > 0) ready = TRY(notify_listener(ready_name));
   std::string log = task_dir + "/husk.log";
   std::vector<std::string> argv = husk_argv();
-  argv.insert(argv.end(), {"--log", log, "--log-format", "json", "run", "--keep", "--bundle", task_dir, cid});
+  argv.insert(argv.end(), {"--log", log, "--log-format", "json", "run", "--keep"});
+  if (!plan.log.driver.empty()) {
+    argv.insert(argv.end(), {"--log-driver", plan.log.driver});
+    for (const std::string& o : plan.log.opts) argv.insert(argv.end(), {"--log-opt", o});
+  }
+  argv.insert(argv.end(), {"--bundle", task_dir, cid});
   SpawnOptions so;
   so.stdin_fd = in ? in.get() : -1;
   so.stdout_fd = out.get();

@@ -709,6 +709,53 @@ TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
 }
 
 
+TEST_F(DockerPlan, JournaldAndSyslogBecomeTheMonitorsLogDriver) {
+  auto r = plan({{"labels", L({M({{"com.example.team", S("payments")}, {"other", S("x")}})})},
+                 {"logging", M({{"type", S("journald")},
+                                {"config", L({M({{"tag", S("{{.Name}}/{{.ID}}")}, {"labels", S("com.example.team")},
+                                                 {"env-regex", S("^APP_")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "journald");
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"tag=web-0123/c0ffee012345", "name=web-0123",
+                                                    "field=COM_EXAMPLE_TEAM=payments", "field=APP_MODE=prod"}));
+  EXPECT_FALSE(r->discard_output);
+
+  r = plan({{"logging", M({{"type", S("syslog")},
+                           {"config", L({M({{"syslog-address", S("udp://127.0.0.1:5514")},
+                                            {"syslog-facility", S("local3")}, {"syslog-format", S("rfc5424")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "syslog");
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"address=udp://127.0.0.1:5514", "facility=local3",
+                                                    "format=rfc5424", "tag=c0ffee012345"}));
+
+  // The plugin's logging block is the default; disable_log_collection
+  // keeps the output from Nomad's files but not from syslog.
+  opts_.logging_type = "syslog";
+  opts_.logging_config = {{"tag", "{{.ImageName}}"}};
+  opts_.disable_log_collection = true;
+  r = plan({});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"tag=local/image"}));
+  EXPECT_TRUE(r->discard_output);
+}
+
+TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
+  auto r = plan({{"logging", M({{"type", S("none")}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_TRUE(r->discard_output);
+  EXPECT_EQ(r->log.driver, "");
+  r = plan({{"logging", M({{"type", S("json-file")}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_FALSE(r->discard_output);
+  auto cfg = [](const char* type, const char* k, const char* v) {
+    return std::pair<std::string, Value>{"logging", M({{"type", S(type)}, {"config", L({M({{k, S(v)}})})}})};
+  };
+  expect_error(plan({cfg("syslog", "syslog-tls-ca-cert", "/ca.pem")}), "config.logging.config.syslog-tls-ca-cert");
+  expect_error(plan({cfg("journald", "syslog-address", "udp://x")}), "config.logging.config.syslog-address");
+  expect_error(plan({cfg("journald", "tag", "{{.Labels}}")}), "config.logging.config.tag");
+  expect_error(plan({cfg("journald", "labels-regex", "(")}), "config.logging.config.labels-regex");
+}
+
 // `load`: a `docker save` archive in the task directory, imported into the
 // store; the image config applies as docker applies it.
 TEST_F(DockerPlan, LoadImportsADockerArchiveAndAppliesTheImageConfig) {

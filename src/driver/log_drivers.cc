@@ -1,0 +1,136 @@
+#include "driver/log_drivers.h"
+
+#include <regex>
+#include <set>
+
+namespace husk::driver {
+namespace {
+
+// docker's journald field names from label and env keys: upper case, any
+// other character than A-Z and 0-9 an underscore, leading underscores
+// dropped (journald keeps those for its own fields).
+std::string journal_key(std::string_view s) {
+  std::string n;
+  for (char c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) c = '_';
+    if (!(n.empty() && c == '_')) n.push_back(c);
+  }
+  if (n.size() > 64) n.resize(64);
+  if (!n.empty() && n[0] >= '0' && n[0] <= '9') n.clear();  // journald refuses these
+  return n;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i)
+    if (i == s.size() || s[i] == ',') {
+      if (i > start) out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
+Result<std::regex> compile(const std::string& re, std::string_view field) {
+  try {
+    return std::regex(re, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return fail_msg(field, ": \"", re, "\" is not a regular expression: ", e.what());
+  }
+}
+
+}  // namespace
+
+Result<std::string> expand_log_tag(const std::string& tmpl, const LogTemplateValues& v, std::string_view field) {
+  std::string hex = v.image_id.starts_with("sha256:") ? v.image_id.substr(7) : v.image_id;
+  std::string out;
+  for (size_t i = 0; i < tmpl.size();) {
+    if (tmpl.compare(i, 2, "{{") != 0) {
+      out.push_back(tmpl[i++]);
+      continue;
+    }
+    size_t end = tmpl.find("}}", i);
+    if (end == std::string::npos) return fail_msg(field, ": \"", tmpl, "\": a template action is not closed with }}");
+    std::string action = tmpl.substr(i + 2, end - i - 2);
+    while (!action.empty() && action.front() == ' ') action.erase(0, 1);
+    while (!action.empty() && action.back() == ' ') action.pop_back();
+    if (action == ".ID") out += v.id.substr(0, 12);
+    else if (action == ".FullID") out += v.id;
+    else if (action == ".Name") out += v.name;
+    else if (action == ".ImageName") out += v.image_name;
+    else if (action == ".ImageID") out += hex.substr(0, 12);
+    else if (action == ".ImageFullID") out += v.image_id;
+    else if (action == ".DaemonName") out += "docker";
+    else
+      return fail_msg(field, ": \"{{", action, "}}\" is not a log tag template husk knows ",
+                      "({{.ID}}, {{.FullID}}, {{.Name}}, {{.ImageName}}, {{.ImageID}}, {{.ImageFullID}}, {{.DaemonName}})");
+    i = end + 2;
+  }
+  return out;
+}
+
+Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::pair<std::string, std::string>>& config,
+                                const LogTemplateValues& v, const std::map<std::string, std::string>& labels,
+                                const std::vector<std::string>& env, std::string_view field) {
+  LogPlan p;
+  p.driver = type;
+  bool journald = type == "journald";
+  std::string tag = "{{.ID}}";
+  std::set<std::string> want_labels, want_env;
+  std::vector<std::regex> label_res, env_res;
+  for (const auto& [k, val] : config) {
+    std::string what = cat(field, ".config.", k);
+    if (k == "tag") {
+      tag = val;
+    } else if (k == "labels") {
+      for (auto& l : split_commas(val)) want_labels.insert(l);
+    } else if (k == "env") {
+      for (auto& e : split_commas(val)) want_env.insert(e);
+    } else if (k == "labels-regex") {
+      label_res.push_back(TRY(compile(val, what)));
+    } else if (k == "env-regex") {
+      env_res.push_back(TRY(compile(val, what)));
+    } else if (k == "mode") {
+      // docker's delivery mode; husk's forwarder reads as fast as the
+      // destination takes lines, which is docker's "blocking".
+      if (val != "blocking" && val != "non-blocking")
+        return fail_msg(what, ": \"", val, "\" is not a log delivery mode (blocking, non-blocking)");
+    } else if (k == "max-buffer-size") {
+    } else if (!journald && k == "syslog-address") {
+      if (!val.empty()) p.opts.push_back("address=" + val);
+    } else if (!journald && k == "syslog-facility") {
+      if (!val.empty()) p.opts.push_back("facility=" + val);
+    } else if (!journald && k == "syslog-format") {
+      p.opts.push_back("format=" + val);
+    } else if (!journald && k.starts_with("syslog-tls-")) {
+      return fail_msg(what, ": husk has no TLS client for syslog; use a udp://, tcp:// or unix:// syslog-address");
+    } else {
+      return fail_msg(what, ": not an option of docker's ", type, " log driver");
+    }
+  }
+  std::string expanded = TRY(expand_log_tag(tag, v, cat(field, ".config.tag")));
+  if (!expanded.empty()) p.opts.push_back("tag=" + expanded);
+  if (!journald) return p;  // docker's syslog driver sends no labels or env
+  p.opts.push_back("name=" + v.name);
+  std::set<std::string> seen;
+  auto add = [&](std::string_view key, const std::string& value) {
+    std::string k = journal_key(key);
+    if (!k.empty() && seen.insert(k).second) p.opts.push_back("field=" + k + "=" + value);
+  };
+  for (const auto& [k, val] : labels) {
+    bool match = want_labels.count(k) > 0;
+    for (const auto& re : label_res) match = match || std::regex_search(k, re);
+    if (match) add(k, val);
+  }
+  for (const std::string& kv : env) {
+    size_t eq = kv.find('=');
+    std::string k = kv.substr(0, eq), val = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    bool match = want_env.count(k) > 0;
+    for (const auto& re : env_res) match = match || std::regex_search(k, re);
+    if (match) add(k, val);
+  }
+  return p;
+}
+
+}  // namespace husk::driver
