@@ -82,7 +82,6 @@ Result<runtime::CreateOptions> create_options(const Parsed& p) {
   if (p.values.count("log-driver")) o.log.name = p.get("log-driver");
   o.log.opts = p.all("log-opt");
   if (!o.log.opts.empty() && o.log.name.empty()) return fail_msg("--log-opt needs a --log-driver");
-  if (!o.log.name.empty()) TRYV(runtime::LogForwarder::validate(o.log));
   return o;
 }
 

@@ -372,11 +372,6 @@ class Sender {
 
 }  // namespace
 
-Result<> LogForwarder::validate(const LogDriver& d) {
-  TRY(parse(d, "x"));
-  return {};
-}
-
 Result<LogForwarder> LogForwarder::start(const LogDriver& d, const std::string& container_id) {
   Config c = TRY(parse(d, container_id));
   UniqueFd dest = TRY(open_destination(c));

@@ -43,8 +43,6 @@ class LogForwarder {
   // the pipes' write ends on this process's fds 1 and 2, for the container
   // to inherit. Errors name the option (--log-opt KEY).
   static Result<LogForwarder> start(const LogDriver& d, const std::string& container_id);
-  // Only checks the options (what start does before opening anything).
-  static Result<> validate(const LogDriver& d);
 
   // Puts the original fds 1 and 2 back, which closes this process's write
   // ends, and waits up to `timeout_ms` for the forwarder to send what is
