@@ -73,6 +73,9 @@ Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string&
 
 // The task's env value for `key`, or `fallback` when unset or empty.
 std::string task_env_or(const TaskSpec& task, const char* key, const char* fallback);
+
+// The name the upstream drivers give a task's container: <task>-<alloc id>.
+inline std::string task_container_name(const TaskSpec& task) { return task.name + "-" + task.alloc_id; }
 // Binds of the allocation's shared directory and the task's local/ and
 // secrets/ at the paths the Nomad env names (NOMAD_ALLOC_DIR, ...).
 void add_task_dir_mounts(oci::Spec& spec, const TaskSpec& task);

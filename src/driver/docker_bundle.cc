@@ -394,7 +394,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     return fail_msg(f("network_aliases"), ": aliases need a user-defined network (network_mode = \"NAME\"), as in ",
                     "docker, not ", net_mode.empty() ? "the default network" : "\"" + net_mode + "\"");
   if (user_network) {
-    std::string names = task.name + "-" + task.alloc_id;
+    std::string names = task_container_name(task);
     for (const auto& a : aliases) names += "," + a;
     spec.annotations[net::kAliasesAnnotation] = names;
   }
@@ -636,7 +636,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     // collect it (docker's docker_logger); "none" keeps it from everyone.
     out.discard_output = opts.disable_log_collection || type == "none";
     if (type == "journald" || type == "syslog") {
-      LogTemplateValues tv{container_id, task.name + "-" + task.alloc_id, image, img.image_id};
+      LogTemplateValues tv{container_id, task_container_name(task), image, img.image_id};
       std::map<std::string, std::string> labels;
       for (const auto& [k, v] : spec.annotations)
         if (!k.starts_with("run.husk.")) labels[k] = v;

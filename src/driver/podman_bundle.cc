@@ -718,7 +718,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
         if (k == "tag") tag = v;
         else out.warnings.push_back(cat("logging.options.", k, ": not an option of podman's journald log driver husk has (tag)"));
       }
-      LogTemplateValues tv{container_id, task.name + "-" + task.alloc_id, image, img.image_id};
+      LogTemplateValues tv{container_id, task_container_name(task), image, img.image_id};
       out.log.opts.push_back("tag=" + TRY(expand_log_tag(tag, tv, f("logging.options.tag"))));
       out.log.opts.push_back("name=" + tv.name);
     } else if (!options.empty()) {

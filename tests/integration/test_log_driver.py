@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 
-from husktest import HUSK, wait_for
+from husktest import HUSK, children_of_us, wait_for
 
 SCRIPT = "echo out-one; echo err-one >&2; echo; printf 'no-newline'"
 
@@ -254,14 +254,11 @@ def test_forwarder_outlives_a_killed_monitor_and_ends_with_the_container(husk, b
 
 def forwarders_of_us():
     found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in children_of_us():
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
             with open(f"/proc/{pid}/comm") as f:
-                comm = f.read().strip()
+                if f.read().strip() == "husk-log":
+                    found.append(pid)
         except OSError:
-            continue
-        if comm == "husk-log" and int(fields[1]) == os.getpid() and fields[0] != "Z":
-            found.append(int(pid))
+            pass
     return found
