@@ -131,7 +131,7 @@ int cmd_pull(const std::vector<std::string>& args) {
         o.auth.explicit_creds = *c;
       }
       if (a == "--platform") {
-        auto p = parse_platform(*v, "--platform");
+        auto p = oci::parse_platform(*v, "--platform");
         if (!p) return usage_error(kPullUsage, p.error().str());
         o.platform = *p;
       }
@@ -193,8 +193,7 @@ int cmd_pull(const std::vector<std::string>& args) {
   // store has are not fetched again.
   PullRequest req;
   req.reference = ref_text;
-  Platform want = o.platform ? *o.platform : host_platform();
-  req.platform = oci::Platform{want.architecture, want.os, want.variant};
+  req.platform = o.platform.value_or(oci::host_platform());
   req.fetch = o;
   req.force = true;
   auto img = pull_image(*store, req);
