@@ -10,36 +10,22 @@
 #include "cgroups/events.h"
 #include "cgroups/stats.h"
 #include "cli/args.h"
+#include "common/duration.h"
 #include "oci/json_writer.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
 
 namespace husk::cli {
 
-// Go's time.Duration syntax as runc takes it: "5s", "100ms", "1m30s", "1.5s".
+// Go's time.Duration syntax as runc takes it (common/duration.h), in whole
+// milliseconds, at least one.
 Result<int64_t> parse_duration_ms(const std::string& flag, const std::string& v) {
-  const char* p = v.c_str();
-  double total_ms = 0;
-  if (!*p) return fail_msg("--", flag, ": empty duration");
-  while (*p) {
-    char* end;
-    double n = strtod(p, &end);
-    if (end == p || n < 0) return fail_msg("--", flag, ": not a duration: \"", v, "\" (e.g. 5s, 500ms, 1m)");
-    p = end;
-    std::string unit;
-    while (*p && (*p < '0' || *p > '9') && *p != '.') unit.push_back(*p++);
-    double mul;
-    if (unit == "ms") mul = 1;
-    else if (unit == "s") mul = 1000;
-    else if (unit == "m") mul = 60000;
-    else if (unit == "h") mul = 3600000;
-    else if (unit == "us" || unit == "µs") mul = 0.001;
-    else if (unit == "ns") mul = 0.000001;
-    else return fail_msg("--", flag, ": unknown unit \"", unit, "\" in \"", v, "\" (ns, us, ms, s, m, h)");
-    total_ms += n * mul;
-  }
-  if (total_ms < 1) return fail_msg("--", flag, ": ", v, " is below the 1 ms resolution");
-  return static_cast<int64_t>(total_ms);
+  std::string what = "--" + flag;
+  auto d = TRY(parse_go_duration(v, what));
+  if (d.count() < 0) return fail_msg(what, ": \"", v, "\" is negative");
+  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms < 1) return fail_msg(what, ": ", v, " is below the 1 ms resolution");
+  return ms;
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <tuple>
 
+#include "common/duration.h"
 #include "common/program.h"
 #include "common/text.h"
 #include "driver/bundle_files.h"
@@ -97,9 +98,8 @@ Result<ResolvedImage> docker_image(const Options& opts, const TaskSpec& task, co
     };
   io.pull.timeout_ms = opts.image_pull_timeout_ns / 1000000;
   if (std::string t = TRY(read_string(cfg, "image_pull_timeout", kCfg)); !t.empty()) {
-    auto ns = podman::parse_go_duration(t);
-    if (!ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
-    io.pull.timeout_ms = *ns / 1000000;
+    auto ns = TRY(parse_go_duration(t, f("image_pull_timeout")));
+    io.pull.timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ns).count();
   }
   ResolvedImage img = TRY(resolve_image(ref, io, f("image")));
   if (!opts.volumes_enabled && !img.source_path.empty()) {

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 
+#include "common/duration.h"
 #include "driver/bundle_files.h"
 #include "driver/image_resolve.h"
 #include "driver/podman_flavor.h"
@@ -31,10 +32,10 @@ std::vector<int> caps_named(std::initializer_list<const char*> names) {
 Result<int64_t> duration_option(const Value& m, std::string_view key, std::string_view path, const char* fallback) {
   std::string s = TRY(read_string(m, key, path, fallback));
   if (s.empty()) s = fallback;
-  auto ns = podman::parse_go_duration(s);
-  if (!ns) return fail_msg(path.empty() ? std::string(key) : cat(path, ".", key), ": ", ns.error().what());
-  if (*ns < 0) return fail_msg(path.empty() ? std::string(key) : cat(path, ".", key), ": \"", s, "\" is negative");
-  return *ns;
+  std::string field = path.empty() ? std::string(key) : cat(path, ".", key);
+  int64_t ns = TRY(parse_go_duration(s, field)).count();
+  if (ns < 0) return fail_msg(field, ": \"", s, "\" is negative");
+  return ns;
 }
 
 // docker's mode validators, for allowed_modes entries (globs allowed).

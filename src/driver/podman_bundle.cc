@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/duration.h"
 #include "driver/bundle_files.h"
 #include "driver/image_dir.h"
 #include "driver/image_resolve.h"
@@ -97,9 +98,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     image_opts.pull.force = TRY(boolean("force_pull"));
     image_opts.pull.auth_soft_fail = TRY(boolean("auth_soft_fail"));
     std::string t = TRY(str("image_pull_timeout", "5m"));
-    auto ns = parse_go_duration(t.empty() ? "5m" : t);
-    if (!ns) return fail_msg(f("image_pull_timeout"), ": ", ns.error().what());
-    image_opts.pull.timeout_ms = *ns / 1000000;
+    auto ns = TRY(parse_go_duration(t.empty() ? "5m" : t, f("image_pull_timeout")));
+    image_opts.pull.timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ns).count();
   }
   if (task.emit_event)
     image_opts.pull_progress = [&task, image](const std::string& summary) {

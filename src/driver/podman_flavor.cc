@@ -15,6 +15,7 @@
 #include <cstring>
 #include <cmath>
 
+#include "common/duration.h"
 #include "driver/bundle_files.h"
 #include "driver/image_resolve.h"
 #include "image/store.h"
@@ -30,44 +31,6 @@ std::vector<int> default_capabilities() {
                  "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"})
     out.push_back(*oci::capability_from_name(n));
   return out;
-}
-
-Result<int64_t> parse_go_duration(std::string_view s) {
-  std::string_view orig = s;
-  if (s.empty()) return fail_msg("invalid duration \"\"");
-  bool neg = false;
-  if (s[0] == '-' || s[0] == '+') {
-    neg = s[0] == '-';
-    s.remove_prefix(1);
-  }
-  if (s == "0") return 0;
-  if (s.empty()) return fail_msg("invalid duration \"", orig, "\"");
-  double total = 0;
-  while (!s.empty()) {
-    size_t i = 0;
-    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) i++;
-    if (i == 0) return fail_msg("invalid duration \"", orig, "\"");
-    double num = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + i, num);
-    if (ec != std::errc() || p != s.data() + i) return fail_msg("invalid duration \"", orig, "\"");
-    s.remove_prefix(i);
-    size_t j = 0;
-    while (j < s.size() && !((s[j] >= '0' && s[j] <= '9') || s[j] == '.')) j++;
-    std::string_view unit = s.substr(0, j);
-    s.remove_prefix(j);
-    double mul = 0;
-    if (unit == "ns") mul = 1;
-    else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") mul = 1e3;
-    else if (unit == "ms") mul = 1e6;
-    else if (unit == "s") mul = 1e9;
-    else if (unit == "m") mul = 60e9;
-    else if (unit == "h") mul = 3600e9;
-    else if (unit.empty()) return fail_msg("missing unit in duration \"", orig, "\"");
-    else return fail_msg("unknown unit \"", unit, "\" in duration \"", orig, "\"");
-    total += num * mul;
-  }
-  if (total > 9.2e18) return fail_msg("invalid duration \"", orig, "\": too large");
-  return static_cast<int64_t>(neg ? -total : total);
 }
 
 Result<int64_t> parse_size(std::string_view s) {
@@ -165,9 +128,7 @@ Result<Options> parse_options(const Value& cfg) {
 
   std::string timeout = TRY(read_string(cfg, "client_http_timeout", ""));
   if (!timeout.empty()) {
-    auto ns = parse_go_duration(timeout);
-    if (!ns) return fail_msg("client_http_timeout: ", ns.error().what());
-    o.client_http_timeout_ns = *ns;
+    o.client_http_timeout_ns = TRY(parse_go_duration(timeout, "client_http_timeout")).count();
   }
 
   o.dns_servers = TRY(read_strings(cfg, "dns_servers", ""));

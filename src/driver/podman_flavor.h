@@ -72,8 +72,6 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
                         const std::string& container_id, const std::string& task_dir);
 
 // Helpers shared with tests.
-// A Go duration ("5m", "1h30m", "1.5s", "300ms"): nanoseconds.
-Result<int64_t> parse_go_duration(std::string_view s);
 // podman's size strings: an integer and one unit of b, k, m, g (1024-based).
 Result<int64_t> parse_size(std::string_view s);
 // podman's default capability set (containers.conf default_capabilities).

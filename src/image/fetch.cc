@@ -75,8 +75,7 @@ Result<> fetch_parallel(RegistryClient& client, const BlobStore& store, const st
 // not an image this store can run (helm charts, signatures, wasm).
 Result<> check_image_manifest(const ManifestDoc& m, std::string_view what) {
   const std::string& ct = m.config.media_type;
-  if (!ct.empty() && ct != "application/vnd.oci.image.config.v1+json" &&
-      ct != "application/vnd.docker.container.image.v1+json")
+  if (!ct.empty() && ct != oci::media::kOciConfig && ct != oci::media::kDockerConfig)
     return fail_msg(what, ": config media type \"", ct, "\" is not a container image config");
   return {};
 }
@@ -104,7 +103,7 @@ Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& o, co
   ro.tls = TRY_CTX(registry_tls(ref.api_host(), o.cert_dir, o.auth.is_root ? "" : o.auth.home), what);
 
   FetchedImage out;
-  out.platform = o.platform.value_or(host_platform());
+  out.platform = o.platform.value_or(oci::host_platform());
   RegistryClient client = TRY_CTX(RegistryClient::connect(ref.api_host(), ref.repository, std::move(ro)), what);
 
   FetchedManifest fm = TRY_CTX(client.manifest(ref.manifest_reference()), what);

@@ -40,7 +40,7 @@ struct PullEvent {
 using PullProgressFn = std::function<void(const PullEvent&)>;
 
 struct FetchOptions {
-  std::optional<Platform> platform;  // default: host_platform()
+  std::optional<oci::Platform> platform;  // default: oci::host_platform()
   AuthSources auth;                  // where credentials come from
   bool tls_verify = true;
   std::string cert_dir;                  // instead of the per-host certs.d directories
@@ -64,7 +64,7 @@ struct FetchedImage {
   Descriptor config_descriptor;
   std::vector<Descriptor> layers;
   std::optional<Digest> index_digest;  // when the reference named an index
-  Platform platform;                   // asked for (an index chose by it)
+  oci::Platform platform;              // asked for (an index chose by it)
 };
 
 Result<FetchedImage> fetch_image(const Reference& ref, const FetchOptions& options, const BlobStore& store);

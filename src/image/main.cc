@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/duration.h"
 #include "image/fetch.h"
 #include "image/pull.h"
 #include "image/store_commands.h"
@@ -35,38 +36,17 @@ int usage_error(const char* cmd_usage, const std::string& msg) {
 
 std::string default_root() { return Store::default_root(); }
 
-// "90", "90s", "1m30s", "500ms", "2h" (Go's time.Duration units, as Nomad writes them).
+// A Go duration (common/duration.h: "90s", "1m30s", "500ms", "2h") or
+// plain seconds ("90"); not negative, at most 10^12 ms (a deadline
+// computed from it stays in range).
 Result<std::chrono::milliseconds> parse_duration(std::string_view s, std::string_view what) {
-  auto bad = [&] { return fail_msg(what, " \"", s, "\": want a duration such as 90s, 5m or 1h30m"); };
-  if (s.empty()) return bad();
-  std::string tmp(s);
-  if (tmp.find_first_not_of("0123456789") == std::string::npos) tmp += "s";  // bare seconds
-  double total = 0;
-  size_t i = 0;
-  while (i < tmp.size()) {
-    size_t j = i;
-    while (j < tmp.size() && (isdigit(static_cast<unsigned char>(tmp[j])) || tmp[j] == '.')) ++j;
-    if (j == i) return bad();
-    double v = strtod(tmp.substr(i, j - i).c_str(), nullptr);
-    size_t k = j;
-    while (k < tmp.size() && isalpha(static_cast<unsigned char>(tmp[k]))) ++k;
-    std::string unit = tmp.substr(j, k - j);
-    double ms;
-    if (unit == "ms")
-      ms = 1;
-    else if (unit == "s")
-      ms = 1000;
-    else if (unit == "m")
-      ms = 60000;
-    else if (unit == "h")
-      ms = 3600000;
-    else
-      return bad();
-    total += v * ms;
-    i = k;
-  }
-  if (total > 1e12) return bad();
-  return std::chrono::milliseconds(static_cast<int64_t>(total));
+  std::string text(s);
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) text += "s";  // bare seconds
+  auto d = TRY(parse_go_duration(text, what));
+  if (d.count() < 0) return fail_msg(what, " \"", s, "\": a duration cannot be negative");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  if (ms.count() > 1'000'000'000'000) return fail_msg(what, " \"", s, "\": want a duration such as 90s, 5m or 1h30m");
+  return ms;
 }
 
 // A failed first pull into a store it created leaves no empty store behind;
@@ -131,7 +111,7 @@ int cmd_pull(const std::vector<std::string>& args) {
         o.auth.explicit_creds = *c;
       }
       if (a == "--platform") {
-        auto p = parse_platform(*v, "--platform");
+        auto p = oci::parse_platform(*v, "--platform");
         if (!p) return usage_error(kPullUsage, p.error().str());
         o.platform = *p;
       }
@@ -193,8 +173,7 @@ int cmd_pull(const std::vector<std::string>& args) {
   // store has are not fetched again.
   PullRequest req;
   req.reference = ref_text;
-  Platform want = o.platform ? *o.platform : host_platform();
-  req.platform = oci::Platform{want.architecture, want.os, want.variant};
+  req.platform = o.platform.value_or(oci::host_platform());
   req.fetch = o;
   req.force = true;
   auto img = pull_image(*store, req);

@@ -18,7 +18,7 @@ Result<PullResult> pull_image(Store& store, const PullRequest& req) {
     }
   }
   FetchOptions fo = req.fetch;
-  fo.platform = Platform{req.platform.os, req.platform.architecture, req.platform.variant};
+  fo.platform = req.platform;
   auto fetched = fetch_image(ref, fo, store.blobs());
   if (!fetched && req.auth_soft_fail && fo.auth.explicit_creds) {
     // Only a refusal of the credentials is softened; the anonymous try

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "image/challenge.h"
+#include "oci/image.h"
 #include "oci/json_reader.h"
 
 namespace husk::image {
@@ -533,8 +534,8 @@ Result<FetchedManifest> RegistryClient::manifest(const std::string& reference) {
   Request q;
   q.url = url;
   q.max_body = kMaxManifest;
-  q.headers.push_back(cat("Accept: ", media::kOciIndex, ", ", media::kOciManifest, ", ", media::kDockerList, ", ",
-                          media::kDockerManifest));
+  q.headers.push_back(cat("Accept: ", oci::media::kOciIndex, ", ", oci::media::kOciManifest, ", ",
+                          oci::media::kDockerList, ", ", oci::media::kDockerManifest));
   Response r = TRY(m.get(what, q, nullptr));
   if (r.status == 404) return fail_msg(what, ": not found (", status_text(r), ")");
   if (r.status != 200) return fail_msg(what, ": ", status_text(r));

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <charconv>
+#include <climits>
 #include <string>
 #include <vector>
 
+#include "common/duration.h"
 #include "image/import.h"
 #include "image/pull_progress.h"
 #include "image/store.h"
@@ -169,18 +172,35 @@ int cmd_remove(const std::vector<std::string>& argv) {
   return rc;
 }
 
+namespace {
+
+// prune's --unused-for: plain seconds ("3600"), whole days ("7d", which
+// Go lacks), or a Go duration ("90m", "1h30m"); in whole seconds.
+Result<int64_t> unused_for_seconds(const std::string& flag, const std::string& v) {
+  bool days = v.ends_with('d');
+  std::string_view digits = std::string_view(v).substr(0, v.size() - (days ? 1 : 0));
+  if (!digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos) {
+    int64_t n = 0;
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    if (ec != std::errc() || p != digits.data() + digits.size() || (days && n > INT64_MAX / 86400))
+      return fail_msg(flag, " \"", v, "\": too large");
+    return days ? n * 86400 : n;
+  }
+  auto d = TRY(parse_go_duration(v, flag));
+  if (d.count() < 0) return fail_msg(flag, " \"", v, "\": a duration cannot be negative");
+  return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+}
+
+}  // namespace
+
 int cmd_prune(const std::vector<std::string>& argv) {
   auto a = parse(argv, {"--unused-for"}, {});
   if (!a) return report(a.error());
   int64_t unused_for = 0;
   for (const auto& [k, v] : a->options) {
-    char* end = nullptr;
-    long long n = strtoll(v.c_str(), &end, 10);
-    std::string unit = end ? end : "";
-    int64_t mul = unit == "" || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : -1;
-    if (end == v.c_str() || n < 0 || mul < 0)
-      return report(Error::msg(cat(k, " \"", v, "\": want seconds or a number with s, m, h or d")));
-    unused_for = n * mul;
+    auto s = unused_for_seconds(k, v);
+    if (!s) return report(s.error());
+    unused_for = *s;
   }
   auto store = Store::open(a->root);
   if (!store) return report(store.error());

@@ -18,15 +18,6 @@ Result<std::map<std::string, std::string>> opt_map(const J& j) {
   return get_string_map(j);
 }
 
-Result<Platform> parse_platform_json(const J& j) {
-  TRYV(need_object(j));
-  Platform p;
-  p.architecture = TRY(get_string(j["architecture"]));
-  p.os = TRY(get_string(j["os"]));
-  p.variant = TRY(opt_str(j["variant"]));
-  return p;
-}
-
 Result<Descriptor> parse_descriptor(const J& j) {
   TRYV(need_object(j));
   Descriptor d;
@@ -35,7 +26,7 @@ Result<Descriptor> parse_descriptor(const J& j) {
   if (!d.digest.starts_with("sha256:") || d.digest.size() != 7 + 64)
     return bad(j["digest"], "\"", d.digest, "\" is not a sha256 digest");
   d.size = TRY(get_int(j["size"], 0, INT64_MAX));
-  if (j["platform"].present()) d.platform = TRY(parse_platform_json(j["platform"]));
+  if (j["platform"].present()) d.platform = TRY(read_platform(j["platform"]));
   d.annotations = TRY(opt_map(j["annotations"]));
   return d;
 }
@@ -59,30 +50,6 @@ Result<> check_schema_version(const J& root) {
 }
 
 }  // namespace
-
-Platform host_platform() {
-#if defined(__x86_64__)
-  return Platform{"amd64", "linux", ""};
-#elif defined(__aarch64__)
-  return Platform{"arm64", "linux", "v8"};
-#else
-#error "host_platform: add this architecture's GOARCH name"
-#endif
-}
-
-Result<Platform> parse_platform(std::string_view s, std::string_view what) {
-  Platform p;
-  size_t a = s.find('/');
-  if (a == std::string_view::npos || a == 0) return fail_msg(what, ": \"", s, "\": expected os/arch[/variant]");
-  p.os = std::string(s.substr(0, a));
-  std::string_view rest = s.substr(a + 1);
-  size_t b = rest.find('/');
-  p.architecture = std::string(rest.substr(0, b));
-  if (b != std::string_view::npos) p.variant = std::string(rest.substr(b + 1));
-  if (p.architecture.empty() || (b != std::string_view::npos && p.variant.empty()))
-    return fail_msg(what, ": \"", s, "\": expected os/arch[/variant]");
-  return p;
-}
 
 Result<ManifestKind> manifest_kind(std::string_view json) {
   auto doc = TRY(JsonDoc::parse(json));
@@ -140,9 +107,7 @@ Result<ImageConfig> parse_image_config(std::string_view json) {
   J root = doc.root();
   TRYV(need_object(root));
   ImageConfig c;
-  c.platform.architecture = TRY(get_string(root["architecture"]));
-  c.platform.os = TRY(get_string(root["os"]));
-  c.platform.variant = TRY(opt_str(root["variant"]));
+  c.platform = TRY(read_platform(root));
   c.created = TRY(opt_str(root["created"]));
   J cfg = root["config"];
   if (cfg.present()) {
@@ -172,25 +137,10 @@ Result<ImageConfig> parse_image_config(std::string_view json) {
 }
 
 Result<const Descriptor*> select_platform(const ImageIndex& index, const Platform& want) {
-  const Descriptor* best = nullptr;
-  for (const auto& d : index.manifests) {
-    if (!d.platform || d.platform->os != want.os || d.platform->architecture != want.architecture) continue;
-    if (!want.variant.empty()) {
-      if (d.platform->variant == want.variant) return &d;
-      continue;
-    }
-    if (d.platform->variant.empty()) return &d;
-    if (!best) best = &d;
-  }
-  if (best) return best;
-  std::string have;
-  for (const auto& d : index.manifests) {
-    if (!d.platform) continue;
-    if (!have.empty()) have += ", ";
-    have += d.platform->str();
-  }
-  return fail_msg("no manifest for platform ", want.str(),
-                  " in the image index (it has: ", have.empty() ? "no platforms" : have, ")");
+  std::vector<const Platform*> offered;
+  for (const auto& d : index.manifests) offered.push_back(d.platform ? &*d.platform : nullptr);
+  size_t i = TRY(select_platform_entry(offered, want));
+  return &index.manifests[i];
 }
 
 Result<std::vector<DockerArchiveImage>> parse_docker_archive_manifest(std::string_view json) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "oci/platform.h"
 
 namespace husk::oci {
 
@@ -28,20 +29,10 @@ inline constexpr std::string_view kDockerList = "application/vnd.docker.distribu
 inline constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
 inline constexpr std::string_view kDockerConfig = "application/vnd.docker.container.image.v1+json";
 inline constexpr std::string_view kDockerLayer = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+// Refused by pulls, with a message of their own.
+inline constexpr std::string_view kDockerSchema1 = "application/vnd.docker.distribution.manifest.v1+json";
+inline constexpr std::string_view kDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 }  // namespace media
-
-struct Platform {
-  std::string architecture;  // GOARCH names: amd64, arm64, arm, ...
-  std::string os;            // linux
-  std::string variant;       // v7, v8; "" when none
-  bool operator==(const Platform&) const = default;
-  std::string str() const { return os + "/" + architecture + (variant.empty() ? "" : "/" + variant); }
-};
-
-// The platform this build runs on (amd64/linux here), as registries name it.
-Platform host_platform();
-// "os/arch[/variant]", as `--platform` takes it. Errors name `what`.
-Result<Platform> parse_platform(std::string_view s, std::string_view what);
 
 struct Descriptor {
   std::string media_type;
@@ -85,10 +76,9 @@ Result<ImageIndex> parse_image_index(std::string_view json);
 Result<ImageManifest> parse_image_manifest(std::string_view json);
 Result<ImageConfig> parse_image_config(std::string_view json);
 
-// The manifest of `index` for `want`: os and architecture must match; a
-// wanted variant must match, and without one the entry without a variant
-// (or the first) is taken, as containerd does for amd64. Errors list the
-// platforms the index has.
+// The manifest of `index` for `want`, by select_platform_entry()'s rules
+// (platform.h), which registry pulls follow too. Errors list the platforms
+// the index has.
 Result<const Descriptor*> select_platform(const ImageIndex& index, const Platform& want);
 
 // `docker save`'s manifest.json: one entry per image, paths inside the archive.

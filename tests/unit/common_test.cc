@@ -3,9 +3,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
+#include "common/duration.h"
 #include "common/error.h"
 #include "common/fd.h"
 #include "common/idshift.h"
@@ -35,6 +37,60 @@ TEST(Error, MessageWithoutErrnoHasNoErrnoText) {
   Error e = Error::msg("bad value");
   e.context("root.path");
   EXPECT_EQ(e.str(), "root.path: bad value");
+}
+
+namespace {
+int64_t ns_of(std::string_view s) {
+  auto d = parse_go_duration(s, "t");
+  EXPECT_TRUE(d) << s << ": " << d.error().str();
+  return d ? d->count() : -1;
+}
+}  // namespace
+
+TEST(GoDuration, TakesWhatGoTimeParseDurationTakes) {
+  EXPECT_EQ(ns_of("0"), 0);
+  EXPECT_EQ(ns_of("-0"), 0);
+  EXPECT_EQ(ns_of("+0"), 0);
+  EXPECT_EQ(ns_of("0s"), 0);
+  EXPECT_EQ(ns_of("5m"), 300'000'000'000);
+  EXPECT_EQ(ns_of("1h2m3.5s"), 3'723'500'000'000);
+  EXPECT_EQ(ns_of("300ms"), 300'000'000);
+  EXPECT_EQ(ns_of("1.5h"), 5'400'000'000'000);
+  EXPECT_EQ(ns_of(".5s"), 500'000'000);
+  EXPECT_EQ(ns_of("5.s"), 5'000'000'000);
+  EXPECT_EQ(ns_of("-2h45m"), -9'900'000'000'000);
+  EXPECT_EQ(ns_of("+1s"), 1'000'000'000);
+  EXPECT_EQ(ns_of("7ns"), 7);
+  EXPECT_EQ(ns_of("3us"), 3000);
+  EXPECT_EQ(ns_of("3\u00b5s"), 3000);  // micro sign
+  EXPECT_EQ(ns_of("3\u03bcs"), 3000);  // Greek mu
+  EXPECT_EQ(ns_of("1h1m1s1ms1us1ns"), 3'661'001'001'001);
+  EXPECT_EQ(ns_of("1s1s"), 2'000'000'000);  // Go adds repeated units
+  // Go's own edge cases: the int64 bounds, and fractions rounded as it does.
+  EXPECT_EQ(ns_of("9223372036854775807ns"), INT64_MAX);
+  EXPECT_EQ(ns_of("9223372036854775.807us"), INT64_MAX);
+  EXPECT_EQ(ns_of("2562047h47m16.854775807s"), INT64_MAX);
+  EXPECT_EQ(ns_of("-9223372036854775808ns"), INT64_MIN);
+  EXPECT_EQ(ns_of("-2562047h47m16.854775808s"), INT64_MIN);
+  EXPECT_EQ(ns_of("0.3333333333333333333h"), 1'200'000'000'000);
+  EXPECT_EQ(ns_of("9007199254740993ns"), (int64_t{1} << 53) + 1);
+  EXPECT_EQ(ns_of("0.100000000000000000000h"), 360'000'000'000);
+}
+
+TEST(GoDuration, RefusesWhatGoRefusesNamingTheFieldAndValue) {
+  for (const char* s : {"", "5", "5x", ".", "s", "-", "+", "1.2.3s", " 5s", "5s ", "1e3s", "00", "-.s",
+                        "9223372036854775808ns", "9223372036854775.808us", "9223372036854ms775us808ns",
+                        "-9223372036854775809ns", "106751d"})
+    EXPECT_FALSE(parse_go_duration(s, "t")) << s;
+  auto unit = parse_go_duration("5x", "image_pull_timeout");
+  ASSERT_FALSE(unit);
+  EXPECT_EQ(unit.error().str(), "image_pull_timeout: unknown unit \"x\" in duration \"5x\" (units: ns, us, ms, s, m, h)");
+  auto missing = parse_go_duration("90", "--timeout");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().str(), "--timeout: missing unit in duration \"90\" (units: ns, us, ms, s, m, h)");
+  auto empty = parse_go_duration("", "gc.image_delay");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().str(), "gc.image_delay: invalid duration \"\" (e.g. 90s, 1m30s, 500ms)");
 }
 
 TEST(Fd, AtomicWriteReplacesAndLeavesNoTemporaryFile) {

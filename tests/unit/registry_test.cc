@@ -279,18 +279,18 @@ TEST(Auth, FileOrderAndPrecedence) {
 }
 
 TEST(Platform, ParseAndHost) {
-  auto p = parse_platform("linux/arm/v7");
+  auto p = oci::parse_platform("linux/arm/v7");
   ASSERT_TRUE(p);
   EXPECT_EQ(p->architecture, "arm");
   EXPECT_EQ(p->variant, "v7");
-  EXPECT_EQ(parse_platform("arm64")->str(), "linux/arm64");
-  EXPECT_EQ(parse_platform("linux/x86_64")->str(), "linux/amd64");
-  auto bad = parse_platform("linux//x", "--platform");
+  EXPECT_EQ(oci::parse_platform("arm64")->str(), "linux/arm64");
+  EXPECT_EQ(oci::parse_platform("linux/x86_64")->str(), "linux/amd64");
+  auto bad = oci::parse_platform("linux//x", "--platform");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().str().find("--platform \"linux//x\""), std::string::npos);
-  EXPECT_FALSE(parse_platform("a/b/c/d"));
+  EXPECT_FALSE(oci::parse_platform("a/b/c/d"));
 #if defined(__x86_64__)
-  EXPECT_EQ(host_platform().str(), "linux/amd64");
+  EXPECT_EQ(oci::host_platform().str(), "linux/amd64");
 #endif
 }
 
@@ -314,7 +314,7 @@ TEST(Platform, IndexSelection) {
   ASSERT_EQ(idx->kind, ManifestDoc::kIndex);
   ASSERT_EQ(idx->manifests.size(), 5u);
   auto pick = [&](const char* p) -> int64_t {
-    auto d = select_platform(*idx, *parse_platform(p), "index");
+    auto d = select_platform(*idx, *oci::parse_platform(p), "index");
     return d ? d->size : -1;
   };
   EXPECT_EQ(pick("linux/amd64"), 10);
@@ -323,7 +323,7 @@ TEST(Platform, IndexSelection) {
   EXPECT_EQ(pick("linux/arm/v7"), 13);
   EXPECT_EQ(pick("linux/arm"), 12);  // no variant asked: the first arm
   EXPECT_EQ(pick("linux/arm/v5"), -1);
-  auto none = select_platform(*idx, *parse_platform("windows/amd64"), "index sha256:x");
+  auto none = select_platform(*idx, *oci::parse_platform("windows/amd64"), "index sha256:x");
   ASSERT_FALSE(none);
   EXPECT_NE(none.error().str().find("no image for platform windows/amd64"), std::string::npos);
   EXPECT_NE(none.error().str().find("linux/amd64, linux/arm64/v8, linux/arm/v6, linux/arm/v7)"), std::string::npos)
@@ -339,11 +339,11 @@ TEST(Manifest, ImageManifestAndMediaTypes) {
   auto d = parse_manifest(m, "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8", "manifest");
   ASSERT_TRUE(d) << d.error().str();
   EXPECT_EQ(d->kind, ManifestDoc::kImage);
-  EXPECT_EQ(d->media_type, media::kDockerManifest);
+  EXPECT_EQ(d->media_type, oci::media::kDockerManifest);
   EXPECT_EQ(d->config.digest.str(), kDigest);
   ASSERT_EQ(d->layers.size(), 1u);
   EXPECT_EQ(d->layers[0].size, 7);
-  auto s1 = parse_manifest(R"({"schemaVersion":1})", media::kDockerSchema1Signed, "manifest m");
+  auto s1 = parse_manifest(R"({"schemaVersion":1})", oci::media::kDockerSchema1Signed, "manifest m");
   ASSERT_FALSE(s1);
   EXPECT_NE(s1.error().str().find("schema 1"), std::string::npos);
   auto bad = parse_manifest(R"({"layers":[{"digest":"sha256:12","size":1}],"config":{}})", "", "manifest m");
