@@ -27,6 +27,7 @@
 #include "runtime/log.h"
 #include "runtime/mount_api.h"
 #include "runtime/notify.h"
+#include "runtime/process.h"
 #include "runtime/network.h"
 #include "runtime/seccomp.h"
 #include "runtime/state_store.h"
@@ -296,6 +297,10 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
         return fail(Error(msg.err, msg.payload));
       case SyncType::NamespacesReady: {
         TRYV(write_id_maps(pid, spec.linux->uid_mappings, spec.linux->gid_mappings));
+        // In its new user namespace the child may not raise a hard limit
+        // or write its oom_score_adj: they are set from here, in husk's
+        // (the staged path's real init inherits them from this process).
+        if (spec.process) TRYV(apply_outside_limits(pid, *spec.process));
         // An idmapped rootfs is made here, in the initial user namespace
         // (the child may not idmap a host filesystem), with the child's
         // namespace as its mapping; the child attaches it.

@@ -111,7 +111,9 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     // Raising a hard limit is allowed only outside a user namespace: set
     // the limits before joining one (again after: lowering is always allowed).
-    if (ns_flags & CLONE_NEWUSER) TRYV(apply_rlimits(process));
+    // oom_score_adj too: in the container's user namespace /proc/self's
+    // files belong to a root it does not map.
+    if (ns_flags & CLONE_NEWUSER) TRYV(apply_outside_limits(0, process));
     if (ns_flags && setns(target_pidfd, ns_flags) < 0) return fail_sys("join the container's namespaces");
     ::close(target_pidfd);
     // The pid namespace applies to children: the process is our child, made
@@ -126,7 +128,7 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     TRYV(sync_expect(sync, SyncType::Continue));  // the parent has our pid
-    TRYV(apply_process_limits(process));
+    TRYV(apply_process_limits(process, (ns_flags & CLONE_NEWUSER) != 0));
     UniqueFd trampoline = TRY(make_trampoline());
     std::string path = TRY(find_executable(process));
     if (process.terminal) {

@@ -231,7 +231,8 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
   const oci::Spec& spec = *cfg.spec;
   UniqueFd console_slave;
   TRYV(setup_container(cfg, sync, state_json, console_slave));
-  TRYV(apply_process_limits(process));
+  // With a new user namespace, create set rlimits and oom_score_adj from outside.
+  TRYV(apply_process_limits(process, cfg.new_userns));
   Prepared p;
   p.trampoline = TRY(make_trampoline());
   p.path = TRY(find_executable(process));

@@ -163,9 +163,22 @@ Result<> apply_rlimits(const oci::Process& p) {
   return {};
 }
 
-Result<> apply_process_limits(const oci::Process& p) {
-  TRYV(apply_rlimits(p));
+Result<> apply_outside_limits(pid_t pid, const oci::Process& p) {
+  for (size_t i = 0; i < p.rlimits.size(); ++i) {
+    struct rlimit rl = {p.rlimits[i].soft, p.rlimits[i].hard};
+    if (prlimit(pid, static_cast<__rlimit_resource>(p.rlimits[i].resource), &rl, nullptr) < 0)
+      return fail_sys("process.rlimits[", i, "]: setrlimit");
+  }
   if (p.oom_score_adj) {
+    std::string path = pid ? cat("/proc/", pid, "/oom_score_adj") : std::string("/proc/self/oom_score_adj");
+    TRYV_CTX(write_file(path, std::to_string(*p.oom_score_adj)), "process.oomScoreAdj");
+  }
+  return {};
+}
+
+Result<> apply_process_limits(const oci::Process& p, bool outside_done) {
+  if (!outside_done) TRYV(apply_rlimits(p));
+  if (p.oom_score_adj && !outside_done) {
     TRYV_CTX(write_file("/proc/self/oom_score_adj", std::to_string(*p.oom_score_adj)), "process.oomScoreAdj");
   }
   if (p.io_priority) {

@@ -30,11 +30,18 @@ Result<std::string> find_executable(const oci::Process& process);
 
 // Settings that need privilege: rlimits, oom_score_adj, personality, I/O
 // priority, scheduler, CPU affinity, umask.
-Result<> apply_process_limits(const oci::Process& process);
+// `outside_done`: rlimits and oom_score_adj were set from outside the
+// process's user namespace (apply_outside_limits), where they may be.
+Result<> apply_process_limits(const oci::Process& process, bool outside_done = false);
 // process.rlimits alone (apply_process_limits sets them too): raising a hard
 // limit takes CAP_SYS_RESOURCE in the initial user namespace, so an init
 // that enters another one sets them first.
 Result<> apply_rlimits(const oci::Process& process);
+// rlimits and oom_score_adj of process `pid` (0: this one), from outside
+// its user namespace: in a new user namespace a process may not raise its
+// hard limits, nor open its own /proc/self/oom_score_adj (owned by a root it
+// does not map) -- runc sets both from outside too.
+Result<> apply_outside_limits(pid_t pid, const oci::Process& process);
 
 // seccomp, user, capabilities, no_new_privileges and cwd, in the order that
 // works (runc's): without no_new_privileges the filter is loaded while

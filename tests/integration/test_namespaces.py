@@ -1,4 +1,5 @@
 """Namespaces: created, joined by path, user namespace maps, time offsets."""
+import json
 import os
 import subprocess
 
@@ -63,6 +64,60 @@ def test_user_namespace_with_id_mappings(husk, bundle):
     assert lines[0].split() == ["0", "100000", "65536"]
     assert lines[1] == "0"
     assert lines[2] == "0"
+
+
+def test_user_namespace_oom_score_adj_for_the_init_and_exec(husk, bundle):
+    """process.oomScoreAdj with a new user namespace: the container's
+    /proc/self/oom_score_adj belongs to a root it does not map, so husk
+    writes it from outside, for the init and for an exec."""
+    reachable_by_mapped_root(bundle)
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    os.chown(bundle.rootfs, 100000, 100000)
+    bundle.config["process"]["oomScoreAdj"] = 432
+    bundle.set_args("sleep", "1000")
+    cid = husk.create()
+    try:
+        pid = husk.state(cid)["pid"]
+        assert open(f"/proc/{pid}/oom_score_adj").read().strip() == "432"
+        husk.cmd("start", cid, check=True)
+        proc = bundle.path + "/exec.json"
+        with open(proc, "w") as fh:
+            json.dump({**bundle.config["process"], "args": ["cat", "/proc/self/oom_score_adj"],
+                       "oomScoreAdj": 321}, fh)
+        r = husk.cmd("exec", "--process", proc, cid)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "321"
+    finally:
+        husk.cmd("delete", "--force", cid)
+
+
+def _has_cap_sys_resource():
+    for line in open("/proc/self/status"):
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) & (1 << 24))
+    return False
+
+
+@pytest.mark.skipif(not _has_cap_sys_resource(), reason="raising a hard limit needs CAP_SYS_RESOURCE, which this "
+                    "machine's root lacks (tests/vm/test_driver_fields.py's userns auto task covers it)")
+def test_user_namespace_rlimits_above_husks_own_hard_limit(husk, bundle):
+    """A container in a new user namespace gets hard limits above husk's own
+    (podman's nofile 1048576 default): the child may not raise them itself
+    once in its user namespace, so husk sets them from outside, as runc does."""
+    import resource
+    reachable_by_mapped_root(bundle)
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    os.chown(bundle.rootfs, 100000, 100000)
+    bundle.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 6000, "hard": 8192}]
+    bundle.set_args("sh", "-c", "ulimit -n; ulimit -Hn")
+    # husk starts with a hard limit below the container's.
+    r = husk.run(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["6000", "8192"]
 
 
 def test_user_namespace_process_runs_as_mapped_host_uid(husk, bundle):
