@@ -312,16 +312,47 @@ int cmd_check_idmap(const GlobalOptions&, const std::vector<std::string>& args, 
 // clone of SRC whose on-disk ids FROM..FROM+COUNT-1 (FROM defaults to 0) are
 // seen as BASE..BASE+COUNT-1 (the nspawn flavor's root or overlay lower
 // layer for a private_users range).
+// husk mount-idmapped --uid-map C:H:S[,...] --gid-map C:H:S[,...] SRC DST:
+// on-disk id C+i is seen as H+i, uids and gids apart (the podman flavor's
+// userns = "auto" layers, mapped as the task's user namespace).
 int cmd_mount_idmapped(const GlobalOptions&, const std::vector<std::string>& args, size_t at) {
-  auto p = parse_cmd(args, at, {}, 4, 5, "SRC DST BASE COUNT [FROM]");
+  auto p = parse_cmd(args, at, {{"uid-map", 0, true}, {"gid-map", 0, true}}, 2, 5,
+                     "SRC DST BASE COUNT [FROM] | --uid-map C:H:S[,...] --gid-map C:H:S[,...] SRC DST");
   if (!p) return report(p.error());
   auto number = [](const std::string& s) -> std::optional<uint32_t> {
     char* end = nullptr;
     errno = 0;
     unsigned long v = strtoul(s.c_str(), &end, 10);
-    if (s.empty() || *end || errno || v > 0xFFFFFFFFul) return std::nullopt;
+    if (s.empty() || *end || errno || v > 0xFFFFFFFFul || s[0] == '-') return std::nullopt;
     return static_cast<uint32_t>(v);
   };
+  if (p->values.count("uid-map") || p->values.count("gid-map")) {
+    if (!p->values.count("uid-map") || !p->values.count("gid-map") || p->positional.size() != 2)
+      return report(Error::msg("mount-idmapped: --uid-map and --gid-map go together, with SRC and DST"));
+    auto maps = [&](const std::string& opt) -> Result<std::vector<oci::IdMapping>> {
+      std::vector<oci::IdMapping> out;
+      std::string v = p->get(opt);
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        size_t comma = std::min(v.find(',', pos), v.size());
+        std::string one = v.substr(pos, comma - pos);
+        size_t a = one.find(':'), b = a == std::string::npos ? a : one.find(':', a + 1);
+        auto c = number(one.substr(0, a)), h = b == std::string::npos ? std::nullopt : number(one.substr(a + 1, b - a - 1)),
+             n = b == std::string::npos ? std::nullopt : number(one.substr(b + 1));
+        if (!c || !h || !n || *n == 0 || uint64_t{*c} + *n > 0x100000000ull || uint64_t{*h} + *n > 0x100000000ull)
+          return fail_msg("mount-idmapped: --", opt, " \"", one, "\" is not CONTAINER:HOST:SIZE");
+        out.push_back(oci::IdMapping{*c, *h, *n});
+        pos = comma + 1;
+      }
+      return out;
+    };
+    auto uids = maps("uid-map");
+    if (!uids) return report(uids.error());
+    auto gids = maps("gid-map");
+    if (!gids) return report(gids.error());
+    return done(runtime::mount_idmapped(p->positional[0], p->positional[1], *uids, *gids));
+  }
+  if (p->positional.size() < 4) return report(Error::msg("mount-idmapped: SRC DST BASE COUNT [FROM]"));
   auto base = number(p->positional[2]), count = number(p->positional[3]);
   auto from = p->positional.size() > 4 ? number(p->positional[4]) : std::optional<uint32_t>(0);
   if (!base || !count || *count == 0)

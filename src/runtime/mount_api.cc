@@ -241,8 +241,13 @@ Result<bool> supports_idmap(const std::string& path) {
 }
 
 Result<> mount_idmapped(const std::string& src, const std::string& dst, const std::vector<oci::IdMapping>& maps) {
+  return mount_idmapped(src, dst, maps, maps);
+}
+
+Result<> mount_idmapped(const std::string& src, const std::string& dst, const std::vector<oci::IdMapping>& uids,
+                        const std::vector<oci::IdMapping>& gids) {
   const std::string label = cat("idmapped mount of ", src, " on ", dst);
-  UniqueFd userns = TRY_CTX(make_idmap_userns(maps, maps), label);
+  UniqueFd userns = TRY_CTX(make_idmap_userns(uids, gids), label);
   UniqueFd tree = TRY_CTX(clone_tree_at(src, true), label);
   if (auto r = set_idmap(tree.get(), userns.get(), true); !r) {
     if (r.error().code() == EINVAL || r.error().code() == EOPNOTSUPP)

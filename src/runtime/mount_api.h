@@ -53,6 +53,10 @@ Result<bool> supports_idmap(const std::string& path);
 // on-disk ids as `maps` say (container_id = id on disk, host_id = id seen):
 // the nspawn flavor's overlay over an image in a user namespace's range.
 Result<> mount_idmapped(const std::string& src, const std::string& dst, const std::vector<oci::IdMapping>& maps);
+// The same with uids and gids mapped apart (the podman flavor's userns =
+// "auto" maps the image's layers as the task's user namespace does).
+Result<> mount_idmapped(const std::string& src, const std::string& dst, const std::vector<oci::IdMapping>& uids,
+                        const std::vector<oci::IdMapping>& gids);
 
 // An empty read-only tmpfs, detached (for masking a directory).
 Result<UniqueFd> make_empty_tmpfs(bool readonly);

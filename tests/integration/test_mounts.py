@@ -108,3 +108,61 @@ def test_idmapped_bind_mount(husk, bundle, tmp_path):
     bundle.set_args("stat", "-c", "%u:%g", "/idm/f")
     r = husk.run()
     assert r.stdout.strip() == "0:0", r.stderr
+
+
+def test_layers_idmapped_uids_and_gids_apart_under_an_overlay(husk, bundle, tmp_path):
+    """What the driver does for podman's userns = "auto": each image layer
+    idmapped with the task's maps (`husk mount-idmapped --uid-map
+    --gid-map`), an overlay of them, and a container in a user namespace of
+    the same maps sees the image's owners; what it writes is its own on the
+    host."""
+    import shutil
+    import subprocess
+    from husktest import HUSK, mount_points
+    before = mount_points()
+    for d in (str(tmp_path),):
+        while d != "/":
+            os.chmod(d, os.stat(d).st_mode | 0o111)
+            d = os.path.dirname(d)
+    bottom, top = tmp_path / "l1", tmp_path / "l0"
+    shutil.copytree(bundle.rootfs, bottom, symlinks=True)
+    (top / "srv").mkdir(parents=True)
+    (top / "srv" / "owned").write_text("x\n")
+    os.chmod(top / "srv" / "owned", 0o640)
+    os.chown(top / "srv" / "owned", 1234, 2345)
+    low, upper, work = tmp_path / "low", tmp_path / "upper", tmp_path / "work"
+    for d in (low / "0", low / "1", upper, work):
+        d.mkdir(parents=True)
+    os.chown(upper, 400000, 600000)
+    maps = ["--uid-map", "0:400000:3000", "--gid-map", "0:600000:1000,1000:700000:2000"]
+    # Both maps are needed; a bad one is an error naming it.
+    r = subprocess.run([HUSK, "mount-idmapped", "--uid-map", "0:400000:3000", str(top), str(low / "0")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--gid-map" in r.stderr, r.stderr
+    r = subprocess.run([HUSK, "mount-idmapped", "--uid-map", "0:400000", "--gid-map", "0:1:1", str(top), str(low / "0")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and '"0:400000" is not CONTAINER:HOST:SIZE' in r.stderr, r.stderr
+    mounted = []
+    try:
+        for src, dst in ((top, low / "0"), (bottom, low / "1")):
+            subprocess.run([HUSK, "mount-idmapped", *maps, str(src), str(dst)], check=True)
+            mounted.append(str(dst))
+        assert os.stat(low / "0" / "srv" / "owned").st_uid == 401234
+        assert os.stat(low / "0" / "srv" / "owned").st_gid == 701345
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={low}/0:{low}/1,upperdir={upper},workdir={work}", bundle.rootfs], check=True)
+        mounted.insert(0, bundle.rootfs)
+        bundle.config["linux"]["namespaces"].append({"type": "user"})
+        bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 400000, "size": 3000}]
+        bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 600000, "size": 1000},
+                                                 {"containerID": 1000, "hostID": 700000, "size": 2000}]
+        bundle.set_args("sh", "-c", "stat -c %u:%g:%a /srv/owned /bin/busybox; echo new > /srv/new")
+        r = husk.run()
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["1234:2345:640", "0:0:755"]
+        st = os.stat(upper / "srv" / "new")
+        assert (st.st_uid, st.st_gid) == (400000, 600000)
+    finally:
+        for m in mounted:
+            subprocess.run(["umount", m], check=True)
+    assert mount_points() == before
