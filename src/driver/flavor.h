@@ -48,6 +48,13 @@ struct OwnershipPlan {
   uint32_t from = 0, to = 0, count = 0;
   bool chown_ok = false;
   std::string image_root;  // the tree kChown shifts (the image, before any pivot_root)
+  // kMap with maps of its own (the podman flavor's userns = "auto"): the
+  // task's user namespace maps, on-disk id container_id+i seen as
+  // host_id+i, uids and gids apart; from/to/count are unused then.
+  std::vector<oci::IdMapping> uid_map, gid_map;
+  // The host ids the task's root user has (what the task dir adds to the root belongs to them).
+  uint32_t root_uid() const;
+  uint32_t root_gid() const;
 };
 
 struct BundlePlan {

@@ -82,3 +82,17 @@ std::string support_table_markdown(const std::vector<FieldSupport>& rows) {
 }
 
 }  // namespace husk::driver
+
+namespace husk::driver {
+namespace {
+uint32_t host_of_zero(const std::vector<oci::IdMapping>& maps, uint32_t fallback) {
+  for (const auto& m : maps)
+    if (m.container_id == 0) return m.host_id;
+  return fallback;
+}
+}  // namespace
+
+uint32_t OwnershipPlan::root_uid() const { return uid_map.empty() ? to : host_of_zero(uid_map, to); }
+uint32_t OwnershipPlan::root_gid() const { return gid_map.empty() ? to : host_of_zero(gid_map, to); }
+
+}  // namespace husk::driver

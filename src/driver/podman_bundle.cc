@@ -22,6 +22,7 @@
 #include "driver/podman_fields.h"
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
+#include "driver/userns_auto.h"
 #include "net/config.h"
 #include "oci/config.h"
 #include "oci/default_seccomp.h"
@@ -309,8 +310,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   // userns: the mode is what precedes the first ':'. host (none of its
   // own) and ns:PATH (join that user namespace, as podman does) are done;
   // keep-id and nomap are podman's rootless modes, which a rootful podman
-  // refuses too; auto would need husk to allocate and shift id ranges for
-  // store images (the nspawn flavor's private_users does it for directories).
+  // refuses too; auto allocates the task's ids from the subordinate ranges
+  // of `containers` (userns_auto.h) and idmaps the image's layers.
   std::string userns = TRY(str("userns"));
   std::string userns_mode = userns.substr(0, userns.find(':'));
   if (userns.empty() || userns == "host") {
@@ -327,8 +328,28 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       return fail_msg(f("userns"), ": \"", userns, "\": ", userns_mode, " is a rootless mode (podman refuses it as root)");
     return fail_msg(f("userns"), ": \"", userns, "\": ", userns_mode, " is not supported by husk yet");
   } else if (userns_mode == "auto") {
-    return fail_msg(f("userns"), ": \"", userns,
-                    "\": auto is not supported by husk yet (it would allocate an id range and shift the image)");
+    if (opts.rootless)
+      return fail_msg(f("userns"), ": \"", userns, "\": a rootless driver cannot allocate ids for auto (it needs root)");
+    if (userns != "auto" && userns[4] != ':')
+      return fail_msg(f("userns"), ": \"", userns, "\" is not a user namespace mode (host, auto, keep-id, nomap, ns:PATH)");
+    auto req = TRY(parse_userns_auto(userns.size() > 5 ? userns.substr(5) : "", f("userns")));
+    // The image's ids (and the task's own user's) size the namespace.
+    uint32_t span = req.size ? 0 : TRY_CTX(image_id_span(out.image_layers), f("userns"), ": \"auto\"");
+    if (!req.size) {
+      span = std::max({span, proc.user.uid + 1, proc.user.gid + 1});
+      for (uint32_t g : proc.user.additional_gids) span = std::max(span, g + 1);
+    }
+    std::string tasks_dir = task_dir.substr(0, task_dir.rfind('/'));
+    AutoUserns maps = TRY(allocate_userns_auto(req, span, opts.userns_auto, tasks_dir, task_dir, f("userns")));
+    set_namespace(spec, oci::NamespaceType::User, true);
+    spec.linux->uid_mappings = maps.uid;
+    spec.linux->gid_mappings = maps.gid;
+    // The image's layers are seen through idmapped mounts with the same
+    // maps: a file the image gives to uid N belongs to the task's N.
+    out.ownership.mode = OwnershipPlan::Mode::kMap;
+    out.ownership.uid_map = maps.uid;
+    out.ownership.gid_map = maps.gid;
+    out.ownership.image_root = out.image_layers.front();
   } else {
     return fail_msg(f("userns"), ": \"", userns, "\" is not a user namespace mode (host, auto, keep-id, nomap, ns:PATH)");
   }

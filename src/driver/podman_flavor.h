@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "driver/flavor.h"
+#include "driver/userns_auto.h"
 
 namespace husk::driver::podman {
 
@@ -60,6 +61,7 @@ struct Options {
   std::string host_hosts = "/etc/hosts";
   std::string default_init_path = "/usr/libexec/podman/catatonit";
   std::string image_store_root;  // image::Store::default_root()
+  AutoUsernsHost userns_auto;     // userns = "auto": the subuid files, the ids in use
 };
 
 Options host_defaults();

@@ -46,9 +46,12 @@ std::vector<FieldSupport> support_rows() {
       {"config.selinux_opts", kRefused, "husk does not implement SELinux labels"},
       {"config.security_opt", kImpl,
        "no-new-privileges, seccomp=unconfined, mask=, unmask=, proc-opts=; label= and apparmor= refused"},
-      {"config.userns", kAccepted,
-       "host and ns:PATH (that user namespace joined); keep-id and nomap are rootless modes (an error as root, as "
-       "in podman); auto is refused (no id range allocation for store images yet)"},
+      {"config.userns", kImpl,
+       "host; ns:PATH (that user namespace joined); auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S] (ids of the "
+       "task's own from the ranges of `containers` in /etc/subuid and /etc/subgid, sized from the image as podman "
+       "does: its largest id + 1, 1024 to 65536; the image's layers idmapped with the task's maps, so a file the "
+       "image gives to uid N is the task's N; free again when the task is destroyed); keep-id and nomap are "
+       "rootless modes (an error as root, as in podman)"},
       {"config.devices", kImpl, "host[:container[:rwm]] device nodes and cgroup device rules"},
       {"config.volumes", kImpl, "host:container[:ro,rw,...] bind mounts, when the plugin's volumes.enabled"},
       {"config.tmpfs", kImpl, "tmpfs mounts (path[:options])"},

@@ -284,16 +284,18 @@ std::optional<int> wait_ready(int sock, pid_t pid, int timeout_ms, const std::st
 // <task_dir>/rootfs from the image as the plan's mode says.
 // `husk ARGS...`: the helpers that fork (a user namespace for an idmapped
 // mount), which the driver, a threaded gRPC server, does not do itself.
-Result<std::string> run_husk(std::vector<std::string> args) {
+// A yes/no question (check-idmap) answers with exit status 0 or 1; for
+// anything else any status but 0 is the error husk printed.
+Result<std::string> run_husk(std::vector<std::string> args, bool yes_no = false) {
   args.insert(args.begin(), husk_binary());
   auto r = TRY(run_captured(args, {}, 30000));
   if (r.timed_out) return fail_msg("husk ", args[1], " did not finish within 30 s");
-  if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) > 1) {
+  if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) > (yes_no ? 1 : 0)) {
     std::string why = r.err;
     while (!why.empty() && why.back() == '\n') why.pop_back();
     // husk logs "husk: error: ..." or JSON; its last line says why.
     if (size_t nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
-    return fail_msg("husk ", args[1], " ", args.size() > 2 ? args[2] : "", ": ",
+    return fail_msg("husk ", args[1], args.size() > 2 && args[2][0] != '-' ? " " + args[2] : "", ": ",
                     why.empty() ? describe_wait_status(r.status) : why);
   }
   return WEXITSTATUS(r.status) == 0 ? std::string("yes") : std::string("no");
@@ -305,6 +307,16 @@ Result<> bind_image(const OwnershipPlan& own, bool idmap, const std::string& src
   if (!idmap) {
     if (mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
       return fail_sys("bind the image ", src, " on ", dst);
+    return {};
+  }
+  if (!own.uid_map.empty()) {
+    auto text = [](const std::vector<oci::IdMapping>& maps) {
+      std::string s;
+      for (const auto& m : maps) s += cat(s.empty() ? "" : ",", m.container_id, ":", m.host_id, ":", m.size);
+      return s;
+    };
+    TRYV_CTX(run_husk({"mount-idmapped", "--uid-map", text(own.uid_map), "--gid-map", text(own.gid_map), src, dst}),
+             "config.userns = \"auto\": the image's layers are seen with the task's ids through idmapped mounts");
     return {};
   }
   TRYV_CTX(run_husk({"mount-idmapped", src, dst, std::to_string(own.to), std::to_string(own.count),
@@ -324,7 +336,7 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
   if (own.mode != OwnershipPlan::Mode::kOff) {
     bool map = own.mode == OwnershipPlan::Mode::kMap;
     if (own.mode == OwnershipPlan::Mode::kAuto) {
-      map = TRY_CTX(run_husk({"check-idmap", image}), "private_users_ownership: \"auto\"") == "yes";
+      map = TRY_CTX(run_husk({"check-idmap", image}, true), "private_users_ownership: \"auto\"") == "yes";
       if (!map && !own.chown_ok)
         return fail_msg("config.private_users_ownership: \"auto\": the file system of ", image,
                         " takes no idmapped mounts, and chown would change an image that is shared or not a "
@@ -338,9 +350,10 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
     }
   }
   // What the task dir adds to the root belongs to the task's root user.
-  const uint32_t root_id = own.to;
+  const uint32_t root_id = own.root_uid(), root_gid = own.root_gid();
   auto give = [&](const std::string& path) -> Result<> {
-    if (root_id != 0 && lchown(path.c_str(), root_id, root_id) < 0) return fail_sys("chown ", path, " to ", root_id);
+    if ((root_id != 0 || root_gid != 0) && lchown(path.c_str(), root_id, root_gid) < 0)
+      return fail_sys("chown ", path, " to ", root_id, ":", root_gid);
     return {};
   };
   std::string layers = task_dir;
@@ -349,7 +362,7 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
       return bind_image(own, idmap, image, rootfs);
     case RootfsMode::kVolatileRoot: {
       // nspawn --volatile=yes: an empty tmpfs root, the image's /usr read-only.
-      std::string opts = cat("mode=755,uid=", root_id, ",gid=", root_id);
+      std::string opts = cat("mode=755,uid=", root_id, ",gid=", root_gid);
       if (mount("tmpfs", rootfs.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) < 0)
         return fail_sys("mount a tmpfs root on ", rootfs);
       std::string usr = rootfs + "/usr";
@@ -373,11 +386,19 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
       if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
       std::vector<std::string> lower = plan.image_layers;
       if (idmap) {
-        // One layer (a local image): its idmapped clone is the lower dir.
+        // Each layer's idmapped clone at lower/N, on a tmpfs of the task's
+        // own (one lazy unmount of lower/ takes them all away).
         std::string at = task_dir + "/lower";
         if (mkdir(at.c_str(), 0700) < 0) return fail_sys("create ", at);
-        TRYV(bind_image(own, true, image, at));
-        lower = {at};
+        if (mount("tmpfs", at.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=700,size=64k") < 0)
+          return fail_sys("mount a tmpfs for the task's idmapped layers on ", at);
+        lower.clear();
+        for (size_t i = 0; i < plan.image_layers.size(); ++i) {
+          std::string one = cat(at, "/", i);
+          if (mkdir(one.c_str(), 0700) < 0) return fail_sys("create ", one);
+          TRYV(bind_image(own, true, plan.image_layers[i], one));
+          lower.push_back(one);
+        }
       }
       TRYV_CTX(image::mount_overlay(image::OverlaySpec{lower, upper, work, false}, rootfs),
                "mount the task's root filesystem on ", rootfs);

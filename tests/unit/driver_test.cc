@@ -759,6 +759,89 @@ TEST_F(PodmanPlan, UserLookupDoesNotFollowSymlinksOutOfTheImage) {
   expect_error(plan({}), "user");
 }
 
+TEST_F(PodmanPlan, UsernsAutoAllocatesFromTheContainersRanges) {
+  // Task dirs as the driver keeps them: <state>/tasks/<cid>.
+  const std::string tasks = root_ + "/state/tasks";
+  auto dir_of = [&](const std::string& id) {
+    fs::create_directories(tasks + "/" + id);
+    return tasks + "/" + id;
+  };
+  opts_.userns_auto.subuid_file = root_ + "/subuid";
+  opts_.userns_auto.subgid_file = root_ + "/subgid";
+  MappedRanges busy;
+  opts_.userns_auto.mapped = [&] { return busy; };
+  task_.network_mode = NetworkMode::Host;
+  task_.netns_path.clear();
+  auto with = [&](const std::string& id, const std::string& userns) {
+    task_dir_ = dir_of(id);
+    return plan({{"userns", S(userns)}, {"network_mode", S("host")}});
+  };
+  auto first = [](const std::vector<oci::IdMapping>& m) { return std::tuple(m.at(0).container_id, m.at(0).host_id, m.at(0).size); };
+
+  // No range for `containers`: an error that says which file and what.
+  write(root_ + "/subuid", "someone:100000:65536\n");
+  write(root_ + "/subgid", "someone:100000:65536\n");
+  auto none = with("t0", "auto");
+  expect_error(none, "config.userns");
+  EXPECT_NE(none.error().what().find("subuid has no range for the user \"containers\""), std::string::npos)
+      << none.error().what();
+
+  write(root_ + "/subuid", "someone:1:2\ncontainers:100000:200000\n");
+  write(root_ + "/subgid", "containers:300000:100000\n");
+  // The image's largest id is 1000 (its /etc/passwd): podman's minimum, 1024 ids.
+  auto a = with("ta", "auto");
+  ASSERT_TRUE(a) << a.error().str();
+  ASSERT_NE(a->spec.linux->find_namespace(oci::NamespaceType::User), nullptr);
+  EXPECT_EQ(first(a->spec.linux->uid_mappings), std::tuple(0u, 100000u, 1024u));
+  EXPECT_EQ(first(a->spec.linux->gid_mappings), std::tuple(0u, 300000u, 1024u));
+  EXPECT_EQ(a->ownership.mode, OwnershipPlan::Mode::kMap);
+  EXPECT_EQ(a->ownership.root_uid(), 100000u);
+  EXPECT_EQ(a->ownership.root_gid(), 300000u);
+  std::ifstream claim(tasks + "/ta/userns-auto");
+  std::string text((std::istreambuf_iterator<char>(claim)), {});
+  EXPECT_EQ(text, "uid 100000 1024\ngid 300000 1024\n");
+
+  // The next task gets the next ids; ids some namespace maps are skipped.
+  busy.uid = {{0, 101024, 10}};
+  auto b = with("tb", "auto:size=2000");
+  ASSERT_TRUE(b) << b.error().str();
+  EXPECT_EQ(first(b->spec.linux->uid_mappings), std::tuple(0u, 101034u, 2000u));
+  EXPECT_EQ(first(b->spec.linux->gid_mappings), std::tuple(0u, 301024u, 2000u));
+
+  // A destroyed task's ids are free again.
+  fs::remove_all(tasks + "/ta");
+  busy.uid.clear();
+  auto c = with("tc", "auto:uidmapping=0:5000:1");
+  ASSERT_TRUE(c) << c.error().str();
+  // Container uid 0 is host 5000 as asked; 1..1023 come from the range.
+  const auto& um = c->spec.linux->uid_mappings;
+  ASSERT_EQ(um.size(), 2u);
+  EXPECT_EQ(first(um), std::tuple(1u, 100000u, 1023u));
+  EXPECT_EQ(std::tuple(um[1].container_id, um[1].host_id, um[1].size), std::tuple(0u, 5000u, 1u));
+  EXPECT_EQ(c->ownership.root_uid(), 5000u);
+  EXPECT_EQ(first(c->spec.linux->gid_mappings), std::tuple(0u, 300000u, 1024u));
+
+  // The range runs out.
+  auto full = with("tf", "auto:size=150000");
+  expect_error(full, "config.userns");
+  EXPECT_NE(full.error().what().find("free gids"), std::string::npos) << full.error().what();
+
+  // An image with ids past 65535 needs an explicit size.
+  write(image_ + "/rootfs/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nbig:x:70000:70000::/:/bin/sh\n");
+  auto big = with("tg", "auto");
+  expect_error(big, "config.userns");
+  EXPECT_NE(big.error().what().find("ids up to 70000"), std::string::npos) << big.error().what();
+
+  for (const char* bad : {"auto:size=0", "auto:size=x", "auto:nosuch=1", "auto:uidmapping=1:2",
+                          "auto:gidmapping=0:1:0", "auto:uidmapping=0:1:10,uidmapping=5:100:2", "autox"}) {
+    auto r = with("tbad", bad);
+    expect_error(r, "config.userns");
+    EXPECT_FALSE(fs::exists(tasks + "/tbad/userns-auto")) << bad;
+  }
+  opts_.rootless = true;
+  expect_error(with("tr", "auto"), "config.userns");
+}
+
 TEST_F(PodmanPlan, NetworkModes) {
   task_.network_mode = NetworkMode::Host;
   task_.netns_path.clear();
@@ -810,7 +893,6 @@ TEST_F(PodmanPlan, NetworkModes) {
     auto k = plan({{"userns", S("keep-id:uid=1000")}});
     expect_error(k, "config.userns");
     EXPECT_NE(k.error().what().find("rootless mode"), std::string::npos) << k.error().what();
-    expect_error(plan({{"userns", S("auto:size=65536")}}), "config.userns");
     expect_error(plan({{"userns", S("ns:relative")}}), "config.userns");
     expect_error(plan({{"userns", S("ns:/no/such/ns")}}), "config.userns");
     expect_error(plan({{"userns", S("private")}}), "config.userns");
