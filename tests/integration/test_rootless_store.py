@@ -6,7 +6,12 @@ image's uid 1000 is subuid_start+999 on disk; whiteouts and opaque
 directories are the rootless overlay's (0:0 devices, user.overlay.opaque);
 device nodes are skipped with a warning naming them. The store records its
 map and is refused to a caller with another; without a range or without
-newuidmap the pull fails with the reason and leaves no store."""
+newuidmap the pull fails with the reason and leaves no store. A rootless
+container runs on an overlay of the store's layers that husk mounts inside
+its user namespace (annotation run.husk.rootfs.overlay): it sees the
+image's owners, its writes go to the upper directory, and no mount is
+left behind."""
+import json
 import os
 import shutil
 import stat
@@ -15,6 +20,7 @@ import tempfile
 
 import pytest
 
+from husktest import BASE_CONFIG, HUSK, mount_points
 import imagebuild as ib
 from imagebuild import d, dev, f, hard, sym
 from registryfix import HUSK_IMAGE, Registry
@@ -209,3 +215,89 @@ def test_rootless_layer_with_an_id_outside_the_map_is_refused(rootless_user, bas
     layers = os.path.join(store, "layers")
     assert os.listdir(layers) == [], "a partial layer was left"
 
+
+def rootless_bundle(user, bundle, root, annotations, args, process_user=None):
+    cfg = json.loads(json.dumps(BASE_CONFIG))
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": user.uid, "size": 1},
+                                   {"containerID": 1, "hostID": user.start, "size": RANGE}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": user.gid, "size": 1},
+                                   {"containerID": 1, "hostID": user.start, "size": RANGE}]
+    cfg["root"] = {"path": root, "readonly": False}
+    cfg["annotations"] = annotations
+    cfg["process"]["args"] = args
+    if process_user:
+        cfg["process"]["user"] = process_user
+    os.makedirs(bundle, exist_ok=True)
+    with open(os.path.join(bundle, "config.json"), "w") as fh:
+        json.dump(cfg, fh)
+    for p in (bundle, os.path.join(bundle, "config.json")):
+        os.chown(p, user.uid, user.gid)
+
+
+def user_dirs(user, *paths):
+    for p in paths:
+        os.makedirs(p)
+        os.chown(p, user.uid, user.gid)
+
+
+def run_rootless(user, base, bundle, cid):
+    xdg = os.path.join(base, "xdg")
+    if not os.path.isdir(xdg):
+        user_dirs(user, xdg)
+        os.chmod(xdg, 0o700)
+    env = dict(user_env(base), XDG_RUNTIME_DIR=xdg)
+    r = as_user(user.uid, user.gid, [HUSK, "run", "--bundle", bundle, cid], env)
+    return r, os.path.join(xdg, "husk")
+
+
+def test_rootless_container_runs_on_an_overlay_of_the_store_layers(rootless_user, base, registry):
+    u = rootless_user
+    store = os.path.join(base, "store")
+    assert pull(u, base, registry, store).returncode == 0
+    layers = [os.path.join(store, "layers", x[7:]) for x in reversed(registry.image["diff_ids"])]
+    task = os.path.join(base, "task")
+    upper, work, root = (os.path.join(task, n) for n in ("upper", "work", "rootfs"))
+    user_dirs(u, task, upper, work, root)
+    bundle = os.path.join(base, "bundle")
+    script = ("stat -c '%u %g %a %n' /home/app /home/app/owned /home/app/top /suid /opaque/new; ls /opaque; "
+              "test -e /lower-only || echo whiteout-applied; echo written > /home/app/written; "
+              "rm /home/app/owned; id -u")
+    rootless_bundle(u, bundle, root, {"run.husk.rootfs.overlay": f"lowerdir={':'.join(layers)},upperdir={upper},"
+                                      f"workdir={work}"}, ["sh", "-c", script], {"uid": 1000, "gid": 1000})
+    before = mount_points()
+    r, state = run_rootless(u, base, bundle, "rootless-overlay")
+    assert r.returncode == 0, r.stderr
+    # The image's own owners inside, through the container's map.
+    assert r.stdout.splitlines() == [
+        "1000 1000 750 /home/app", "1000 1001 640 /home/app/owned", f"{RANGE} {RANGE} 644 /home/app/top",
+        "0 0 4755 /suid", "1000 1000 644 /opaque/new", "new", "whiteout-applied", "1000"], r.stdout
+    # Writes went to the upper directory (as the mapped ids), the layers are as pulled.
+    sub = u.start - 1
+    with open(os.path.join(upper, "home/app/written")) as fh:
+        assert fh.read() == "written\n"
+    assert owner(os.path.join(upper, "home/app/written")) == (sub + 1000, sub + 1000)
+    wst = os.lstat(os.path.join(upper, "home/app/owned"))
+    assert stat.S_ISCHR(wst.st_mode) and wst.st_rdev == 0, "the removal is a whiteout in the upper dir"
+    assert not os.path.exists(os.path.join(layers[-1], "home/app/written"))
+    assert os.path.isfile(os.path.join(layers[-1], "home/app/owned"))
+    # The overlay was the container's alone, and nothing of it is left.
+    assert mount_points() == before
+    assert not os.path.isdir(state) or os.listdir(state) == []
+    assert os.listdir(root) == []
+
+
+def test_rootless_overlay_annotation_is_checked_before_anything_runs(rootless_user, base):
+    u = rootless_user
+    root = os.path.join(base, "rootfs")
+    user_dirs(u, root)
+    bundle = os.path.join(base, "bundle")
+    for value, why in [("lowerdir=relative", 'lowerdir "relative" is not an absolute path'),
+                       (f"lowerdir={root},upperdir={base}", "upperdir and workdir go together"),
+                       (f"upperdir={base},workdir={base}", "no lowerdir"),
+                       (f"lowerdir={root},index=on", 'unknown option "index"')]:
+        rootless_bundle(u, bundle, root, {"run.husk.rootfs.overlay": value}, ["true"])
+        r, state = run_rootless(u, base, bundle, "rootless-bad-overlay")
+        assert r.returncode != 0
+        assert "annotations.run.husk.rootfs.overlay: " + why in r.stderr, (value, r.stderr)
+        assert not os.path.isdir(state) or os.listdir(state) == []
