@@ -26,8 +26,8 @@ namespace {
 constexpr uint64_t kMaxSubIds = 65536;
 
 Result<std::vector<oci::IdMapping>> map_for(const runtime::IdOwner& owner, const char* helper, const char* kind) {
-  std::string who = owner.user.empty() ? cat(kind, " ", owner.id) : cat("user \"", owner.user, "\" (", kind, " ",
-                                                                          owner.id, ")");
+  std::string who =
+      owner.user.empty() ? cat(kind, " ", owner.id) : cat("user \"", owner.user, "\" (", kind, " ", owner.id, ")");
   if (owner.ranges.empty())
     return fail_msg("a rootless image store keeps its layers' owners as ids from ", owner.file, ", and ", who,
                     " has no range there: add one (usermod --add-sub", kind, "s FIRST-LAST ", owner.user, "), or ",
@@ -196,8 +196,8 @@ Result<std::string> run_in_store_userns(const StoreIdMap& map, const std::functi
   down_w.reset();
   std::string frame = n == 1 ? std::string(1, first) + read_all(up_r.get()) : std::string();
   int status = wait_child(pid);
-  if (frame.empty()) return fail_msg(what, " ended before its user namespace existed (", describe_wait_status(status),
-                                     ")");
+  if (frame.empty())
+    return fail_msg(what, " ended before its user namespace existed (", describe_wait_status(status), ")");
   return parse_frame(frame, what);
 }
 
