@@ -216,6 +216,39 @@ def test_rootless_layer_with_an_id_outside_the_map_is_refused(rootless_user, bas
     assert os.listdir(layers) == [], "a partial layer was left"
 
 
+
+def test_rootless_layer_with_a_wrong_diff_id_is_refused_and_nothing_is_kept(rootless_user, base, registry, tmp_path):
+    layout = str(tmp_path / "layout")
+    wrong = "sha256:" + "0" * 64
+    ib.make_layout(layout, [[d("dir", uid=5), f("dir/file", b"x", uid=5)]], ref="wrong", diff_ids=[wrong])
+    registry.push(_Layout(layout), "wrong", "test/wrong")
+    store = os.path.join(base, "store")
+    r = image_cmd(rootless_user, base, "pull", "--root", store, "--tls-verify=false",
+                  f"{registry.host}/test/wrong:wrong")
+    assert r.returncode != 0
+    assert "the image config's diff_id is " + wrong in r.stderr, r.stderr
+    assert os.listdir(os.path.join(store, "layers")) == [], "the unverified layer was kept"
+
+
+def test_rootless_prune_removes_a_dead_unpackers_mapped_files(rootless_user, base, registry):
+    u = rootless_user
+    store = os.path.join(base, "store")
+    assert pull(u, base, registry, store).returncode == 0
+    # What an unpacker killed mid-layer leaves: a temp dir with files of sub-ids.
+    tmp = os.path.join(store, "layers", ".tmp-" + "a" * 64 + "-99999")
+    os.makedirs(os.path.join(tmp, "sub"))
+    with open(os.path.join(tmp, "sub", "file"), "w") as fh:
+        fh.write("partial")
+    for p in (os.path.join(tmp, "sub", "file"), os.path.join(tmp, "sub")):
+        os.lchown(p, u.start + 4, u.start + 4)
+    os.chmod(os.path.join(tmp, "sub"), 0o755)
+    os.lchown(tmp, u.uid, u.gid)
+    r = image_cmd(u, base, "prune", "--root", store, "--unused-for", "1h")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(tmp)
+    assert len(os.listdir(os.path.join(store, "layers"))) == 2, "the image's layers stay"
+
+
 def rootless_bundle(user, bundle, root, annotations, args, process_user=None):
     cfg = json.loads(json.dumps(BASE_CONFIG))
     cfg["linux"]["namespaces"].append({"type": "user"})
