@@ -25,7 +25,7 @@
 #include "common/fd.h"
 #include "driver/bundle_files.h"
 #include "driver/image_resolve.h"
-#include "image/rootfs.h"
+#include "common/overlay.h"
 #include "oci/image.h"
 #include "driver/nspawn_flavor.h"
 #include "image/digest.h"
@@ -307,16 +307,16 @@ Result<> download_docker(const Options& opts, const Download& d, const std::stri
   ResolvedImage img = TRY(resolve_image(d.url, io, at + ".url"));
   if (img.layers.empty()) return fail_msg(at, ".url: \"", d.url, "\": the image has no layers");
   std::string mnt = tmp + ".mnt";
-  (void)image::unmount_overlay(mnt);  // a crashed download's
+  (void)overlay::unmount_overlay(mnt);  // a crashed download's
   rmdir(mnt.c_str());
   if (mkdir(out.c_str(), 0755) != 0) return fail_sys(at, ": create ", out);
   std::string from = img.layers.front();
   bool mounted = false;
   if (img.layers.size() > 1) {
     if (mkdir(mnt.c_str(), 0700) != 0) return fail_sys(at, ": create ", mnt);
-    image::OverlaySpec ov;
+    overlay::OverlaySpec ov;
     ov.lower = img.layers;
-    auto m = image::mount_overlay(ov, mnt);
+    auto m = overlay::mount_overlay(ov, mnt);
     if (!m) {
       rmdir(mnt.c_str());
       return fail(std::move(m.error()).with_context(cat(at, ": merge the layers of ", d.url)));
@@ -336,7 +336,7 @@ Result<> download_docker(const Options& opts, const Download& d, const std::stri
     return {};
   }();
   if (mounted) {
-    (void)image::unmount_overlay(mnt);
+    (void)overlay::unmount_overlay(mnt);
     rmdir(mnt.c_str());
   }
   if (!copied) return fail(std::move(copied.error()).with_context(cat(at, ": copy ", d.url, " into ", out)));

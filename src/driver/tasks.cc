@@ -25,7 +25,7 @@
 #include "common/text.h"
 #include "driver/bundle_files.h"
 #include "driver/husk_process.h"
-#include "image/rootfs.h"
+#include "common/overlay.h"
 #include "image/store.h"
 #include "driver/log.h"
 #include "oci/config.h"
@@ -400,7 +400,7 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
           lower.push_back(one);
         }
       }
-      TRYV_CTX(image::mount_overlay(image::OverlaySpec{lower, upper, work, false}, rootfs),
+      TRYV_CTX(overlay::mount_overlay(overlay::OverlaySpec{lower, upper, work, false}, rootfs),
                "mount the task's root filesystem on ", rootfs);
       return {};
     }

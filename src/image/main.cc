@@ -58,6 +58,7 @@ void remove_empty_store(const std::string& root) {
       if (std::string_view(e->d_name).ends_with(".lock")) unlinkat(dirfd(d), e->d_name, 0);
     closedir(d);
   }
+  unlink((root + "/idmap").c_str());
   for (const char* sub : {"/locks", "/tmp", "/blobs/sha256", "/blobs", "/layers", "/images", "/leases", ""})
     if (rmdir((root + sub).c_str()) < 0) return;
 }
@@ -183,6 +184,7 @@ int cmd_pull(const std::vector<std::string>& args) {
     if (fresh_store) remove_empty_store(root);
     return 1;
   }
+  for (const auto& w : img->stats.warnings) fprintf(stderr, "husk-image: warning: %s\n", w.c_str());
   printf("%s\n", img->image.manifest.str().c_str());
   return 0;
 }

@@ -96,10 +96,49 @@ Result<ImageRecord> deserialize(std::string_view text, const std::string& path) 
   return r;
 }
 
+// A rootless store's layer made without its device nodes, said once.
+std::string skipped_devices_text(const std::vector<std::string>& paths) {
+  if (paths.empty()) return "";
+  std::string out = cat(paths.size(), " device node", paths.size() == 1 ? "" : "s",
+                        " not made (a rootless store cannot make device nodes; containers/storage skips them too): ");
+  constexpr size_t kNamed = 10;
+  for (size_t i = 0; i < paths.size() && i < kNamed; i++) out += cat(i ? ", " : "", paths[i]);
+  if (paths.size() > kNamed) out += cat(" and ", paths.size() - kNamed, " more");
+  return out;
+}
+
 Result<> check_task_id(const std::string& task_id) {
   if (task_id.empty() || task_id[0] == '.' || task_id.find('/') != std::string::npos || task_id.size() > 200)
     return fail_msg("task id \"", task_id, "\" cannot name a lease file");
   return {};
+}
+
+std::string describe(const StoreIdMap& map) {
+  if (!map.rootless()) return "none (the host's ids)";
+  std::string out;
+  const std::string text = format_store_id_map(map);
+  for (auto line : lines_of(text)) out += cat(out.empty() ? "" : ", ", line);
+  return cat("\"", out, "\"");
+}
+
+// The store's recorded map must be the caller's: layers unpacked with one
+// map hold other owners under another. A store without a record holds the
+// host's ids; a rootless caller records its map in a store with no layers.
+Result<> check_id_map(const std::string& root, const StoreIdMap& want) {
+  std::string path = root + "/idmap";
+  auto text = read_file(path);
+  if (!text && text.error().code() != ENOENT) return fail(std::move(text.error()));
+  StoreIdMap have;
+  if (text) have = TRY(parse_store_id_map(*text, path));
+  if (format_store_id_map(have) == format_store_id_map(want)) return {};
+  if (!text && want.rootless()) {
+    bool layers = false;
+    for (const auto& n : TRY(dir_names(root + "/layers"))) layers = layers || !n.starts_with(".tmp-");
+    if (!layers) return write_file_atomic(path, format_store_id_map(want), 0644);
+  }
+  return fail_msg("image store ", root, " holds layers unpacked with the id map ", describe(have),
+                  text ? cat(" (", path, ")") : std::string(), ", not this user's ", describe(want),
+                  ": use a store of its own (--root, HUSK_IMAGE_STORE)");
 }
 
 }  // namespace
@@ -114,13 +153,23 @@ std::string Store::default_root() {
 
 Result<Store> Store::open(const std::string& root, UnpackOptions unpack) {
   if (root.empty() || root[0] != '/') return fail_msg("image store root \"", root, "\" is not an absolute path");
+  // Before anything exists: a user who cannot have a rootless store gets
+  // the reason, and no empty store.
+  StoreIdMap idmap = TRY_CTX(caller_store_id_map(), "image store ", root);
   TRYV(mkdirs(root, 0700));
   for (const char* sub : {"/layers", "/images", "/leases", "/locks"}) TRYV(mkdirs(root + sub, 0700));
   // Layers are overlay lower directories: the container's users must be
   // able to traverse them (rootless: the mapped uids).
   if (chmod((root + "/layers").c_str(), 0711) < 0) return fail_sys("chmod ", root, "/layers");
   BlobStore blobs = TRY(BlobStore::open(root));
-  return Store(root, std::move(blobs), std::move(unpack));
+  TRYV(check_id_map(root, idmap));
+  if (idmap.rootless()) {
+    // The kernel maps the owners; an id the namespace has no owner for is
+    // refused by name (map_id) instead of by fchown's EINVAL.
+    unpack.rootless = unpack.userxattr = true;
+    unpack.uid_map = unpack.gid_map = {IdRange{0, 0, idmap.count()}};
+  }
+  return Store(root, std::move(blobs), std::move(unpack), std::move(idmap));
 }
 
 Result<UniqueFd> Store::store_lock() const { return flock_file(root_ + "/locks/store.lock", LOCK_EX); }
@@ -138,22 +187,40 @@ Result<> Store::ensure_layer(const Digest& blob, const Digest& diff_id, CommitSt
   if (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return reused();
   if (!blobs_.has(blob)) return fail_msg("layer blob ", blob.str(), " is not in the store");
   std::string tmp = cat(root_, "/layers/.tmp-", diff_id.hex, "-", getpid());
-  TRYV(remove_tree(tmp));
-  if (mkdir(tmp.c_str(), 0755) < 0) return fail_sys("create ", tmp);
-  auto unpacked = unpack_layer(blobs_.path(blob), tmp, diff_id, unpack_);
-  if (!unpacked) {
-    (void)remove_tree(tmp);
-    return fail(std::move(unpacked.error()).with_context(cat("unpack layer ", blob.str())));
-  }
+  // Rootless: in the store's user namespace, where the layer's owners are
+  // ids the caller may give (the child's errors come back with context).
+  auto unpack_here = [&]() -> Result<std::string> {
+    TRYV(remove_tree(tmp));
+    if (mkdir(tmp.c_str(), 0755) < 0) return fail_sys("create ", tmp);
+    auto unpacked = unpack_layer(blobs_.path(blob), tmp, diff_id, unpack_);
+    if (!unpacked) {
+      (void)remove_tree(tmp);
+      return fail(std::move(unpacked.error()));
+    }
+    return skipped_devices_text(unpacked->skipped_devices);
+  };
+  auto skipped = idmap_.rootless() ? run_in_store_userns(idmap_, unpack_here) : unpack_here();
+  if (!skipped) return fail(std::move(skipped.error()).with_context(cat("unpack layer ", blob.str())));
+  if (!skipped->empty() && stats) stats->warnings.push_back(cat("layer ", diff_id.str(), ": ", *skipped));
   // The layer must be on disk before its name says it is complete.
   UniqueFd tmpfd = TRY(open_fd(tmp, O_RDONLY | O_DIRECTORY));
   if (syncfs(tmpfd.get()) < 0) return fail_sys("sync ", tmp);
   if (rename(tmp.c_str(), dir.c_str()) < 0) {
     int e = errno;
-    (void)remove_tree(tmp);
+    (void)remove_trees({tmp});
     return fail_errno(e, "rename ", tmp, " to ", dir);
   }
   if (stats) stats->layers_unpacked++;
+  return {};
+}
+
+Result<> Store::remove_trees(const std::vector<std::string>& paths) const {
+  auto remove_all = [&]() -> Result<std::string> {
+    for (const auto& p : paths) TRYV(remove_tree(p));
+    return std::string();
+  };
+  if (paths.empty()) return {};
+  (void)TRY(idmap_.rootless() ? run_in_store_userns(idmap_, remove_all) : remove_all());
   return {};
 }
 
@@ -342,6 +409,9 @@ Result<GcStats> Store::gc(int64_t unused_for) {
     for (const auto& d : r.diff_ids) keep_layers.insert(d.hex);
   }
 
+  // Removed in one go (for a rootless store, one child in its namespace).
+  std::vector<std::string> doomed, doomed_locks;
+  std::vector<UniqueFd> held;  // the layer locks of dead unpackers' temp dirs
   for (const auto& n : TRY(dir_names(root_ + "/layers"))) {
     std::string path = cat(root_, "/layers/", n);
     if (n.starts_with(".tmp-")) {
@@ -350,14 +420,17 @@ Result<GcStats> Store::gc(int64_t unused_for) {
       std::string hex = n.substr(5, 64);
       auto busy = flock_file(cat(root_, "/locks/layer-", hex, ".lock"), LOCK_EX | LOCK_NB);
       if (!busy) continue;
-      TRYV(remove_tree(path));
+      held.push_back(std::move(*busy));
+      doomed.push_back(path);
       continue;
     }
     if (keep_layers.count(n)) continue;
-    TRYV(remove_tree(path));
-    unlink(cat(root_, "/locks/layer-", n, ".lock").c_str());
+    doomed.push_back(path);
+    doomed_locks.push_back(cat(root_, "/locks/layer-", n, ".lock"));
     stats.layers++;
   }
+  TRYV(remove_trees(doomed));
+  for (const auto& l : doomed_locks) unlink(l.c_str());
 
   for (const auto& n : TRY(dir_names(root_ + "/blobs/sha256"))) {
     if (keep_blobs.count(n)) continue;

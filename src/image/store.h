@@ -9,6 +9,8 @@
 //   <root>/leases/<task>        the id of the image a task runs
 //   <root>/locks/               flocks: store.lock (records, leases, GC),
 //                               layer-<hex>.lock (one unpacker per diff_id)
+//   <root>/idmap                a rootless store's id map (store_userns.h);
+//                               none: the layers hold the host's ids
 //
 // commit_image() is where a pull or an import ends: the manifest, config
 // and layer blobs are in the BlobStore, and it makes them an image.
@@ -21,6 +23,7 @@
 
 #include "common/error.h"
 #include "image/blobs.h"
+#include "image/store_userns.h"
 #include "image/unpack.h"
 #include "oci/image.h"
 
@@ -39,6 +42,8 @@ struct ImageRecord {
 
 struct CommitStats {
   unsigned layers_unpacked = 0, layers_reused = 0;
+  // What the user should hear about (a rootless store's skipped device nodes).
+  std::vector<std::string> warnings;
 };
 
 struct GcStats {
@@ -51,10 +56,15 @@ class Store {
   // /var/lib/husk/images for root, $XDG_DATA_HOME/husk/images
   // (~/.local/share/husk/images) otherwise.
   static std::string default_root();
+  // As an unprivileged user the store is a rootless one (store_userns.h):
+  // the caller's map is made first (an error, and nothing created, without
+  // a sub-id range or the helpers), then compared with the one the store
+  // recorded; a store is never used with a map it was not unpacked with.
   static Result<Store> open(const std::string& root, UnpackOptions unpack = {});
 
   const std::string& root() const { return root_; }
   const BlobStore& blobs() const { return blobs_; }
+  const StoreIdMap& id_map() const { return idmap_; }
 
   // `manifest_digest` names an image manifest, or an index from which the
   // manifest for `platform` is taken (that manifest must be in the store
@@ -86,15 +96,18 @@ class Store {
   Result<GcStats> gc(int64_t unused_for);
 
  private:
-  Store(std::string root, BlobStore blobs, UnpackOptions unpack)
-      : root_(std::move(root)), blobs_(std::move(blobs)), unpack_(std::move(unpack)) {}
+  Store(std::string root, BlobStore blobs, UnpackOptions unpack, StoreIdMap idmap)
+      : root_(std::move(root)), blobs_(std::move(blobs)), unpack_(std::move(unpack)), idmap_(std::move(idmap)) {}
   Result<UniqueFd> store_lock() const;
   Result<> ensure_layer(const Digest& blob, const Digest& diff_id, CommitStats* stats);
   Result<std::vector<ImageRecord>> list_locked() const;
   Result<> write_record(const ImageRecord& r) const;
+  // Layer trees: a rootless store's files belong to its user namespace.
+  Result<> remove_trees(const std::vector<std::string>& paths) const;
   std::string root_;
   BlobStore blobs_;
   UnpackOptions unpack_;
+  StoreIdMap idmap_;
 };
 
 }  // namespace husk::image

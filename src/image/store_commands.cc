@@ -221,8 +221,10 @@ int cmd_import(const std::vector<std::string>& argv) {
   auto store = Store::open(a->root);
   if (!store) return report(store.error());
   std::string name = a->rest.size() == 2 ? a->rest[1] : a->rest[0];
-  auto rec = import_image(*store, **src, name, oci::host_platform());
+  CommitStats stats;
+  auto rec = import_image(*store, **src, name, oci::host_platform(), &stats);
   if (!rec) return report(rec.error());
+  for (const auto& w : stats.warnings) fprintf(stderr, "husk-image: warning: %s\n", w.c_str());
   printf("%s\n", rec->id.c_str());
   return 0;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <set>
 #include <string_view>
 
 #include "common/fd.h"
@@ -165,13 +166,23 @@ bool is_overlay_xattr(std::string_view name) {
   return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
 }
 
-Result<> set_xattrs(int fd, archive_entry* e, const std::string& entry, bool userxattr) {
+// What a rootless store keeps: user.* and file capabilities (the kernel
+// writes them for the namespace's root). trusted.* needs the host's
+// CAP_SYS_ADMIN, and a security label is the host's to give; podman drops
+// both too.
+bool rootless_keeps(std::string_view name) {
+  return name.starts_with("user.") || name == "security.capability";
+}
+
+Result<> set_xattrs(int fd, archive_entry* e, const std::string& entry, const UnpackOptions& opts) {
+  const bool userxattr = opts.userxattr;
   const char* name;
   const void* value;
   size_t size;
   archive_entry_xattr_reset(e);
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     if (is_overlay_xattr(name)) continue;
+    if (opts.rootless && !rootless_keeps(name)) continue;
     if (fsetxattr(fd, name, value, size, 0) < 0) {
       // A rootless store can only write user.* (and file capabilities
       // inside its user namespace); the rest is dropped, as podman does.
@@ -192,6 +203,7 @@ class Unpacker {
   Unpacker(int root, const UnpackOptions& opts) : root_(root), opts_(opts) {}
   Result<> entry(archive* a, archive_entry* e);
   Result<> finish();
+  std::vector<std::string> skipped_devices;
 
  private:
   Result<> whiteout(int parent, const std::string& name, const std::string& path);
@@ -200,6 +212,7 @@ class Unpacker {
   int root_;
   const UnpackOptions& opts_;
   std::vector<DirTimes> dirs_;
+  std::set<std::string> skipped_;  // skipped_devices, as normalized paths
 };
 
 Result<> Unpacker::whiteout(int parent, const std::string& name, const std::string& path) {
@@ -245,7 +258,7 @@ Result<> Unpacker::regular(archive* a, archive_entry* e, int parent, const std::
   if (ftruncate(f.get(), archive_entry_size(e)) < 0) return fail_sys("entry \"", path, "\": truncate");
   if (fchown(f.get(), uid, gid) < 0) return fail_sys("entry \"", path, "\": chown");
   if (fchmod(f.get(), archive_entry_perm(e)) < 0) return fail_sys("entry \"", path, "\": chmod");
-  TRYV(set_xattrs(f.get(), e, path, opts_.userxattr));
+  TRYV(set_xattrs(f.get(), e, path, opts_));
   timespec ts[2] = {{archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
                     {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
   if (futimens(f.get(), ts) < 0) return fail_sys("entry \"", path, "\": set times");
@@ -263,10 +276,17 @@ Result<> Unpacker::entry(archive* a, archive_entry* e) {
 
   if (name.starts_with(".wh.")) return whiteout(parent.get(), name, path);
 
-  uint32_t uid = TRY(map_id(static_cast<uint32_t>(archive_entry_uid(e)), opts_.uid_map, "uid", path));
-  uint32_t gid = TRY(map_id(static_cast<uint32_t>(archive_entry_gid(e)), opts_.gid_map, "gid", path));
   mode_t type = archive_entry_filetype(e);
   const char* hardlink = archive_entry_hardlink(e);
+  bool whiteout_node = type == AE_IFCHR && archive_entry_rdevmajor(e) == 0 && archive_entry_rdevminor(e) == 0;
+  if (opts_.rootless && !hardlink && (type == AE_IFCHR || type == AE_IFBLK) && !whiteout_node) {
+    skipped_devices.push_back(path);
+    skipped_.insert(join(comps, comps.size()));
+    return {};
+  }
+
+  uint32_t uid = TRY(map_id(static_cast<uint32_t>(archive_entry_uid(e)), opts_.uid_map, "uid", path));
+  uint32_t gid = TRY(map_id(static_cast<uint32_t>(archive_entry_gid(e)), opts_.gid_map, "gid", path));
 
   // A later entry replaces an earlier one, except that a directory stays a
   // directory (its contents from this layer are kept).
@@ -286,6 +306,11 @@ Result<> Unpacker::entry(archive* a, archive_entry* e) {
     if (tcomps.empty()) return fail_msg("entry \"", path, "\": hardlink to the layer root");
     UniqueFd tparent = TRY(open_parent(root_, tcomps, tcomps.size() - 1, path, false));
     struct stat tst;
+    if (skipped_.count(join(tcomps, tcomps.size()))) {  // a link to a device node not made
+      skipped_devices.push_back(path);
+      skipped_.insert(join(comps, comps.size()));
+      return {};
+    }
     if (fstatat(tparent.get(), tcomps.back().c_str(), &tst, AT_SYMLINK_NOFOLLOW) < 0)
       return fail_sys("entry \"", path, "\": hardlink target \"", hardlink, "\"");
     if (S_ISDIR(tst.st_mode)) return fail_msg("entry \"", path, "\": hardlink to directory \"", hardlink, "\"");
@@ -304,7 +329,7 @@ Result<> Unpacker::entry(archive* a, archive_entry* e) {
       UniqueFd dir = TRY_CTX(open_beneath(parent.get(), name, O_RDONLY | O_DIRECTORY), "entry \"", path, "\"");
       if (fchown(dir.get(), uid, gid) < 0) return fail_sys("entry \"", path, "\": chown");
       if (fchmod(dir.get(), archive_entry_perm(e)) < 0) return fail_sys("entry \"", path, "\": chmod");
-      TRYV(set_xattrs(dir.get(), e, path, opts_.userxattr));
+      TRYV(set_xattrs(dir.get(), e, path, opts_));
       // Entries made inside change the mtime: set it once all are there.
       dirs_.push_back(DirTimes{join(comps, comps.size()), {ts[0], ts[1]}});
       return {};
@@ -390,6 +415,7 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
     stats.entries++;
   }
   TRYV_CTX(u.finish(), "layer ", diff_id.str());
+  stats.skipped_devices = std::move(u.skipped_devices);
   // The tar reader stops at the end-of-archive blocks; the diff_id covers
   // the whole stream, padding included.
   const void* buf;

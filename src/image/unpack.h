@@ -7,7 +7,10 @@
 // opaque xattr on its directory. Ownership (shifted through an id mapping
 // for rootless stores), modes, mtimes, xattrs, device nodes and hardlinks
 // are kept. The uncompressed stream is hashed on the way and must equal the
-// config's diff_id.
+// config's diff_id. In a rootless store's user namespace (`rootless`) the
+// kernel maps the owners, device nodes are skipped (no user namespace may
+// make them; containers/storage skips them too) and listed in the stats,
+// and only user.* xattrs and file capabilities are kept.
 #pragma once
 
 #include <cstdint>
@@ -32,11 +35,16 @@ struct UnpackOptions {
   // overlayfs mounted with userxattr (rootless): opaque dirs get
   // user.overlay.opaque instead of trusted.overlay.opaque.
   bool userxattr = false;
+  // Unpacking inside a rootless store's user namespace (store_userns.h).
+  bool rootless = false;
 };
 
 struct UnpackStats {
   uint64_t entries = 0;
   uint64_t tar_bytes = 0;  // the uncompressed stream's length
+  // rootless: the device nodes not made (a 0:0 character device, an
+  // overlay whiteout, is made: user namespaces may).
+  std::vector<std::string> skipped_devices;
 };
 
 // Unpack `blob_path` into `dest`, an existing empty directory. On error

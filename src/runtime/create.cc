@@ -29,6 +29,7 @@
 #include "runtime/notify.h"
 #include "runtime/process.h"
 #include "runtime/network.h"
+#include "runtime/rootfs_overlay.h"
 #include "runtime/seccomp.h"
 #include "runtime/state_store.h"
 #include "runtime/sync.h"
@@ -130,6 +131,12 @@ Result<> check_spec(const oci::Spec& spec) {
     if (!user || user->path)
       return fail_msg("annotations.", kRootfsIdmapAnnotation,
                       ": an idmapped rootfs takes the maps of a new user namespace (linux.namespaces has none)");
+  }
+  if (auto a = spec.annotations.find(kRootfsOverlayAnnotation); a != spec.annotations.end()) {
+    TRYV(parse_rootfs_overlay(a->second));
+    if (spec.annotations.contains(kRootfsIdmapAnnotation))
+      return fail_msg("annotations.", kRootfsOverlayAnnotation, ": the root is an overlay or an idmapped mount, not ",
+                      "both (", kRootfsIdmapAnnotation, ")");
   }
   if (spec.process->apparmor_profile && !spec.process->apparmor_profile->empty())
     log::warning(cat("process.apparmorProfile \"", *spec.process->apparmor_profile,

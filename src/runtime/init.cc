@@ -18,6 +18,7 @@
 #include "runtime/mounts.h"
 #include "runtime/paths.h"
 #include "runtime/process.h"
+#include "runtime/rootfs_overlay.h"
 #include "runtime/seccomp.h"
 #include "runtime/sync.h"
 #include "runtime/terminal.h"
@@ -174,6 +175,8 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   RootfsOptions ro;
   ro.rootfs = cfg.rootfs;
   ro.rootfs_tree = idmapped_rootfs_tree.get();
+  if (auto a = spec.annotations.find(kRootfsOverlayAnnotation); a != spec.annotations.end())
+    ro.overlay = TRY(parse_rootfs_overlay(a->second));
   ro.no_pivot = cfg.no_pivot;
   ro.rootless = cfg.rootless;
   // Rootless also covers husk run as root of a user namespace it did not

@@ -13,6 +13,7 @@
 #include "runtime/devices.h"
 #include "runtime/mount_api.h"
 #include "runtime/paths.h"
+#include "runtime/rootfs_overlay.h"
 
 namespace husk::runtime {
 
@@ -111,6 +112,8 @@ class RootfsBuilder {
       // The idmapped clone of the rootfs, made by the parent.
       UniqueFd at = TRY_CTX(open_fd(opts_.rootfs, O_PATH | O_DIRECTORY), "rootfs");
       TRYV_CTX(attach_tree(opts_.rootfs_tree, at.get()), "attach the idmapped rootfs on ", rootfs);
+    } else if (opts_.overlay) {
+      TRYV(mount_rootfs_overlay());
     } else if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) < 0) {
       return fail_sys("bind the rootfs ", rootfs, " onto itself");
     }
@@ -118,6 +121,22 @@ class RootfsBuilder {
     // mount goes under and pivot_root moves.
     root_ = TRY_CTX(open_fd(opts_.rootfs, O_PATH | O_DIRECTORY), "rootfs");
     return {};
+  }
+
+  Result<> mount_rootfs_overlay() {
+    overlay::OverlaySpec spec = *opts_.overlay;
+    // In a user namespace overlayfs keeps its whiteouts and opaque marks
+    // in user.overlay.* (trusted.* is the host's); rootless store layers
+    // are unpacked so.
+    spec.userxattr = opts_.in_user_namespace;
+    auto mounted = overlay::mount_overlay(spec, opts_.rootfs);
+    if (mounted) return {};
+    Error e = std::move(mounted.error());
+    if (opts_.in_user_namespace && e.code() == EPERM)
+      e.context(cat("this kernel does not mount overlayfs in a user namespace (Linux 5.11 and later do); husk does ",
+                    "not run fuse-overlayfs for it yet"));
+    return fail(std::move(e).with_context(
+        cat("annotations.", kRootfsOverlayAnnotation, ": mount the container's root on ", opts_.rootfs)));
   }
 
   bool keep_locked() const { return opts_.in_user_namespace; }

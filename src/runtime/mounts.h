@@ -9,10 +9,12 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "common/overlay.h"
 #include "oci/spec.h"
 
 namespace husk::runtime {
@@ -25,6 +27,9 @@ struct RootfsOptions {
   bool new_net_namespace = true;   // false: sysfs cannot be mounted in a userns, bind /sys instead
   std::string console_path;      // pty slave to bind onto /dev/console ("" = none)
   int rootfs_tree = -1;          // a detached (idmapped) tree to attach over rootfs instead of binding it
+  // Mounted on rootfs instead of binding it (run.husk.rootfs.overlay);
+  // "userxattr" in a user namespace.
+  std::optional<overlay::OverlaySpec> overlay;
   // Runs after every mount and before pivot_root (createContainer hooks).
   std::function<Result<>()> before_pivot;
 };

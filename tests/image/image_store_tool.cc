@@ -16,12 +16,13 @@
 #include <vector>
 
 #include "image/import.h"
-#include "image/rootfs.h"
+#include "common/overlay.h"
 #include "image/store.h"
 #include "image/unpack.h"
 
 using namespace husk;
 using namespace husk::image;
+using namespace husk::overlay;
 
 namespace {
 

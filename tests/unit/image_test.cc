@@ -12,6 +12,7 @@
 #include "image/blobs.h"
 #include "image/digest.h"
 #include "image/import.h"
+#include "image/store_userns.h"
 
 namespace husk::image {
 namespace {
@@ -152,6 +153,21 @@ TEST(ImageSource, TransportsPathsAndReferences) {
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().str().find("config.image"), std::string::npos) << r.error().str();
   }
+}
+
+TEST(StoreIdMap, RecordRoundTripsAndCountsTheMappedIds) {
+  StoreIdMap m;
+  m.uids = {{0, 1000, 1}, {1, 300000, 65536}};
+  m.gids = {{0, 1000, 1}, {1, 300000, 65536}};
+  std::string text = format_store_id_map(m);
+  EXPECT_EQ(text, "uid 0 1000 1\nuid 1 300000 65536\ngid 0 1000 1\ngid 1 300000 65536\n");
+  auto back = parse_store_id_map(text, "idmap");
+  ASSERT_TRUE(back) << back.error().str();
+  EXPECT_EQ(format_store_id_map(*back), text);
+  EXPECT_EQ(back->count(), 65537u);
+  EXPECT_FALSE(parse_store_id_map("", "idmap")->rootless());
+  EXPECT_FALSE(parse_store_id_map("uid 0 1000 1\n", "idmap"));
+  EXPECT_FALSE(parse_store_id_map("xid 0 1 1\ngid 0 1 1\n", "idmap"));
 }
 
 }  // namespace

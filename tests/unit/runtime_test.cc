@@ -15,6 +15,7 @@
 #include "cli/events.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
+#include "runtime/rootfs_overlay.h"
 #include "runtime/state_store.h"
 #include "runtime/subid.h"
 #include "runtime/sync.h"
@@ -296,4 +297,27 @@ TEST(StateStore, DefaultRootRootlessIsTheRuntimeDir) {
     setenv("XDG_RUNTIME_DIR", keep.c_str(), 1);
   else
     unsetenv("XDG_RUNTIME_DIR");
+}
+
+TEST(RootfsOverlay, ParsesLowerTopFirstWithUpperAndWork) {
+  auto spec = parse_rootfs_overlay("lowerdir=/l/top:/l/bottom,upperdir=/t/upper,workdir=/t/work");
+  ASSERT_TRUE(spec) << spec.error().str();
+  EXPECT_EQ(spec->lower, (std::vector<std::string>{"/l/top", "/l/bottom"}));
+  EXPECT_EQ(spec->upper, "/t/upper");
+  EXPECT_EQ(spec->work, "/t/work");
+  auto ro = parse_rootfs_overlay("lowerdir=/only");
+  ASSERT_TRUE(ro) << ro.error().str();
+  EXPECT_TRUE(ro->upper.empty() && ro->work.empty());
+}
+
+TEST(RootfsOverlay, RefusesWhatOverlayfsWouldNotMountAsMeant) {
+  const std::string p = "annotations.run.husk.rootfs.overlay: ";
+  auto err = [](const char* v) { return parse_rootfs_overlay(v).error().str(); };
+  EXPECT_EQ(err("upperdir=/u,workdir=/w"), p + "no lowerdir");
+  EXPECT_EQ(err("lowerdir=/a,upperdir=/u"), p + "upperdir and workdir go together (neither: a read-only root)");
+  EXPECT_EQ(err("lowerdir=/a::/b"), p + "lowerdir \"\" is not an absolute path");
+  EXPECT_EQ(err("lowerdir=a"), p + "lowerdir \"a\" is not an absolute path");
+  EXPECT_EQ(err("lowerdir=/a,lowerdir=/b"), p + "lowerdir given twice");
+  EXPECT_EQ(err("lowerdir=/a,redirect_dir=on"), p + "unknown option \"redirect_dir\" (lowerdir, upperdir, workdir)");
+  EXPECT_EQ(err("lowerdir"), p + "\"lowerdir\" is not KEY=VALUE (lowerdir, upperdir, workdir)");
 }

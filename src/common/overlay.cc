@@ -1,5 +1,5 @@
-// Overlay mounts of image layers (see rootfs.h).
-#include "image/rootfs.h"
+// Overlay mounts (see overlay.h).
+#include "common/overlay.h"
 
 #include <fcntl.h>
 #include <sys/mount.h>  // glibc 2.36 pulls <linux/mount.h> in itself
@@ -8,7 +8,7 @@
 
 #include "common/fd.h"
 
-namespace husk::image {
+namespace husk::overlay {
 
 namespace {
 
@@ -115,4 +115,4 @@ Result<> unmount_overlay(const std::string& target) {
   return {};
 }
 
-}  // namespace husk::image
+}  // namespace husk::overlay

@@ -1,5 +1,7 @@
-// A task's root filesystem: an overlay of an image's unpacked layers (read
-// only, top first) with the task's own upper and work directories. The new
+// Overlay mounts: a task's root filesystem over an image's unpacked layers
+// (read only, top first) with the task's own upper and work directories,
+// mounted by the driver (root) or by the container's init in its user
+// namespace (runtime/rootfs_overlay.h, "userxattr"). The new
 // mount API passes one lowerdir at a time ("lowerdir+", Linux 6.8), so the
 // number of layers is not bounded by the one-page mount data; older kernels
 // get mount(2) with one page of data naming the layers by short
@@ -11,7 +13,7 @@
 
 #include "common/error.h"
 
-namespace husk::image {
+namespace husk::overlay {
 
 struct OverlaySpec {
   std::vector<std::string> lower;  // top first
@@ -25,4 +27,4 @@ Result<> mount_overlay(const OverlaySpec& spec, const std::string& target);
 // Detach the overlay at `target`; not mounted is fine.
 Result<> unmount_overlay(const std::string& target);
 
-}  // namespace husk::image
+}  // namespace husk::overlay
