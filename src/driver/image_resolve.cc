@@ -1,6 +1,8 @@
 // Task images: local directories or the image store (see image_resolve.h).
 #include "driver/image_resolve.h"
 
+#include <unistd.h>
+
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -107,6 +109,12 @@ Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& 
     out.source_path = out.layers[0];
     return out;
   }
+  // A rootless driver's task roots would be overlays its tasks mount in
+  // their own user namespaces (run.husk.rootfs.overlay), and its store's
+  // unpacks would fork in this threaded process: neither is done yet.
+  if (geteuid() != 0)
+    return fail_msg(field, ": \"", ref, "\": a driver that does not run as root takes only local root file system "
+                    "directories (its image store and task overlays need root here)");
   auto store = image::Store::open(options.store_root);
   if (!store) return named(std::move(store.error()).with_context("open the image store"));
   if (!src) {

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 #include "driver/flavor.h"
 #include "driver/hclspec.h"
 #include "driver/image_dir.h"
+#include "driver/image_resolve.h"
+#include "oci/platform.h"
 #include "driver/podman_flavor.h"
 #include "driver/value.h"
 #include "image/digest.h"
@@ -1297,4 +1300,27 @@ TEST_F(PodmanPlan, UserLookupAcrossLayersHonoursWhiteoutsAndOpaqueDirs) {
     ASSERT_EQ(mknod((top + "/etc/passwd").c_str(), S_IFCHR, makedev(0, 0)), 0);
     EXPECT_FALSE(resolve_user(layers, "app", "user"));  // whited out
   }
+}
+
+TEST(ResolveImage, ADriverNotRunAsRootTakesOnlyDirectories) {
+  // In a child that gave up root: a store image is refused naming the
+  // field, before any store is opened (nothing is made at store_root).
+  char tmpl[] = "/tmp/husk-resolve-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string store = std::string(tmpl) + "/store";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(3);
+    ImageOptions o{store, oci::host_platform(), {}, {}};
+    auto r = resolve_image("docker.io/library/redis:7", o, "config.image");
+    bool ok = !r && r.error().what().find("config.image") != std::string::npos &&
+              r.error().what().find("does not run as root") != std::string::npos;
+    _exit(ok ? 0 : 1);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_FALSE(fs::exists(store));
+  fs::remove_all(tmpl);
 }
