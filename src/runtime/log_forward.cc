@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "runtime/log.h"
+#include "runtime/log_fluentd.h"
 #include "runtime/log_gelf.h"
 #include "runtime/log_sink.h"
 
@@ -300,8 +301,9 @@ class Sender : public LogSink {
 
 Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string& id) {
   if (d.name == "gelf") return open_gelf(d.opts, id);
+  if (d.name == "fluentd") return open_fluentd(d.opts, id);
   if (d.name != "journald" && d.name != "syslog")
-    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf)");
+    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf, fluentd)");
   Config c = TRY(parse(d, id));
   UniqueFd dest = TRY(open_destination(c));
   return std::unique_ptr<LogSink>(std::make_unique<Sender>(std::move(c), std::move(dest)));

@@ -1,6 +1,6 @@
 """`husk run --log-driver`: the container's output still reaches husk's own
-stdout and stderr byte for byte, and each line also goes to a syslog
-or GELF receiver or to journald, as docker's log drivers send it.
+stdout and stderr byte for byte, and each line also goes to a syslog,
+GELF or fluentd receiver or to journald, as docker's log drivers send it.
 Receivers are sockets the tests make: UDP and TCP on the loopback, unix
 sockets in the test's directory, and journald's socket inside a private
 mount namespace (a tmpfs over /run/systemd there, so the host's /run is not
@@ -14,9 +14,11 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zlib
 
+import msgpack
 import pytest
 
 from husktest import HUSK, children_of_us, wait_for
@@ -199,7 +201,7 @@ def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
     bundle.set_args("true")
     cases = [
         (["--log-driver", "splunk"],
-         '--log-driver: "splunk" is not a log driver husk has (journald, syslog, gelf)'),
+         '--log-driver: "splunk" is not a log driver husk has (journald, syslog, gelf, fluentd)'),
         (["--log-driver", "gelf"], "--log-opt address: the gelf log driver needs one"),
         (["--log-driver", "gelf", "--log-opt", "address=udp://127.0.0.1"], "names no port"),
         (["--log-driver", "gelf", "--log-opt", "address=tls://127.0.0.1:12201"], "no TLS client for GELF"),
@@ -215,6 +217,15 @@ def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
          "GELF does not allow the field _id"),
         (["--log-driver", "gelf", "--log-opt", "gelf-address=udp://127.0.0.1:12201"],
          "--log-opt gelf-address: not an option of the gelf log driver"),
+        (["--log-driver", "fluentd", "--log-opt", "address=tls://127.0.0.1:24224"], "no TLS client for fluentd"),
+        (["--log-driver", "fluentd", "--log-opt", "address=udp://127.0.0.1:24224"],
+         "the forward protocol goes over tcp:// or unix://"),
+        (["--log-driver", "fluentd", "--log-opt", "async=maybe"], '--log-opt async: "maybe" is not a boolean'),
+        (["--log-driver", "fluentd", "--log-opt", "async=true", "--log-opt", "async-connect=true"], "not both"),
+        (["--log-driver", "fluentd", "--log-opt", "retry-wait=5x"], "--log-opt retry-wait"),
+        (["--log-driver", "fluentd", "--log-opt", "buffer-limit=lots"], '--log-opt buffer-limit: "lots" is not a size'),
+        (["--log-driver", "fluentd", "--log-opt", "fluentd-address=x"],
+         "--log-opt fluentd-address: not an option of the fluentd log driver"),
         (["--log-driver", "syslog", "--log-opt", "syslog-address=udp://x"],
          "--log-opt syslog-address: not an option of the syslog log driver (address, facility, format, tag)"),
         (["--log-driver", "syslog", "--log-opt", "address=127.0.0.1:514"], '--log-opt address: "127.0.0.1:514": expected'),
@@ -236,6 +247,7 @@ def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
 @pytest.mark.parametrize("driver,opt,shown", [
     ("syslog", "address=tcp://127.0.0.1:{port}", "tcp://127.0.0.1:{port}"),
     ("gelf", "address=tcp://127.0.0.1:{port}", "tcp://127.0.0.1:{port}"),
+    ("fluentd", "address=127.0.0.1:{port}", "127.0.0.1:{port}"),
 ])
 def test_refused_tcp_connection_is_an_error_and_leaves_nothing(husk, bundle, driver, opt, shown):
     bundle.set_args("sh", "-c", "echo never")
@@ -417,3 +429,137 @@ def test_gelf_over_tcp_is_null_delimited_json(husk, bundle):
         [("a", 6), ("b", 3)]
     assert all(m["_container_id"] == cid and m["_tag"] == cid[:12] for m in msgs)
 
+
+# ---- fluentd ------------------------------------------------------------------------------------------
+
+class ForwardReceiver:
+    """A fluentd forward input: msgpack events off stream connections,
+    answering {"ack": chunk} when an event asks for one."""
+
+    def __init__(self, sock, ack=True):
+        self.sock, self.ack, self.events, self.conns = sock, ack, [], 0
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.conns += 1
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        unpacker = msgpack.Unpacker(raw=False)
+        conn.settimeout(0.2)
+        with conn:
+            while not self.stop:
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    return
+                unpacker.feed(data)
+                for ev in unpacker:
+                    self.events.append(ev)
+                    if self.ack and len(ev) == 4 and "chunk" in ev[3]:
+                        conn.sendall(msgpack.packb({"ack": ev[3]["chunk"]}))
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+def test_fluentd_forward_events_carry_dockers_record(husk, bundle):
+    bundle.set_args("sh", "-c", SCRIPT)
+    cid = husk.new_id()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    rx = ForwardReceiver(srv)
+    try:
+        before = int(time.time())
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=tcp://127.0.0.1:{port}",
+                     "--log-opt", "tag=docker.web", "--log-opt", "name=/web-1",
+                     "--log-opt", "field=team=payments", cid=cid)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "out-one\n\nno-newline" and r.stderr == "err-one\n"
+        assert wait_for(lambda: len(rx.events) >= 4), rx.events
+    finally:
+        rx.close()
+    by_log = {ev[2]["log"]: ev for ev in rx.events}
+    assert sorted(by_log) == sorted(["out-one", "err-one", "", "no-newline"])
+    for text, ev in by_log.items():
+        assert len(ev) == 3  # no option map without request-ack
+        tag, t, record = ev
+        assert tag == "docker.web"
+        assert isinstance(t, int) and before - 1 <= t <= time.time() + 1  # whole seconds by default
+        assert record == {"container_id": cid, "container_name": "/web-1", "team": "payments",
+                          "source": "stderr" if text == "err-one" else "stdout", "log": text}
+
+
+def test_fluentd_over_unix_with_sub_second_time_and_acks(husk, bundle, tmp_path):
+    bundle.set_args("sh", "-c", "echo one; echo two; head -c 20000 /dev/zero | tr '\\0' z; echo")
+    path = str(tmp_path / "fluentd.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    rx = ForwardReceiver(srv)
+    cid = husk.new_id()
+    try:
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=unix://{path}",
+                     "--log-opt", "sub-second-precision=true", "--log-opt", "request-ack=true", cid=cid)
+        # husk waits for every ack: all events are in when it is done.
+        assert r.returncode == 0, r.stderr
+        events = list(rx.events)
+    finally:
+        rx.close()
+    assert [ev[2]["log"][:5] for ev in events] == ["one", "two", "z" * 5, "z" * 5]
+    chunks = set()
+    for tag, t, record, option in events:
+        assert tag == cid[:12]
+        # EventTime: ext type 0, seconds and nanoseconds big-endian
+        assert isinstance(t, msgpack.ExtType) and t.code == 0 and len(t.data) == 8
+        sec, nsec = struct.unpack(">II", t.data)
+        assert abs(sec - time.time()) < 60 and 0 <= nsec < 10**9
+        chunks.add(option["chunk"])
+    assert len(chunks) == 4
+    # A line sent in pieces has docker's partial-message fields.
+    a, b = events[2][2], events[3][2]
+    assert len(a["log"]) == 16384 and len(b["log"]) == 20000 - 16384
+    assert a["partial_message"] == b["partial_message"] == "true" and a["partial_id"] == b["partial_id"]
+    assert (a["partial_ordinal"], a["partial_last"], b["partial_ordinal"], b["partial_last"]) == \
+        ("1", "false", "2", "true")
+    assert "partial_message" not in events[0][2]
+
+
+def test_fluentd_async_waits_for_a_late_destination(husk, bundle):
+    """fluentd-async: no fluentd at start is no error; lines wait for it."""
+    bundle.set_args("sh", "-c", "echo early; sleep 1; echo late")
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    port = srv.getsockname()[1]
+    holder = {}
+    timer = threading.Timer(0.5, lambda: holder.setdefault("rx", ForwardReceiver(srv)))
+    timer.start()
+    try:
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=127.0.0.1:{port}",
+                     "--log-opt", "async=true", "--log-opt", "retry-wait=100ms")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "early\nlate\n"
+        timer.join()
+        assert wait_for(lambda: len(holder["rx"].events) >= 2), holder["rx"].events
+        assert [ev[2]["log"] for ev in holder["rx"].events] == ["early", "late"]
+    finally:
+        timer.cancel()
+        timer.join()
+        if "rx" in holder:
+            holder["rx"].close()
+        else:
+            srv.close()
