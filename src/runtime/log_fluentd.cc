@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -20,6 +21,7 @@ namespace husk::runtime {
 namespace {
 
 constexpr long long kMaxRetryWaitMs = 60000;  // fluent-logger-golang's cap on one wait
+constexpr int kConnectTimeoutMs = 3000;       // and its dial timeout
 
 // ---- the few msgpack types an event needs ---------------------------------------------------------
 
@@ -150,7 +152,8 @@ Result<long long> parse_ms(const std::string& v, const std::string& what) {
 struct FluentdConfig {
   Endpoint endpoint;
   std::string tag;
-  std::vector<std::pair<std::string, std::string>> record;  // the fixed part of every record
+  std::vector<std::pair<std::string, std::string>> record;  // container_id and container_name
+  std::vector<std::pair<std::string, std::string>> extra;   // field=, one of a name
   bool async = false;
   long long buffer_limit = 1024 * 1024;
   long long retry_wait_ms = 1000;
@@ -220,17 +223,12 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
   } else {
     c.endpoint = TRY(inet_endpoint(address, 24224, SOCK_STREAM, address, what));
   }
-  // docker's record; labels and env (field=) after, and winning.
-  std::vector<std::pair<std::string, std::string>> fixed = {{"container_id", id}, {"container_name", name}};
-  for (auto& [k, v] : fixed) {
-    bool overridden = false;
-    for (auto& [ek, ev] : extra) overridden = overridden || ek == k;
-    if (!overridden) c.record.emplace_back(k, v);
-  }
+  c.record = {{"container_id", id}, {"container_name", name}};
+  // Labels and env (field=): a later one of a name wins.
   for (size_t i = 0; i < extra.size(); ++i) {
     bool later = false;
     for (size_t j = i + 1; j < extra.size(); ++j) later = later || extra[j].first == extra[i].first;
-    if (!later && extra[i].first != "source" && extra[i].first != "log") c.record.push_back(extra[i]);
+    if (!later) c.extra.push_back(extra[i]);
   }
   return c;
 }
@@ -251,6 +249,12 @@ class FluentdSink : public LogSink {
     auto record = c_.record;
     record.emplace_back("source", s == LogStream::kOut ? "stdout" : "stderr");
     record.emplace_back("log", std::string(text));
+    // As docker's: the extra fields go over the record's own, even "log".
+    for (const auto& [k, v] : c_.extra) {
+      auto same = std::find_if(record.begin(), record.end(), [&](const auto& kv) { return kv.first == k; });
+      if (same != record.end()) same->second = v;
+      else record.emplace_back(k, v);
+    }
     // docker's partial-message fields for a line sent in pieces.
     Piece& p = pieces_[s == LogStream::kOut ? 0 : 1];
     if (partial || p.ordinal > 0) {
@@ -346,7 +350,7 @@ class FluentdSink : public LogSink {
   }
 
   bool connect() {
-    auto fd = c_.endpoint.connect();
+    auto fd = c_.endpoint.connect(kConnectTimeoutMs);
     if (!fd) {
       why_ = fd.error().what() + ": " + strerror(fd.error().code());
       return false;
@@ -440,7 +444,7 @@ Result<std::unique_ptr<LogSink>> open_fluentd(const std::vector<std::string>& op
   UniqueFd fd;
   if (!c.async) {
     // As docker without fluentd-async: no fluentd, no container.
-    auto r = c.endpoint.connect();
+    auto r = c.endpoint.connect(kConnectTimeoutMs);
     if (!r) return fail_errno(r.error().code(), "log driver fluentd: ", r.error().what());
     fd = std::move(*r);
   }

@@ -176,12 +176,12 @@ class GelfSink : public LogSink {
     std::string data = msg;
     if (c_.compression != Compression::kNone) {
       data = deflate_all(msg, c_.compression, c_.level);
-      if (data.empty()) return why_ = "compression failed", false;
+      if (data.empty()) return failed("compression failed");
     }
     if (data.size() <= kChunkSize) return sent(send_message(fd_.get(), SOCK_DGRAM, data));
     size_t per = kChunkSize - kChunkHeader;
     size_t count = (data.size() + per - 1) / per;
-    if (count > kMaxChunks) return why_ = cat("a message of ", data.size(), " bytes needs more than 128 chunks"), false;
+    if (count > kMaxChunks) return failed(cat("a message of ", data.size(), " bytes needs more than 128 chunks"));
     char id[8];
     if (getrandom(id, sizeof id, 0) != sizeof id) {
       struct timespec ts;
@@ -205,7 +205,7 @@ class GelfSink : public LogSink {
     msg += '\0';
     for (int attempt = 0;; ++attempt) {
       if (send_message(fd_.get(), SOCK_STREAM, msg)) return true;
-      why_ = fd_ ? strerror(errno) : why_;
+      if (fd_) why_ = strerror(errno);  // else why_ says why the last connect failed
       fd_.reset();
       if (attempt >= c_.max_reconnect) return false;
       sleep(static_cast<unsigned>(c_.reconnect_delay_s));
@@ -218,6 +218,11 @@ class GelfSink : public LogSink {
   bool sent(bool ok) {
     if (!ok) why_ = strerror(errno);
     return ok;
+  }
+
+  bool failed(std::string why) {
+    why_ = std::move(why);
+    return false;
   }
 
   GelfConfig c_;

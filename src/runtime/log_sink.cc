@@ -1,6 +1,8 @@
 #include "runtime/log_sink.h"
 
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -9,11 +11,25 @@
 
 namespace husk::runtime {
 
-Result<UniqueFd> Endpoint::connect() const {
-  int fd = ::socket(addr.ss_family, socktype | SOCK_CLOEXEC, 0);
+Result<UniqueFd> Endpoint::connect(int timeout_ms) const {
+  int fd = ::socket(addr.ss_family, socktype | SOCK_CLOEXEC | (timeout_ms >= 0 ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) return fail_sys("socket for ", name);
   UniqueFd s(fd);
-  if (::connect(fd, reinterpret_cast<const struct sockaddr*>(&addr), len) < 0) return fail_sys("connect to ", name);
+  if (::connect(fd, reinterpret_cast<const struct sockaddr*>(&addr), len) == 0) {
+  } else if (timeout_ms < 0 || errno != EINPROGRESS) {
+    return fail_sys("connect to ", name);
+  } else {
+    struct pollfd p = {fd, POLLOUT, 0};
+    int n;
+    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (n == 0) err = ETIMEDOUT;
+    else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+    if (err != 0) return fail_errno(err, "connect to ", name);
+  }
+  if (timeout_ms >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) return fail_sys("connect to ", name);
   return s;
 }
 

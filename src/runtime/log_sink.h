@@ -44,7 +44,9 @@ struct Endpoint {
   socklen_t len = 0;
   std::string name;  // for messages: "udp://127.0.0.1:514"
 
-  Result<UniqueFd> connect() const;
+  // A blocking socket; with timeout_ms >= 0 the connect itself gives up
+  // after that long (ETIMEDOUT).
+  Result<UniqueFd> connect(int timeout_ms = -1) const;
 };
 
 // HOST[:PORT] or [V6]:PORT, resolved now; `what` names the option in errors.
