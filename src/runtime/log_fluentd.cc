@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -31,23 +31,33 @@ void put_be(std::string& out, uint64_t v, int bytes) {
 
 void mp_str(std::string& out, std::string_view s) {
   size_t n = s.size();
-  if (n < 32) out += static_cast<char>(0xa0 | n);
-  else if (n < 0x100) out += '\xd9', put_be(out, n, 1);
-  else if (n < 0x10000) out += '\xda', put_be(out, n, 2);
-  else out += '\xdb', put_be(out, n, 4);
+  if (n < 32)
+    out += static_cast<char>(0xa0 | n);
+  else if (n < 0x100)
+    out += '\xd9', put_be(out, n, 1);
+  else if (n < 0x10000)
+    out += '\xda', put_be(out, n, 2);
+  else
+    out += '\xdb', put_be(out, n, 4);
   out.append(s);
 }
 
 void mp_header(std::string& out, size_t n, unsigned fix, char c16, char c32) {
-  if (n < 16) out += static_cast<char>(fix | n);
-  else if (n < 0x10000) out += c16, put_be(out, n, 2);
-  else out += c32, put_be(out, n, 4);
+  if (n < 16)
+    out += static_cast<char>(fix | n);
+  else if (n < 0x10000)
+    out += c16, put_be(out, n, 2);
+  else
+    out += c32, put_be(out, n, 4);
 }
 
 void mp_uint(std::string& out, uint64_t v) {
-  if (v < 128) out += static_cast<char>(v);
-  else if (v <= 0xffffffffu) out += '\xce', put_be(out, v, 4);
-  else out += '\xcf', put_be(out, v, 8);
+  if (v < 128)
+    out += static_cast<char>(v);
+  else if (v <= 0xffffffffu)
+    out += '\xce', put_be(out, v, 4);
+  else
+    out += '\xcf', put_be(out, v, 8);
 }
 
 // The ack fluentd answers with: a map holding "ack" => the chunk id. Returns
@@ -63,12 +73,15 @@ std::optional<std::string> parse_ack(std::string_view b) {
   auto str = [&]() -> std::optional<std::string> {  // str or bin
     if (!need(1)) return std::nullopt;
     unsigned char t = static_cast<unsigned char>(b[i++]);
-    size_t n;
-    if ((t & 0xe0) == 0xa0) n = t & 0x1f;
-    else if (t == 0xd9 || t == 0xc4) { if (!need(1)) return std::nullopt; n = be(1); }
-    else if (t == 0xda || t == 0xc5) { if (!need(2)) return std::nullopt; n = be(2); }
-    else if (t == 0xdb || t == 0xc6) { if (!need(4)) return std::nullopt; n = be(4); }
-    else return std::string("\x01" "bad");
+    // fixstr, or str 8/16/32 and bin 8/16/32 with a 1, 2 or 4-byte length
+    int len_bytes = (t & 0xe0) == 0xa0       ? 0
+                    : t == 0xd9 || t == 0xc4 ? 1
+                    : t == 0xda || t == 0xc5 ? 2
+                    : t == 0xdb || t == 0xc6 ? 4
+                                             : -1;
+    if (len_bytes < 0) return std::string(1, '\x01');  // not a string: matches no chunk id
+    if (!need(static_cast<size_t>(len_bytes))) return std::nullopt;
+    size_t n = len_bytes == 0 ? (t & 0x1f) : be(len_bytes);
     if (!need(n)) return std::nullopt;
     std::string s(b.substr(i, n));
     i += n;
@@ -77,9 +90,13 @@ std::optional<std::string> parse_ack(std::string_view b) {
   if (!need(1)) return std::nullopt;
   unsigned char t = static_cast<unsigned char>(b[i++]);
   size_t entries;
-  if ((t & 0xf0) == 0x80) entries = t & 0x0f;
-  else if (t == 0xde) { if (!need(2)) return std::nullopt; entries = be(2); }
-  else return std::string();
+  if ((t & 0xf0) == 0x80)
+    entries = t & 0x0f;
+  else if (t == 0xde) {
+    if (!need(2)) return std::nullopt;
+    entries = be(2);
+  } else
+    return std::string();
   std::string ack;
   for (size_t e = 0; e < entries; ++e) {
     auto k = str();
@@ -214,8 +231,10 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
     c.endpoint = TRY(inet_endpoint("127.0.0.1", 24224, SOCK_STREAM, "127.0.0.1:24224", what));
   } else if (size_t sep = address.find("://"); sep != std::string::npos) {
     std::string scheme = address.substr(0, sep), rest = address.substr(sep + 3);
-    if (scheme == "tcp") c.endpoint = TRY(inet_endpoint(rest, 24224, SOCK_STREAM, address, what));
-    else if (scheme == "unix") c.endpoint = TRY(unix_endpoint(rest, SOCK_STREAM, address));
+    if (scheme == "tcp")
+      c.endpoint = TRY(inet_endpoint(rest, 24224, SOCK_STREAM, address, what));
+    else if (scheme == "unix")
+      c.endpoint = TRY(unix_endpoint(rest, SOCK_STREAM, address));
     else if (scheme == "tls")
       return fail_msg(what, ": \"", address, "\": husk has no TLS client for fluentd; use tcp:// or unix://");
     else
@@ -252,8 +271,10 @@ class FluentdSink : public LogSink {
     // As docker's: the extra fields go over the record's own, even "log".
     for (const auto& [k, v] : c_.extra) {
       auto same = std::find_if(record.begin(), record.end(), [&](const auto& kv) { return kv.first == k; });
-      if (same != record.end()) same->second = v;
-      else record.emplace_back(k, v);
+      if (same != record.end())
+        same->second = v;
+      else
+        record.emplace_back(k, v);
     }
     // docker's partial-message fields for a line sent in pieces.
     Piece& p = pieces_[s == LogStream::kOut ? 0 : 1];

@@ -56,10 +56,14 @@ Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string
     if (k == "address") {
       address = v;
     } else if (k == "compression-type") {
-      if (v == "gzip") c.compression = Compression::kGzip;
-      else if (v == "zlib") c.compression = Compression::kZlib;
-      else if (v == "none") c.compression = Compression::kNone;
-      else return fail_msg(what, ": \"", v, "\" is not a GELF compression (gzip, zlib, none)");
+      if (v == "gzip")
+        c.compression = Compression::kGzip;
+      else if (v == "zlib")
+        c.compression = Compression::kZlib;
+      else if (v == "none")
+        c.compression = Compression::kNone;
+      else
+        return fail_msg(what, ": \"", v, "\" is not a GELF compression (gzip, zlib, none)");
       udp_only = true, udp_opt = k;
     } else if (k == "compression-level") {
       c.level = static_cast<int>(TRY(parse_log_int(v, -1, 9, what)));
@@ -92,8 +96,9 @@ Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string
       if (fk == "_id") return fail_msg(what, "=", v, ": GELF does not allow the field _id");
       extra.emplace_back(fk, v.substr(eq + 1));
     } else {
-      return fail_msg(what, ": not an option of the gelf log driver (address, compression-type, compression-level, ",
-                      "tcp-max-reconnect, tcp-reconnect-delay, tag, name, image-id, image-name, command, created, field)");
+      return fail_msg(
+          what, ": not an option of the gelf log driver (address, compression-type, compression-level, ",
+          "tcp-max-reconnect, tcp-reconnect-delay, tag, name, image-id, image-name, command, created, field)");
     }
   }
   const std::string what = "--log-opt address";
@@ -101,22 +106,26 @@ Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string
   size_t sep = address.find("://");
   std::string scheme = sep == std::string::npos ? "" : address.substr(0, sep);
   std::string rest = sep == std::string::npos ? "" : address.substr(sep + 3);
-  if (scheme == "udp") c.endpoint = TRY(inet_endpoint(rest, 0, SOCK_DGRAM, address, what));
-  else if (scheme == "tcp") c.endpoint = TRY(inet_endpoint(rest, 0, SOCK_STREAM, address, what));
+  if (scheme == "udp")
+    c.endpoint = TRY(inet_endpoint(rest, 0, SOCK_DGRAM, address, what));
+  else if (scheme == "tcp")
+    c.endpoint = TRY(inet_endpoint(rest, 0, SOCK_STREAM, address, what));
   else if (scheme == "tls" || scheme == "tcp+tls")
     return fail_msg(what, ": \"", address, "\": husk has no TLS client for GELF; use udp:// or tcp://");
-  else return fail_msg(what, ": \"", address, "\": expected udp://HOST:PORT or tcp://HOST:PORT");
-  if (udp_only && scheme != "udp") return fail_msg("--log-opt ", udp_opt, ": GELF over TCP is not compressed (UDP only)");
+  else
+    return fail_msg(what, ": \"", address, "\": expected udp://HOST:PORT or tcp://HOST:PORT");
+  if (udp_only && scheme != "udp")
+    return fail_msg("--log-opt ", udp_opt, ": GELF over TCP is not compressed (UDP only)");
   if (tcp_only && scheme != "tcp") return fail_msg("--log-opt ", tcp_opt, ": only for GELF over TCP");
 
   auto field = [&](const std::string& k, const std::string& v) {
     c.fields += cat(",", oci::json_quote(k), ":", oci::json_quote(v));
   };
   // docker's fields; labels and env (field=) come after and win, as in docker.
-  std::vector<std::pair<std::string, std::string>> fixed = {
-      {"_container_id", id},        {"_container_name", name}, {"_image_id", image_id},
-      {"_image_name", image_name}, {"_command", command},     {"_tag", tag},
-      {"_created", created}};
+  std::vector<std::pair<std::string, std::string>> fixed = {{"_container_id", id},   {"_container_name", name},
+                                                            {"_image_id", image_id}, {"_image_name", image_name},
+                                                            {"_command", command},   {"_tag", tag},
+                                                            {"_created", created}};
   for (auto& [k, v] : fixed) {
     bool overridden = false;
     for (auto& [ek, ev] : extra) overridden = overridden || ek == k;
@@ -159,9 +168,9 @@ class GelfSink : public LogSink {
     // docker's timestamp: seconds with the milliseconds as the fraction.
     char stamp[32];
     snprintf(stamp, sizeof stamp, "%lld.%03ld", static_cast<long long>(ts.tv_sec), ts.tv_nsec / 1000000);
-    std::string msg = cat("{\"version\":\"1.1\",\"host\":", oci::json_quote(host_),
-                          ",\"short_message\":", oci::json_quote(text), ",\"timestamp\":", stamp,
-                          ",\"level\":", s == LogStream::kOut ? 6 : 3, c_.fields, "}");
+    std::string msg =
+        cat("{\"version\":\"1.1\",\"host\":", oci::json_quote(host_), ",\"short_message\":", oci::json_quote(text),
+            ",\"timestamp\":", stamp, ",\"level\":", s == LogStream::kOut ? 6 : 3, c_.fields, "}");
     bool ok = c_.endpoint.socktype == SOCK_DGRAM ? send_udp(msg) : send_tcp(msg);
     if (ok) {
       warned_ = false;
@@ -210,8 +219,10 @@ class GelfSink : public LogSink {
       if (attempt >= c_.max_reconnect) return false;
       sleep(static_cast<unsigned>(c_.reconnect_delay_s));
       auto fd = c_.endpoint.connect();
-      if (fd) fd_ = std::move(*fd);
-      else why_ = fd.error().what();
+      if (fd)
+        fd_ = std::move(*fd);
+      else
+        why_ = fd.error().what();
     }
   }
 

@@ -25,8 +25,10 @@ Result<UniqueFd> Endpoint::connect(int timeout_ms) const {
     }
     int err = 0;
     socklen_t elen = sizeof err;
-    if (n == 0) err = ETIMEDOUT;
-    else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+    if (n == 0)
+      err = ETIMEDOUT;
+    else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+      err = errno;
     if (err != 0) return fail_errno(err, "connect to ", name);
   }
   if (timeout_ms >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) return fail_sys("connect to ", name);
@@ -35,7 +37,7 @@ Result<UniqueFd> Endpoint::connect(int timeout_ms) const {
 
 Result<Endpoint> unix_endpoint(const std::string& path, int socktype, const std::string& name) {
   Endpoint e;
-  struct sockaddr_un un{};
+  struct sockaddr_un un {};
   un.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof un.sun_path)
     return fail_msg(name, ": a socket path must be 1 to ", sizeof un.sun_path - 1, " bytes");
@@ -67,7 +69,8 @@ Result<Endpoint> inet_endpoint(const std::string& hostport, int default_port, in
   if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
       std::stoul(port) == 0 || std::stoul(port) > 65535)
     return fail_msg(what, ": \"", name, "\": the port must be 1-65535, not \"", port, "\"");
-  struct addrinfo hints{}, *res = nullptr;
+  struct addrinfo hints {
+  }, *res = nullptr;
   hints.ai_socktype = socktype;
   hints.ai_flags = AI_NUMERICSERV;
   if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)

@@ -40,7 +40,7 @@ constexpr size_t kMaxLogLine = 16 * 1024;
 // A socket address, connected again after a failed send.
 struct Endpoint {
   int socktype = SOCK_DGRAM;
-  struct sockaddr_storage addr{};
+  struct sockaddr_storage addr {};
   socklen_t len = 0;
   std::string name;  // for messages: "udp://127.0.0.1:514"
 

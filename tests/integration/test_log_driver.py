@@ -436,8 +436,9 @@ class ForwardReceiver:
     """A fluentd forward input: msgpack events off stream connections,
     answering {"ack": chunk} when an event asks for one."""
 
-    def __init__(self, sock, ack=True):
+    def __init__(self, sock, ack=True, unacked=0):
         self.sock, self.ack, self.events, self.conns = sock, ack, [], 0
+        self.unacked = unacked  # this many events first get no ack, and their connection closed
         self.sock.listen(4)
         self.sock.settimeout(0.2)
         self.stop = False
@@ -467,6 +468,9 @@ class ForwardReceiver:
                 unpacker.feed(data)
                 for ev in unpacker:
                     self.events.append(ev)
+                    if self.unacked > 0:
+                        self.unacked -= 1
+                        return
                     if self.ack and len(ev) == 4 and "chunk" in ev[3]:
                         conn.sendall(msgpack.packb({"ack": ev[3]["chunk"]}))
 
@@ -536,6 +540,26 @@ def test_fluentd_over_unix_with_sub_second_time_and_acks(husk, bundle, tmp_path)
     assert (a["partial_ordinal"], a["partial_last"], b["partial_ordinal"], b["partial_last"]) == \
         ("1", "false", "2", "true")
     assert "partial_message" not in events[0][2]
+
+
+def test_fluentd_sends_an_unacked_event_again(husk, bundle):
+    bundle.set_args("sh", "-c", "echo one; echo two")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    rx = ForwardReceiver(srv, unacked=1)
+    try:
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=127.0.0.1:{port}",
+                     "--log-opt", "request-ack=true", "--log-opt", "retry-wait=100ms")
+        assert r.returncode == 0, r.stderr
+        events = list(rx.events)
+    finally:
+        rx.close()
+    # "one" went twice with the same chunk id (fluentd drops the duplicate),
+    # over a new connection.
+    assert [ev[2]["log"] for ev in events] == ["one", "one", "two"]
+    assert events[0][3]["chunk"] == events[1][3]["chunk"] != events[2][3]["chunk"]
+    assert rx.conns == 2
 
 
 def test_fluentd_async_waits_for_a_late_destination(husk, bundle):
