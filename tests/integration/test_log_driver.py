@@ -373,6 +373,20 @@ def test_gelf_over_udp_has_dockers_fields_and_levels(husk, bundle):
         assert m["_team"] == "payments" and m["_env_mode"] == "prod"
 
 
+def test_gelf_messages_are_valid_utf8(husk, bundle):
+    """As Go's encoding/json in docker: a byte that is not UTF-8 becomes U+FFFD."""
+    bundle.set_args("sh", "-c", "printf 'caf\\303\\251 \\377 ok\\n'")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        r = husk.run("--log-driver", "gelf", "--log-opt", f"address=udp://127.0.0.1:{port}",
+                     "--log-opt", "compression-type=none")
+        assert r.returncode == 0, r.stderr
+        datagrams = recv_datagrams(rx, lambda got: len(got) >= 1)
+    json.loads(datagrams[0].decode("utf-8"))  # strict: valid UTF-8
+    assert gelf_messages(datagrams)[0]["short_message"] == "caf\u00e9 \ufffd ok"
+
+
 def test_gelf_udp_chunks_long_messages_compressed_or_not(husk, bundle):
     # Uncompressed: every 16 KiB piece of a 40000-byte line is chunked.
     bundle.set_args("sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo")
