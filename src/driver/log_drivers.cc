@@ -75,10 +75,17 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
                                 const std::vector<std::string>& env, std::string_view field) {
   LogPlan p;
   p.driver = type;
-  bool journald = type == "journald";
+  bool journald = type == "journald", syslog = type == "syslog", gelf = type == "gelf", fluentd = type == "fluentd";
   std::string tag = "{{.ID}}";
   std::set<std::string> want_labels, want_env;
   std::vector<std::regex> label_res, env_res;
+  // docker's options that are husk's with the driver's prefix dropped
+  // ("gelf-compression-type" is husk's "compression-type"); an empty value
+  // is docker's default.
+  auto pass = [&](const std::string& k, const std::string& val, std::string_view prefix) {
+    if (!val.empty()) p.opts.push_back(k.substr(prefix.size()) + "=" + val);
+  };
+  bool have_address = false;
   for (const auto& [k, val] : config) {
     std::string what = cat(field, ".config.", k);
     if (k == "tag") {
@@ -97,24 +104,56 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
       if (val != "blocking" && val != "non-blocking")
         return fail_msg(what, ": \"", val, "\" is not a log delivery mode (blocking, non-blocking)");
     } else if (k == "max-buffer-size") {
-    } else if (!journald && k == "syslog-address") {
+    } else if (syslog && k == "syslog-address") {
       if (!val.empty()) p.opts.push_back("address=" + val);
-    } else if (!journald && k == "syslog-facility") {
+    } else if (syslog && k == "syslog-facility") {
       if (!val.empty()) p.opts.push_back("facility=" + val);
-    } else if (!journald && k == "syslog-format") {
+    } else if (syslog && k == "syslog-format") {
       p.opts.push_back("format=" + val);
-    } else if (!journald && k.starts_with("syslog-tls-")) {
+    } else if (syslog && k.starts_with("syslog-tls-")) {
       return fail_msg(what, ": husk has no TLS client for syslog; use a udp://, tcp:// or unix:// syslog-address");
+    } else if (gelf && k == "gelf-address") {
+      if (val.starts_with("tls://") || val.starts_with("tcp+tls://"))
+        return fail_msg(what, ": husk has no TLS client for GELF; use a udp:// or tcp:// gelf-address");
+      have_address = !val.empty();
+      pass(k, val, "gelf-");
+    } else if (gelf && (k == "gelf-compression-type" || k == "gelf-compression-level" || k == "gelf-tcp-max-reconnect" ||
+                        k == "gelf-tcp-reconnect-delay")) {
+      pass(k, val, "gelf-");
+    } else if (fluentd && k == "fluentd-address") {
+      if (val.starts_with("tls://"))
+        return fail_msg(what, ": husk has no TLS client for fluentd; use a tcp:// or unix:// fluentd-address");
+      pass(k, val, "fluentd-");
+    } else if (fluentd && (k == "fluentd-async" || k == "fluentd-async-connect" || k == "fluentd-buffer-limit" ||
+                           k == "fluentd-retry-wait" || k == "fluentd-max-retries" ||
+                           k == "fluentd-sub-second-precision" || k == "fluentd-request-ack" ||
+                           k == "fluentd-write-timeout")) {
+      pass(k, val, "fluentd-");
     } else {
       return fail_msg(what, ": not an option of docker's ", type, " log driver");
     }
   }
+  if (gelf && !have_address) return fail_msg(field, ".config.gelf-address: docker's gelf log driver needs one");
   std::string expanded = TRY(expand_log_tag(tag, v, cat(field, ".config.tag")));
   if (!expanded.empty()) p.opts.push_back("tag=" + expanded);
-  if (!journald) return p;  // docker's syslog driver sends no labels or env
-  p.opts.push_back("name=" + v.name);
+  if (syslog) return p;  // docker's syslog driver sends no labels or env
+  if (journald) p.opts.push_back("name=" + v.name);
+  if (gelf) {
+    p.opts.push_back("name=" + v.name);
+    p.opts.push_back("image-name=" + v.image_name);
+    p.opts.push_back("image-id=" + v.image_id);
+    p.opts.push_back("command=" + v.command);
+  }
+  if (fluentd) p.opts.push_back("name=/" + v.name);  // docker's container_name has the leading '/'
+  // The labels and env asked for, labels first: gelf and fluentd let a
+  // later field of the same name win (env over a label, as docker says);
+  // journald keeps the first of a name.
   std::set<std::string> seen;
   auto add = [&](std::string_view key, const std::string& value) {
+    if (!journald) {
+      p.opts.push_back(cat("field=", key, "=", value));
+      return;
+    }
     std::string k = journal_key(key);
     if (!k.empty() && seen.insert(k).second) p.opts.push_back("field=" + k + "=" + value);
   };

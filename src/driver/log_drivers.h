@@ -1,8 +1,8 @@
-// docker's and podman's log drivers as husk's: journald and syslog become
-// `husk run --log-driver` of the task's monitor (runtime/log_forward.h),
-// with docker's options translated (tag templates, labels and env as
-// journal fields); "none" and disable_log_collection keep the output from
-// Nomad's log files.
+// docker's and podman's log drivers as husk's: journald, syslog, gelf and
+// fluentd become `husk run --log-driver` of the task's monitor
+// (runtime/log_forward.h), with docker's options translated (tag
+// templates, labels and env as journal, GELF or record fields); "none" and
+// disable_log_collection keep the output from Nomad's log files.
 #pragma once
 
 #include <map>
@@ -23,6 +23,7 @@ struct LogTemplateValues {
   std::string name;        // the docker name: <task>-<alloc id>
   std::string image_name;  // as the task names it
   std::string image_id;    // "sha256:<hex>", or ""
+  std::string command;     // docker's Command(): the argv joined by spaces (gelf's _command)
 };
 
 Result<std::string> expand_log_tag(const std::string& tmpl, const LogTemplateValues& v, std::string_view field);
@@ -32,9 +33,10 @@ struct LogPlan {
   std::vector<std::string> opts;   // husk's --log-opt KEY=VALUE
 };
 
-// docker `logging { type, config }` for journald and syslog. `labels` are
-// the container's labels and `env` its environment ("K=V"), for the
-// journald driver's labels/env options. Errors name `field`.config.KEY.
+// docker `logging { type, config }` for journald, syslog, gelf and fluentd.
+// `labels` are the container's labels and `env` its environment ("K=V"),
+// for the labels/env(-regex) options (not syslog's, as in docker). Errors
+// name `field`.config.KEY.
 Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::pair<std::string, std::string>>& config,
                                 const LogTemplateValues& v, const std::map<std::string, std::string>& labels,
                                 const std::vector<std::string>& env, std::string_view field);

@@ -2,13 +2,11 @@
 
 #include <endian.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,76 +19,12 @@
 #include <optional>
 
 #include "runtime/log.h"
+#include "runtime/log_fluentd.h"
+#include "runtime/log_gelf.h"
+#include "runtime/log_sink.h"
 
 namespace husk::runtime {
 namespace {
-
-// A line longer than this goes out in pieces (journald: marked partial).
-constexpr size_t kMaxLine = 16 * 1024;
-
-enum class Stream { kOut, kErr };
-
-// Where the lines go: a socket address, reconnected after a failed send.
-struct Endpoint {
-  int socktype = SOCK_DGRAM;
-  struct sockaddr_storage addr{};
-  socklen_t len = 0;
-  std::string name;  // for messages: "udp://127.0.0.1:514"
-
-  Result<UniqueFd> connect() const {
-    int fd = ::socket(addr.ss_family, socktype | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail_sys("socket for ", name);
-    UniqueFd s(fd);
-    if (::connect(fd, reinterpret_cast<const struct sockaddr*>(&addr), len) < 0) return fail_sys("connect to ", name);
-    return s;
-  }
-};
-
-Result<Endpoint> unix_endpoint(const std::string& path, int socktype, const std::string& name) {
-  Endpoint e;
-  struct sockaddr_un un{};
-  un.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof un.sun_path)
-    return fail_msg(name, ": a socket path must be 1 to ", sizeof un.sun_path - 1, " bytes");
-  memcpy(un.sun_path, path.data(), path.size());
-  memcpy(&e.addr, &un, sizeof un);
-  e.len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
-  e.socktype = socktype;
-  e.name = name;
-  return e;
-}
-
-Result<Endpoint> inet_endpoint(std::string hostport, int socktype, const std::string& name, const std::string& what) {
-  std::string host = hostport, port = "514";
-  if (!hostport.empty() && hostport[0] == '[') {
-    size_t close = hostport.find(']');
-    if (close == std::string::npos) return fail_msg(what, ": \"", name, "\": missing ']'");
-    host = hostport.substr(1, close - 1);
-    if (close + 1 < hostport.size()) {
-      if (hostport[close + 1] != ':') return fail_msg(what, ": \"", name, "\": expected ':' after ']'");
-      port = hostport.substr(close + 2);
-    }
-  } else if (size_t colon = hostport.rfind(':'); colon != std::string::npos) {
-    host = hostport.substr(0, colon);
-    port = hostport.substr(colon + 1);
-  }
-  if (host.empty()) return fail_msg(what, ": \"", name, "\" names no host");
-  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) == 0 ||
-      std::stoul(port) > 65535)
-    return fail_msg(what, ": \"", name, "\": the port must be 1-65535, not \"", port, "\"");
-  struct addrinfo hints{}, *res = nullptr;
-  hints.ai_socktype = socktype;
-  hints.ai_flags = AI_NUMERICSERV;
-  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
-    return fail_msg(what, ": \"", name, "\": cannot resolve ", host, ": ", gai_strerror(rc));
-  Endpoint e;
-  memcpy(&e.addr, res->ai_addr, res->ai_addrlen);
-  e.len = res->ai_addrlen;
-  e.socktype = socktype;
-  e.name = name;
-  freeaddrinfo(res);
-  return e;
-}
 
 // ---- journald's native protocol ------------------------------------------------------------------
 
@@ -168,14 +102,10 @@ Result<Config> parse(const LogDriver& d, const std::string& id) {
   c.id = id;
   c.tag = id.substr(0, 12);
   c.name = id;
-  if (d.name != "journald" && d.name != "syslog")
-    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog)");
   c.journald = d.name == "journald";
   std::string address;
   for (const std::string& kv : d.opts) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos) return fail_msg("--log-opt \"", kv, "\": expected KEY=VALUE");
-    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    auto [k, v] = TRY(split_log_opt(kv));
     std::string what = "--log-opt " + k;
     if (k == "tag") {
       if (v.empty()) return fail_msg(what, ": the tag is empty");
@@ -223,8 +153,8 @@ Result<Config> parse(const LogDriver& d, const std::string& id) {
   if (sep == std::string::npos)
     return fail_msg(what, ": \"", address, "\": expected udp://HOST:PORT, tcp://HOST:PORT, unix://PATH or unixgram://PATH");
   std::string scheme = address.substr(0, sep), rest = address.substr(sep + 3);
-  if (scheme == "udp") c.endpoint = TRY(inet_endpoint(rest, SOCK_DGRAM, address, what));
-  else if (scheme == "tcp") c.endpoint = TRY(inet_endpoint(rest, SOCK_STREAM, address, what));
+  if (scheme == "udp") c.endpoint = TRY(inet_endpoint(rest, 514, SOCK_DGRAM, address, what));
+  else if (scheme == "tcp") c.endpoint = TRY(inet_endpoint(rest, 514, SOCK_STREAM, address, what));
   else if (scheme == "unix") c.endpoint = TRY(unix_endpoint(rest, SOCK_STREAM, address));
   else if (scheme == "unixgram") c.endpoint = TRY(unix_endpoint(rest, SOCK_DGRAM, address));
   else if (scheme == "tcp+tls")
@@ -247,7 +177,8 @@ Result<UniqueFd> open_destination(Config& c) {
 
 // ---- the forwarder process ---------------------------------------------------------------------
 
-class Sender {
+// journald and syslog.
+class Sender : public LogSink {
  public:
   Sender(Config c, UniqueFd fd) : c_(std::move(c)), fd_(std::move(fd)) {
     char host[256] = "";
@@ -255,7 +186,7 @@ class Sender {
     if (host_.empty()) host_ = "-";
   }
 
-  void line(Stream s, std::string_view text, bool partial) {
+  void line(LogStream s, std::string_view text, bool partial) override {
     std::string msg = c_.journald ? journal_entry(s, text, partial) : syslog_message(s, text);
     if (send_once(msg)) return;
     // The receiver restarted (journald, a syslog daemon): connect again, once.
@@ -269,22 +200,15 @@ class Sender {
 
  private:
   bool send_once(const std::string& msg) {
-    if (!fd_) return false;
-    for (size_t off = 0; off < msg.size();) {
-      ssize_t n = ::send(fd_.get(), msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return false;
-      off += static_cast<size_t>(n);
-      if (c_.endpoint.socktype == SOCK_DGRAM) break;
-    }
+    if (!send_message(fd_.get(), c_.endpoint.socktype, msg)) return false;
     warned_ = false;
     return true;
   }
 
-  std::string journal_entry(Stream s, std::string_view text, bool partial) const {
+  std::string journal_entry(LogStream s, std::string_view text, bool partial) const {
     std::string out;
     journal_field(out, "MESSAGE", text);
-    journal_field(out, "PRIORITY", s == Stream::kOut ? "6" : "3");
+    journal_field(out, "PRIORITY", s == LogStream::kOut ? "6" : "3");
     journal_field(out, "CONTAINER_ID", c_.id.substr(0, 12));
     journal_field(out, "CONTAINER_ID_FULL", c_.id);
     journal_field(out, "CONTAINER_NAME", c_.name);
@@ -295,8 +219,8 @@ class Sender {
     return out;
   }
 
-  std::string syslog_message(Stream s, std::string_view text) const {
-    int pri = c_.facility * 8 + (s == Stream::kOut ? 6 : 3);
+  std::string syslog_message(LogStream s, std::string_view text) const {
+    int pri = c_.facility * 8 + (s == LogStream::kOut ? 6 : 3);
     std::string t = syslog_time(c_.format);
     std::string pid = std::to_string(getpid());
     std::string out;
@@ -319,22 +243,24 @@ class Sender {
   bool warned_ = false;
 };
 
-[[noreturn]] void forward(Sender& sender, int in_out, int in_err) {
+[[noreturn]] void forward(LogSink& sender, int in_out, int in_err) {
   struct Input {
     int fd;
     int copy_to;
-    Stream stream;
+    LogStream stream;
     std::string pending;
     bool copying = true;
-  } in[2] = {{in_out, 1, Stream::kOut, {}, true}, {in_err, 2, Stream::kErr, {}, true}};
+  } in[2] = {{in_out, 1, LogStream::kOut, {}, true}, {in_err, 2, LogStream::kErr, {}, true}};
   char buf[65536];
   int open = 2;
   while (open > 0) {
     struct pollfd p[2] = {{in[0].fd, POLLIN, 0}, {in[1].fd, POLLIN, 0}};
-    if (poll(p, 2, -1) < 0) {
+    int ready = poll(p, 2, sender.wait_ms());
+    if (ready < 0) {
       if (errno == EINTR) continue;
       _exit(1);
     }
+    sender.tick();
     for (int i = 0; i < 2; ++i) {
       if (in[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t n = ::read(in[i].fd, buf, sizeof buf);
@@ -354,27 +280,37 @@ class Sender {
       x.pending.append(chunk);
       size_t start = 0;
       for (size_t nl; (nl = x.pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-        for (size_t at = start; at < nl; at += kMaxLine) {
-          size_t len = std::min(kMaxLine, nl - at);
+        for (size_t at = start; at < nl; at += kMaxLogLine) {
+          size_t len = std::min(kMaxLogLine, nl - at);
           sender.line(x.stream, std::string_view(x.pending).substr(at, len), at + len < nl);
         }
         if (start == nl) sender.line(x.stream, "", false);
       }
       x.pending.erase(0, start);
-      while (x.pending.size() >= kMaxLine) {
-        sender.line(x.stream, std::string_view(x.pending).substr(0, kMaxLine), true);
-        x.pending.erase(0, kMaxLine);
+      while (x.pending.size() >= kMaxLogLine) {
+        sender.line(x.stream, std::string_view(x.pending).substr(0, kMaxLogLine), true);
+        x.pending.erase(0, kMaxLogLine);
       }
     }
   }
+  sender.close();
   _exit(0);
+}
+
+Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string& id) {
+  if (d.name == "gelf") return open_gelf(d.opts, id);
+  if (d.name == "fluentd") return open_fluentd(d.opts, id);
+  if (d.name != "journald" && d.name != "syslog")
+    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf, fluentd)");
+  Config c = TRY(parse(d, id));
+  UniqueFd dest = TRY(open_destination(c));
+  return std::unique_ptr<LogSink>(std::make_unique<Sender>(std::move(c), std::move(dest)));
 }
 
 }  // namespace
 
 Result<LogForwarder> LogForwarder::start(const LogDriver& d, const std::string& container_id) {
-  Config c = TRY(parse(d, container_id));
-  UniqueFd dest = TRY(open_destination(c));
+  std::unique_ptr<LogSink> sink = TRY(open_sink(d, container_id));
   int po[2], pe[2];
   if (pipe2(po, O_CLOEXEC) < 0) return fail_sys("pipe for the log driver");
   UniqueFd out_r(po[0]), out_w(po[1]);
@@ -399,8 +335,7 @@ Result<LogForwarder> LogForwarder::start(const LogDriver& d, const std::string& 
     out_w.reset();
     err_w.reset();
     if (dup2(so, 1) < 0 || dup2(se, 2) < 0) _exit(1);
-    Sender sender(std::move(c), std::move(dest));
-    forward(sender, out_r.get(), err_r.get());
+    forward(*sink, out_r.get(), err_r.get());
   }
   f.pid_ = pid;
   if (dup2(out_w.get(), 1) < 0 || dup2(err_w.get(), 2) < 0) {

@@ -2,8 +2,9 @@
 // keeps per task): a forwarder process reads the container's stdout and
 // stderr from two pipes, copies every byte to the monitor's own stdout and
 // stderr (Nomad's log FIFOs, a terminal), and sends each line to journald
-// (its native protocol) or to a syslog receiver, as docker's journald and
-// syslog log drivers do. conmon does the same job for podman.
+// (its native protocol), a syslog receiver, a GELF receiver (log_gelf.h) or
+// fluentd (log_fluentd.h), as docker's log drivers of those names do.
+// conmon does the same job for podman.
 #pragma once
 
 #include <sys/types.h>
@@ -18,7 +19,7 @@
 namespace husk::runtime {
 
 struct LogDriver {
-  std::string name;               // "journald" or "syslog"; "" for none
+  std::string name;               // "journald", "syslog", "gelf" or "fluentd"; "" for none
   std::vector<std::string> opts;  // --log-opt KEY=VALUE, in order
 };
 
@@ -30,6 +31,7 @@ struct LogDriver {
 //   0-23; default daemon), format ("" for the local format, rfc3164,
 //   rfc5424, rfc5424micro), tag (default the first 12 characters of the id).
 // stdout lines go at priority info, stderr lines at err.
+// gelf and fluentd: see open_gelf and open_fluentd.
 class LogForwarder {
  public:
   LogForwarder() = default;

@@ -695,7 +695,7 @@ TEST_F(DockerPlan, ImageDirectoriesOutsideTheAllocationNeedVolumes) {
 }
 
 TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
-  auto r = plan({{"logging", M({{"type", S("fluentd")}, {"config", L({M({{"tag", S("x")}})})}})},
+  auto r = plan({{"logging", M({{"type", S("splunk")}, {"config", L({M({{"tag", S("x")}})})}})},
                  {"force_pull", B(true)},
                  {"auth", M({{"username", S("u")}, {"password", S("p")}})},
                  {"cpuset_cpus", S("0-1")},
@@ -739,6 +739,55 @@ TEST_F(DockerPlan, JournaldAndSyslogBecomeTheMonitorsLogDriver) {
   EXPECT_TRUE(r->discard_output);
 }
 
+// gelf and fluentd: docker's options with the driver's prefix dropped
+// become husk's --log-opt, docker's fields (name, image, command) are
+// filled in, and labels/env(-regex) go as extra fields with env winning.
+TEST_F(DockerPlan, GelfAndFluentdBecomeTheMonitorsLogDriver) {
+  auto r = plan({{"labels", L({M({{"team", S("payments")}, {"APP_MODE", S("label")}})})},
+                 {"args", L({S("--port"), S("80")})},
+                 {"logging", M({{"type", S("gelf")},
+                                {"config", L({M({{"gelf-address", S("udp://127.0.0.1:12201")},
+                                                 {"gelf-compression-type", S("zlib")},
+                                                 {"gelf-compression-level", S("6")}, {"tag", S("{{.Name}}")},
+                                                 {"labels", S("team,APP_MODE")}, {"env", S("APP_MODE")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "gelf");
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{
+                             "address=udp://127.0.0.1:12201", "compression-level=6", "compression-type=zlib",
+                             "tag=web-0123", "name=web-0123", "image-name=local/image", "image-id=",
+                             "command=/bin/server --port 80", "field=APP_MODE=label", "field=team=payments",
+                             "field=APP_MODE=prod"}));
+  EXPECT_FALSE(r->discard_output);
+
+  r = plan({{"logging", M({{"type", S("gelf")},
+                           {"config", L({M({{"gelf-address", S("tcp://graylog:12201")},
+                                            {"gelf-tcp-max-reconnect", S("5")},
+                                            {"gelf-tcp-reconnect-delay", S("2")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(std::vector<std::string>(r->log.opts.begin(), r->log.opts.begin() + 4),
+            (std::vector<std::string>{"address=tcp://graylog:12201", "tcp-max-reconnect=5", "tcp-reconnect-delay=2",
+                                      "tag=c0ffee012345"}));
+
+  r = plan({{"logging", M({{"type", S("fluentd")},
+                           {"config", L({M({{"fluentd-address", S("unix:///run/fluentd.sock")},
+                                            {"fluentd-async", S("true")}, {"fluentd-buffer-limit", S("8m")},
+                                            {"fluentd-retry-wait", S("500ms")}, {"fluentd-max-retries", S("10")},
+                                            {"fluentd-sub-second-precision", S("true")},
+                                            {"fluentd-request-ack", S("true")}, {"fluentd-write-timeout", S("5s")},
+                                            {"env-regex", S("^APP_")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "fluentd");
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{
+                             "address=unix:///run/fluentd.sock", "async=true", "buffer-limit=8m",
+                             "max-retries=10", "request-ack=true", "retry-wait=500ms", "sub-second-precision=true",
+                             "write-timeout=5s", "tag=c0ffee012345", "name=/web-0123", "field=APP_MODE=prod"}));
+
+  // docker's default fluentd-address is husk's; an empty value is the default.
+  r = plan({{"logging", M({{"type", S("fluentd")}, {"config", L({M({{"fluentd-address", S("")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"tag=c0ffee012345", "name=/web-0123"}));
+}
+
 TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
   auto r = plan({{"logging", M({{"type", S("none")}})}});
   ASSERT_TRUE(r) << r.error().str();
@@ -754,6 +803,12 @@ TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
   expect_error(plan({cfg("journald", "syslog-address", "udp://x")}), "config.logging.config.syslog-address");
   expect_error(plan({cfg("journald", "tag", "{{.Labels}}")}), "config.logging.config.tag");
   expect_error(plan({cfg("journald", "labels-regex", "(")}), "config.logging.config.labels-regex");
+  expect_error(plan({cfg("gelf", "gelf-compression-type", "gzip")}), "config.logging.config.gelf-address");
+  expect_error(plan({cfg("gelf", "gelf-address", "tls://graylog:12201")}), "config.logging.config.gelf-address");
+  expect_error(plan({cfg("gelf", "fluentd-address", "x")}), "config.logging.config.fluentd-address");
+  expect_error(plan({cfg("fluentd", "gelf-address", "udp://x:1")}), "config.logging.config.gelf-address");
+  expect_error(plan({cfg("fluentd", "fluentd-address", "tls://x:24224")}), "config.logging.config.fluentd-address");
+  expect_error(plan({cfg("fluentd", "syslog-facility", "local0")}), "config.logging.config.syslog-facility");
 }
 
 // `load`: a `docker save` archive in the task directory, imported into the

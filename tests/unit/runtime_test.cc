@@ -16,6 +16,7 @@
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/rootfs_overlay.h"
+#include "runtime/log_fluentd.h"
 #include "runtime/state_store.h"
 #include "runtime/subid.h"
 #include "runtime/sync.h"
@@ -320,4 +321,19 @@ TEST(RootfsOverlay, RefusesWhatOverlayfsWouldNotMountAsMeant) {
   EXPECT_EQ(err("lowerdir=/a,lowerdir=/b"), p + "lowerdir given twice");
   EXPECT_EQ(err("lowerdir=/a,redirect_dir=on"), p + "unknown option \"redirect_dir\" (lowerdir, upperdir, workdir)");
   EXPECT_EQ(err("lowerdir"), p + "\"lowerdir\" is not KEY=VALUE (lowerdir, upperdir, workdir)");
+}
+
+// The msgpack of a fluentd forward event: [tag, time, record] with the
+// time as an integer or, with sub-second precision, EventTime (fixext 8,
+// type 0); a chunk id adds the option map.
+TEST(FluentdEvent, MessageModeInMsgpack) {
+  using namespace std::string_literals;
+  EXPECT_EQ(fluentd_event("t", 1, 5, false, {{"log", "hi"}}, ""), "\x93\xa1t\x01\x81\xa3log\xa2hi"s);
+  EXPECT_EQ(fluentd_event("t", 1700000000, 0, false, {}, ""), "\x93\xa1t\xce\x65\x53\xf1\x00\x80"s);
+  EXPECT_EQ(fluentd_event("t", 0x01020304, 0x05060708, true, {}, "c"),
+            "\x94\xa1t\xd7\x00\x01\x02\x03\x04\x05\x06\x07\x08\x80\x81\xa5" "chunk\xa1" "c"s);
+  std::string long_value(40, 'v');
+  std::string ev = fluentd_event("t", 1, 0, false, {{"k", long_value}}, "");
+  EXPECT_EQ(ev.substr(0, 8), "\x93\xa1t\x01\x81\xa1k\xd9"s);
+  EXPECT_EQ(static_cast<unsigned char>(ev[8]), 40);
 }

@@ -1,0 +1,122 @@
+#include "runtime/log_sink.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+
+namespace husk::runtime {
+
+Result<UniqueFd> Endpoint::connect(int timeout_ms) const {
+  int fd = ::socket(addr.ss_family, socktype | SOCK_CLOEXEC | (timeout_ms >= 0 ? SOCK_NONBLOCK : 0), 0);
+  if (fd < 0) return fail_sys("socket for ", name);
+  UniqueFd s(fd);
+  if (::connect(fd, reinterpret_cast<const struct sockaddr*>(&addr), len) == 0) {
+  } else if (timeout_ms < 0 || errno != EINPROGRESS) {
+    return fail_sys("connect to ", name);
+  } else {
+    struct pollfd p = {fd, POLLOUT, 0};
+    int n;
+    while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (n == 0)
+      err = ETIMEDOUT;
+    else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+      err = errno;
+    if (err != 0) return fail_errno(err, "connect to ", name);
+  }
+  if (timeout_ms >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) return fail_sys("connect to ", name);
+  return s;
+}
+
+Result<Endpoint> unix_endpoint(const std::string& path, int socktype, const std::string& name) {
+  Endpoint e;
+  struct sockaddr_un un {};
+  un.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof un.sun_path)
+    return fail_msg(name, ": a socket path must be 1 to ", sizeof un.sun_path - 1, " bytes");
+  memcpy(un.sun_path, path.data(), path.size());
+  memcpy(&e.addr, &un, sizeof un);
+  e.len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
+  e.socktype = socktype;
+  e.name = name;
+  return e;
+}
+
+Result<Endpoint> inet_endpoint(const std::string& hostport, int default_port, int socktype, const std::string& name,
+                               const std::string& what) {
+  std::string host = hostport, port = default_port > 0 ? std::to_string(default_port) : "";
+  if (!hostport.empty() && hostport[0] == '[') {
+    size_t close = hostport.find(']');
+    if (close == std::string::npos) return fail_msg(what, ": \"", name, "\": missing ']'");
+    host = hostport.substr(1, close - 1);
+    if (close + 1 < hostport.size()) {
+      if (hostport[close + 1] != ':') return fail_msg(what, ": \"", name, "\": expected ':' after ']'");
+      port = hostport.substr(close + 2);
+    }
+  } else if (size_t colon = hostport.rfind(':'); colon != std::string::npos) {
+    host = hostport.substr(0, colon);
+    port = hostport.substr(colon + 1);
+  }
+  if (host.empty()) return fail_msg(what, ": \"", name, "\" names no host");
+  if (port.empty() && default_port <= 0) return fail_msg(what, ": \"", name, "\" names no port");
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) == 0 || std::stoul(port) > 65535)
+    return fail_msg(what, ": \"", name, "\": the port must be 1-65535, not \"", port, "\"");
+  struct addrinfo hints {
+  }, *res = nullptr;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = AI_NUMERICSERV;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
+    return fail_msg(what, ": \"", name, "\": cannot resolve ", host, ": ", gai_strerror(rc));
+  Endpoint e;
+  memcpy(&e.addr, res->ai_addr, res->ai_addrlen);
+  e.len = res->ai_addrlen;
+  e.socktype = socktype;
+  e.name = name;
+  freeaddrinfo(res);
+  return e;
+}
+
+Result<std::pair<std::string, std::string>> split_log_opt(const std::string& kv) {
+  size_t eq = kv.find('=');
+  if (eq == std::string::npos) return fail_msg("--log-opt \"", kv, "\": expected KEY=VALUE");
+  return std::pair{kv.substr(0, eq), kv.substr(eq + 1)};
+}
+
+Result<bool> parse_log_bool(const std::string& v, const std::string& what) {
+  for (const char* t : {"1", "t", "T", "TRUE", "true", "True"})
+    if (v == t) return true;
+  for (const char* f : {"0", "f", "F", "FALSE", "false", "False"})
+    if (v == f) return false;
+  return fail_msg(what, ": \"", v, "\" is not a boolean (true, false, 1, 0)");
+}
+
+Result<long long> parse_log_int(const std::string& v, long long min, long long max, const std::string& what) {
+  std::string digits = v.starts_with('-') ? v.substr(1) : v;
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return fail_msg(what, ": \"", v, "\" is not an integer");
+  long long n = std::stoll(v);
+  if (n < min || n > max) return fail_msg(what, ": ", n, " is not in ", min, "..", max);
+  return n;
+}
+
+bool send_message(int fd, int socktype, std::string_view msg) {
+  if (fd < 0) return false;
+  for (size_t off = 0; off < msg.size() || msg.empty();) {
+    ssize_t n = ::send(fd, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    off += static_cast<size_t>(n);
+    if (socktype == SOCK_DGRAM || msg.empty()) break;
+  }
+  return true;
+}
+
+}  // namespace husk::runtime
