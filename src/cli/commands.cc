@@ -401,8 +401,9 @@ int cmd_exec(const GlobalOptions& g, const std::vector<std::string>& args, size_
   auto n = parse_int("preserve-fds", p->get("preserve-fds", "0"));
   if (!n) return report(n.error());
   o.preserve_fds = *n;
-  if (p->values.count("apparmor") || p->values.count("process-label"))
-    log::warning("exec: AppArmor and SELinux labels are not supported by husk; --apparmor/--process-label ignored");
+  if (p->values.count("apparmor")) o.apparmor = p->get("apparmor");
+  if (p->values.count("process-label"))
+    log::warning("exec: SELinux labels are not supported by husk; --process-label ignored");
   auto r = runtime::exec(g, o);
   if (!r) return report(r.error());
   return *r;

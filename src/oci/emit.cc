@@ -397,7 +397,7 @@ std::string features_json() {
       .key("supportedFlags").strings(std::vector<std::string>{"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                                                               "SECCOMP_FILTER_FLAG_SPEC_ALLOW"})
       .end_object();
-  w.key("apparmor").begin_object().key("enabled").boolean(false).end_object();
+  w.key("apparmor").begin_object().key("enabled").boolean(true).end_object();
   w.key("selinux").begin_object().key("enabled").boolean(false).end_object();
   w.key("intelRdt").begin_object().key("enabled").boolean(false).end_object();
   w.key("mountExtensions").begin_object().key("idmap").begin_object().key("enabled").boolean(true).end_object().end_object();

@@ -49,6 +49,7 @@ struct ExecOptions {
   std::optional<std::pair<uint32_t, uint32_t>> user;  // --user uid[:gid]
   std::vector<uint32_t> additional_gids;
   std::vector<std::string> caps;       // --cap
+  std::optional<std::string> apparmor;  // --apparmor
   bool no_new_privs = false;
   bool detach = false;
   std::string pid_file;

@@ -20,6 +20,7 @@
 #include "cgroups/rootless.h"
 #include "oci/config.h"
 #include "oci/tables.h"
+#include "runtime/apparmor.h"
 #include "runtime/container.h"
 #include "runtime/container_internal.h"
 #include "runtime/hooks.h"
@@ -138,9 +139,8 @@ Result<> check_spec(const oci::Spec& spec) {
       return fail_msg("annotations.", kRootfsOverlayAnnotation, ": the root is an overlay or an idmapped mount, not ",
                       "both (", kRootfsIdmapAnnotation, ")");
   }
-  if (spec.process->apparmor_profile && !spec.process->apparmor_profile->empty())
-    log::warning(cat("process.apparmorProfile \"", *spec.process->apparmor_profile,
-                     "\" is not applied: husk does not implement AppArmor"));
+  if (spec.process->apparmor_profile)
+    TRYV(check_apparmor_profile(*spec.process->apparmor_profile, "process.apparmorProfile"));
   if (spec.process->selinux_label && !spec.process->selinux_label->empty())
     log::warning("process.selinuxLabel is not applied: husk does not implement SELinux labels");
   return {};

@@ -17,6 +17,7 @@
 #include "common/text.h"
 #include "oci/config.h"
 #include "oci/tables.h"
+#include "runtime/apparmor.h"
 #include "runtime/container_internal.h"
 #include "runtime/process.h"
 #include "runtime/sync.h"
@@ -74,7 +75,9 @@ Result<oci::Process> exec_process_spec(const oci::Spec& spec, const ExecOptions&
     }
   }
   if (o.no_new_privs) p.no_new_privileges = true;
+  if (o.apparmor) p.apparmor_profile = o.apparmor;
   if (p.args.empty()) return fail_msg("exec: no command to run");
+  if (p.apparmor_profile) TRYV(check_apparmor_profile(*p.apparmor_profile, "exec: process.apparmorProfile"));
   return p;
 }
 
@@ -138,6 +141,7 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
       TRYV(sync_send(sync, SyncType::ConsoleFd, {}, pty.master.get()));
       TRYV(attach_terminal(pty.slave.get()));
     }
+    if (process.apparmor_profile) TRYV(apparmor_exec_profile(*process.apparmor_profile, "process.apparmorProfile"));
     UniqueFd notify = TRY(apply_process_identity(process, seccomp));
     (void)notify;  // a second listener is not handed out for exec'd processes
     if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_PDEATHSIG");

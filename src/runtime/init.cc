@@ -19,6 +19,7 @@
 #include "runtime/paths.h"
 #include "runtime/process.h"
 #include "runtime/rootfs_overlay.h"
+#include "runtime/apparmor.h"
 #include "runtime/seccomp.h"
 #include "runtime/sync.h"
 #include "runtime/terminal.h"
@@ -251,6 +252,9 @@ Result<Prepared> prepare(const InitConfig& cfg, oci::Process& process, std::stri
     p.deferred_seccomp = seccomp;
     seccomp = nullptr;
   }
+  // Before no_new_privileges and the filter (runc's order); the profile
+  // takes the process at its execve.
+  if (process.apparmor_profile) TRYV(apparmor_exec_profile(*process.apparmor_profile, "process.apparmorProfile"));
   UniqueFd notify = TRY(apply_process_identity(process, seccomp));
   if (notify) TRYV(sync_send(sync, SyncType::NotifyFd, {}, notify.get()));
   // `create` returns once we are Ready and the init must outlive it.
