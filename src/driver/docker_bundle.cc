@@ -27,6 +27,7 @@
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/config.h"
+#include "runtime/apparmor.h"
 #include "oci/default_seccomp.h"
 #include "oci/tables.h"
 
@@ -302,9 +303,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   auto security_opt = TRY(strings("security_opt"));
   SecurityOpts sec = TRY(parse_security_opts(security_opt, caps));
   proc.no_new_privileges = sec.no_new_privileges;
-  if (sec.apparmor && !sec.apparmor->empty() && *sec.apparmor != "unconfined")
-    return fail_msg(f("security_opt"), ": AppArmor profile \"", *sec.apparmor,
-                    "\" cannot be applied: husk does not implement AppArmor");
+  // apparmor=PROFILE: a profile loaded on the host, applied at the exec
+  // (docker's own docker-default is dockerd's to generate: husk applies
+  // none unless asked; privileged tasks run unconfined, as in docker).
+  if (sec.apparmor && !sec.apparmor->empty() && *sec.apparmor != "unconfined" && !privileged) {
+    TRYV(runtime::check_apparmor_profile(*sec.apparmor, f("security_opt") + ": apparmor"));
+    proc.apparmor_profile = *sec.apparmor;
+  }
   // docker's rule: its default filter unless privileged, seccomp=unconfined
   // or a profile of the task's own.
   if (sec.seccomp) lin.seccomp = *sec.seccomp;

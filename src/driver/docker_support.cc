@@ -101,8 +101,10 @@ std::vector<FieldSupport> support_table() {
       {"config.privileged", I, "needs the plugin's allow_privileged"},
       {"config.readonly_rootfs", I, "the container's root filesystem is mounted read-only"},
       {"config.runtime", R, "must be in allow_runtimes; only runc (husk) runs"},
-      {"config.security_opt", I, "no-new-privileges, seccomp=unconfined|PATH, apparmor=unconfined, label=disable, "
-                                 "systempaths=unconfined; other AppArmor profiles are errors"},
+      {"config.security_opt", I, "no-new-privileges, seccomp=unconfined|PATH, apparmor=unconfined|PROFILE (a "
+                                 "profile loaded on the host, applied at the task's exec; an error where AppArmor is "
+                                 "off or the profile is not loaded; no docker-default unless named), label=disable, "
+                                 "systempaths=unconfined"},
       {"config.shm_size", I, "bytes"},
       {"config.storage_opt", R, "any entry is an error"},
       {"config.sysctl", I, "namespaced sysctls only"},

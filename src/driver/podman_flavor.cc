@@ -20,6 +20,7 @@
 #include "driver/image_resolve.h"
 #include "image/store.h"
 #include "oci/tables.h"
+#include "runtime/apparmor.h"
 
 namespace husk::driver::podman {
 
@@ -181,8 +182,8 @@ class PodmanFlavor final : public Flavor {
         {"capabilities", caps},
         {"cgroupVersion", cgroup2 ? "v2" : "v1"},
         {"rootless", opts_.rootless ? "true" : "false"},
-        // husk applies no AppArmor profile; tasks get its default seccomp filter.
-        {"appArmor", "false"},
+        // As podman reports the host: a task may name a loaded profile.
+        {"appArmor", runtime::apparmor_enabled() ? "true" : "false"},
         {"seccompEnabled", "true"},
         {"selinuxEnabled", opts_.selinux_enabled ? "true" : "false"},
         {"ociRuntime", "husk"},

@@ -42,10 +42,13 @@ std::vector<FieldSupport> support_rows() {
       {"config.cap_drop", kImpl, "removed from the set; \"all\" drops every one"},
       {"config.privileged", kImpl, "every capability and host device, no seccomp, no masked paths, rw /sys"},
       {"config.readonly_rootfs", kImpl, "read-only root with podman's writable tmpfs on /tmp, /run, /var/tmp"},
-      {"config.apparmor_profile", kRefused, "only \"unconfined\": husk does not implement AppArmor"},
+      {"config.apparmor_profile", kImpl,
+       "a profile loaded on the host, applied at the task's exec; unconfined; an error where AppArmor is off or the "
+       "profile is not loaded (podman's containers-default is not loaded by husk: none unless named)"},
       {"config.selinux_opts", kRefused, "husk does not implement SELinux labels"},
       {"config.security_opt", kImpl,
-       "no-new-privileges, seccomp=unconfined, mask=, unmask=, proc-opts=; label= and apparmor= refused"},
+       "no-new-privileges, seccomp=unconfined, mask=, unmask=, proc-opts=, apparmor= (as apparmor_profile); label= "
+       "refused"},
       {"config.userns", kImpl,
        "host; ns:PATH (that user namespace joined); auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S] (ids of the "
        "task's own from the ranges of `containers` in /etc/subuid and /etc/subgid, sized from the image as podman "
