@@ -28,6 +28,7 @@
 #include "common/overlay.h"
 #include "oci/image.h"
 #include "driver/nspawn_flavor.h"
+#include "driver/userns_auto.h"
 #include "image/digest.h"
 
 extern char** environ;
@@ -404,30 +405,12 @@ Result<> download_image(const Options& opts, const std::string& name, const Down
 bool host_link_exists(const std::string& name) { return if_nametoindex(name.c_str()) != 0; }
 
 bool host_range_in_use(uint32_t base, uint32_t count) {
-  DIR* proc = opendir("/proc");
-  if (!proc) return false;
-  bool used = false;
   const uint64_t lo = base, hi = static_cast<uint64_t>(base) + count;
-  while (dirent* e = readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    for (const char* map : {"uid_map", "gid_map"}) {
-      std::string text = read_host_file(cat("/proc/", e->d_name, "/", map));
-      size_t at = 0;
-      while (at < text.size()) {
-        size_t nl = text.find('\n', at);
-        std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-        at = nl == std::string::npos ? text.size() : nl + 1;
-        unsigned long long inside, outside, n;
-        if (sscanf(line.c_str(), "%llu %llu %llu", &inside, &outside, &n) != 3) continue;
-        if (inside == 0 && outside == 0 && n == 4294967295ull) continue;  // the initial namespace
-        if (outside < hi && lo < outside + n) used = true;
-      }
-      if (used) break;
-    }
-    if (used) break;
-  }
-  closedir(proc);
-  return used;
+  MappedRanges mapped = host_mapped_ranges();
+  for (const auto* maps : {&mapped.uid, &mapped.gid})
+    for (const auto& m : *maps)
+      if (m.host_id < hi && lo < uint64_t{m.host_id} + m.size) return true;
+  return false;
 }
 
 Result<std::optional<std::pair<uint32_t, uint32_t>>> parse_private_users(const std::string& v,
