@@ -14,6 +14,17 @@ std::vector<std::string_view> lines_of(std::string_view text) {
   return out;
 }
 
+std::vector<std::string_view> split_views(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); i++)
+    if (i == s.size() || s[i] == sep) {
+      out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
 std::map<std::string, std::string> key_values(std::string_view text) {
   std::map<std::string, std::string> kv;
   for (std::string_view line : lines_of(text)) {

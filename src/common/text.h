@@ -13,6 +13,10 @@ namespace husk {
 // an empty text has none.
 std::vector<std::string_view> lines_of(std::string_view text);
 
+// The fields of `s` between every `sep` ("a::b" has an empty middle field;
+// "" is one empty field).
+std::vector<std::string_view> split_views(std::string_view s, char sep);
+
 // "key=value" lines into a map: the first '=' splits, lines without one are
 // skipped, a later key wins.
 std::map<std::string, std::string> key_values(std::string_view text);

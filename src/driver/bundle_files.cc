@@ -88,12 +88,7 @@ oci::Mount bind_mount(std::string src, std::string dst, std::vector<std::string>
 
 std::vector<std::string> split(std::string_view s, char sep) {
   std::vector<std::string> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.emplace_back(s.substr(start, i - start));
-      start = i + 1;
-    }
+  for (std::string_view f : split_views(s, sep)) out.emplace_back(f);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "common/fd.h"
+#include "common/text.h"
 
 namespace husk::driver {
 
@@ -37,23 +38,12 @@ std::optional<uint32_t> parse_id(std::string_view s) {
   return v;
 }
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
-
 // Lines of a colon-separated account file, comments and blanks skipped.
 std::vector<std::vector<std::string_view>> records(std::string_view text) {
   std::vector<std::vector<std::string_view>> out;
-  for (auto line : split(text, '\n')) {
+  for (auto line : split_views(text, '\n')) {
     if (line.empty() || line[0] == '#') continue;
-    out.push_back(split(line, ':'));
+    out.push_back(split_views(line, ':'));
   }
   return out;
 }
@@ -241,7 +231,7 @@ Result<ResolvedUser> resolve_user(const std::vector<std::string>& layers, const 
       if (rec.size() < 4) continue;
       auto id = parse_id(rec[2]);
       if (!id || *id == r.gid) continue;
-      for (auto member : split(rec[3], ','))
+      for (auto member : split_views(rec[3], ','))
         if (member == name) {
           r.additional_gids.push_back(*id);
           break;

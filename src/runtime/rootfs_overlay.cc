@@ -2,28 +2,15 @@
 
 #include <string>
 
+#include "common/text.h"
+
 namespace husk::runtime {
-
-namespace {
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); i++)
-    if (i == s.size() || s[i] == sep) {
-      out.push_back(s.substr(start, i - start));
-      start = i + 1;
-    }
-  return out;
-}
-
-}  // namespace
 
 Result<overlay::OverlaySpec> parse_rootfs_overlay(std::string_view value) {
   const std::string field = cat("annotations.", kRootfsOverlayAnnotation);
   overlay::OverlaySpec spec;
   bool have_lower = false;
-  for (std::string_view opt : split(value, ',')) {
+  for (std::string_view opt : split_views(value, ',')) {
     size_t eq = opt.find('=');
     std::string_view key = opt.substr(0, eq), val = eq == std::string_view::npos ? "" : opt.substr(eq + 1);
     if (eq == std::string_view::npos || val.empty())
@@ -35,7 +22,7 @@ Result<overlay::OverlaySpec> parse_rootfs_overlay(std::string_view value) {
     if (key == "lowerdir") {
       if (have_lower) return fail_msg(field, ": lowerdir given twice");
       have_lower = true;
-      for (std::string_view l : split(val, ':')) spec.lower.push_back(TRY(path(l)));
+      for (std::string_view l : split_views(val, ':')) spec.lower.push_back(TRY(path(l)));
     } else if (key == "upperdir" || key == "workdir") {
       std::string& dst = key == "upperdir" ? spec.upper : spec.work;
       if (!dst.empty()) return fail_msg(field, ": ", key, " given twice");
