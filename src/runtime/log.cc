@@ -27,7 +27,9 @@ const char* level_name(Level l) {
   return "error";
 }
 
-std::string timestamp() {
+}  // namespace
+
+std::string rfc3339_now() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
@@ -37,8 +39,6 @@ std::string timestamp() {
   snprintf(buf + n, sizeof buf - n, ".%09ldZ", ts.tv_nsec);
   return buf;
 }
-
-}  // namespace
 
 void configure(const std::string& path, Format format, Level level) {
   g_format = format;
@@ -79,9 +79,9 @@ void write(Level level, const std::string& msg) {
   std::string line;
   if (g_format == Format::Json) {
     line = "{\"level\":\"" + std::string(level_name(level)) + "\",\"msg\":\"" + json_escape(msg) +
-           "\",\"time\":\"" + timestamp() + "\"}\n";
+           "\",\"time\":\"" + rfc3339_now() + "\"}\n";
   } else {
-    line = timestamp() + " " + level_name(level) + ": " + msg + "\n";
+    line = rfc3339_now() + " " + level_name(level) + ": " + msg + "\n";
   }
   (void)write_all(g_fd, line);
 }

@@ -23,5 +23,7 @@ inline void error(const std::string& m) { write(Level::Error, m); }
 
 // JSON string escaping, shared with the few places that build small JSON.
 std::string json_escape(const std::string& s);
+// Now in UTC, RFC 3339 with nanoseconds ("2026-12-03T09:00:00.123456789Z").
+std::string rfc3339_now();
 
 }  // namespace husk::log

@@ -33,20 +33,9 @@ struct GelfConfig {
   std::string fields;  // the fixed part of every message: ,"_container_id":"...",...
 };
 
-std::string rfc3339_now() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof buf - n, ".%09ldZ", ts.tv_nsec);
-  return buf;
-}
-
 Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string& id) {
   GelfConfig c;
-  std::string address, tag = id.substr(0, 12), name = id, image_id, image_name, command, created = rfc3339_now();
+  std::string address, tag = id.substr(0, 12), name = id, image_id, image_name, command, created = log::rfc3339_now();
   std::vector<std::pair<std::string, std::string>> extra;
   bool udp_only = false, tcp_only = false;
   std::string udp_opt, tcp_opt;
