@@ -132,7 +132,7 @@ Result<uint32_t> tree_base(uid_t root_uid, gid_t root_gid, const std::string& wh
   return static_cast<uint32_t>(root_uid);
 }
 
-std::optional<std::string> shift_acl(std::string_view raw, uint32_t base) {
+std::optional<std::string> map_acl(std::string_view raw, const IdMapFn& uid, const IdMapFn& gid) {
   // struct posix_acl_xattr_header { u32 version; } then entries of
   // { u16 tag; u16 perm; u32 id; }.
   if (raw.size() < 4 || (raw.size() - 4) % 8 != 0 || get32(raw, 0) != kAclVersion) return std::nullopt;
@@ -140,12 +140,13 @@ std::optional<std::string> shift_acl(std::string_view raw, uint32_t base) {
   for (size_t at = 4; at < out.size(); at += 8) {
     uint16_t tag;
     memcpy(&tag, out.data() + at, 2);
-    if (tag == kAclUser || tag == kAclGroup) put32(out, at + 4, shift_id(get32(out, at + 4), base));
+    if (tag == kAclUser) put32(out, at + 4, uid(get32(out, at + 4)));
+    if (tag == kAclGroup) put32(out, at + 4, gid(get32(out, at + 4)));
   }
   return out;
 }
 
-std::optional<std::string> shift_file_caps(std::string_view raw, uint32_t base) {
+std::optional<std::string> map_file_caps(std::string_view raw, const IdMapFn& uid) {
   // struct vfs_ns_cap_data { u32 magic_etc; { u32 permitted, inheritable; } data[2]; u32 rootid; }
   // (v2 has no rootid).
   if (raw.size() < 4) return std::nullopt;
@@ -153,10 +154,19 @@ std::optional<std::string> shift_file_caps(std::string_view raw, uint32_t base) 
   if (revision == kCapRevision2 && raw.size() == 20) return std::string(raw);
   if (revision == kCapRevision3 && raw.size() == 24) {
     std::string out(raw);
-    put32(out, 20, shift_id(get32(raw, 20), base));
+    put32(out, 20, uid(get32(raw, 20)));
     return out;
   }
   return std::nullopt;
+}
+
+std::optional<std::string> shift_acl(std::string_view raw, uint32_t base) {
+  auto to = [base](uint32_t id) { return shift_id(id, base); };
+  return map_acl(raw, to, to);
+}
+
+std::optional<std::string> shift_file_caps(std::string_view raw, uint32_t base) {
+  return map_file_caps(raw, [base](uint32_t id) { return shift_id(id, base); });
 }
 
 Result<ShiftResult> shift_tree(const std::string& root, uint32_t base) {

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,12 +31,19 @@ constexpr uint32_t shift_id(uint32_t id, uint32_t base) { return base | (id & (k
 // must be the same 64K-aligned number. Errors name `what` (the image).
 Result<uint32_t> tree_base(uid_t root_uid, gid_t root_gid, const std::string& what);
 
+// An id as a user namespace's map moves it.
+using IdMapFn = std::function<uint32_t(uint32_t)>;
+
 // A "system.posix_acl_access"/"system.posix_acl_default" value with its
-// named user and group entries shifted to base; nullopt when it is not an
-// ACL this code knows (left as it is).
-std::optional<std::string> shift_acl(std::string_view raw, uint32_t base);
+// named user entries moved by uid and its named group entries by gid;
+// nullopt when it is not an ACL this code knows (left as it is).
+std::optional<std::string> map_acl(std::string_view raw, const IdMapFn& uid, const IdMapFn& gid);
 // A "security.capability" value as it is put back after chown: a v3 value's
-// root id shifted to base, a v2 value as it was; nullopt when unknown.
+// root id moved by uid, a v2 value as it was; nullopt when unknown.
+std::optional<std::string> map_file_caps(std::string_view raw, const IdMapFn& uid);
+
+// The same, every id shifted to the 64K range at base.
+std::optional<std::string> shift_acl(std::string_view raw, uint32_t base);
 std::optional<std::string> shift_file_caps(std::string_view raw, uint32_t base);
 
 struct ShiftResult {

@@ -2,11 +2,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
+#include "common/copy_tree.h"
 #include "common/duration.h"
 #include "common/error.h"
 #include "common/fd.h"
@@ -243,4 +247,70 @@ TEST(IdShift, FileCapabilitiesArePutBackV3RootIdShifted) {
   EXPECT_EQ(out->substr(0, 20), v3.substr(0, 20));
   EXPECT_FALSE(idshift::shift_file_caps(le32(0x02000000) + le32(1), 0));  // wrong size
   EXPECT_FALSE(idshift::shift_file_caps("ab", 0));
+}
+
+// A layer copied for a task whose ids the store's file system cannot idmap:
+// what overlayfs and the container rely on must survive the copy.
+TEST(CopyTree, MovesOwnersAndKeepsLinksXattrsDevicesAndSetuidBits) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (chown, mknod, trusted.* xattrs)";
+  char tmpl[] = "/tmp/husk-copy-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl, src = dir + "/src", dst = dir + "/dst";
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)!system(("rm -rf " + dir).c_str()); }
+  } cleanup{dir};
+  ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(dst.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((src + "/d").c_str(), 0750), 0);
+  ASSERT_EQ(chown((src + "/d").c_str(), 1000, 2000), 0);
+  bool trusted = setxattr((src + "/d").c_str(), "trusted.overlay.opaque", "y", 1, 0) == 0;
+  ASSERT_TRUE(write_file_atomic(src + "/d/f", "hello\n", 0755));
+  ASSERT_EQ(chown((src + "/d/f").c_str(), 1000, 2000), 0);
+  ASSERT_EQ(chmod((src + "/d/f").c_str(), 04755), 0);
+  ASSERT_EQ(link((src + "/d/f").c_str(), (src + "/g").c_str()), 0);
+  ASSERT_EQ(symlink("d/f", (src + "/l").c_str()), 0);
+  ASSERT_EQ(lchown((src + "/l").c_str(), 5, 5), 0);
+  ASSERT_EQ(mknod((src + "/wh").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);  // an overlay whiteout
+  ASSERT_EQ(chown((src + "/wh").c_str(), 70000, 70000), 0);               // unmapped
+
+  auto shift = [](uint32_t base) {
+    return [base](uint32_t id) -> uint32_t { return id < 4096 ? base + id : 65534; };
+  };
+  CopyOptions o{shift(400000), shift(600000), true};
+  UniqueFd from(open(src.c_str(), O_RDONLY | O_DIRECTORY)), to(open(dst.c_str(), O_RDONLY | O_DIRECTORY));
+  auto r = copy_tree(from.get(), to.get(), o);
+  ASSERT_TRUE(r) << r.error().what();
+
+  struct stat st, f, g;
+  ASSERT_EQ(stat((dst + "/d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 401000u);
+  EXPECT_EQ(st.st_gid, 602000u);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  ASSERT_EQ(stat((dst + "/d/f").c_str(), &f), 0);
+  EXPECT_EQ(f.st_uid, 401000u);
+  EXPECT_EQ(f.st_mode & 07777, 04755u);  // chown cleared setuid; it is back
+  ASSERT_EQ(stat((dst + "/g").c_str(), &g), 0);
+  EXPECT_EQ(f.st_ino, g.st_ino);  // still one inode with two names
+  EXPECT_EQ(*read_file(dst + "/g"), "hello\n");
+  ASSERT_EQ(lstat((dst + "/l").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_EQ(st.st_uid, 400005u);
+  ASSERT_EQ(lstat((dst + "/wh").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_EQ(st.st_uid, 65534u);
+  if (trusted) {
+    char v[8] = {};
+    EXPECT_EQ(getxattr((dst + "/d").c_str(), "trusted.overlay.opaque", v, sizeof v), 1);
+    EXPECT_EQ(v[0], 'y');
+  }
+  // Without options: owners as they were, no xattrs.
+  std::string plain = dir + "/plain";
+  ASSERT_EQ(mkdir(plain.c_str(), 0755), 0);
+  UniqueFd to2(open(plain.c_str(), O_RDONLY | O_DIRECTORY));
+  ASSERT_TRUE(copy_tree(from.get(), to2.get()));
+  ASSERT_EQ(stat((plain + "/d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_LT(getxattr((plain + "/d").c_str(), "trusted.overlay.opaque", nullptr, 0), 0);
 }
