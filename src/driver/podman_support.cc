@@ -53,7 +53,9 @@ std::vector<FieldSupport> support_rows() {
        "host; ns:PATH (that user namespace joined); auto[:size=N,uidmapping=C:H:S,gidmapping=C:H:S] (ids of the "
        "task's own from the ranges of `containers` in /etc/subuid and /etc/subgid, sized from the image as podman "
        "does: its largest id + 1, 1024 to 65536; the image's layers idmapped with the task's maps, so a file the "
-       "image gives to uid N is the task's N; free again when the task is destroyed); keep-id and nomap are "
+       "image gives to uid N is the task's N, or copied with the task's ids into its task dir where the store's "
+       "file system takes no idmapped mounts, as podman copies and chowns; free again when the task is "
+       "destroyed); keep-id and nomap are "
        "rootless modes (an error as root, as in podman)"},
       {"config.devices", kImpl, "host[:container[:rwm]] device nodes and cgroup device rules"},
       {"config.volumes", kImpl, "host:container[:ro,rw,...] bind mounts, when the plugin's volumes.enabled"},

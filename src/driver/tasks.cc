@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "cgroups/stats.h"
+#include "common/copy_tree.h"
 #include "common/fd.h"
 #include "common/idshift.h"
 #include "common/program.h"
@@ -325,15 +326,63 @@ Result<> bind_image(const OwnershipPlan& own, bool idmap, const std::string& src
   return {};
 }
 
+// An id as the maps (container id -> host id) move it; one they do not
+// map is the overflow id, as an idmapped mount shows it.
+idshift::IdMapFn host_id_of(const std::vector<oci::IdMapping>& maps) {
+  return [maps](uint32_t id) -> uint32_t {
+    for (const auto& m : maps)
+      if (id >= m.container_id && id - m.container_id < m.size) return m.host_id + (id - m.container_id);
+    return 65534;
+  };
+}
+
+// userns = "auto" where the store's file system takes no idmapped mounts:
+// each layer copied to <task dir>/copied/N with its owners moved into the
+// task's ids (as podman's storage copies and chowns an image for a
+// mapping), the task's own lower layers. They go with the task dir.
+Result<std::vector<std::string>> copy_layers(const BundlePlan& plan, const std::string& task_dir) {
+  const OwnershipPlan& own = plan.ownership;
+  CopyOptions o{host_id_of(own.uid_map), host_id_of(own.gid_map), true};
+  std::string at = task_dir + "/copied";
+  if (mkdir(at.c_str(), 0700) < 0) return fail_sys("create ", at);
+  std::vector<std::string> out;
+  int64_t start = now_ns();
+  for (size_t i = 0; i < plan.image_layers.size(); ++i) {
+    const std::string& layer = plan.image_layers[i];
+    std::string one = cat(at, "/", i);
+    if (mkdir(one.c_str(), 0700) < 0) return fail_sys("create ", one);
+    UniqueFd from = TRY(open_fd(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd to = TRY(open_fd(one, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    TRYV_CTX(copy_tree(from.get(), to.get(), o), "copy the layer ", layer, " to ", one);
+    struct stat st;
+    if (fstat(from.get(), &st) < 0) return fail_sys("stat ", layer);
+    if (fchown(to.get(), o.uid(st.st_uid), o.gid(st.st_gid)) < 0 || fchmod(to.get(), st.st_mode & 07777) < 0)
+      return fail_sys("give ", one, " the owner and mode of ", layer);
+    out.push_back(one);
+  }
+  log_info(cat("copied the ", out.size(), " layers of the image with the task's ids to ", at, " in ",
+               (now_ns() - start) / 1000000, " ms (the store's file system takes no idmapped mounts)"));
+  return out;
+}
+
 Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const std::string& rootfs) {
+  const OwnershipPlan& own = plan.ownership;
+  std::vector<std::string> image_layers = plan.image_layers;
+  // userns = "auto": the layers idmapped with the task's maps, or copied
+  // with its ids where their file system takes no idmapped mounts.
+  bool copied = false;
+  if (own.mode == OwnershipPlan::Mode::kMap && !own.uid_map.empty() &&
+      TRY_CTX(run_husk({"check-idmap", image_layers.front()}, true), "config.userns = \"auto\"") == "no") {
+    image_layers = TRY_CTX(copy_layers(plan, task_dir), "config.userns = \"auto\"");
+    copied = true;
+  }
   // kImage and kVolatileRoot use the image directory itself: a local
   // root filesystem (one layer); the overlays take every layer.
-  const std::string& image = plan.image_layers.front();
-  const OwnershipPlan& own = plan.ownership;
+  const std::string& image = image_layers.front();
   // The image's ids meet the task's range: shifted on disk (chown, once:
   // the image's root records the range), or seen through idmapped mounts.
   bool idmap = false;
-  if (own.mode != OwnershipPlan::Mode::kOff) {
+  if (own.mode != OwnershipPlan::Mode::kOff && !copied) {
     bool map = own.mode == OwnershipPlan::Mode::kMap;
     if (own.mode == OwnershipPlan::Mode::kAuto) {
       map = TRY_CTX(run_husk({"check-idmap", image}, true), "private_users_ownership: \"auto\"") == "yes";
@@ -384,7 +433,7 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
       if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
       TRYV(give(upper));  // the overlay's root takes its owner from the upper dir
       if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
-      std::vector<std::string> lower = plan.image_layers;
+      std::vector<std::string> lower = image_layers;
       if (idmap) {
         // Each layer's idmapped clone at lower/N, on a tmpfs of the task's
         // own (one lazy unmount of lower/ takes them all away).
@@ -393,10 +442,10 @@ Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const
         if (mount("tmpfs", at.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=700,size=64k") < 0)
           return fail_sys("mount a tmpfs for the task's idmapped layers on ", at);
         lower.clear();
-        for (size_t i = 0; i < plan.image_layers.size(); ++i) {
+        for (size_t i = 0; i < image_layers.size(); ++i) {
           std::string one = cat(at, "/", i);
           if (mkdir(one.c_str(), 0700) < 0) return fail_sys("create ", one);
-          TRYV(bind_image(own, true, plan.image_layers[i], one));
+          TRYV(bind_image(own, true, image_layers[i], one));
           lower.push_back(one);
         }
       }
