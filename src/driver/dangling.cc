@@ -32,6 +32,7 @@ Result<std::vector<std::string>> TaskManager::reap_dangling(const std::string& l
   for (const auto& c : all) {
     const std::string& id = c.state.id;
     if (owned.count(id) || !c.state.annotations.count(label)) continue;
+    if (access((state_dir_ + "/tasks/" + id + "/" + kKeptFile).c_str(), F_OK) == 0) continue;
     if (c.created_ns <= 0 || now_ns - c.created_ns < grace_ns) continue;
     reaped.push_back(id);
     if (dry_run) {

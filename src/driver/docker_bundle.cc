@@ -208,6 +208,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   const std::vector<std::string>& layers = img.layers;
   const oci::ImageConfig* icfg = img.config ? &*img.config : nullptr;
   if (icfg) out.stop_signal = icfg->stop_signal;
+  out.keep_container = !opts.gc_container;
   const std::string own_dir = task.alloc_dir + "/" + task.name;
 
   oci::Spec spec = oci::default_spec(false);

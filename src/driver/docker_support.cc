@@ -132,7 +132,10 @@ std::vector<FieldSupport> support_table() {
       {"plugin.gc", I, "garbage collection of containers and images"},
       {"plugin.gc.image", I, "images of the store no task holds are removed after image_delay (checked once a minute)"},
       {"plugin.gc.image_delay", I, "how long an unused image stays (default 3m)"},
-      {"plugin.gc.container", A, "husk always removes a task's container on destroy"},
+      {"plugin.gc.container", I,
+       "false: DestroyTask leaves the stopped container in husk's state (husk list/state) with its task dir "
+       "(its changes in upper/, config.json, husk.log; no mounts); the task dir's `kept` file says how to remove "
+       "it; the dangling reaper leaves it alone"},
       {"plugin.gc.dangling_containers", I, "a reaper of husk containers with the alloc_id annotation that no task owns"},
       {"plugin.gc.dangling_containers.enabled", I, "the reaper of husk containers no task owns runs"},
       {"plugin.gc.dangling_containers.period", I, "scan interval; the first scan one period after start"},

@@ -63,6 +63,11 @@ struct BundlePlan {
   std::vector<std::string> image_layers;  // top first; one for a local rootfs directory
   std::string image_store, image_id;      // set for an image of the store
   RootfsMode rootfs_mode = RootfsMode::kOverlay;
+  // The plugin's gc.container = false (docker, podman): DestroyTask leaves
+  // the stopped container in husk's state, with its task dir (what it
+  // wrote in upper/, config.json, husk.log) but no mounts, for the operator
+  // to look at and remove (TaskManager::destroy).
+  bool keep_container = false;
   // StopTask's signal when Nomad names none; "" is SIGTERM. The image's
   // StopSignal; a booted systemd halts on SIGRTMIN+3.
   std::string stop_signal;

@@ -133,6 +133,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   }
   const oci::ImageConfig* icfg = img.config ? &*img.config : nullptr;
   if (icfg) out.stop_signal = icfg->stop_signal;
+  out.keep_container = !opts.gc_container;
 
   // ---- socket -------------------------------------------------------------
   {

@@ -102,8 +102,11 @@ std::vector<FieldSupport> support_rows() {
       {"plugin.volumes", kImpl, "the host path policy for volumes and image directories"},
       {"plugin.volumes.enabled", kImpl, "false: only paths inside the allocation directory"},
       {"plugin.volumes.selinuxlabel", kRefused, "husk cannot relabel for SELinux"},
-      {"plugin.gc", kAccepted, "husk always removes a task's container at DestroyTask"},
-      {"plugin.gc.container", kAccepted, "as gc"},
+      {"plugin.gc", kImpl, "container garbage collection"},
+      {"plugin.gc.container", kImpl,
+       "false: DestroyTask leaves the stopped container in husk's state (husk list/state) with its task dir "
+       "(its changes in upper/, config.json, husk.log; no mounts); the task dir's `kept` file says how to remove "
+       "it"},
       {"plugin.recover_stopped", kAccepted, "a stopped task is never restarted; RecoverTask reports its exit"},
       {"plugin.extra_labels", kImpl, "job, task, node... labels (globs) added as annotations"},
       {"plugin.logging", kImpl, "the default for tasks without a logging block"},

@@ -95,8 +95,12 @@ void remove_dir(const std::string& path) {
 // be a bind of a user's image directory on the same file system: if it is
 // still there and not empty after the unmount, the dir is left in place
 // rather than risk deleting the image.
-void remove_task_dir(const std::string& dir) {
+void unmount_task_dir(const std::string& dir) {
   for (const char* m : {"/rootfs", "/lower", "/volatile", "/image", kShmDir}) umount2((dir + m).c_str(), MNT_DETACH);
+}
+
+void remove_task_dir(const std::string& dir) {
+  unmount_task_dir(dir);
   for (const char* m : {"/rootfs", "/lower", "/image", kShmDir})
     if (rmdir((dir + m).c_str()) < 0 && errno != ENOENT) {
       fprintf(stderr, "nomad-driver-husk: %s%s is not empty after unmounting it (%s): leaving %s in place\n",
@@ -166,6 +170,7 @@ std::string encode_handle_state(const TaskHandleState& s) {
   put("overlay", s.overlay ? "1" : "0");
   put("image_store", s.image_store);
   put("stop_signal", s.stop_signal);
+  put("keep", s.keep ? "1" : "0");
   return out;
 }
 
@@ -184,6 +189,7 @@ Result<TaskHandleState> decode_handle_state(const std::string& bytes) {
   s.overlay = kv["overlay"] == "1";
   s.image_store = kv["image_store"];
   s.stop_signal = kv["stop_signal"];
+  s.keep = kv["keep"] == "1";
   if (s.container_id.empty() || s.task_dir.empty()) return fail_msg("driver_state: no container id or task directory");
   return s;
 }
@@ -467,6 +473,7 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   h.container_id = cid;
   h.task_dir = task_dir;
   h.stop_signal = plan.stop_signal;
+  h.keep = plan.keep_container;
   // Anything that fails from here on leaves nothing behind.
   bool ok = false;
   struct Undo {
@@ -691,6 +698,28 @@ Result<> TaskManager::stop(const std::string& task_id, int64_t timeout_ms, const
   return fail_errno(ETIMEDOUT, "task ", task_id, " did not exit 10 s after SIGKILL");
 }
 
+// gc.container = false: the stopped container stays in husk's state (husk
+// list and state show it) with its task dir, minus the mounts: its root's
+// changes stay in upper/, its spec in config.json, husk's log in husk.log.
+// The `kept` file there says so, and keeps the dangling reaper away. The
+// image's lease ends as for any task (the store may collect the image; the
+// container's own changes are its task dir's).
+Result<> TaskManager::keep_container(const Task& t) {
+  const std::string& dir = t.h.task_dir;
+  unmount_task_dir(dir);
+  remove_dir(dir + "/copied");  // userns = "auto"'s copies of the image's layers
+  std::string root = husk_options().root;
+  std::string text = cat("The container ", t.h.container_id, " of task ", t.h.task_id, " (", t.h.task_name,
+                         ", allocation ", t.h.alloc_id, ") was kept: the plugin's gc.container is false.\n",
+                         "Its state:   husk --root ", root, " state ", t.h.container_id, "\n",
+                         "Its changes: ", dir, "/upper\n", "Remove it:   husk --root ", root, " delete ",
+                         t.h.container_id, " && rm -r ", dir, "\n");
+  TRYV_CTX(write_file_atomic(dir + "/" + kKeptFile, text, 0644), "keep the container of task ", t.h.task_id);
+  log_info(cat("kept the stopped container ", t.h.container_id, " of task ", t.h.task_id,
+               " (gc.container = false): its task dir ", dir, " stays"));
+  return {};
+}
+
 Result<> TaskManager::destroy(const std::string& task_id, bool force) {
   auto t = TRY(find(task_id));
   bool exited;
@@ -701,12 +730,16 @@ Result<> TaskManager::destroy(const std::string& task_id, bool force) {
   if (!exited && !force) return fail_msg("task ", task_id, " is running: stop it first, or destroy it with force");
   if (!exited) TRYV(stop(task_id, 0, "SIGKILL"));
   runtime::GlobalOptions g = husk_options();
-  auto removed = runtime::remove(g, t->h.container_id, true);
-  if (!removed && removed.error().code() != ENOENT) return fail(std::move(removed.error()));
-  if (t->h.overlay && umount2((t->h.task_dir + "/rootfs").c_str(), MNT_DETACH) < 0 && errno != EINVAL &&
-      errno != ENOENT)
-    return fail_sys("unmount the root filesystem of task ", task_id);
-  remove_task_dir(t->h.task_dir);
+  if (t->h.keep) {
+    TRYV(keep_container(*t));
+  } else {
+    auto removed = runtime::remove(g, t->h.container_id, true);
+    if (!removed && removed.error().code() != ENOENT) return fail(std::move(removed.error()));
+    if (t->h.overlay && umount2((t->h.task_dir + "/rootfs").c_str(), MNT_DETACH) < 0 && errno != EINVAL &&
+        errno != ENOENT)
+      return fail_sys("unmount the root filesystem of task ", task_id);
+    remove_task_dir(t->h.task_dir);
+  }
   // The lease outlived any plugin restart in the store; it ends with the task.
   if (!t->h.image_store.empty()) {
     auto store = TRY_CTX(image::Store::open(t->h.image_store), "destroy task ", task_id);

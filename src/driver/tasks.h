@@ -37,9 +37,14 @@ struct TaskHandleState {
   bool overlay = false;        // <task_dir>/rootfs is a mount of ours (overlay, bind or tmpfs)
   std::string image_store;     // set when the task holds a lease (named container_id) there
   std::string stop_signal;     // StopTask's signal when Nomad names none ("" = SIGTERM)
+  bool keep = false;           // DestroyTask leaves the stopped container (BundlePlan::keep_container)
 };
 std::string encode_handle_state(const TaskHandleState& s);
 Result<TaskHandleState> decode_handle_state(const std::string& bytes);
+
+// In the task dir of a container gc.container = false kept: what it is
+// and how to remove it.
+inline constexpr const char* kKeptFile = "kept";
 
 struct TaskResult {
   int exit_code = 0;
@@ -104,6 +109,8 @@ class TaskManager {
   // carrying annotation `label` that no known task owns and that were
   // created more than `grace_ns` before `now_ns`. Unless dry_run they are
   // killed, deleted and their task directory removed. Returns their ids.
+  // A container kept by gc.container = false (its task dir holds
+  // kKeptFile) is the operator's, never reaped.
   Result<std::vector<std::string>> reap_dangling(const std::string& label, int64_t grace_ns, bool dry_run,
                                                  int64_t now_ns);
 
@@ -120,6 +127,7 @@ class TaskManager {
   Result<std::shared_ptr<Task>> find(const std::string& task_id);
   void watch(std::shared_ptr<Task> t, bool our_child);
   void finish(Task& t, std::optional<int> monitor_status);
+  Result<> keep_container(const Task& t);
   std::vector<std::string> husk_argv() const;
 
   std::string state_dir_;

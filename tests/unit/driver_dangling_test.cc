@@ -88,6 +88,19 @@ TEST_F(Reaper, RemovesOldLabelledContainersNoTaskOwns) {
   EXPECT_TRUE(exists("old-foreign"));
 }
 
+// gc.container = false: a container DestroyTask kept is the operator's.
+TEST_F(Reaper, LeavesAContainerKeptByGcContainerFalse) {
+  container("kept", 10 * kMinute, true);
+  std::ofstream(state_ + "/tasks/kept/" + kKeptFile) << "kept\n";
+  container("lost", 10 * kMinute, true);
+  TaskManager tm(state_);
+  auto r = tm.reap_dangling(kLabel, 5 * kMinute, false, now());
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(*r, std::vector<std::string>{"lost"});
+  EXPECT_TRUE(exists("kept"));
+  EXPECT_FALSE(exists("lost"));
+}
+
 TEST_F(Reaper, NoStateRootIsNothingToDo) {
   fs::remove_all(state_ + "/containers");
   TaskManager tm(state_);

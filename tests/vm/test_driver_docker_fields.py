@@ -3,13 +3,14 @@ checked inside running containers through driver-probe: interactive (stdin
 kept open), pid_mode and ipc_mode = "container:NAME" (another task's
 namespaces joined). What a docker user would check: a `read` that blocks
 instead of failing, the other task's processes in `ps`, one IPC namespace."""
+import json
 import os
 import subprocess
 import time
 
 import pytest
 
-from husktest import mount_points
+from husktest import HUSK, mount_points
 from test_driver_fields import Probe, image  # noqa: F401  (fixture)
 
 # Images from the test's own directories need volumes enabled (as in the docker driver).
@@ -183,4 +184,40 @@ def test_dangling_container_reaper(tmp_path, image):  # noqa: F811
         assert os.listdir(first.state / "tasks") == []
     finally:
         second.close()
+    assert mount_points() == before
+
+
+@pytest.mark.parametrize("name", ["nomad-driver-docker", "nomad-driver-podman"])
+def test_gc_container_false_keeps_the_stopped_container(tmp_path, image, name):  # noqa: F811
+    """gc.container = false: DestroyTask leaves the stopped container (husk
+    list and state show it) and its task dir with what the task wrote, but
+    no mount and no process. The `kept` file's command removes it (the
+    reaper's leaving it alone is a unit test: driver_dangling_test)."""
+    before = mount_points()
+    config = dict(VOLUMES, gc={"container": False})
+    probe = Probe(tmp_path, name=name, plugin_config=config)
+    cfg = {"image": image, "command": "/bin/sh", "args": ["-c", "echo kept > /note; sleep 1000"],
+           "network_mode": "none"}
+    try:
+        r = probe.start("a", cfg)
+        assert r["ok"], r
+        [cid] = containers(probe)
+        assert probe.stop("a")["ok"]
+        husk = [HUSK, "--root", str(probe.state / "containers")]
+        state = subprocess.run(husk + ["state", cid], capture_output=True, text=True)
+        assert state.returncode == 0 and json.loads(state.stdout)["status"] == "stopped", state
+        task_dir = probe.state / "tasks" / cid
+        assert (task_dir / "upper" / "note").read_text() == "kept\n"
+        assert not any(str(task_dir) in m for m in mount_points())
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert "sleep 1000" not in ps, ps
+        kept = (task_dir / "kept").read_text()
+        assert f"delete {cid}" in kept, kept
+        assert containers(probe) == [cid]
+        # The operator's removal, as the kept file says.
+        subprocess.run(husk + ["delete", cid], check=True)
+        subprocess.run(["rm", "-r", str(task_dir)], check=True)
+        assert containers(probe) == []
+    finally:
+        probe.close()
     assert mount_points() == before
