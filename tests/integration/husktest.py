@@ -135,6 +135,21 @@ def children_of_us():
     return _children(False)
 
 
+def kill_stray_children():
+    """A test's teardown: reap what ended, kill and reap whatever still runs
+    below us, and return those (the test asserts there were none)."""
+    time.sleep(0.01)
+    reap_orphans()
+    procs = children_of_us()
+    for p in procs:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    reap_orphans()
+    return procs
+
+
 @pytest.fixture(scope="session")
 def rootfs_template(tmp_path_factory):
     d = tmp_path_factory.mktemp("template")
@@ -243,15 +258,7 @@ def husk(tmp_path, bundle):
     h.delete_all()
     leftover = os.listdir(root)
     shutil.rmtree(root, ignore_errors=True)
-    time.sleep(0.01)
-    reap_orphans()
-    procs = children_of_us()
-    for p in procs:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    reap_orphans()
+    procs = kill_stray_children()
     cgroups = [c for c in os.listdir(os.path.join(CGROUP2, "husk"))] if os.path.isdir(os.path.join(CGROUP2, "husk")) else []
     cgroups = [c for c in cgroups if c.startswith(f"t{os.getpid()}-")]
     for c in cgroups:

@@ -64,25 +64,33 @@ def test_syslog_over_udp_with_tag_and_facility(husk, bundle):
     assert re.fullmatch(rf"<158>{stamp} web\[\d+\]: no-newline", by_text["no-newline"]), by_text
 
 
-def test_syslog_rfc5424_over_tcp(husk, bundle):
-    bundle.set_args("sh", "-c", "echo a; echo b")
+def run_to_tcp_listener(husk, log_args, until):
+    """`husk run` with its log driver sending to a TCP listener of the
+    test's on loopback ({port} in log_args is its port): the container's id
+    and the bytes that arrived once until(data) holds or the sender closed."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
         srv.bind(("127.0.0.1", 0))
         srv.listen(1)
         port = srv.getsockname()[1]
         cid = husk.new_id()
-        r = husk.run("--log-driver", "syslog", "--log-opt", f"address=tcp://127.0.0.1:{port}",
-                     "--log-opt", "format=rfc5424micro", cid=cid)
+        r = husk.run(*[a.format(port=port) for a in log_args], cid=cid)
         assert r.returncode == 0, r.stderr
         conn, _ = srv.accept()
         with conn:
             conn.settimeout(5)
             data = b""
-            while data.count(b"\n") < 2:
+            while not until(data):
                 chunk = conn.recv(4096)
                 if not chunk:
                     break
                 data += chunk
+    return cid, data
+
+
+def test_syslog_rfc5424_over_tcp(husk, bundle):
+    bundle.set_args("sh", "-c", "echo a; echo b")
+    cid, data = run_to_tcp_listener(husk, ["--log-driver", "syslog", "--log-opt", "address=tcp://127.0.0.1:{port}",
+                                           "--log-opt", "format=rfc5424micro"], lambda d: d.count(b"\n") >= 2)
     lines = data.decode().splitlines()
     host = socket.gethostname()
     tag = cid[:12]  # the default tag: the first 12 characters of the id, as docker's {{.ID}}
@@ -419,23 +427,9 @@ def test_gelf_udp_chunks_long_messages_compressed_or_not(husk, bundle):
 
 def test_gelf_over_tcp_is_null_delimited_json(husk, bundle):
     bundle.set_args("sh", "-c", "echo a; echo b >&2")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        port = srv.getsockname()[1]
-        cid = husk.new_id()
-        r = husk.run("--log-driver", "gelf", "--log-opt", f"address=tcp://127.0.0.1:{port}",
-                     "--log-opt", "tcp-max-reconnect=1", "--log-opt", "tcp-reconnect-delay=0", cid=cid)
-        assert r.returncode == 0, r.stderr
-        conn, _ = srv.accept()
-        with conn:
-            conn.settimeout(5)
-            data = b""
-            while data.count(b"\0") < 2:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+    cid, data = run_to_tcp_listener(husk, ["--log-driver", "gelf", "--log-opt", "address=tcp://127.0.0.1:{port}",
+                                           "--log-opt", "tcp-max-reconnect=1", "--log-opt", "tcp-reconnect-delay=0"],
+                                    lambda d: d.count(b"\0") >= 2)
     frames = data.split(b"\0")
     assert frames[-1] == b"" and len(frames) == 3, data
     msgs = [json.loads(f) for f in frames[:2]]

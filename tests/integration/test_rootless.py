@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from husktest import BASE_CONFIG, HUSK, children_of_us, mount_points, reap_orphans, run_captured, wait_for
+from husktest import BASE_CONFIG, HUSK, kill_stray_children, mount_points, reap_orphans, run_captured, wait_for
 from rootlessfix import RANGE, SETPRIV, USER
 
 # A PATH with everything husk's tests need but newuidmap/newgidmap (Debian
@@ -117,15 +117,7 @@ def rl(rootless_user, rootfs_template):
         yield h
         h.delete_all()
         leftover = os.listdir(h.state_root) if os.path.isdir(h.state_root) else []
-        time.sleep(0.01)
-        reap_orphans()
-        procs = children_of_us()
-        for p in procs:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        reap_orphans()
+        procs = kill_stray_children()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     assert leftover == [], f"state directories left behind: {leftover}"
