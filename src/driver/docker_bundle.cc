@@ -16,6 +16,7 @@
 #include "common/duration.h"
 #include "common/program.h"
 #include "common/text.h"
+#include "driver/apparmor_default.h"
 #include "driver/bundle_files.h"
 #include "image/reference.h"
 #include "net/config.h"
@@ -27,7 +28,6 @@
 #include "driver/podman_flavor.h"
 #include "driver/podman_security.h"
 #include "oci/config.h"
-#include "runtime/apparmor.h"
 #include "oci/default_seccomp.h"
 #include "oci/tables.h"
 
@@ -304,13 +304,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   auto security_opt = TRY(strings("security_opt"));
   SecurityOpts sec = TRY(parse_security_opts(security_opt, caps));
   proc.no_new_privileges = sec.no_new_privileges;
-  // apparmor=PROFILE: a profile loaded on the host, applied at the exec
-  // (docker's own docker-default is dockerd's to generate: husk applies
-  // none unless asked; privileged tasks run unconfined, as in docker).
-  if (sec.apparmor && !sec.apparmor->empty() && *sec.apparmor != "unconfined" && !privileged) {
-    TRYV(runtime::check_apparmor_profile(*sec.apparmor, f("security_opt") + ": apparmor"));
-    proc.apparmor_profile = *sec.apparmor;
-  }
+  // apparmor=PROFILE: a profile loaded on the host, applied at the exec;
+  // none named: husk-default where the host runs AppArmor, as dockerd's
+  // docker-default; privileged tasks and apparmor=unconfined run unconfined.
+  proc.apparmor_profile = TRY(apparmor::task_profile(opts.apparmor, sec.apparmor.value_or(""), privileged,
+                                                     f("security_opt") + (sec.apparmor ? ": apparmor" : ""),
+                                                     "security_opt = [\"apparmor=unconfined\"]"));
   // docker's rule: its default filter unless privileged, seccomp=unconfined
   // or a profile of the task's own.
   if (sec.seccomp) lin.seccomp = *sec.seccomp;

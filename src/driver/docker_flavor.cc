@@ -69,6 +69,7 @@ Options host_defaults() {
   o.allow_caps = default_allow_caps();
   o.logging_config = {{"max-file", "2"}, {"max-size", "2m"}};
   o.image_store_root = image::Store::default_root();
+  o.apparmor = apparmor::host_policy();
   return o;
 }
 

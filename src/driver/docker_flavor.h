@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "driver/apparmor_default.h"
 #include "driver/flavor.h"
 
 namespace husk::driver::docker {
@@ -62,6 +63,7 @@ struct Options {
   std::string host_resolved_upstream = "/run/systemd/resolve/resolv.conf";
   std::string host_hosts = "/etc/hosts";
   std::string default_init_path = "/usr/bin/docker-init";  // docker's tini (--init)
+  apparmor::HostPolicy apparmor;  // husk-default for tasks that name no profile
 };
 
 Options host_defaults();

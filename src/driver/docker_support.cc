@@ -103,8 +103,9 @@ std::vector<FieldSupport> support_table() {
       {"config.runtime", R, "must be in allow_runtimes; only runc (husk) runs"},
       {"config.security_opt", I, "no-new-privileges, seccomp=unconfined|PATH, apparmor=unconfined|PROFILE (a "
                                  "profile loaded on the host, applied at the task's exec; an error where AppArmor is "
-                                 "off or the profile is not loaded; no docker-default unless named), label=disable, "
-                                 "systempaths=unconfined"},
+                                 "off or the profile is not loaded; without apparmor=, where the host runs AppArmor "
+                                 "and the task is not privileged, husk-default, husk's docker-default, loaded by the "
+                                 "driver: an error if it cannot be), label=disable, systempaths=unconfined"},
       {"config.shm_size", I, "bytes"},
       {"config.storage_opt", R, "any entry is an error"},
       {"config.sysctl", I, "namespaced sysctls only"},

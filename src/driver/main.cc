@@ -6,6 +6,8 @@
 // `--flavor NAME` overrides, `--state-dir DIR` moves the task state
 // (default /var/lib/husk-driver), `--cgroup-manager cgroupfs|systemd` says
 // how husk manages the tasks' cgroups (under nomad.slice either way).
+// `--apparmor-profile` prints husk-default, the AppArmor profile of the
+// docker and podman flavors' tasks, for operators to read or load.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include <string>
 
+#include "driver/apparmor_default.h"
 #include "driver/flavor.h"
 #include "driver/plugin.h"
 
@@ -37,6 +40,7 @@ std::string flavor_from_name(const char* argv0) {
 
 int usage(FILE* f) {
   fputs("usage: nomad-driver-husk [--flavor NAME] [--state-dir DIR] [--cgroup-manager cgroupfs|systemd]\n"
+        "       nomad-driver-husk --apparmor-profile\n"
         "A Nomad task driver plugin: Nomad's client agent starts it. See nomad-driver-husk(8).\n",
         f);
   return f == stdout ? 0 : 2;
@@ -63,7 +67,10 @@ int main(int argc, char** argv) {
     else if (a == "--state-dir" || a.starts_with("--state-dir=")) state_dir = value("--state-dir");
     else if (a == "--cgroup-manager" || a.starts_with("--cgroup-manager=")) cgroup_manager = value("--cgroup-manager");
     else if (a == "-h" || a == "--help") return usage(stdout);
-    else if (a == "--version") {
+    else if (a == "--apparmor-profile") {
+      auto text = husk::driver::apparmor::default_profile_text();
+      return fwrite(text.data(), 1, text.size(), stdout) == text.size() && fflush(stdout) == 0 ? 0 : 1;
+    } else if (a == "--version") {
       printf("nomad-driver-husk %s\n", HUSK_VERSION);
       return 0;
     } else {

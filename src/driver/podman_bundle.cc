@@ -25,7 +25,6 @@
 #include "driver/userns_auto.h"
 #include "net/config.h"
 #include "oci/config.h"
-#include "runtime/apparmor.h"
 #include "oci/default_seccomp.h"
 #include "oci/tables.h"
 
@@ -283,13 +282,12 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   proc.no_new_privileges = sec.no_new_privileges;
   std::string apparmor = TRY(str("apparmor_profile"));
   if (sec.apparmor) apparmor = *sec.apparmor;
-  // A profile loaded on the host, applied at the exec (podman's own
-  // containers-default is podman's to load: husk applies none unless
-  // asked); privileged tasks run unconfined, as in podman.
-  if (!apparmor.empty() && apparmor != "unconfined" && !privileged) {
-    TRYV(runtime::check_apparmor_profile(apparmor, sec.apparmor ? f("security_opt") + ": apparmor" : f("apparmor_profile")));
-    proc.apparmor_profile = apparmor;
-  }
+  // A profile loaded on the host, applied at the exec; none named:
+  // husk-default where the host runs AppArmor, as podman's
+  // containers-default; privileged tasks and unconfined run unconfined.
+  proc.apparmor_profile = TRY(apparmor::task_profile(opts.apparmor, apparmor, privileged,
+                                                     sec.apparmor ? f("security_opt") + ": apparmor" : f("apparmor_profile"),
+                                                     "apparmor_profile = \"unconfined\""));
   if (!TRY(strings("selinux_opts")).empty())
     return fail_msg(f("selinux_opts"), ": husk does not implement SELinux labels");
   // docker's and podman's rule: a default filter unless privileged or

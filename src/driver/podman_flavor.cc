@@ -72,6 +72,7 @@ Options host_defaults() {
   }
   o.selinux_enabled = selinux_enabled();
   o.online_cpus = online_cpus();
+  o.apparmor = apparmor::host_policy();
   return o;
 }
 

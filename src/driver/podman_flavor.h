@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "driver/apparmor_default.h"
 #include "driver/flavor.h"
 #include "driver/userns_auto.h"
 
@@ -62,6 +63,7 @@ struct Options {
   std::string default_init_path = "/usr/libexec/podman/catatonit";
   std::string image_store_root;  // image::Store::default_root()
   AutoUsernsHost userns_auto;     // userns = "auto": the subuid files, the ids in use
+  apparmor::HostPolicy apparmor;  // husk-default for tasks that name no profile
 };
 
 Options host_defaults();

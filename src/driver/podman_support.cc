@@ -44,7 +44,8 @@ std::vector<FieldSupport> support_rows() {
       {"config.readonly_rootfs", kImpl, "read-only root with podman's writable tmpfs on /tmp, /run, /var/tmp"},
       {"config.apparmor_profile", kImpl,
        "a profile loaded on the host, applied at the task's exec; unconfined; an error where AppArmor is off or the "
-       "profile is not loaded (podman's containers-default is not loaded by husk: none unless named)"},
+       "profile is not loaded; unset (and no security_opt apparmor=), where the host runs AppArmor and the task is not "
+       "privileged: husk-default, husk's containers-default, loaded by the driver (an error if it cannot be)"},
       {"config.selinux_opts", kRefused, "husk does not implement SELinux labels"},
       {"config.security_opt", kImpl,
        "no-new-privileges, seccomp=unconfined, mask=, unmask=, proc-opts=, apparmor= (as apparmor_profile); label= "

@@ -2,7 +2,7 @@
 // harness does not (tty exec, arbitrary task configs, exec in a running
 // task): it starts a driver plugin binary like Nomad does, then reads JSON
 // commands one a line on stdin and answers each with one JSON line:
-//   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"dir":ALLOCDIR,"alloc":ALLOCID}
+//   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"cpu_shares":N,"dir":ALLOCDIR,"alloc":ALLOCID}
 //   {"op":"exec","id":ID,"cmd":[...],"tty":B,"stdin":S,"close":B,"rows":R,"cols":C,"timeout":SECONDS}
 //   {"op":"stop","id":ID}   StopTask(5 s), WaitTask, DestroyTask(force)
 //   {"op":"events","id":ID}  the task events of ID received so far (TaskEvents,
@@ -118,8 +118,10 @@ class Probe {
     auto* r = t.mutable_resources();
     r->mutable_allocated_resources()->mutable_memory()->set_memory_mb(mb);
     r->mutable_allocated_resources()->mutable_memory()->set_memory_max_mb(num(j, "memory_max_mb", 0));
-    r->mutable_allocated_resources()->mutable_cpu()->set_cpu_shares(100);
-    r->mutable_linux_resources()->set_cpu_shares(100);
+    // "cpu_shares": 0 asks for none (a host without the cpu controller).
+    int64_t shares = num(j, "cpu_shares", 100);
+    r->mutable_allocated_resources()->mutable_cpu()->set_cpu_shares(shares);
+    r->mutable_linux_resources()->set_cpu_shares(shares);
     r->mutable_linux_resources()->set_memory_limit_bytes(mb << 20);
     Spec schema = flavor_->task_schema();
     t.set_msgpack_driver_config(encode_msgpack(value_of(j["config"].v), *schema));

@@ -247,6 +247,7 @@ class DockerPlan : public ::testing::Test {
 
     opts_ = *docker::parse_options(Value());
     opts_.rootless = false;
+    opts_.apparmor = {};  // AppArmor off; the tests that want it on say so
     opts_.selinux_enabled = false;
     opts_.online_cpus = 4;
     opts_.host_resolv_conf = root_ + "/resolv.conf";
@@ -683,6 +684,41 @@ TEST_F(DockerPlan, SecurityOptions) {
   expect_error(plan({{"security_opt", L({S("apparmor=docker-default")})}}), "config.security_opt");
   expect_error(plan({{"security_opt", L({S("bogus")})}}), "config.security_opt[0]");
   EXPECT_TRUE(plan({{"security_opt", L({S("apparmor=unconfined")})}}));
+}
+
+// As dockerd's docker-default: husk-default for every task that names no
+// profile where the host runs AppArmor, loaded first; privileged and
+// apparmor=unconfined tasks run without one; a default that cannot be
+// loaded fails the task.
+TEST_F(DockerPlan, TasksThatNameNoAppArmorProfileRunUnderHuskDefault) {
+  int loads = 0;
+  opts_.apparmor = {true, [&]() -> Result<> {
+                      ++loads;
+                      return {};
+                    }};
+  opts_.allow_privileged = true;
+  auto r = plan({});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->spec.process->apparmor_profile, std::optional<std::string>("husk-default"));
+  EXPECT_EQ(loads, 1);
+  r = plan({{"privileged", B(true)}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_FALSE(r->spec.process->apparmor_profile);
+  r = plan({{"security_opt", L({S("apparmor=unconfined")})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_FALSE(r->spec.process->apparmor_profile);
+  EXPECT_EQ(loads, 1);
+
+  opts_.apparmor.ensure = []() -> Result<> { return fail_msg("apparmor_parser is not installed"); };
+  r = plan({{"security_opt", L({S("no-new-privileges")})}});
+  expect_error(r, "config.security_opt: ");
+  EXPECT_NE(r.error().str().find("husk-default"), std::string::npos) << r.error().str();
+  EXPECT_NE(r.error().str().find("security_opt = [\"apparmor=unconfined\"]"), std::string::npos) << r.error().str();
+
+  opts_.apparmor = {};  // AppArmor off: none, no error
+  r = plan({});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_FALSE(r->spec.process->apparmor_profile);
 }
 
 TEST_F(DockerPlan, ImageDirectoriesOutsideTheAllocationNeedVolumes) {

@@ -518,6 +518,7 @@ class PodmanPlan : public ::testing::Test {
 
     opts_ = *podman::parse_options(Value());
     opts_.rootless = false;
+    opts_.apparmor = {};  // AppArmor off; the tests that want it on say so
     opts_.can_raise_rlimits = true;
     opts_.selinux_enabled = false;
     opts_.online_cpus = 4;
@@ -1073,6 +1074,31 @@ TEST_F(PodmanPlan, UnsupportedSecurityFieldsAreErrors) {
   EXPECT_TRUE(nnp->spec.process->no_new_privileges);
   EXPECT_TRUE(has(*nnp->spec.linux->masked_paths, "/proc/foo"));
   EXPECT_FALSE(has(*nnp->spec.linux->masked_paths, "/proc/kcore"));
+}
+
+// As podman's containers-default: husk-default for a task that names no
+// profile where the host runs AppArmor; apparmor_profile or security_opt
+// "unconfined" and privileged tasks run without one.
+TEST_F(PodmanPlan, TasksThatNameNoAppArmorProfileRunUnderHuskDefault) {
+  int loads = 0;
+  opts_.apparmor = {true, [&]() -> Result<> {
+                      ++loads;
+                      return {};
+                    }};
+  auto r = plan({});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->spec.process->apparmor_profile, std::optional<std::string>("husk-default"));
+  for (auto unconfined : {std::pair<std::string, Value>{"apparmor_profile", S("unconfined")},
+                          {"security_opt", L({S("apparmor=unconfined")})}, {"privileged", B(true)}}) {
+    r = plan({unconfined});
+    ASSERT_TRUE(r) << r.error().str();
+    EXPECT_FALSE(r->spec.process->apparmor_profile) << unconfined.first;
+  }
+  EXPECT_EQ(loads, 1);
+  opts_.apparmor.ensure = []() -> Result<> { return fail_msg("apparmor_parser is not installed"); };
+  r = plan({});
+  expect_error(r, "config.apparmor_profile: ");
+  EXPECT_NE(r.error().str().find("apparmor_profile = \"unconfined\""), std::string::npos) << r.error().str();
 }
 
 TEST_F(PodmanPlan, InitBinaryIsBoundAndRunsFirst) {
