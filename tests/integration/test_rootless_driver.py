@@ -96,13 +96,13 @@ def as_user(user, argv, base, **kw):
 class RootlessProbe:
     """driver-probe run as the rootless user, the plugin as nomad-driver-podman."""
 
-    def __init__(self, user, base, plugin_config):
+    def __init__(self, user, base, plugin_config, name="nomad-driver-podman"):
         self.user, self.base = user, base
         self.state = os.path.join(base, "driver-state")
         self.alloc = os.path.join(base, "alloc")
         user_dir(user, os.path.join(base, "xdg"), 0o700)
         user_dir(user, self.alloc)
-        plugin = os.path.join(base, "nomad-driver-podman")
+        plugin = os.path.join(base, name)
         os.symlink(PLUGIN, plugin)
         env = dict(user_env(base), PROBE_PLUGIN_CONFIG=json.dumps(plugin_config))
         self.p = subprocess.Popen([SETPRIV, f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", PROBE,
@@ -228,6 +228,9 @@ def test_rootless_driver_runs_a_registry_image_of_its_store(rootless_user, base,
         assert owner(os.path.join(app, "home/app")) == (u.start + 999, u.start + 999)
         events = probe.call(op="events", id=TASK_ID)["events"]
         assert any(e["message"].startswith(f"pulled {ref} (2 layers, 2 unpacked") for e in events), events
+        # The child's progress, as the root driver reports it.
+        progress = [e for e in events if e["message"].startswith("Image pull progress: Pulled ")]
+        assert progress and progress[0]["annotations"] == {"image": ref}, events
         # The driver mounted nothing on the host: husk's init did, in the container.
         assert mount_points() == before
         state = json.loads(as_user(u, [os.path.join(ROOT, "build", "src", "cli", "husk"), "--root",
@@ -336,6 +339,27 @@ def test_rootless_driver_runs_a_directory_image(rootless_user, base, rootfs_temp
         assert probe.stop(TASK_ID)["ok"]
         check_nothing_left(probe, u, before)
         assert os.path.isfile(os.path.join(image, "bin", "busybox")), "the image is kept"
+    finally:
+        probe.close()
+    assert wait_no_processes(u) == []
+
+
+def test_rootless_docker_flavor_runs_a_registry_image_of_its_store(rootless_user, base, images):
+    """The docker flavor's tasks too: its pull progress events, the image's owners, the cleanup."""
+    u = rootless_user
+    store = os.path.join(base, "store")
+    before = mount_points()
+    ref = f"{images.host}/test/rootless-driver:v1"
+    probe = RootlessProbe(u, base, {"image_store": store}, name="nomad-driver-docker")
+    try:
+        cfg = dict(image=ref, command="/bin/sh", args=["-c", "sleep 300"], network_mode="none")
+        r = probe.start(TASK_ID, cfg)
+        assert r["ok"], r
+        events = probe.call(op="events", id=TASK_ID)["events"]
+        assert any(e["message"].startswith("Docker image pull progress: Pulled ") for e in events), events
+        check_task_inside(probe, u)
+        assert probe.stop(TASK_ID)["ok"]
+        check_nothing_left(probe, u, before)
     finally:
         probe.close()
     assert wait_no_processes(u) == []
