@@ -149,8 +149,10 @@ Result<Captured> run_streaming(const std::vector<std::string>& argv, const std::
         (is_out ? out_r : err_r).reset();
         continue;
       }
-      if (is_out) c.out.append(buf, static_cast<size_t>(got));
-      else take(std::string_view(buf, static_cast<size_t>(got)));
+      if (is_out)
+        c.out.append(buf, static_cast<size_t>(got));
+      else
+        take(std::string_view(buf, static_cast<size_t>(got)));
     }
     int64_t now = monotonic_ms();
     if (deadline >= 0 && now > deadline) {

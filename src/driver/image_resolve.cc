@@ -110,7 +110,8 @@ Result<std::string> run_husk_image(std::vector<std::string> args, const std::str
     if (on_line) on_line(l);
   };
   Captured c = TRY_CTX(run_streaming(args, stdin_data, timeout_ms, line, on_idle), "run ", args[0]);
-  if (c.timed_out) return fail_errno(ETIMEDOUT, "husk-image ", args[1], " did not finish within ", timeout_ms / 1000, " s");
+  if (c.timed_out)
+    return fail_errno(ETIMEDOUT, "husk-image ", args[1], " did not finish within ", timeout_ms / 1000, " s");
   if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)
     return fail_msg(why.empty() ? cat("husk-image ", args[1], ": ", describe_wait_status(c.status)) : why);
   return c.out;
@@ -126,9 +127,9 @@ struct ChildPull {
 // same rules: the store's image unless force) with the same options.
 Result<ChildPull> pull_in_child(const std::string& ref, const ImageOptions& options) {
   const PullOptions& p = options.pull;
-  std::vector<std::string> args = {"pull", "--root", options.store_root, "--platform", options.platform.str(),
-                                   "--progress", "summary", "--policy", p.force ? "always" : "missing",
-                                   "--timeout", cat(p.timeout_ms, "ms")};
+  std::vector<std::string> args = {"pull", "--root", options.store_root, "--platform", options.platform.str()};
+  args.insert(args.end(), {"--progress", "summary", "--policy", p.force ? "always" : "missing"});
+  args.insert(args.end(), {"--timeout", cat(p.timeout_ms, "ms")});
   if (!p.tls_verify) args.push_back("--tls-verify=false");
   if (!p.auth_file.empty()) args.insert(args.end(), {"--authfile", p.auth_file});
   if (p.auth_soft_fail) args.push_back("--auth-soft-fail");
@@ -269,8 +270,8 @@ Result<> apply_store_id_map(oci::Spec& spec, const ResolvedImage& image, const s
   if (image.uid_map.empty()) return {};
   if (!mode.empty() && mode != "host")
     return fail_msg(field, ": \"", mode, "\": a rootless driver runs an image of its store in a user namespace mapped ",
-                    "as the store's layers are (uids ", id_map_text(image.uid_map), ", gids ", id_map_text(image.gid_map),
-                    "), so it cannot join or make another (only \"host\")");
+                    "as the store's layers are (uids ", id_map_text(image.uid_map), ", gids ",
+                    id_map_text(image.gid_map), "), so it cannot join or make another (only \"host\")");
   set_namespace(spec, oci::NamespaceType::User, true);
   if (!spec.linux) spec.linux.emplace();
   spec.linux->uid_mappings = image.uid_map;

@@ -693,10 +693,11 @@ void image_gc_loop(Shared& s) {
     if (geteuid() != 0) {
       // A rootless store removes its layers in its user namespace, a fork
       // this threaded process leaves to husk-image.
-      auto r = run_captured({husk_image_binary(), "prune", "--root", gc->store_root, "--unused-for",
-                             cat(gc->delay_ns / 1'000'000'000)},
-                            {}, 600000);
-      if (!r) log_error("image gc: " + r.error().str());
+      auto r = run_captured(
+          {husk_image_binary(), "prune", "--root", gc->store_root, "--unused-for", cat(gc->delay_ns / 1'000'000'000)},
+          {}, 600000);
+      if (!r)
+        log_error("image gc: " + r.error().str());
       else if (r->timed_out || !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
         log_error("image gc: husk-image prune: " + (r->timed_out ? std::string("timed out") : r->err));
       continue;

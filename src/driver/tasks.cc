@@ -21,13 +21,13 @@
 #include "cgroups/stats.h"
 #include "common/fd.h"
 #include "common/idshift.h"
+#include "common/overlay.h"
 #include "common/program.h"
 #include "common/text.h"
 #include "driver/bundle_files.h"
 #include "driver/husk_process.h"
-#include "common/overlay.h"
-#include "image/store.h"
 #include "driver/log.h"
+#include "image/store.h"
 #include "oci/config.h"
 #include "runtime/rootfs_overlay.h"
 #include "runtime/state_store.h"
@@ -113,9 +113,10 @@ void remove_task_dir(const std::string& dir) {
   struct stat st;
   if (geteuid() == 0 || lstat(dir.c_str(), &st) < 0) return;
   auto r = run_captured({husk_image_binary(), "remove-dir", dir}, {}, 120000);
-  if (!r || r->timed_out || !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
-    fprintf(stderr, "nomad-driver-husk: remove the task directory %s in the image store's user namespace: %s\n",
-            dir.c_str(), !r ? r.error().str().c_str() : r->timed_out ? "husk-image remove-dir timed out" : r->err.c_str());
+  if (r && !r->timed_out && WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0) return;
+  std::string why = !r ? r.error().str() : r->timed_out ? "husk-image remove-dir timed out" : r->err;
+  fprintf(stderr, "nomad-driver-husk: remove the task directory %s in the image store's user namespace: %s\n",
+          dir.c_str(), why.c_str());
 }
 
 // Log FIFOs: open for writing, waiting a while for the reader (Nomad's
@@ -344,8 +345,9 @@ Result<> bind_image(const OwnershipPlan& own, bool idmap, const std::string& src
 // own user and mount namespaces (run.husk.rootfs.overlay, userxattr).
 Result<> plan_rootless_rootfs(BundlePlan& plan, const std::string& task_dir) {
   if (plan.rootfs_mode != RootfsMode::kOverlay)
-    return fail_msg("a driver that does not run as root cannot mount this task's root file system (a volatile root or "
-                    "the image itself, not an overlay with its changes in the task directory)");
+    return fail_msg(
+        "a driver that does not run as root cannot mount this task's root file system (a volatile root or "
+        "the image itself, not an overlay with its changes in the task directory)");
   if (plan.ownership.mode != OwnershipPlan::Mode::kOff)
     return fail_msg("a driver that does not run as root cannot map the image into the task's own id range ",
                     "(private_users_ownership, userns = \"auto\")");
@@ -359,7 +361,8 @@ Result<> plan_rootless_rootfs(BundlePlan& plan, const std::string& task_dir) {
                       " cannot name");
     lower += (lower.empty() ? "" : ":") + l;
   }
-  plan.spec.annotations[runtime::kRootfsOverlayAnnotation] = cat("lowerdir=", lower, ",upperdir=", upper, ",workdir=", work);
+  plan.spec.annotations[runtime::kRootfsOverlayAnnotation] =
+      cat("lowerdir=", lower, ",upperdir=", upper, ",workdir=", work);
   return {};
 }
 

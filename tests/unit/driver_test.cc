@@ -1345,7 +1345,8 @@ TEST(ResolveImage, ARootlessStoreImageTakesTheStoresIdMap) {
   // A mode that needs maps of its own is an error naming the field and the store's maps.
   auto bad = apply_store_id_map(spec, img, "config.userns", "keep-id");
   ASSERT_FALSE(bad);
-  EXPECT_NE(bad.error().what().find("config.userns: \"keep-id\": a rootless driver"), std::string::npos) << bad.error().what();
+  EXPECT_NE(bad.error().what().find("config.userns: \"keep-id\": a rootless driver"), std::string::npos)
+      << bad.error().what();
   EXPECT_NE(bad.error().what().find("0:1000:1,1:300000:65536"), std::string::npos) << bad.error().what();
   // Root's store and directories leave the spec alone.
   oci::Spec plain;
