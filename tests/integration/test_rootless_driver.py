@@ -363,3 +363,31 @@ def test_rootless_docker_flavor_runs_a_registry_image_of_its_store(rootless_user
     finally:
         probe.close()
     assert wait_no_processes(u) == []
+
+
+def test_rootless_driver_image_gc_removes_unused_images_in_the_stores_namespace(rootless_user, base, images):
+    """The docker flavor's gc.image (once a minute) as husk-image prune: an
+    image no task holds goes, with its layers of sub-id files, which the
+    plugin's user could not remove itself."""
+    u = rootless_user
+    store = os.path.join(base, "store")
+    before = mount_points()
+    ref = f"{images.host}/test/rootless-driver:v1"
+    started = time.time()
+    probe = RootlessProbe(u, base, {"image_store": store, "gc": {"image": True, "image_delay": "1s"}},
+                          name="nomad-driver-docker")
+    try:
+        r = probe.start(TASK_ID, dict(image=ref, command="/bin/sh", args=["-c", "sleep 300"], network_mode="none"))
+        assert r["ok"], r
+        assert probe.stop(TASK_ID)["ok"]
+        check_nothing_left(probe, u, before)
+        layers = os.path.join(store, "layers")
+        assert len(os.listdir(layers)) == 2
+        deadline = started + 100
+        while (os.listdir(os.path.join(store, "images")) or os.listdir(layers)) and time.time() < deadline:
+            time.sleep(1)
+        assert os.listdir(os.path.join(store, "images")) == [] and os.listdir(layers) == [], \
+            "gc.image did not remove the unused image within its first rounds"
+    finally:
+        probe.close()
+    assert wait_no_processes(u) == []
