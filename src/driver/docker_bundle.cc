@@ -326,6 +326,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   };
   std::string userns = TRY(str("userns_mode"));
   TRYV(check_mode(opts, opts.allowed_userns, "userns", "userns_mode", userns));
+  TRYV(apply_store_id_map(spec, img, f("userns_mode"), userns));
   if (!userns.empty() && userns != "host")
     return fail_msg(f("userns_mode"), ": \"", userns, "\": husk runs tasks in the host's user namespace (only \"host\")");
 

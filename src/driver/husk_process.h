@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,21 @@ using husk::run_captured;
 // The path of the husk binary the driver runs: $HUSK_BINARY, else `husk`
 // beside the driver binary, else /usr/local/bin/husk, /usr/bin/husk.
 std::string husk_binary();
+
+// The path of husk-image, which a rootless driver runs for the store's
+// work that forks (unpacks and removals in the store's user namespace):
+// $HUSK_IMAGE_BINARY, else `husk-image` beside the driver binary (or in
+// the build tree's src/image), else /usr/local/bin/husk-image,
+// /usr/bin/husk-image.
+std::string husk_image_binary();
+
+// Runs `argv` to completion with `stdin_data` on its stdin, its stdout
+// captured and its stderr handed to `on_stderr_line` line by line as it
+// comes (the lines are also in the result's `err`); `on_idle` is called
+// about once a second while it runs. Killed with SIGKILL after
+// timeout_ms (-1: none) and timed_out set.
+Result<Captured> run_streaming(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms,
+                               const std::function<void(const std::string& line)>& on_stderr_line,
+                               const std::function<void()>& on_idle = {});
 
 }  // namespace husk::driver

@@ -1,7 +1,12 @@
 // Task images: local directories or the image store (see image_resolve.h).
 #include "driver/image_resolve.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
 
 #include <condition_variable>
 #include <functional>
@@ -9,7 +14,9 @@
 #include <mutex>
 #include <thread>
 
+#include "common/text.h"
 #include "driver/bundle_files.h"
+#include "driver/husk_process.h"
 #include "driver/image_dir.h"
 #include "image/import.h"
 #include "image/pull.h"
@@ -19,6 +26,16 @@
 namespace husk::driver {
 
 namespace {
+
+// The credentials a pull uses when the task has none: the plugin's helper
+// answers for every registry (podman's auth.helper).
+Result<std::optional<image::Credentials>> pull_credentials(const std::string& ref, const PullOptions& p) {
+  if (p.credentials) return p.credentials;
+  if (p.auth_helper.empty()) return std::optional<image::Credentials>();
+  image::Reference r = TRY(image::parse_reference(ref));
+  return TRY_CTX(image::credential_helper_get(p.auth_helper, r.registry, std::chrono::seconds(10)), "auth.helper \"",
+                 p.auth_helper, "\"");
+}
 
 Result<image::PullResult> pull(image::Store& store, const std::string& ref, const ImageOptions& options) {
   const PullOptions& p = options.pull;
@@ -77,26 +94,131 @@ Result<image::PullResult> pull(image::Store& store, const std::string& ref, cons
       t.join();
     }
   } stop_ticker{reporter, ticker};
-  if (p.credentials) {
-    req.fetch.auth.explicit_creds = p.credentials;
-  } else if (!p.auth_helper.empty()) {
-    // The plugin's helper answers for every registry (podman's auth.helper).
-    image::Reference r = TRY(image::parse_reference(ref));
-    auto c = TRY_CTX(image::credential_helper_get(p.auth_helper, r.registry, std::chrono::seconds(10)),
-                     "auth.helper \"", p.auth_helper, "\"");
-    if (c) req.fetch.auth.explicit_creds = std::move(*c);
-  }
+  if (auto c = TRY(pull_credentials(ref, p))) req.fetch.auth.explicit_creds = std::move(*c);
   return image::pull_image(store, req);
+}
+
+// husk-image ARGS... for a rootless driver: its stdout, or the error it
+// printed (its last "husk-image: " line, without the prefix).
+Result<std::string> run_husk_image(std::vector<std::string> args, const std::string& stdin_data, int timeout_ms,
+                                   const std::function<void(const std::string&)>& on_line = {},
+                                   const std::function<void()>& on_idle = {}) {
+  args.insert(args.begin(), husk_image_binary());
+  std::string why;
+  auto line = [&](const std::string& l) {
+    if (l.starts_with("husk-image: ") && !l.starts_with("husk-image: warning: ")) why = l.substr(12);
+    if (on_line) on_line(l);
+  };
+  Captured c = TRY_CTX(run_streaming(args, stdin_data, timeout_ms, line, on_idle), "run ", args[0]);
+  if (c.timed_out)
+    return fail_errno(ETIMEDOUT, "husk-image ", args[1], " did not finish within ", timeout_ms / 1000, " s");
+  if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)
+    return fail_msg(why.empty() ? cat("husk-image ", args[1], ": ", describe_wait_status(c.status)) : why);
+  return c.out;
+}
+
+struct ChildPull {
+  bool fetched = false;
+  unsigned unpacked = 0, reused = 0;
+  std::string image_id, name;
+};
+
+// pull(), for a rootless driver: `husk-image pull --policy missing` (the
+// same rules: the store's image unless force) with the same options.
+Result<ChildPull> pull_in_child(const std::string& ref, const ImageOptions& options) {
+  const PullOptions& p = options.pull;
+  std::vector<std::string> args = {"pull", "--root", options.store_root, "--platform", options.platform.str()};
+  args.insert(args.end(), {"--progress", "summary", "--policy", p.force ? "always" : "missing"});
+  args.insert(args.end(), {"--timeout", cat(p.timeout_ms, "ms")});
+  if (!p.tls_verify) args.push_back("--tls-verify=false");
+  if (!p.auth_file.empty()) args.insert(args.end(), {"--authfile", p.auth_file});
+  if (p.auth_soft_fail) args.push_back("--auth-soft-fail");
+  if (p.activity_timeout_ms > 0)
+    args.insert(args.end(), {p.retry_stalled ? "--progress-timeout" : "--activity-timeout",
+                             cat(p.activity_timeout_ms, "ms"), "--activity-timeout-name", p.activity_timeout_name});
+  std::string creds_text;
+  if (auto creds = TRY(pull_credentials(ref, p))) {
+    // On stdin: a command line is readable by every user of the host.
+    creds_text = creds->username + ":" + creds->password;
+    args.insert(args.end(), {"--creds-stdin", "--creds-source", creds->source});
+  }
+  args.push_back(ref);
+  ChildPull out;
+  std::string latest;  // the child's last progress summary
+  image::ReportThrottle throttle{kPullProgressInterval};
+  auto report = [&] {
+    if (options.pull_progress && !latest.empty() && throttle.due(image::Clock::now())) options.pull_progress(latest);
+  };
+  auto on_line = [&](const std::string& l) {
+    if (l.starts_with("progress: ")) {
+      latest = l.substr(10);
+      report();
+    } else if (l.starts_with("pulled: ")) {
+      char how[16] = {}, id[80] = {}, name[1024] = {};
+      if (sscanf(l.c_str() + 8, "%15s %u %u %79s %1023s", how, &out.unpacked, &out.reused, id, name) == 5) {
+        out.fetched = std::string_view(how) == "fetched";
+        out.image_id = id;
+        out.name = name;
+      }
+    }
+  };
+  // The child bounds the transfer itself; the margin is for unpacking.
+  int bound = p.timeout_ms > 0 ? static_cast<int>(std::min<int64_t>(p.timeout_ms + 10 * 60 * 1000, INT32_MAX)) : -1;
+  TRYV(run_husk_image(args, creds_text, bound, on_line, report));
+  if (out.image_id.empty()) return fail_msg("husk-image pull did not say which image it stored");
+  return out;
 }
 
 }  // namespace
 
 Result<std::string> image_store_option(const Value& cfg) {
-  std::string root = TRY(read_string(cfg, "image_store", ""));
-  if (root.empty()) return image::Store::default_root();
-  if (root[0] != '/') return fail_msg("image_store: \"", root, "\" is not an absolute path");
-  return clean_path(root);
+  // Not TRY: GCC 12 takes the moved-from string for uninitialized here.
+  auto root = read_string(cfg, "image_store", "");
+  if (!root) return fail(std::move(root.error()));
+  if (root->empty()) return image::Store::default_root();
+  if (!root->starts_with('/')) return fail_msg("image_store: \"", *root, "\" is not an absolute path");
+  return clean_path(*root);
 }
+
+namespace {
+
+// A rootless driver's store image: unpacked by a husk-image child, then
+// read here (lookups and leases are files; nothing forks).
+Result<ResolvedImage> resolve_rootless(const std::string& ref, const std::optional<image::ImageSource>& src,
+                                       const ImageOptions& options, const std::string& field) {
+  auto named = [&](const Error& e) { return fail_msg(field, ": \"", ref, "\": ", e.str()); };
+  ResolvedImage out;
+  std::string image_id;
+  if (!src) {
+    auto pulled = pull_in_child(ref, options);
+    if (!pulled) return named(pulled.error());
+    image_id = pulled->image_id;
+    out.pulled = pulled->fetched ? cat("pulled ", pulled->name, " (", pulled->unpacked + pulled->reused, " layers, ",
+                                       pulled->unpacked, " unpacked, ", pulled->reused, " shared with other images)")
+                                 : cat("image ", pulled->name, " is in the store");
+  } else {
+    auto id = run_husk_image({"import", "--root", options.store_root, "--platform", options.platform.str(), ref, ref},
+                             "", -1);
+    if (!id) return named(id.error());
+    image_id = *id;
+    while (!image_id.empty() && (image_id.back() == '\n' || image_id.back() == ' ')) image_id.pop_back();
+    out.source_path = src->path;
+  }
+  auto store = image::Store::open(options.store_root);
+  if (!store) return named(std::move(store.error()).with_context("open the image store"));
+  auto rec = store->lookup(image_id);
+  if (!rec) return named(rec.error());
+  auto config = store->config(*rec);
+  if (!config) return named(config.error());
+  out.config = std::move(*config);
+  out.layers = store->layer_dirs(*rec);
+  out.image_id = rec->id;
+  out.uid_map = store->id_map().uids;
+  out.gid_map = store->id_map().gids;
+  return out;
+}
+
+}  // namespace
 
 Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& options, const std::string& field) {
   ResolvedImage out;
@@ -109,12 +231,7 @@ Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& 
     out.source_path = out.layers[0];
     return out;
   }
-  // A rootless driver's task roots would be overlays its tasks mount in
-  // their own user namespaces (run.husk.rootfs.overlay), and its store's
-  // unpacks would fork in this threaded process: neither is done yet.
-  if (geteuid() != 0)
-    return fail_msg(field, ": \"", ref, "\": a driver that does not run as root takes only local root file system "
-                    "directories (its image store and task overlays need root here)");
+  if (geteuid() != 0) return resolve_rootless(ref, src, options, field);
   auto store = image::Store::open(options.store_root);
   if (!store) return named(std::move(store.error()).with_context("open the image store"));
   if (!src) {
@@ -140,6 +257,26 @@ Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& 
   out.image_id = rec->id;
   out.source_path = src->path;
   return out;
+}
+
+std::string id_map_text(const std::vector<oci::IdMapping>& maps) {
+  std::string s;
+  for (const auto& m : maps) s += cat(s.empty() ? "" : ",", m.container_id, ":", m.host_id, ":", m.size);
+  return s;
+}
+
+Result<> apply_store_id_map(oci::Spec& spec, const ResolvedImage& image, const std::string& field,
+                            const std::string& mode) {
+  if (image.uid_map.empty()) return {};
+  if (!mode.empty() && mode != "host")
+    return fail_msg(field, ": \"", mode, "\": a rootless driver runs an image of its store in a user namespace mapped ",
+                    "as the store's layers are (uids ", id_map_text(image.uid_map), ", gids ",
+                    id_map_text(image.gid_map), "), so it cannot join or make another (only \"host\")");
+  set_namespace(spec, oci::NamespaceType::User, true);
+  if (!spec.linux) spec.linux.emplace();
+  spec.linux->uid_mappings = image.uid_map;
+  spec.linux->gid_mappings = image.gid_map;
+  return {};
 }
 
 }  // namespace husk::driver

@@ -18,6 +18,7 @@
 #include "driver/value.h"
 #include "image/auth.h"
 #include "oci/image.h"
+#include "oci/spec.h"
 
 namespace husk::driver {
 
@@ -57,6 +58,10 @@ struct ResolvedImage {
   std::string image_id;                    // store images: what the task leases
   std::string source_path;                 // the host directory or archive it came from; "" when pulled
   std::string pulled;                      // a registry image: what happened, for a task event
+  // A rootless store's id map (image/store_userns.h): the task's user
+  // namespace must map the same way for the layers' owners to be seen as
+  // the image gives them. Empty for root's store and for directories.
+  std::vector<oci::IdMapping> uid_map, gid_map;
 };
 
 // The plugin option `image_store` (husk's own, in every flavor that uses
@@ -66,6 +71,22 @@ struct ResolvedImage {
 Result<std::string> image_store_option(const Value& plugin_config);
 
 // `field` names the task config field in errors ("config.image").
+// A driver not run as root pulls and imports through a `husk-image`
+// child (husk_image_binary()), which unpacks in the store's user
+// namespace: this threaded process does not fork to do it. The pull's
+// progress comes back from the child's `--progress summary` lines.
 Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& options, const std::string& field);
+
+// A rootless store image's user namespace: the task's maps are the
+// store's (ResolvedImage::uid_map), so that the layers' owners are seen as
+// the image gives them. `field` is the task's user namespace field and
+// `mode` its value: "" and "host" (the driver's own namespace, as rootless
+// podman means it) take the store's maps; any other mode would need maps
+// of its own, an error naming the field. Nothing for other images.
+Result<> apply_store_id_map(oci::Spec& spec, const ResolvedImage& image, const std::string& field,
+                            const std::string& mode);
+
+// "0:1000:1,1:300000:65536": maps as the error messages show them.
+std::string id_map_text(const std::vector<oci::IdMapping>& maps);
 
 }  // namespace husk::driver

@@ -690,6 +690,18 @@ void image_gc_loop(Shared& s) {
       if (s.configured) gc = s.flavor->image_gc();
     }
     if (!gc) continue;
+    if (geteuid() != 0) {
+      // A rootless store removes its layers in its user namespace, a fork
+      // this threaded process leaves to husk-image.
+      auto r = run_captured(
+          {husk_image_binary(), "prune", "--root", gc->store_root, "--unused-for", cat(gc->delay_ns / 1'000'000'000)},
+          {}, 600000);
+      if (!r)
+        log_error("image gc: " + r.error().str());
+      else if (r->timed_out || !WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
+        log_error("image gc: husk-image prune: " + (r->timed_out ? std::string("timed out") : r->err));
+      continue;
+    }
     auto store = image::Store::open(gc->store_root);
     if (!store) {
       log_error("image gc: " + store.error().str());

@@ -318,7 +318,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   // of `containers` (userns_auto.h) and idmaps the image's layers.
   std::string userns = TRY(str("userns"));
   std::string userns_mode = userns.substr(0, userns.find(':'));
-  if (userns.empty() || userns == "host") {
+  if (!img.uid_map.empty()) {
+    TRYV(apply_store_id_map(spec, img, f("userns"), userns));
+  } else if (userns.empty() || userns == "host") {
   } else if (userns_mode == "ns") {
     std::string p = userns.substr(3);
     if (p.empty() || p[0] != '/') return fail_msg(f("userns"), ": \"", userns, "\": the path is not absolute");

@@ -22,14 +22,15 @@
 #include "common/copy_tree.h"
 #include "common/fd.h"
 #include "common/idshift.h"
+#include "common/overlay.h"
 #include "common/program.h"
 #include "common/text.h"
 #include "driver/bundle_files.h"
 #include "driver/husk_process.h"
-#include "common/overlay.h"
-#include "image/store.h"
 #include "driver/log.h"
+#include "image/store.h"
 #include "oci/config.h"
+#include "runtime/rootfs_overlay.h"
 #include "runtime/state_store.h"
 
 namespace husk::driver {
@@ -90,15 +91,21 @@ void remove_dir(const std::string& path) {
 }
 
 // Unmounts what a task dir may hold (its rootfs; an idmapped image at
-// lower/; a loop-mounted disk image at image/; a tmpfs at volatile/), then
-// removes the dir. The rootfs may
-// be a bind of a user's image directory on the same file system: if it is
-// still there and not empty after the unmount, the dir is left in place
-// rather than risk deleting the image.
+// lower/; a loop-mounted disk image at image/; a tmpfs at volatile/).
 void unmount_task_dir(const std::string& dir) {
   for (const char* m : {"/rootfs", "/lower", "/volatile", "/image", kShmDir}) umount2((dir + m).c_str(), MNT_DETACH);
 }
 
+// Unmounts, then removes the dir. The rootfs may be a bind of a user's
+// image directory on the same file system: if it is still there and not
+// empty after the unmount, the dir is left in place rather than risk
+// deleting the image.
+//
+// A rootless driver's task dir has no mounts, but its upper dir holds what
+// the task wrote, owned by the store's sub-ids (the container's uid 1000 is
+// subuid_start+999 on disk), which the driver's user may not remove: what
+// is left then goes through `husk-image remove-dir`, in a user namespace
+// with the store's map (forking is not for this threaded process).
 void remove_task_dir(const std::string& dir) {
   unmount_task_dir(dir);
   for (const char* m : {"/rootfs", "/lower", "/image", kShmDir})
@@ -108,6 +115,13 @@ void remove_task_dir(const std::string& dir) {
       return;
     }
   remove_dir(dir);
+  struct stat st;
+  if (geteuid() == 0 || lstat(dir.c_str(), &st) < 0) return;
+  auto r = run_captured({husk_image_binary(), "remove-dir", dir}, {}, 120000);
+  if (r && !r->timed_out && WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0) return;
+  std::string why = !r ? r.error().str() : r->timed_out ? "husk-image remove-dir timed out" : r->err;
+  fprintf(stderr, "nomad-driver-husk: remove the task directory %s in the image store's user namespace: %s\n",
+          dir.c_str(), why.c_str());
 }
 
 // Log FIFOs: open for writing, waiting a while for the reader (Nomad's
@@ -371,6 +385,33 @@ Result<std::vector<std::string>> copy_layers(const BundlePlan& plan, const std::
   return out;
 }
 
+// A rootless driver mounts nothing: the task's root is an overlay of the
+// image's layers (a store image's, or one directory) with its upper and
+// work dirs in the task dir, which husk's init mounts in the container's
+// own user and mount namespaces (run.husk.rootfs.overlay, userxattr).
+Result<> plan_rootless_rootfs(BundlePlan& plan, const std::string& task_dir) {
+  if (plan.rootfs_mode != RootfsMode::kOverlay)
+    return fail_msg(
+        "a driver that does not run as root cannot mount this task's root file system (a volatile root or "
+        "the image itself, not an overlay with its changes in the task directory)");
+  if (plan.ownership.mode != OwnershipPlan::Mode::kOff)
+    return fail_msg("a driver that does not run as root cannot map the image into the task's own id range ",
+                    "(private_users_ownership, userns = \"auto\")");
+  std::string upper = task_dir + "/upper", work = task_dir + "/work";
+  if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
+  if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
+  std::string lower;
+  for (const auto& l : plan.image_layers) {
+    if (l.find_first_of(":,") != std::string::npos)
+      return fail_msg("the image layer ", l, " has a ':' or ',' in its path, which ", runtime::kRootfsOverlayAnnotation,
+                      " cannot name");
+    lower += (lower.empty() ? "" : ":") + l;
+  }
+  plan.spec.annotations[runtime::kRootfsOverlayAnnotation] =
+      cat("lowerdir=", lower, ",upperdir=", upper, ",workdir=", work);
+  return {};
+}
+
 Result<> mount_rootfs(const BundlePlan& plan, const std::string& task_dir, const std::string& rootfs) {
   const OwnershipPlan& own = plan.ownership;
   std::vector<std::string> image_layers = plan.image_layers;
@@ -499,7 +540,9 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
   }
   std::string rootfs = task_dir + "/rootfs";
   if (mkdir(rootfs.c_str(), 0755) < 0) return fail_sys("create ", rootfs);
-  if (!plan.image_layers.empty()) {
+  if (!plan.image_layers.empty() && geteuid() != 0) {
+    TRYV(plan_rootless_rootfs(plan, task_dir));
+  } else if (!plan.image_layers.empty()) {
     TRYV(mount_rootfs(plan, task_dir, rootfs));
     h.overlay = true;
   }

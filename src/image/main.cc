@@ -66,7 +66,8 @@ void remove_empty_store(const std::string& root) {
 constexpr const char* kPullUsage =
     "pull [--root DIR] [--tls-verify=false] [--cert-dir DIR] [--authfile FILE] [--creds USER:PASSWORD]\n"
     "       [--platform OS/ARCH[/VARIANT]] [--timeout DUR] [--progress-timeout DUR | --activity-timeout DUR]\n"
-    "       [--progress bar|lines|json] [--quiet] REFERENCE";
+    "       [--progress bar|lines|json|summary] [--quiet] [--policy always|missing] [--auth-soft-fail]\n"
+    "       [--creds-stdin [--creds-source TEXT]] [--activity-timeout-name TEXT] REFERENCE";
 
 int cmd_pull(const std::vector<std::string>& args) {
   std::string root = default_root(), ref_text;
@@ -75,6 +76,8 @@ int cmd_pull(const std::vector<std::string>& args) {
   bool quiet = false;
   std::optional<PullProgressBar::Mode> mode;
   std::string stall_flag;  // --progress-timeout or --activity-timeout, whichever was given
+  bool missing_only = false, auth_soft_fail = false, creds_stdin = false;
+  std::string creds_source;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i], val;
     bool has_val = false;
@@ -99,11 +102,23 @@ int cmd_pull(const std::vector<std::string>& args) {
       quiet = true;
       continue;
     }
+    if (a == "--auth-soft-fail" || a == "--creds-stdin") {
+      (a == "--auth-soft-fail" ? auth_soft_fail : creds_stdin) = true;
+      continue;
+    }
     if (a == "--root" || a == "--authfile" || a == "--creds" || a == "--platform" || a == "--timeout" ||
-        a == "--progress-timeout" || a == "--activity-timeout" || a == "--cert-dir" || a == "--progress") {
+        a == "--progress-timeout" || a == "--activity-timeout" || a == "--cert-dir" || a == "--progress" ||
+        a == "--policy" || a == "--creds-source" || a == "--activity-timeout-name") {
       auto v = value();
       if (!v) return usage_error(kPullUsage, a + " needs a value");
       if (a == "--root") root = *v;
+      if (a == "--creds-source") creds_source = *v;
+      if (a == "--activity-timeout-name") o.activity_timeout_name = *v;
+      if (a == "--policy") {
+        if (*v != "always" && *v != "missing")
+          return usage_error(kPullUsage, "--policy wants always or missing, not \"" + *v + "\"");
+        missing_only = *v == "missing";
+      }
       if (a == "--authfile") o.auth.authfile = *v;
       if (a == "--cert-dir") o.cert_dir = *v;
       if (a == "--creds") {
@@ -120,7 +135,8 @@ int cmd_pull(const std::vector<std::string>& args) {
         if (*v == "bar") mode = PullProgressBar::Mode::kBar;
         else if (*v == "lines") mode = PullProgressBar::Mode::kLines;
         else if (*v == "json") mode = PullProgressBar::Mode::kJson;
-        else return usage_error(kPullUsage, "--progress wants bar, lines or json, not \"" + *v + "\"");
+        else if (*v == "summary") mode = PullProgressBar::Mode::kSummary;
+        else return usage_error(kPullUsage, "--progress wants bar, lines, json or summary, not \"" + *v + "\"");
       }
       if (a == "--timeout" || a == "--progress-timeout" || a == "--activity-timeout") {
         auto d = parse_duration(*v, a);
@@ -144,6 +160,18 @@ int cmd_pull(const std::vector<std::string>& args) {
     ref_text = a;
   }
   if (ref_text.empty()) return usage_error(kPullUsage, "no image reference");
+  if (creds_stdin) {
+    // Credentials a caller does not put on a command line others can read
+    // (the Nomad driver's task auth): USERNAME:PASSWORD on stdin.
+    std::string text;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, stdin)) > 0;) text.append(buf, n);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    auto c = parse_creds(text);
+    if (!c) return usage_error(kPullUsage, "--creds-stdin: " + c.error().str());
+    if (!creds_source.empty()) c->source = creds_source;
+    o.auth.explicit_creds = *c;
+  }
   if (root.empty()) return usage_error(kPullUsage, "no --root and no HOME to put the store under");
 
   auto ref = parse_reference(ref_text);
@@ -170,13 +198,15 @@ int cmd_pull(const std::vector<std::string>& args) {
   PullProgressBar bar(stderr, mode.value_or(isatty(2) ? PullProgressBar::Mode::kBar : PullProgressBar::Mode::kLines),
                       ref->str());
   if (!quiet) o.progress = [&](const PullEvent& e) { bar.on_event(e); };
-  // `pull` always asks the registry (podman pull's "always"); blobs the
-  // store has are not fetched again.
+  // `pull` asks the registry (podman pull's "always") unless --policy
+  // missing finds the image in the store; blobs the store has are not
+  // fetched again.
   PullRequest req;
   req.reference = ref_text;
   req.platform = o.platform.value_or(oci::host_platform());
   req.fetch = o;
-  req.force = true;
+  req.force = !missing_only;
+  req.auth_soft_fail = auth_soft_fail;
   auto img = pull_image(*store, req);
   bar.finish();
   if (!img) {
@@ -185,6 +215,11 @@ int cmd_pull(const std::vector<std::string>& args) {
     return 1;
   }
   for (const auto& w : img->stats.warnings) fprintf(stderr, "husk-image: warning: %s\n", w.c_str());
+  if (mode == PullProgressBar::Mode::kSummary)
+    // What the caller's "pulled ..." event says: whether the registry was
+    // asked, and the layers unpacked and shared.
+    fprintf(stderr, "pulled: %s %u %u %s %s\n", img->fetched ? "fetched" : "present", img->stats.layers_unpacked,
+            img->stats.layers_reused, img->image.id.c_str(), img->name.c_str());
   printf("%s\n", img->image.manifest.str().c_str());
   return 0;
 }
@@ -196,7 +231,8 @@ const Command kCommands[] = {
     {"remove", "remove [--root DIR] NAME|ID...", cmd_remove},
     {"rm", "rm [--root DIR] NAME|ID...   (remove)", cmd_remove},
     {"prune", "prune [--root DIR] [--unused-for DUR]   (images unused that long, no task's; then unreferenced layers and blobs)", cmd_prune},
-    {"import", "import [--root DIR] oci:DIR[:REF]|oci-archive:FILE[:REF]|docker-archive:FILE[:TAG] [NAME]", cmd_import},
+    {"import", "import [--root DIR] [--platform OS/ARCH[/VARIANT]] oci:DIR[:REF]|oci-archive:FILE[:REF]|docker-archive:FILE[:TAG] [NAME]", cmd_import},
+    {"remove-dir", "remove-dir DIR...   (rm -rf in the store's user namespace: a rootless task's directory)", cmd_remove_dir},
 };
 
 int usage(FILE* out) {

@@ -9,6 +9,10 @@ void PullProgressBar::on_event(const PullEvent& e) {
   progress_.on_event(e);
   if (mode_ == Mode::kJson) {
     json(e);
+  } else if (mode_ == Mode::kSummary) {
+    auto now = Clock::now();
+    if (progress_.resolved() && summary_throttle_.due(now))
+      fprintf(out_, "progress: %s\n", progress_.summary(now).c_str());
   } else if (mode_ == Mode::kBar) {
     redraw(e.kind != PullEvent::kBlobProgress);
   } else {

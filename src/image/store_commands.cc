@@ -211,8 +211,14 @@ int cmd_prune(const std::vector<std::string>& argv) {
 }
 
 int cmd_import(const std::vector<std::string>& argv) {
-  auto a = parse(argv, {}, {});
+  auto a = parse(argv, {"--platform"}, {});
   if (!a) return report(a.error());
+  oci::Platform platform = oci::host_platform();
+  for (const auto& [k, v] : a->options) {
+    auto p = oci::parse_platform(v, "--platform");
+    if (!p) return report(p.error());
+    platform = *p;
+  }
   if (a->rest.empty() || a->rest.size() > 2)
     return report(Error::msg("import: SOURCE [NAME]: oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:TAG]"));
   auto src = parse_image_source(a->rest[0], "import");
@@ -222,10 +228,31 @@ int cmd_import(const std::vector<std::string>& argv) {
   if (!store) return report(store.error());
   std::string name = a->rest.size() == 2 ? a->rest[1] : a->rest[0];
   CommitStats stats;
-  auto rec = import_image(*store, **src, name, oci::host_platform(), &stats);
+  auto rec = import_image(*store, **src, name, platform, &stats);
   if (!rec) return report(rec.error());
   for (const auto& w : stats.warnings) fprintf(stderr, "husk-image: warning: %s\n", w.c_str());
   printf("%s\n", rec->id.c_str());
+  return 0;
+}
+
+int cmd_remove_dir(const std::vector<std::string>& argv) {
+  auto a = parse(argv, {}, {});
+  if (!a) return report(a.error());
+  if (a->rest.empty()) return report(Error::msg("remove-dir: name the directories to remove"));
+  for (const auto& dir : a->rest)
+    if (dir.empty() || dir[0] != '/' || dir == "/")
+      return report(Error::msg(cat("remove-dir: \"", dir, "\" is not an absolute path below /")));
+  // The caller's store map (none for root): what a rootless task's upper
+  // directory holds belongs to the caller's sub-ids, which only the root
+  // of a user namespace with that map may remove.
+  auto map = caller_store_id_map();
+  if (!map) return report(map.error());
+  auto remove_all = [&]() -> Result<std::string> {
+    for (const auto& dir : a->rest) TRYV_CTX(remove_tree(dir), "remove ", dir);
+    return std::string();
+  };
+  auto r = map->rootless() ? run_in_store_userns(*map, remove_all) : remove_all();
+  if (!r) return report(r.error());
   return 0;
 }
 

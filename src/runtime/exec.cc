@@ -116,7 +116,14 @@ int namespace_flags(pid_t pid, const oci::Linux& linux) {
     // the limits before joining one (again after: lowering is always allowed).
     // oom_score_adj too: in the container's user namespace /proc/self's
     // files belong to a root it does not map.
-    if (ns_flags & CLONE_NEWUSER) TRYV(apply_outside_limits(0, process));
+    // Dumpable for it: a non-dumpable process's /proc/self files belong
+    // to the host's root, which a rootless caller is not (EACCES).
+    if (ns_flags & CLONE_NEWUSER) {
+      if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) return fail_sys("prctl PR_SET_DUMPABLE 1 for the limits");
+      auto set = apply_outside_limits(0, process);
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+      TRYV(std::move(set));
+    }
     if (ns_flags && setns(target_pidfd, ns_flags) < 0) return fail_sys("join the container's namespaces");
     ::close(target_pidfd);
     // The pid namespace applies to children: the process is our child, made

@@ -316,6 +316,33 @@ def basic(tmp_path_factory):
         reg.stop()
 
 
+def test_progress_summary_and_policy_missing(plain, proxy, store):
+    """--progress summary: the docker driver's progress line and a final
+    "pulled:" line (what a rootless driver's pull child reports); --policy
+    missing takes the store's image without asking the registry."""
+    ref = plain.host + "/test/layers:layers"
+    r = pull(store, ref, "--tls-verify=false", "--progress", "summary", "--policy", "missing")
+    ok(r)
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("progress: Pulled ") and "/3 (" in lines[0], lines
+    with open(os.path.join(plain.images.layout.path, "blobs", "sha256", plain.images.layers["digest"][7:])) as fh:
+        cfg_id = json.load(fh)["config"]["digest"][7:]
+    assert lines[-1] == f"pulled: fetched 3 0 {cfg_id} {ref}", lines
+    # Through the proxy (another name, so another pull: its blobs are there),
+    # then in the store: --policy missing does not ask the registry.
+    pref = proxy.host + "/test/layers:layers"
+    r = pull(store, pref, "--tls-verify=false", "--progress", "summary", "--policy", "missing")
+    ok(r)
+    assert r.stderr.splitlines()[-1] == f"pulled: fetched 0 3 {cfg_id} {pref}", r.stderr
+    asked = len(proxy.requests)
+    r = pull(store, pref, "--tls-verify=false", "--progress", "summary", "--policy", "missing")
+    ok(r)
+    assert r.stderr.splitlines() == [f"pulled: present 0 0 {cfg_id} {pref}"], r.stderr
+    assert len(proxy.requests) == asked
+    r = pull(store, pref, "--policy", "newer")
+    assert r.returncode == 2 and "--policy wants always or missing" in r.stderr, r.stderr
+
+
 def test_basic_auth_with_creds_and_its_failures(basic, store):
     ref = basic.host + "/test/small:small"
     assert ok(pull(store, ref, "--tls-verify=false", "--creds", "alice:s3cret")) == basic.images.small["digest"]
@@ -326,6 +353,21 @@ def test_basic_auth_with_creds_and_its_failures(basic, store):
     r = pull(store + "2", ref, "--tls-verify=false")
     assert r.returncode == 1
     assert "registry %s: authentication required" % basic.host in r.stderr
+    # --creds-stdin: off the command line, named in errors by --creds-source.
+    cmd = [HUSK_IMAGE, "pull", "--root", store + "3", "--tls-verify=false", "--creds-stdin", ref]
+    r = subprocess.run(cmd, input="alice:s3cret\n", capture_output=True, text=True, timeout=120, env=pull_env())
+    assert ok(r) == basic.images.small["digest"]
+    cmd = [HUSK_IMAGE, "pull", "--root", store + "4", "--tls-verify=false", "--creds-stdin", "--creds-source",
+           "the task's auth block", ref]
+    r = subprocess.run(cmd, input="alice:wrong", capture_output=True, text=True, timeout=120, env=pull_env())
+    assert r.returncode == 1
+    assert 'rejected user "alice" (credentials from the task\'s auth block)' in r.stderr, r.stderr
+    # --auth-soft-fail: refused credentials are tried anonymously, and the
+    # error says both (this registry wants them).
+    cmd = [HUSK_IMAGE, "pull", "--root", store + "4", "--tls-verify=false", "--creds", "alice:wrong",
+           "--auth-soft-fail", ref]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=pull_env())
+    assert r.returncode == 1 and "also without credentials: " in r.stderr, r.stderr
 
 
 def test_auth_file_and_credential_helper(basic, store, tmp_path):

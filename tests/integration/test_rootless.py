@@ -210,6 +210,24 @@ def test_exec_and_kill_work_rootless(rl):
     assert rl.cmd("list", "-q").stdout.split() == []
 
 
+def test_exec_sets_the_processes_oom_score_adj_rootless(rl):
+    """exec writes oom_score_adj before it joins the container's user
+    namespace, while still dumpable: a non-dumpable process's /proc/self
+    files belong to the host's root, and the write failed with EACCES."""
+    rl.config["process"]["args"] = ["sleep", "1000"]
+    rl.config["process"]["oomScoreAdj"] = 500
+    cid = rl.new_id()
+    rl.write()
+    r = rl.cmd("run", "--detach", "--bundle", rl.bundle_path, cid)
+    assert r.returncode == 0, r.stderr
+    r = rl.cmd("exec", cid, "cat", "/proc/self/oom_score_adj")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "500"
+    assert rl.cmd("kill", cid, "KILL").returncode == 0
+    assert wait_for(lambda: json.loads(rl.cmd("state", cid).stdout)["status"] == "stopped")
+    assert rl.cmd("delete", cid).returncode == 0
+
+
 def test_the_single_id_map_works_without_uidmap(rl):
     rl.path = PATH_WITHOUT_HELPERS
     assert shutil.which("newuidmap", path=PATH_WITHOUT_HELPERS) is None

@@ -249,6 +249,32 @@ def test_rootless_prune_removes_a_dead_unpackers_mapped_files(rootless_user, bas
     assert len(os.listdir(os.path.join(store, "layers"))) == 2, "the image's layers stay"
 
 
+def test_remove_dir_removes_sub_id_files_in_the_store_namespace(rootless_user, base):
+    """husk-image remove-dir: what a rootless task leaves in its upper dir
+    (files and 0700 dirs of the user's sub-ids) goes, which plain rm -rf as
+    the user cannot do; a relative path is refused."""
+    u = rootless_user
+    task = os.path.join(base, "task")
+    os.makedirs(os.path.join(task, "upper", "home", "app", "deep"))
+    with open(os.path.join(task, "upper", "home", "app", "deep", "file"), "w") as fh:
+        fh.write("written by uid 1000\n")
+    for p in (os.path.join(task, "upper", "home", "app", "deep", "file"), os.path.join(task, "upper", "home", "app", "deep"),
+              os.path.join(task, "upper", "home", "app")):
+        os.lchown(p, u.start + 999, u.start + 999)
+    os.chmod(os.path.join(task, "upper", "home", "app"), 0o700)
+    for p in (task, os.path.join(task, "upper"), os.path.join(task, "upper", "home")):
+        os.lchown(p, u.uid, u.gid)
+    r = as_user(u.uid, u.gid, ["rm", "-rf", task], user_env(base))
+    assert r.returncode != 0 and os.path.exists(task)
+    r = image_cmd(u, base, "remove-dir", "relative/dir")
+    assert r.returncode != 0 and '"relative/dir" is not an absolute path' in r.stderr, r.stderr
+    r = image_cmd(u, base, "remove-dir", task)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(task)
+    # Missing is fine (a task dir removed already).
+    assert image_cmd(u, base, "remove-dir", task).returncode == 0
+
+
 def rootless_bundle(user, bundle, root, annotations, args, process_user=None):
     cfg = json.loads(json.dumps(BASE_CONFIG))
     cfg["linux"]["namespaces"].append({"type": "user"})
