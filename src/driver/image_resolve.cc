@@ -182,6 +182,21 @@ Result<std::string> image_store_option(const Value& cfg) {
 
 namespace {
 
+// What a task takes of an image of the store: its config, layers and id.
+Result<> take_store_image(const image::Store& store, const image::ImageRecord& rec, ResolvedImage& out) {
+  out.config = TRY(store.config(rec));
+  out.layers = store.layer_dirs(rec);
+  out.image_id = rec.id;
+  return {};
+}
+
+// The task event's words for a pull: what came, or that nothing had to.
+std::string pulled_text(bool fetched, const std::string& name, size_t layers, size_t unpacked, size_t reused) {
+  return fetched ? cat("pulled ", name, " (", layers, " layers, ", unpacked, " unpacked, ", reused,
+                       " shared with other images)")
+                 : cat("image ", name, " is in the store");
+}
+
 // A rootless driver's store image: unpacked by a husk-image child, then
 // read here (lookups and leases are files; nothing forks).
 Result<ResolvedImage> resolve_rootless(const std::string& ref, const std::optional<image::ImageSource>& src,
@@ -193,9 +208,8 @@ Result<ResolvedImage> resolve_rootless(const std::string& ref, const std::option
     auto pulled = pull_in_child(ref, options);
     if (!pulled) return named(pulled.error());
     image_id = pulled->image_id;
-    out.pulled = pulled->fetched ? cat("pulled ", pulled->name, " (", pulled->unpacked + pulled->reused, " layers, ",
-                                       pulled->unpacked, " unpacked, ", pulled->reused, " shared with other images)")
-                                 : cat("image ", pulled->name, " is in the store");
+    out.pulled = pulled_text(pulled->fetched, pulled->name, pulled->unpacked + pulled->reused, pulled->unpacked,
+                              pulled->reused);
   } else {
     auto id = run_husk_image({"import", "--root", options.store_root, "--platform", options.platform.str(), ref, ref},
                              "", -1);
@@ -208,11 +222,7 @@ Result<ResolvedImage> resolve_rootless(const std::string& ref, const std::option
   if (!store) return named(std::move(store.error()).with_context("open the image store"));
   auto rec = store->lookup(image_id);
   if (!rec) return named(rec.error());
-  auto config = store->config(*rec);
-  if (!config) return named(config.error());
-  out.config = std::move(*config);
-  out.layers = store->layer_dirs(*rec);
-  out.image_id = rec->id;
+  if (auto taken = take_store_image(*store, *rec, out); !taken) return named(taken.error());
   out.uid_map = store->id_map().uids;
   out.gid_map = store->id_map().gids;
   return out;
@@ -237,24 +247,14 @@ Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& 
   if (!src) {
     auto pulled = pull(*store, ref, options);
     if (!pulled) return named(pulled.error());
-    auto config = store->config(pulled->image);
-    if (!config) return named(config.error());
-    out.config = std::move(*config);
-    out.layers = store->layer_dirs(pulled->image);
-    out.image_id = pulled->image.id;
-    out.pulled = pulled->fetched ? cat("pulled ", pulled->name, " (", pulled->image.layer_blobs.size(), " layers, ",
-                                       pulled->stats.layers_unpacked, " unpacked, ", pulled->stats.layers_reused,
-                                       " shared with other images)")
-                                 : cat("image ", pulled->name, " is in the store");
+    if (auto taken = take_store_image(*store, pulled->image, out); !taken) return named(taken.error());
+    out.pulled = pulled_text(pulled->fetched, pulled->name, pulled->image.layer_blobs.size(),
+                              pulled->stats.layers_unpacked, pulled->stats.layers_reused);
     return out;
   }
   auto rec = image::import_image(*store, *src, ref, options.platform);
   if (!rec) return named(rec.error());
-  auto config = store->config(*rec);
-  if (!config) return named(config.error());
-  out.config = std::move(*config);
-  out.layers = store->layer_dirs(*rec);
-  out.image_id = rec->id;
+  if (auto taken = take_store_image(*store, *rec, out); !taken) return named(taken.error());
   out.source_path = src->path;
   return out;
 }

@@ -27,6 +27,7 @@
 #include "common/text.h"
 #include "driver/bundle_files.h"
 #include "driver/husk_process.h"
+#include "driver/image_resolve.h"
 #include "driver/log.h"
 #include "image/store.h"
 #include "oci/config.h"
@@ -331,12 +332,8 @@ Result<> bind_image(const OwnershipPlan& own, bool idmap, const std::string& src
     return {};
   }
   if (!own.uid_map.empty()) {
-    auto text = [](const std::vector<oci::IdMapping>& maps) {
-      std::string s;
-      for (const auto& m : maps) s += cat(s.empty() ? "" : ",", m.container_id, ":", m.host_id, ":", m.size);
-      return s;
-    };
-    TRYV_CTX(run_husk({"mount-idmapped", "--uid-map", text(own.uid_map), "--gid-map", text(own.gid_map), src, dst}),
+    TRYV_CTX(run_husk({"mount-idmapped", "--uid-map", id_map_text(own.uid_map), "--gid-map", id_map_text(own.gid_map),
+                       src, dst}),
              "config.userns = \"auto\": the image's layers are seen with the task's ids through idmapped mounts");
     return {};
   }
