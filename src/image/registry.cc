@@ -303,7 +303,12 @@ struct RegistryClient::Impl {
     curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &eff);
     if (eff) r.effective_url = eff;
     r.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(r.code);
-    if (opt.deadline != Clock::time_point::max() && Clock::now() >= opt.deadline && r.code != CURLE_OK)
+    // curl's own timer (set from the deadline above) may fire a few ms
+    // before our clock reaches the deadline: a timeout that close to it is
+    // the deadline's.
+    if (opt.deadline != Clock::time_point::max() && r.code != CURLE_OK &&
+        (Clock::now() >= opt.deadline ||
+         (r.code == CURLE_OPERATION_TIMEDOUT && Clock::now() + milliseconds(250) >= opt.deadline)))
       r.deadline_passed = true;
     r.stalled = stalled && !r.deadline_passed;
     return r;
