@@ -205,6 +205,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   std::string image = TRY(str("image"));
   ResolvedImage img = TRY(docker_image(opts, task, cfg, image));
   if (!img.pulled.empty()) out.warnings.push_back(img.pulled);
+  for (const auto& w : img.warnings) out.warnings.push_back(cat("image: ", w));
   const std::vector<std::string>& layers = img.layers;
   const oci::ImageConfig* icfg = img.config ? &*img.config : nullptr;
   if (icfg) out.stop_signal = icfg->stop_signal;

@@ -100,13 +100,19 @@ Result<image::PullResult> pull(image::Store& store, const std::string& ref, cons
 
 // husk-image ARGS... for a rootless driver: its stdout, or the error it
 // printed (its last "husk-image: " line, without the prefix).
+// Its warnings go to `warnings` (for task events).
 Result<std::string> run_husk_image(std::vector<std::string> args, const std::string& stdin_data, int timeout_ms,
+                                   std::vector<std::string>& warnings,
                                    const std::function<void(const std::string&)>& on_line = {},
                                    const std::function<void()>& on_idle = {}) {
   args.insert(args.begin(), husk_image_binary());
   std::string why;
+  constexpr std::string_view kWarning = "husk-image: warning: ";
   auto line = [&](const std::string& l) {
-    if (l.starts_with("husk-image: ") && !l.starts_with("husk-image: warning: ")) why = l.substr(12);
+    if (l.starts_with(kWarning))
+      warnings.push_back(l.substr(kWarning.size()));
+    else if (l.starts_with("husk-image: "))
+      why = l.substr(12);
     if (on_line) on_line(l);
   };
   Captured c = TRY_CTX(run_streaming(args, stdin_data, timeout_ms, line, on_idle), "run ", args[0]);
@@ -121,6 +127,7 @@ struct ChildPull {
   bool fetched = false;
   unsigned unpacked = 0, reused = 0;
   std::string image_id, name;
+  std::vector<std::string> warnings;
 };
 
 // pull(), for a rootless driver: `husk-image pull --policy missing` (the
@@ -138,8 +145,11 @@ Result<ChildPull> pull_in_child(const std::string& ref, const ImageOptions& opti
                              cat(p.activity_timeout_ms, "ms"), "--activity-timeout-name", p.activity_timeout_name});
   std::string creds_text;
   if (auto creds = TRY(pull_credentials(ref, p))) {
-    // On stdin: a command line is readable by every user of the host.
-    creds_text = creds->username + ":" + creds->password;
+    // On stdin: a command line is readable by every user of the host. An
+    // identity token goes as docker's credential helpers give one: the
+    // user name "<token>".
+    creds_text = creds->identity_token.empty() ? creds->username + ":" + creds->password
+                                               : std::string(image::kIdentityTokenUser) + ":" + creds->identity_token;
     args.insert(args.end(), {"--creds-stdin", "--creds-source", creds->source});
   }
   args.push_back(ref);
@@ -164,7 +174,7 @@ Result<ChildPull> pull_in_child(const std::string& ref, const ImageOptions& opti
   };
   // The child bounds the transfer itself; the margin is for unpacking.
   int bound = p.timeout_ms > 0 ? static_cast<int>(std::min<int64_t>(p.timeout_ms + 10 * 60 * 1000, INT32_MAX)) : -1;
-  TRYV(run_husk_image(args, creds_text, bound, on_line, report));
+  TRYV(run_husk_image(args, creds_text, bound, out.warnings, on_line, report));
   if (out.image_id.empty()) return fail_msg("husk-image pull did not say which image it stored");
   return out;
 }
@@ -210,9 +220,10 @@ Result<ResolvedImage> resolve_rootless(const std::string& ref, const std::option
     image_id = pulled->image_id;
     out.pulled = pulled_text(pulled->fetched, pulled->name, pulled->unpacked + pulled->reused, pulled->unpacked,
                               pulled->reused);
+    out.warnings = std::move(pulled->warnings);
   } else {
     auto id = run_husk_image({"import", "--root", options.store_root, "--platform", options.platform.str(), ref, ref},
-                             "", -1);
+                             "", -1, out.warnings);
     if (!id) return named(id.error());
     image_id = *id;
     while (!image_id.empty() && (image_id.back() == '\n' || image_id.back() == ' ')) image_id.pop_back();
@@ -250,9 +261,12 @@ Result<ResolvedImage> resolve_image(const std::string& ref, const ImageOptions& 
     if (auto taken = take_store_image(*store, pulled->image, out); !taken) return named(taken.error());
     out.pulled = pulled_text(pulled->fetched, pulled->name, pulled->image.layer_blobs.size(),
                               pulled->stats.layers_unpacked, pulled->stats.layers_reused);
+    out.warnings = std::move(pulled->stats.warnings);
     return out;
   }
-  auto rec = image::import_image(*store, *src, ref, options.platform);
+  image::CommitStats stats;
+  auto rec = image::import_image(*store, *src, ref, options.platform, &stats);
+  out.warnings = std::move(stats.warnings);
   if (!rec) return named(rec.error());
   if (auto taken = take_store_image(*store, *rec, out); !taken) return named(taken.error());
   out.source_path = src->path;

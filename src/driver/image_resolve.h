@@ -58,6 +58,7 @@ struct ResolvedImage {
   std::string image_id;                    // store images: what the task leases
   std::string source_path;                 // the host directory or archive it came from; "" when pulled
   std::string pulled;                      // a registry image: what happened, for a task event
+  std::vector<std::string> warnings;       // the store's (skipped device nodes...), for task events
   // A rootless store's id map (image/store_userns.h): the task's user
   // namespace must map the same way for the layers' owners to be seen as
   // the image gives them. Empty for root's store and for directories.

@@ -108,6 +108,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     };
   ResolvedImage img = TRY(resolve_image(image, image_opts, f("image")));
   if (!img.pulled.empty()) out.warnings.push_back(img.pulled);
+  for (const auto& w : img.warnings) out.warnings.push_back(cat("image: ", w));
   // Only a pulled image (in the store, from no host file) has no host path.
   bool from_host = !img.source_path.empty() || img.image_id.empty();
   if (!opts.volumes_enabled && from_host) {

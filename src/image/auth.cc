@@ -94,6 +94,11 @@ Result<Credentials> parse_creds(std::string_view s) {
   Credentials c;
   c.username = std::string(s.substr(0, colon));
   c.password = std::string(s.substr(colon + 1));
+  if (c.username == kIdentityTokenUser) {
+    c.identity_token = std::move(c.password);
+    c.username.clear();
+    c.password.clear();
+  }
   c.source = "--creds";
   return c;
 }
@@ -268,7 +273,7 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
   Credentials c;
   c.username = TRY_CTX(oci::get_string(root["Username"]), "credential helper ", prog);
   c.password = TRY_CTX(oci::get_string(root["Secret"]), "credential helper ", prog);
-  if (c.username == "<token>") {
+  if (c.username == kIdentityTokenUser) {
     c.identity_token = c.password;
     c.username.clear();
     c.password.clear();

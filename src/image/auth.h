@@ -29,6 +29,9 @@
 
 namespace husk::image {
 
+// The user name docker's credential helpers give with an identity token.
+inline constexpr std::string_view kIdentityTokenUser = "<token>";
+
 struct Credentials {
   std::string username;
   std::string password;
@@ -49,7 +52,8 @@ struct AuthSources {
   static AuthSources from_environment();
 };
 
-// "user:password" (husk-image --creds); the password may contain ':'.
+// "user:password" (husk-image --creds); the password may contain ':'. The user
+// "<token>" (kIdentityTokenUser) makes the rest an identity token.
 Result<Credentials> parse_creds(std::string_view user_colon_password);
 
 // The files consulted for `sources`, in order (for messages and tests).

@@ -293,10 +293,10 @@ def pull_env(env=None):
     return base
 
 
-def pull(root, ref, *args, env=None, timeout=120):
-    """Runs husk-image pull; returns the CompletedProcess."""
+def pull(root, ref, *args, env=None, timeout=120, input=None):
+    """Runs husk-image pull (`input` on its stdin); returns the CompletedProcess."""
     cmd = [HUSK_IMAGE, "pull", "--root", root] + list(args) + [ref]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=pull_env(env))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=pull_env(env), input=input)
 
 
 def store_blobs(root):

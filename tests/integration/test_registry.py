@@ -406,7 +406,7 @@ def token(tmp_path_factory):
     work = str(tmp_path_factory.mktemp("token"))
     key, cert = self_signed(work, "issuer", "husk-test-token-issuer")
     ts = TokenServer(key, cert, issuer="husk-test-issuer", service="husk-test-registry",
-                     users={"bob": "hunter2"})
+                     users={"bob": "hunter2"}, refresh_tokens={"rt-of-bob": "bob"})
     reg = Registry(work, auth=["token:", "  realm: " + ts.realm, "  service: husk-test-registry",
                                "  issuer: husk-test-issuer", "  rootcertbundle: " + cert])
     try:
@@ -433,6 +433,32 @@ def test_token_auth_pull_and_its_failures(token, store):
     assert r.returncode == 1
     assert "registry %s: authentication required: test/small cannot be pulled with anonymous access" % token.host \
         in r.stderr
+
+
+def test_identity_token_is_exchanged_at_the_token_server(token, store):
+    # docker's identity tokens (config.json identitytoken, or a credential
+    # helper's user "<token>"): an OAuth2 refresh token POSTed to the realm.
+    ref = token.host + "/test/small:small"
+    ts = token.token_server
+    del ts.requests[:]
+    assert ok(pull(store, ref, "--tls-verify=false", "--creds", "<token>:rt-of-bob")) == token.images.small["digest"]
+    assert ts.requests == [("bob", "repository:test/small:pull", "refresh_token")]
+    # The same through --creds-stdin, as the rootless driver hands them over.
+    ok(pull(store + "2", ref, "--tls-verify=false", "--creds-stdin", input="<token>:rt-of-bob\n"))
+    assert ts.requests[-1] == ("bob", "repository:test/small:pull", "refresh_token")
+    r = pull(store + "3", ref, "--tls-verify=false", "--creds", "<token>:stolen")
+    assert r.returncode == 1
+    assert "registry %s: authentication failed: the token server %s refused" % (token.host, ts.realm) in r.stderr
+    assert "invalid refresh token" in r.stderr
+
+
+def test_identity_token_in_an_auth_file(token, store, tmp_path):
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {token.host: {"identitytoken": "rt-of-bob"}}}))
+    ts = token.token_server
+    del ts.requests[:]
+    ok(pull(store, token.host + "/test/small:small", "--tls-verify=false", "--authfile", str(authfile)))
+    assert ts.requests == [("bob", "repository:test/small:pull", "refresh_token")]
 
 
 # --- TLS ---------------------------------------------------------------------

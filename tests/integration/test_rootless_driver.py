@@ -23,7 +23,7 @@ import pytest
 
 from husktest import ROOT, mount_points
 import imagebuild as ib
-from imagebuild import d, f
+from imagebuild import d, dev, f
 from registryfix import HUSK_IMAGE, Registry
 from rootlessfix import RANGE, SETPRIV
 
@@ -39,6 +39,8 @@ APP = [
     d("home/app", mode=0o750, uid=1000, gid=1000),
     f("home/app/owned", b"app's\n", mode=0o640, uid=1000, gid=1001),
     f("home/app/top", b"top", mode=0o644, uid=RANGE, gid=RANGE),  # the store map's last id
+    d("opt", mode=0o755),
+    dev("opt/null", 1, 3),  # a rootless store cannot make it: a warning event
 ]
 
 # What a user checks inside: the image's owners, who they are, and a write
@@ -228,6 +230,10 @@ def test_rootless_driver_runs_a_registry_image_of_its_store(rootless_user, base,
         assert owner(os.path.join(app, "home/app")) == (u.start + 999, u.start + 999)
         events = probe.call(op="events", id=TASK_ID)["events"]
         assert any(e["message"].startswith(f"pulled {ref} (2 layers, 2 unpacked") for e in events), events
+        # The child's warnings become task events.
+        layer = images.image["diff_ids"][1]
+        assert f"image: layer {layer}: 1 device node not made (a rootless store cannot make device nodes; " \
+            "containers/storage skips them too): opt/null" in [e["message"] for e in events], events
         # The child's progress, as the root driver reports it.
         progress = [e for e in events if e["message"].startswith("Image pull progress: Pulled ")]
         assert progress and progress[0]["annotations"] == {"image": ref}, events
@@ -285,6 +291,8 @@ def test_rootless_driver_imports_an_archive_and_cleans_up_a_failed_start(rootles
         image = f"oci-archive:{archive}"
         r = probe.start(TASK_ID, task_config(image))
         assert r["ok"], r
+        events = [e["message"] for e in probe.call(op="events", id=TASK_ID)["events"]]
+        assert any(m.startswith("image: layer ") and m.endswith(": opt/null") for m in events), events
         check_task_inside(probe, u)
         assert probe.stop(TASK_ID)["ok"]
         check_nothing_left(probe, u, before)

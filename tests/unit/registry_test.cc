@@ -273,6 +273,11 @@ TEST(Auth, FileOrderAndPrecedence) {
   EXPECT_EQ((*find_credentials(s, "q.io", "a"))->password, "pa:ss");
   EXPECT_FALSE(parse_creds("nocolon"));
   EXPECT_FALSE(parse_creds(":pw"));
+  // The user "<token>": an identity token, as credential helpers give one.
+  auto tok = *parse_creds("<token>:refresh:1");
+  EXPECT_EQ(tok.identity_token, "refresh:1");
+  EXPECT_EQ(tok.username, "");
+  EXPECT_EQ(tok.password, "");
   AuthSources root;
   root.is_root = true;
   EXPECT_EQ(auth_files(root).at(0), "/run/containers/0/auth.json");
