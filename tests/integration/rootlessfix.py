@@ -1,17 +1,23 @@
 """The unprivileged test user, for every test that runs husk or husk-image
-rootless: the session fixture `rootless_user` adds the user `husk-test`
-(unless it exists) and a 65536-id range for it in /etc/subuid and
-/etc/subgid, above every range there; both are removed afterwards, so the
-machine is left as found. conftest.py makes the fixture visible to every
-test file."""
+rootless: the session fixture `rootless_user` adds a user of its own,
+`husk-test-<pid of the pytest session>`, and a 65536-id range for it in
+/etc/subuid and /etc/subgid, above every range there; both are removed
+afterwards, so the machine is left as found. Sessions running at once
+(two checkouts, CI and a developer) each get their own user and range: the
+files are changed under a lock, and a session that died without cleaning
+up has its user and lines removed by the next one. conftest.py makes the
+fixture visible to every test file."""
+import fcntl
 import os
 import pwd
+import re
 import shutil
 import subprocess
 
 import pytest
 
-USER = "husk-test"
+USER_PREFIX = "husk-test-"
+LOCK = "/run/lock/husk-test-subids.lock"
 RANGE = 65536
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
@@ -37,38 +43,68 @@ class RootlessUser:
         self.name, self.uid, self.gid, self.start = name, uid, gid, start
 
 
+def _drop_lines(path, names):
+    with open(path) as fh:
+        lines = fh.readlines()
+    kept = [l for l in lines if l.split(":", 1)[0] not in names]
+    if kept != lines:
+        with open(path, "w") as fh:
+            fh.writelines(kept)
+
+
+def _reap_dead_sessions():
+    """Users and ranges of test sessions whose process is gone."""
+    dead = set()
+    for p in pwd.getpwall():
+        m = re.fullmatch(re.escape(USER_PREFIX) + r"(\d+)", p.pw_name)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            dead.add(p.pw_name)
+    for f in ("/etc/subuid", "/etc/subgid"):
+        with open(f) as fh:
+            for line in fh:
+                name = line.split(":", 1)[0]
+                m = re.fullmatch(re.escape(USER_PREFIX) + r"(\d+)", name)
+                if m and not os.path.exists(f"/proc/{m.group(1)}"):
+                    dead.add(name)
+    for f in ("/etc/subuid", "/etc/subgid"):
+        _drop_lines(f, dead)
+    for name in dead:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+class _Locked:
+    def __enter__(self):
+        os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+        self.fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
 @pytest.fixture(scope="session")
 def rootless_user():
     if os.geteuid() != 0:
         pytest.skip("needs root to add a user and its /etc/subuid range")
     if not os.path.exists(SETPRIV):
         pytest.skip("setpriv (util-linux) is not installed")
-    created = False
-    try:
-        pw = pwd.getpwnam(USER)
-    except KeyError:
+    name = f"{USER_PREFIX}{os.getpid()}"
+    with _Locked():
+        _reap_dead_sessions()
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group",
-                        USER], check=True)
-        created = True
-        pw = pwd.getpwnam(USER)
-    # A range nobody else has: above every range in either file.
-    start = max([300000] + [s + c for f in ("/etc/subuid", "/etc/subgid") for s, c in _ranges(f)])
-    line = f"{USER}:{start}:{RANGE}\n"
-    originals = {}
-    for f in ("/etc/subuid", "/etc/subgid"):
-        with open(f) as fh:
-            originals[f] = fh.read()
-        with open(f, "a") as fh:
-            fh.write(line)
+                        name], check=True)
+        pw = pwd.getpwnam(name)
+        # A range nobody else has: above every range in either file.
+        start = max([300000] + [s + c for f in ("/etc/subuid", "/etc/subgid") for s, c in _ranges(f)])
+        for f in ("/etc/subuid", "/etc/subgid"):
+            with open(f, "a") as fh:
+                fh.write(f"{name}:{start}:{RANGE}\n")
     try:
         if not _unprivileged_userns_works(pw.pw_uid, pw.pw_gid):
             pytest.skip("this kernel does not allow unprivileged user namespaces")
-        yield RootlessUser(USER, pw.pw_uid, pw.pw_gid, start)
+        yield RootlessUser(name, pw.pw_uid, pw.pw_gid, start)
     finally:
-        for f, text in originals.items():
-            with open(f) as fh:
-                now = fh.read()
-            with open(f, "w") as fh:
-                fh.write(now.replace(line, "", 1) if line in now else text)
-        if created:
-            subprocess.run(["userdel", USER], check=False)
+        with _Locked():
+            for f in ("/etc/subuid", "/etc/subgid"):
+                _drop_lines(f, {name})
+            subprocess.run(["userdel", name], check=False)

@@ -4,7 +4,7 @@ filesystem rules, running without a cgroup, and what such a container still
 cannot do on the host.
 
 The session fixture `rootless_user` (rootlessfix.py, shared through
-conftest.py) adds the user `husk-test` (unless it exists) and a 65536-id
+conftest.py) adds a user of its own (`husk-test-<pid>`) and a 65536-id
 range for it in /etc/subuid and /etc/subgid; both are removed afterwards,
 so the machine is left as found. husk runs as that user through
 `setpriv --reuid --regid --init-groups`, with its own $XDG_RUNTIME_DIR, on a
@@ -20,7 +20,7 @@ import time
 import pytest
 
 from husktest import BASE_CONFIG, HUSK, kill_stray_children, mount_points, reap_orphans, run_captured, wait_for
-from rootlessfix import RANGE, SETPRIV, USER
+from rootlessfix import RANGE, SETPRIV
 
 # A PATH with everything husk's tests need but newuidmap/newgidmap (Debian
 # has them in /usr/bin only): "uidmap is not installed", honestly.
@@ -273,7 +273,7 @@ def test_a_range_the_user_does_not_own_is_an_error_naming_it(rl):
     rl.config["linux"]["uidMappings"][1]["hostID"] = 100000
     r = rl.sh("true")
     assert r.returncode != 0
-    assert (f'linux.uidMappings[1]: host ids 100000-165535 are not in /etc/subuid for user "{USER}" '
+    assert (f'linux.uidMappings[1]: host ids 100000-165535 are not in /etc/subuid for user "{rl.user.name}" '
             f"(it has {rl.user.start}-{rl.user.start + RANGE - 1}") in r.stderr, r.stderr
     rl.config = rootless_config(rl.user)
     rl.config["linux"]["gidMappings"][0]["hostID"] = 0

@@ -1,4 +1,4 @@
-"""nomad-driver-husk run by an unprivileged user (husk-test, rootlessfix.py)
+"""nomad-driver-husk run by an unprivileged user (rootlessfix.py)
 with images of its rootless store: driver-probe (tests/driver) plays Nomad's
 client toward the plugin as that user. A registry image (a real
 docker-registry on loopback) and an oci-archive are pulled/imported through

@@ -1,5 +1,5 @@
 """The image store of an unprivileged user: `husk-image pull` as the test
-user `husk-test` (rootlessfix.py) from a real docker-registry on loopback,
+user of rootlessfix.py from a real docker-registry on loopback,
 into a store under a test directory. The layers are unpacked in a user
 namespace mapped 0 -> the user, 1..65536 -> its /etc/subuid range, so an
 image's uid 1000 is subuid_start+999 on disk; whiteouts and opaque
