@@ -61,14 +61,19 @@ std::string container_id_for(const std::string& task_id) {
 }
 
 // rm -rf that stays on one filesystem and never follows a symlink: a task
-// directory may hold a mount point we failed to unmount.
+// directory may hold a mount point we failed to unmount. A directory of
+// ours we may not read or enter (overlayfs leaves its work/work at mode
+// 0, a task may chmod its files) is opened up first, as rm -rf does.
 void remove_tree(int parent, const char* name, dev_t dev) {
   struct stat st;
   if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return;
   if (S_ISDIR(st.st_mode)) {
     if (st.st_dev != dev) return;
     int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES && st.st_uid == geteuid() && fchmodat(parent, name, 0700, 0) == 0)
+      fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return;
+    if ((st.st_mode & 0300) != 0300 && st.st_uid == geteuid()) (void)fchmod(fd, 0700);
     DIR* d = fdopendir(fd);
     if (!d) {
       close(fd);
@@ -234,6 +239,9 @@ std::string TaskManager::cgroups_path_for(const std::string& container_id) const
   // systemd: a husk-<id>.scope unit in nomad.slice; cgroupfs: the same
   // place by path, so that both layouts look alike to an operator.
   if (cgroup_manager_ == cgroups::ManagerKind::Systemd) return "nomad.slice:husk:" + container_id;
+  // A rootless driver may only make cgroups in the subtree delegated to
+  // it: husk's default there (<delegated>/husk/<id>, cgroups/rootless.h).
+  if (geteuid() != 0) return "";
   return "/nomad.slice/husk-" + container_id + ".scope";
 }
 
@@ -553,7 +561,8 @@ Result<TaskHandleState> TaskManager::start(const TaskSpec& task, BundlePlan plan
       return fail_sys("mount the task's shareable /dev/shm on ", shm);
   }
   plan.spec.root.path = rootfs;
-  if (plan.spec.linux && !plan.spec.linux->cgroups_path) plan.spec.linux->cgroups_path = cgroups_path_for(cid);
+  if (plan.spec.linux && !plan.spec.linux->cgroups_path)
+    if (std::string path = cgroups_path_for(cid); !path.empty()) plan.spec.linux->cgroups_path = path;
   TRYV(write_file_atomic(task_dir + "/config.json", oci::emit_config(plan.spec), 0600));
 
   UniqueFd out = TRY(open_log(plan.discard_output ? "" : task.stdout_path));

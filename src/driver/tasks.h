@@ -75,7 +75,8 @@ class TaskManager {
   // cgroupfs (default) or systemd. Either way a task's cgroup lives under
   // nomad.slice, as nomad-driver-podman places its containers.
   void set_cgroup_manager(cgroups::ManagerKind kind) { cgroup_manager_ = kind; }
-  // linux.cgroupsPath for a task's container under this manager.
+  // linux.cgroupsPath for a task's container under this manager; "" for
+  // husk's default (a rootless driver's cgroupfs tasks: <delegated>/husk/<id>).
   std::string cgroups_path_for(const std::string& container_id) const;
 
   const std::string& state_dir() const { return state_dir_; }

@@ -5,6 +5,11 @@
 //   {"op":"start","id":ID,"config":{...},"env":{...},"user":U,"memory_mb":N,"cpu_shares":N,"dir":ALLOCDIR,"alloc":ALLOCID}
 //   {"op":"exec","id":ID,"cmd":[...],"tty":B,"stdin":S,"close":B,"rows":R,"cols":C,"timeout":SECONDS}
 //   {"op":"stop","id":ID}   StopTask(5 s), WaitTask, DestroyTask(force)
+//   {"op":"wait","id":ID,"timeout":SECONDS}  WaitTask alone: {"ok":true,
+//                            "exit_code":N,"signal":N,"oom_killed":B}
+//   {"op":"stats","id":ID}  the first TaskStats message: {"ok":true,"memory":
+//                            {"rss":N,"usage":N,"max_usage":N,"fields":[...]},
+//                            "cpu":{"total_ticks":N,"fields":[...]}}
 //   {"op":"events","id":ID}  the task events of ID received so far (TaskEvents,
 //                            streamed from SetConfig on): {"ok":true,"events":
 //                            [{"message":M,"annotations":{...}},...]}
@@ -226,6 +231,46 @@ class Probe {
            ",\"exit_code\":" + std::to_string(code) + "}";
   }
 
+  std::string wait(const oci::J& j) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(num(j, "timeout", 60)));
+    drv::WaitTaskRequest req;
+    drv::WaitTaskResponse resp;
+    req.set_task_id(str(j, "id"));
+    auto st = driver_->WaitTask(&ctx, req, &resp);
+    if (!st.ok()) return fail_line("WaitTask: " + st.error_message());
+    if (!resp.err().empty()) return fail_line("WaitTask: " + resp.err());
+    const auto& r = resp.result();
+    return "{\"ok\":true,\"exit_code\":" + std::to_string(r.exit_code()) + ",\"signal\":" +
+           std::to_string(r.signal()) + ",\"oom_killed\":" + (r.oom_killed() ? "true" : "false") + "}";
+  }
+
+  std::string stats(const oci::J& j) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    drv::TaskStatsRequest req;
+    req.set_task_id(str(j, "id"));
+    req.mutable_collection_interval()->set_seconds(1);
+    auto reader = driver_->TaskStats(&ctx, req);
+    drv::TaskStatsResponse resp;
+    if (!reader->Read(&resp)) {
+      auto st = reader->Finish();
+      return fail_line("TaskStats: " + (st.ok() ? std::string("no stats") : st.error_message()));
+    }
+    ctx.TryCancel();
+    (void)reader->Finish();
+    const auto& u = resp.stats().agg_resource_usage();
+    auto fields = [](const auto& list) {
+      std::string out = "[";
+      for (int i = 0; i < list.size(); i++) out += (i ? "," : "") + std::to_string(list.Get(i));
+      return out + "]";
+    };
+    return "{\"ok\":true,\"memory\":{\"rss\":" + std::to_string(u.memory().rss()) + ",\"usage\":" +
+           std::to_string(u.memory().usage()) + ",\"max_usage\":" + std::to_string(u.memory().max_usage()) +
+           ",\"fields\":" + fields(u.memory().measured_fields()) + "},\"cpu\":{\"total_ticks\":" +
+           std::to_string(u.cpu().total_ticks()) + ",\"fields\":" + fields(u.cpu().measured_fields()) + "}}";
+  }
+
   std::string stop(const oci::J& j) {
     std::string id = str(j, "id");
     {
@@ -333,6 +378,8 @@ int main(int argc, char** argv) {
     else if (op == "exec") std::cout << probe.exec(j) << std::endl;
     else if (op == "stop") std::cout << probe.stop(j) << std::endl;
     else if (op == "events") std::cout << probe.events(j) << std::endl;
+    else if (op == "wait") std::cout << probe.wait(j) << std::endl;
+    else if (op == "stats") std::cout << probe.stats(j) << std::endl;
     else std::cout << fail_line("unknown op \"" + op + "\"") << std::endl;
   }
   probe.stop_events();

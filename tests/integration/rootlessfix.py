@@ -13,6 +13,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -108,3 +109,16 @@ def rootless_user():
             for f in ("/etc/subuid", "/etc/subgid"):
                 _drop_lines(f, {name})
             subprocess.run(["userdel", name], check=False)
+
+
+@pytest.fixture
+def rootless_base(rootless_user):
+    """A directory the test user owns under /tmp (pytest's tmp dirs are
+    0700 root). Whatever a failed test left there goes as root, mounts
+    included (root may remove the sub-ids' files)."""
+    b = tempfile.mkdtemp(prefix="husk-rootless-", dir="/tmp")
+    os.chmod(b, 0o755)
+    os.chown(b, rootless_user.uid, rootless_user.gid)
+    yield b
+    subprocess.run(["umount", "-R", "-l", b], capture_output=True)
+    shutil.rmtree(b, ignore_errors=True)

@@ -16,11 +16,11 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
+from driverprobe import Probe
 from husktest import ROOT, mount_points
 import imagebuild as ib
 from imagebuild import d, dev, f
@@ -29,8 +29,6 @@ from rootlessfix import RANGE, SETPRIV
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to add the test user and run the registry")
 
-PROBE = os.path.join(ROOT, "build", "tests", "driver", "driver-probe")
-PLUGIN = os.path.join(ROOT, "build", "src", "driver", "nomad-driver-husk")
 TASK_ID = "rootless-alloc/web/0000aaaa"
 CID = "rootless-alloc-web-0000aaaa"
 
@@ -67,15 +65,8 @@ def images(tmp_path_factory, rootfs_template):
 
 
 @pytest.fixture
-def base(rootless_user):
-    """A directory the test user owns (pytest's tmp dirs are 0700 root)."""
-    b = tempfile.mkdtemp(prefix="husk-rootless-driver-", dir="/tmp")
-    os.chmod(b, 0o755)
-    os.chown(b, rootless_user.uid, rootless_user.gid)
-    yield b
-    # Whatever a failed test left: as root, which may remove sub-id files.
-    subprocess.run(["umount", "-R", "-l", b], capture_output=True)
-    shutil.rmtree(b, ignore_errors=True)
+def base(rootless_base):
+    return rootless_base
 
 
 def user_env(base):
@@ -95,60 +86,21 @@ def as_user(user, argv, base, **kw):
                           capture_output=True, text=True, timeout=120, env=user_env(base), **kw)
 
 
-class RootlessProbe:
+class RootlessProbe(Probe):
     """driver-probe run as the rootless user, the plugin as nomad-driver-podman."""
 
     def __init__(self, user, base, plugin_config, name="nomad-driver-podman"):
         self.user, self.base = user, base
-        self.state = os.path.join(base, "driver-state")
-        self.alloc = os.path.join(base, "alloc")
         user_dir(user, os.path.join(base, "xdg"), 0o700)
-        user_dir(user, self.alloc)
-        plugin = os.path.join(base, name)
-        os.symlink(PLUGIN, plugin)
-        env = dict(user_env(base), PROBE_PLUGIN_CONFIG=json.dumps(plugin_config))
-        self.p = subprocess.Popen([SETPRIV, f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", PROBE,
-                                   plugin, f"--state-dir={self.state}"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env)
-        self.running = set()
-        first = self.answer()
-        assert first["ok"], first
-
-    def answer(self):
-        line = self.p.stdout.readline()
-        assert line, "driver-probe ended"
-        return json.loads(line)
-
-    def call(self, **op):
-        self.p.stdin.write(json.dumps(op) + "\n")
-        self.p.stdin.flush()
-        return self.answer()
+        super().__init__(base, name=name, plugin_config=plugin_config, env=user_env(base), owner=(user.uid, user.gid),
+                         run_as=[SETPRIV, f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"])
 
     def start(self, task_id, config):
         # No memory limit: rootless tasks here have no cgroup to put it in.
-        r = self.call(op="start", id=task_id, dir=self.alloc, config=config, memory_mb=0)
-        if r["ok"]:
-            self.running.add(task_id)
-        return r
-
-    def stop(self, task_id):
-        self.running.discard(task_id)
-        return self.call(op="stop", id=task_id)
-
-    def sh(self, task_id, script):
-        r = self.call(op="exec", id=task_id, cmd=["/bin/sh", "-c", script])
-        assert r["ok"], r
-        return r
-
-    def close(self):
-        for task_id in list(self.running):
-            self.stop(task_id)
-        self.p.stdin.write('{"op":"quit"}\n')
-        self.p.stdin.close()
-        self.p.wait(timeout=30)
+        return super().start(task_id, config, memory_mb=0)
 
     def task_dir(self, cid=CID):
-        return os.path.join(self.state, "tasks", cid)
+        return str(super().task_dir(cid))
 
 
 def owner(path):

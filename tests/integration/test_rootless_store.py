@@ -16,7 +16,6 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
 
 import pytest
 
@@ -74,13 +73,8 @@ def registry(tmp_path_factory, rootfs_template):
 
 
 @pytest.fixture
-def base(rootless_user):
-    """A directory the test user owns (pytest's tmp dirs are 0700 root)."""
-    b = tempfile.mkdtemp(prefix="husk-rootless-store-", dir="/tmp")
-    os.chmod(b, 0o755)
-    os.chown(b, rootless_user.uid, rootless_user.gid)
-    yield b
-    shutil.rmtree(b, ignore_errors=True)
+def base(rootless_base):
+    return rootless_base
 
 
 def as_user(uid, gid, argv, env, groups=True):

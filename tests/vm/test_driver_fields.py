@@ -13,10 +13,8 @@ import time
 
 import pytest
 
+from driverprobe import PLUGIN, PROBE, Probe  # noqa: F401  (PLUGIN for other test files)
 from husktest import CGROUP2, HUSK, ROOT, mount_points
-
-PROBE = os.path.join(ROOT, "build", "tests", "driver", "driver-probe")
-PLUGIN = os.path.join(ROOT, "build", "src", "driver", "nomad-driver-husk")
 DEMO_ROOTFS = os.path.join(ROOT, "build", "contrib", "demo-bundle", "rootfs")
 
 pytestmark = pytest.mark.skipif(not os.path.exists(PROBE), reason="driver-probe not built")
@@ -30,54 +28,6 @@ child=$!
 trap 'kill -TERM $child; wait $child; exit 143' TERM
 wait $child
 """
-
-
-class Probe:
-    def __init__(self, tmp_path, name="nomad-driver-podman", plugin_config=None, plugin_args=()):
-        self.state = tmp_path / "driver-state"
-        self.alloc = tmp_path / "alloc"
-        self.alloc.mkdir()
-        plugin = tmp_path / name
-        os.symlink(PLUGIN, plugin)
-        env = dict(os.environ, PROBE_PLUGIN_CONFIG=json.dumps(plugin_config or {}))
-        self.p = subprocess.Popen([PROBE, str(plugin), f"--state-dir={self.state}", *plugin_args], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env)
-        self.running = set()
-        first = self.answer()
-        assert first["ok"], first
-
-    def answer(self):
-        line = self.p.stdout.readline()
-        assert line, "driver-probe ended"
-        return json.loads(line)
-
-    def call(self, **op):
-        self.p.stdin.write(json.dumps(op) + "\n")
-        self.p.stdin.flush()
-        return self.answer()
-
-    def start(self, task_id, config, **extra):
-        r = self.call(op="start", id=task_id, dir=str(self.alloc), config=config, **extra)
-        if r["ok"]:
-            self.running.add(task_id)
-        return r
-
-    def stop(self, task_id):
-        self.running.discard(task_id)
-        return self.call(op="stop", id=task_id)
-
-    def sh(self, task_id, script, **extra):
-        r = self.call(op="exec", id=task_id, cmd=["/bin/sh", "-c", script], **extra)
-        assert r["ok"], r
-        return r
-
-    def close(self):
-        # Tasks outlive the plugin by design: a failed test stops its own.
-        for task_id in list(self.running):
-            self.stop(task_id)
-        self.p.stdin.write('{"op":"quit"}\n')
-        self.p.stdin.close()
-        self.p.wait(timeout=30)
 
 
 @pytest.fixture
