@@ -33,7 +33,8 @@ std::vector<FieldSupport> support_table() {
       {"config.image", S::kImplemented,
        "a directory, a raw disk image (loop-mounted read-only; a GPT disk's root partition), or a machine image "
        "name under /var/lib/machines; relative paths start in the plugin directory"},
-      {"config.image_download", S::kImplemented, "fetch the image before the task starts (once, unless force)"},
+      {"config.image_download", S::kImplemented,
+       "fetch the image before the task starts (once, unless force); by a driver not run as root: an error"},
       {"config.image_download.url", S::kImplemented, "fetched over http(s) with libcurl into /var/lib/machines"},
       {"config.image_download.type", S::kImplemented,
        "tar (any compression, unpacked with libarchive), raw (decompressed), docker (url is an image reference: "

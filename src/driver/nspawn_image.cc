@@ -357,6 +357,13 @@ Result<> download_image(const Options& opts, const std::string& name, const Down
     if (!d.force) return {};
     remove_path(target);
   }
+  // A machine image holds files of many owners, which only root may make
+  // (a docker image's layers in a rootless store are owned by sub-ids and
+  // need a user namespace to merge); nomad-driver-nspawn runs as root too.
+  if (geteuid() != 0)
+    return fail_msg(at, ": a driver that does not run as root cannot download a machine image (type \"", d.type,
+                    "\") into ", opts.machines_dir, ": run the driver as root, or give config.image a directory ",
+                    "image the driver's user owns");
   if (mkdir(opts.machines_dir.c_str(), 0700) != 0 && errno != EEXIST)
     return fail_sys(at, ": create ", opts.machines_dir);
   // Everything is made under dot names beside the target and renamed into

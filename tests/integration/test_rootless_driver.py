@@ -351,3 +351,26 @@ def test_rootless_driver_image_gc_removes_unused_images_in_the_stores_namespace(
     finally:
         probe.close()
     assert wait_no_processes(u) == []
+
+
+def test_rootless_nspawn_image_download_is_a_clear_error(rootless_user, base, images):
+    """A machine image holds files of many owners: downloading one (here a
+    docker image of the registry) needs a driver run as root, as
+    nomad-driver-nspawn does; StartTask says so and leaves nothing."""
+    u = rootless_user
+    before = mount_points()
+    store = os.path.join(base, "store")
+    probe = RootlessProbe(u, base, {"image_store": store}, name="nomad-driver-nspawn")
+    try:
+        ref = f"{images.host}/test/rootless-driver:v1"
+        r = probe.start(TASK_ID, {"image": "web", "image_download": {"url": ref, "type": "docker"},
+                                  "command": ["/bin/sh", "-c", "sleep 300"]})
+        assert not r["ok"], r
+        assert "config.image_download: a driver that does not run as root cannot download a machine image " \
+            '(type "docker")' in r["error"], r
+        assert os.listdir(os.path.join(probe.state, "tasks")) == []
+        assert not os.path.exists(store) or os.listdir(os.path.join(store, "layers")) == []
+        assert mount_points() == before
+    finally:
+        probe.close()
+    assert wait_no_processes(u) == []
