@@ -81,8 +81,8 @@ Result<> mount_overlay_legacy(const OverlaySpec& spec, const std::string& target
   if (!spec.upper.empty()) data += cat(",upperdir=", spec.upper, ",workdir=", spec.work);
   if (spec.userxattr) data += ",userxattr";
   if (data.size() >= 4096)
-    return fail_msg("overlay on ", target, ": ", spec.lower.size(), " layers do not fit one page of mount data on ",
-                    "a kernel without lowerdir+ (Linux 6.8)");
+    return fail_errno(EINVAL, "overlay on ", target, ": ", spec.lower.size(),
+                      " layers do not fit one page of mount data on a kernel without lowerdir+ (Linux 6.8)");
   if (mount("overlay", target.c_str(), "overlay", 0, data.c_str()) < 0)
     return fail_sys("mount the overlay of ", spec.lower.size(), " layers on ", target);
   return {};

@@ -20,6 +20,7 @@
 #include "cgroups/rootless.h"
 #include "oci/config.h"
 #include "oci/tables.h"
+#include "runtime/fuse_overlay.h"
 #include "runtime/apparmor.h"
 #include "runtime/container.h"
 #include "runtime/container_internal.h"
@@ -58,12 +59,14 @@ struct CreateGuard {
   pid_t pid = 0;
   bool committed = false;
   std::string network_id;  // set once networking may have made something
+  FuseServer fuse;          // the root's fuse-overlayfs, once started
   ~CreateGuard() {
     if (committed) return;
     if (pid > 0) {
       ::kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
     }
+    stop_fuse_overlayfs(fuse);
     if (dir && !network_id.empty()) detach_network(dir->path(), network_id);
     if (cgroup) (void)cgroup->destroy();
     if (dir) (void)dir->remove();
@@ -138,6 +141,12 @@ Result<> check_spec(const oci::Spec& spec) {
     if (spec.annotations.contains(kRootfsIdmapAnnotation))
       return fail_msg("annotations.", kRootfsOverlayAnnotation, ": the root is an overlay or an idmapped mount, not ",
                       "both (", kRootfsIdmapAnnotation, ")");
+  }
+  if (auto a = spec.annotations.find(kRootfsOverlayMountAnnotation); a != spec.annotations.end()) {
+    TRYV(parse_overlay_mount(a->second));
+    if (!spec.annotations.contains(kRootfsOverlayAnnotation))
+      return fail_msg("annotations.", kRootfsOverlayMountAnnotation, ": says how to mount ", kRootfsOverlayAnnotation,
+                      ", which the bundle does not set");
   }
   if (spec.process->apparmor_profile)
     TRYV(check_apparmor_profile(*spec.process->apparmor_profile, "process.apparmorProfile"));
@@ -297,11 +306,17 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
   const oci::Spec& spec = *c.spec;
   if (cfg.wait_for_cgroup) TRYV(place_in_cgroup(c, pid, sock));
 
+  UniqueFd userns;  // the init's, once it has one
+  const std::string fuse_log = c.dir->path() + "/fuse-overlayfs.log";
   for (;;) {
     SyncMsg msg = TRY(sync_recv(sock));
     switch (msg.type) {
-      case SyncType::Error:
-        return fail(Error(msg.err, msg.payload));
+      case SyncType::Error: {
+        Error e(msg.err, msg.payload);
+        if (c.guard->fuse.pid > 0)
+          if (std::string said = fuse_overlayfs_log(fuse_log); !said.empty()) e.context(cat("fuse-overlayfs: ", said));
+        return fail(std::move(e));
+      }
       case SyncType::NamespacesReady: {
         TRYV(write_id_maps(pid, spec.linux->uid_mappings, spec.linux->gid_mappings));
         // In its new user namespace the child may not raise a hard limit
@@ -312,10 +327,10 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
         // (the child may not idmap a host filesystem), with the child's
         // namespace as its mapping; the child attaches it.
         UniqueFd rootfs_tree;
-        if (spec.annotations.contains(kRootfsIdmapAnnotation)) {
-          UniqueFd userns = TRY(open_fd(cat("/proc/", pid, "/ns/user"), O_RDONLY | O_CLOEXEC));
-          rootfs_tree = TRY(idmapped_rootfs(cfg.rootfs, userns.get()));
-        }
+        // Also for a fuse-overlayfs root: its server serves that namespace.
+        if (spec.annotations.contains(kRootfsIdmapAnnotation) || spec.annotations.contains(kRootfsOverlayAnnotation))
+          userns = TRY(open_fd(cat("/proc/", pid, "/ns/user"), O_RDONLY | O_CLOEXEC));
+        if (spec.annotations.contains(kRootfsIdmapAnnotation)) rootfs_tree = TRY(idmapped_rootfs(cfg.rootfs, userns.get()));
         TRYV(sync_send(sock, SyncType::IdMapsWritten, {}, rootfs_tree ? rootfs_tree.get() : -1));
         break;
       }
@@ -353,6 +368,18 @@ Result<Spawned> spawn_init(InitConfig& cfg, const Created& c, uint64_t fast_flag
                                    ",\"metadata\":\"", log::json_escape(sc.listener_metadata.value_or("")),
                                    "\",\"state\":", st, "}");
         TRYV_CTX(send_seccomp_listener(*sc.listener_path, msg.fd.get(), msg_json), "linux.seccomp.listenerPath");
+        break;
+      }
+      case SyncType::MountFuseOverlay: {
+        if (!msg.payload.empty())
+          log::warning(cat("this kernel refused overlayfs in the container's user namespace (", msg.payload,
+                           "): its root is mounted with fuse-overlayfs"));
+        auto ov = TRY(parse_rootfs_overlay(spec.annotations.at(kRootfsOverlayAnnotation)));
+        FuseLaunch launch = TRY(FuseLaunch::prepare(userns.get(), ov, fuse_log));
+        TRYV(sync_send(sock, SyncType::Continue, {}, launch.fuse_fd()));
+        TRYV(sync_expect(sock, SyncType::FuseMounted));
+        c.guard->fuse = TRY(launch.go());
+        TRYV(sync_send(sock, SyncType::Continue));
         break;
       }
       case SyncType::Ready:
@@ -495,6 +522,8 @@ Result<Created> create_container(const GlobalOptions& g, const CreateOptions& o,
   rec.pid_start = process_start_time(sp.pid);
   rec.cgroup_path = c.cgroup->path();
   rec.systemd_scope = c.cgroup->unit();
+  rec.fuse_pid = c.guard->fuse.pid;
+  rec.fuse_start = c.guard->fuse.start;
   rec.cgroup_manager = g.cgroup_manager == cgroups::ManagerKind::Systemd ? "systemd"
                        : g.cgroup_manager == cgroups::ManagerKind::Disabled ? "disabled" : "fs";
   rec.created = now_ns();

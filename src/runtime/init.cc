@@ -1,3 +1,4 @@
+#include "runtime/fuse_overlay.h"
 #include "runtime/init.h"
 
 #include <fcntl.h>
@@ -176,8 +177,25 @@ Result<> setup_container(const InitConfig& cfg, int sync, std::string& state_jso
   RootfsOptions ro;
   ro.rootfs = cfg.rootfs;
   ro.rootfs_tree = idmapped_rootfs_tree.get();
-  if (auto a = spec.annotations.find(kRootfsOverlayAnnotation); a != spec.annotations.end())
+  if (auto a = spec.annotations.find(kRootfsOverlayAnnotation); a != spec.annotations.end()) {
     ro.overlay = TRY(parse_rootfs_overlay(a->second));
+    if (auto m = spec.annotations.find(kRootfsOverlayMountAnnotation); m != spec.annotations.end())
+      ro.overlay_mount = TRY(parse_overlay_mount(m->second));
+    ro.mount_overlay_outside = [sync, rootfs = cfg.rootfs](const std::string& refused) -> Result<> {
+      // The FUSE mount is ours to make (here, in our namespaces); its
+      // server is the parent's to run (runtime/fuse_overlay.h).
+      TRYV(sync_send(sync, SyncType::MountFuseOverlay, refused));
+      SyncMsg m = TRY(sync_expect(sync, SyncType::Continue));
+      if (!m.fd) return fail_errno(EPROTO, "no /dev/fuse fd from husk");
+      TRYV(mount_fuse_root(rootfs, m.fd.get()));
+      m.fd.reset();  // the server's alone: if it dies, the mount fails rather than hangs
+      TRYV(sync_send(sync, SyncType::FuseMounted));
+      TRYV(sync_expect(sync, SyncType::Continue));
+      struct stat st;
+      if (stat(rootfs.c_str(), &st) < 0) return fail_sys("the fuse-overlayfs server does not answer for ", rootfs);
+      return {};
+    };
+  }
   ro.no_pivot = cfg.no_pivot;
   ro.rootless = cfg.rootless;
   // Rootless also covers husk run as root of a user namespace it did not

@@ -129,14 +129,23 @@ class RootfsBuilder {
     // in user.overlay.* (trusted.* is the host's); rootless store layers
     // are unpacked so.
     spec.userxattr = opts_.in_user_namespace;
+    const std::string what = cat("annotations.", kRootfsOverlayAnnotation, ": mount the container's root on ", opts_.rootfs);
+    if (opts_.overlay_mount == OverlayMount::kFuse) {
+      TRYV_CTX(opts_.mount_overlay_outside(""), what);
+      return {};
+    }
     auto mounted = overlay::mount_overlay(spec, opts_.rootfs);
     if (mounted) return {};
     Error e = std::move(mounted.error());
-    if (opts_.in_user_namespace && e.code() == EPERM)
-      e.context(cat("this kernel does not mount overlayfs in a user namespace (Linux 5.11 and later do); husk does ",
-                    "not run fuse-overlayfs for it yet"));
-    return fail(std::move(e).with_context(
-        cat("annotations.", kRootfsOverlayAnnotation, ": mount the container's root on ", opts_.rootfs)));
+    bool refused = opts_.in_user_namespace && (e.code() == EPERM || e.code() == EINVAL);
+    if (refused && opts_.overlay_mount == OverlayMount::kAuto && opts_.mount_overlay_outside) {
+      TRYV_CTX(opts_.mount_overlay_outside(e.str()), what);
+      return {};
+    }
+    if (refused)
+      e.context(cat("this kernel does not mount overlayfs in a user namespace (Linux 5.11 and later do; annotation ",
+                    kRootfsOverlayMountAnnotation, " = \"fuse-overlayfs\" mounts it with fuse-overlayfs)"));
+    return fail(std::move(e).with_context(what));
   }
 
   bool keep_locked() const { return opts_.in_user_namespace; }

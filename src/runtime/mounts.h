@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/overlay.h"
+#include "runtime/fuse_overlay.h"
 #include "oci/spec.h"
 
 namespace husk::runtime {
@@ -30,6 +31,11 @@ struct RootfsOptions {
   // Mounted on rootfs instead of binding it (run.husk.rootfs.overlay);
   // "userxattr" in a user namespace.
   std::optional<overlay::OverlaySpec> overlay;
+  // How (run.husk.rootfs.overlay.mount), and who mounts it with
+  // fuse-overlayfs from outside (the parent; runtime/fuse_overlay.h),
+  // given why native overlayfs was refused ("" when not tried).
+  OverlayMount overlay_mount = OverlayMount::kAuto;
+  std::function<Result<>(const std::string& refused)> mount_overlay_outside;
   // Runs after every mount and before pivot_root (createContainer hooks).
   std::function<Result<>()> before_pivot;
 };

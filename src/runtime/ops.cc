@@ -11,6 +11,7 @@
 
 #include "common/text.h"
 #include "oci/config.h"
+#include "runtime/fuse_overlay.h"
 #include "runtime/container_internal.h"
 #include "runtime/hooks.h"
 #include "runtime/log.h"
@@ -106,6 +107,8 @@ Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool f
     (void)signal_init(rec, SIGKILL);
     TRYV(wait_gone(rec.pid, rec.pid_start, 10000));
   }
+  // Its watcher stops it with the init; here it is gone before delete ends.
+  stop_fuse_overlayfs({rec.fuse_pid, rec.fuse_start});
   detach_network(dir.path(), rec.id);
   if (cg) TRYV_CTX((*cg)->destroy(), "remove the container's cgroup");
   auto spec = load_saved_spec(dir);

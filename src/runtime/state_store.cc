@@ -119,6 +119,10 @@ Result<> ContainerDir::save(const ContainerRecord& rec) const {
   put("rootless", rec.rootless ? "1" : "0");
   put("owner", std::to_string(rec.owner));
   put("systemd_scope", rec.systemd_scope);
+  if (rec.fuse_pid > 0) {
+    put("fuse_pid", std::to_string(rec.fuse_pid));
+    put("fuse_start", std::to_string(rec.fuse_start));
+  }
   return write_file_atomic(path_ + "/state", s, 0600);
 }
 
@@ -138,6 +142,8 @@ Result<ContainerRecord> ContainerDir::load() const {
   rec.rootless = kv["rootless"] == "1";
   rec.owner = static_cast<uid_t>(strtoul(kv["owner"].c_str(), nullptr, 10));
   rec.systemd_scope = kv["systemd_scope"];
+  rec.fuse_pid = static_cast<pid_t>(atoi(kv["fuse_pid"].c_str()));
+  rec.fuse_start = strtoull(kv["fuse_start"].c_str(), nullptr, 10);
   if (rec.id.empty()) return fail_msg("state file ", path_, "/state is corrupt");
   return rec;
 }

@@ -34,6 +34,8 @@ struct ContainerRecord {
   bool rootless = false;
   uid_t owner = 0;
   std::string systemd_scope;  // unit name for the systemd manager
+  pid_t fuse_pid = 0;          // the root's fuse-overlayfs server (runtime/fuse_overlay.h), 0 when none
+  uint64_t fuse_start = 0;
 };
 
 // process_start_time and process_alive: src/common/program.h.

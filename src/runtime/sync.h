@@ -23,6 +23,9 @@ enum class SyncType : uint32_t {
   Ready,            // child set up, waiting on exec.fifo / about to exec
   Continue,         // parent -> child: generic go-ahead
   CgroupReady,      // parent -> child: the init is in its (systemd) cgroup
+  MountFuseOverlay, // child -> parent: its root goes on fuse-overlayfs (payload: why native
+                    // overlayfs was refused, "" when asked for); Continue brings the /dev/fuse fd
+  FuseMounted,      // child -> parent: mounted on it; Continue once the server runs
 };
 
 struct SyncMsg {

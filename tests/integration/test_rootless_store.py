@@ -294,17 +294,40 @@ def user_dirs(user, *paths):
         os.chown(p, user.uid, user.gid)
 
 
-def run_rootless(user, base, bundle, cid):
+# /dev/fuse is root's alone on this host (0600; Debian's udev makes it
+# 0666): the fuse-overlayfs runs get a 0666 node of the same device bound
+# over it, in a mount namespace of their own that goes with them.
+FUSE_DEV = ('d=$(mktemp -d) && mount -t tmpfs -o mode=0755 husk-test-dev "$d" && mknod -m 0666 "$d/fuse" c 10 229 '
+            '&& mount --bind "$d/fuse" /dev/fuse && exec "$@"')
+
+
+def run_rootless(user, base, bundle, cid, fuse_dev=False):
     xdg = os.path.join(base, "xdg")
     if not os.path.isdir(xdg):
         user_dirs(user, xdg)
         os.chmod(xdg, 0o700)
     env = dict(user_env(base), XDG_RUNTIME_DIR=xdg)
-    r = as_user(user.uid, user.gid, [HUSK, "run", "--bundle", bundle, cid], env)
+    argv = [HUSK, "run", "--bundle", bundle, cid]
+    if fuse_dev:
+        ids = [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", FUSE_DEV, "sh", SETPRIV, *ids,
+                            *argv], capture_output=True, text=True, timeout=120, env=env)
+    else:
+        r = as_user(user.uid, user.gid, argv, env)
     return r, os.path.join(xdg, "husk")
 
 
-def test_rootless_container_runs_on_an_overlay_of_the_store_layers(rootless_user, base, registry):
+def fuse_overlayfs_processes():
+    return subprocess.run(["pgrep", "-a", "fuse-overlayfs"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("mount", ["native", "fuse-overlayfs"])
+def test_rootless_container_runs_on_an_overlay_of_the_store_layers(rootless_user, base, registry, mount):
+    """The same root through the kernel's overlayfs and through
+    fuse-overlayfs (what husk runs where the kernel will not mount
+    overlayfs in a user namespace, before Linux 5.11)."""
+    if mount == "fuse-overlayfs" and not shutil.which("fuse-overlayfs"):
+        pytest.skip("fuse-overlayfs is not installed")
     u = rootless_user
     store = os.path.join(base, "store")
     assert pull(u, base, registry, store).returncode == 0
@@ -315,16 +338,20 @@ def test_rootless_container_runs_on_an_overlay_of_the_store_layers(rootless_user
     bundle = os.path.join(base, "bundle")
     script = ("stat -c '%u %g %a %n' /home/app /home/app/owned /home/app/top /suid /opaque/new; ls /opaque; "
               "test -e /lower-only || echo whiteout-applied; echo written > /home/app/written; "
-              "rm /home/app/owned; id -u")
+              "rm /home/app/owned; id -u; sed -n 's|^[^ ]* [^ ]* [^ ]* [^ ]* / .* - \\([^ ]*\\) .*|\\1|p' /proc/self/mountinfo")
     rootless_bundle(u, bundle, root, {"run.husk.rootfs.overlay": f"lowerdir={':'.join(layers)},upperdir={upper},"
-                                      f"workdir={work}"}, ["sh", "-c", script], {"uid": 1000, "gid": 1000})
+                                      f"workdir={work}", "run.husk.rootfs.overlay.mount": mount},
+                    ["sh", "-c", script], {"uid": 1000, "gid": 1000})
     before = mount_points()
-    r, state = run_rootless(u, base, bundle, "rootless-overlay")
+    r, state = run_rootless(u, base, bundle, "rootless-overlay", fuse_dev=mount == "fuse-overlayfs")
     assert r.returncode == 0, r.stderr
+    # The root the container got: the kernel's overlayfs or a FUSE mount.
+    assert r.stdout.splitlines()[-1] == ("overlay" if mount == "native" else "fuse.fuse-overlayfs"), r.stdout
     # The image's own owners inside, through the container's map.
-    assert r.stdout.splitlines() == [
+    assert r.stdout.splitlines()[:-1] == [
         "1000 1000 750 /home/app", "1000 1001 640 /home/app/owned", f"{RANGE} {RANGE} 644 /home/app/top",
         "0 0 4755 /suid", "1000 1000 644 /opaque/new", "new", "whiteout-applied", "1000"], r.stdout
+    assert fuse_overlayfs_processes() == "", "the server went with the container"
     # Writes went to the upper directory (as the mapped ids), the layers are as pulled.
     sub = u.start - 1
     with open(os.path.join(upper, "home/app/written")) as fh:
@@ -354,3 +381,59 @@ def test_rootless_overlay_annotation_is_checked_before_anything_runs(rootless_us
         assert r.returncode != 0
         assert "annotations.run.husk.rootfs.overlay: " + why in r.stderr, (value, r.stderr)
         assert not os.path.isdir(state) or os.listdir(state) == []
+    for annotations, why in [
+            ({"run.husk.rootfs.overlay": f"lowerdir={root}", "run.husk.rootfs.overlay.mount": "fuse"},
+             'annotations.run.husk.rootfs.overlay.mount: "fuse" is not auto, native or fuse-overlayfs'),
+            ({"run.husk.rootfs.overlay.mount": "native"},
+             "annotations.run.husk.rootfs.overlay.mount: says how to mount run.husk.rootfs.overlay, which the bundle "
+             "does not set")]:
+        rootless_bundle(u, bundle, root, annotations, ["true"])
+        r, state = run_rootless(u, base, bundle, "rootless-bad-overlay")
+        assert r.returncode != 0 and why in r.stderr, r.stderr
+        assert not os.path.isdir(state) or os.listdir(state) == []
+
+
+def test_rootless_overlay_the_kernel_refuses_falls_back_to_fuse_overlayfs(rootless_user, base, rootfs_template):
+    """overlayfs stacks at most 500 lower directories: the kernel refuses
+    more with EINVAL, as kernels before 5.11 refuse any overlay in a user
+    namespace. By default husk then mounts the root with fuse-overlayfs and
+    says why; asked for "native", the refusal is the error, naming the way
+    out."""
+    if not shutil.which("fuse-overlayfs"):
+        pytest.skip("fuse-overlayfs is not installed")
+    u = rootless_user
+    layers = []
+    for i in range(501):
+        layer = os.path.join(base, "layers", str(i))
+        os.makedirs(layer)
+        layers.append(layer)
+    shutil.copytree(str(rootfs_template), layers[-1], symlinks=True, dirs_exist_ok=True)
+    with open(os.path.join(layers[0], "top"), "w") as fh:
+        fh.write("from the top layer\n")
+    subprocess.run(["chown", "-R", f"{u.uid}:{u.gid}", os.path.join(base, "layers")], check=True)
+    task = os.path.join(base, "task")
+    upper, work, root = (os.path.join(task, n) for n in ("upper", "work", "rootfs"))
+    user_dirs(u, task, upper, work, root)
+    bundle = os.path.join(base, "bundle")
+    overlay = f"lowerdir={':'.join(layers)},upperdir={upper},workdir={work}"
+    script = "cat /top; echo new > /new; sed -n 's|^[^ ]* [^ ]* [^ ]* [^ ]* / .* - \\([^ ]*\\) .*|\\1|p' /proc/self/mountinfo"
+    before = mount_points()
+    rootless_bundle(u, bundle, root, {"run.husk.rootfs.overlay": overlay}, ["sh", "-c", script])
+    r, state = run_rootless(u, base, bundle, "rootless-fallback", fuse_dev=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["from the top layer", "fuse.fuse-overlayfs"], r.stdout
+    assert "husk: warning: this kernel refused overlayfs in the container's user namespace (" in r.stderr, r.stderr
+    assert "its root is mounted with fuse-overlayfs" in r.stderr
+    with open(os.path.join(upper, "new")) as fh:
+        assert fh.read() == "new\n"
+    assert fuse_overlayfs_processes() == ""
+    assert mount_points() == before
+    assert not os.path.isdir(state) or os.listdir(state) == []
+
+    rootless_bundle(u, bundle, root, {"run.husk.rootfs.overlay": overlay, "run.husk.rootfs.overlay.mount": "native"},
+                    ["true"])
+    r, state = run_rootless(u, base, bundle, "rootless-native", fuse_dev=True)
+    assert r.returncode != 0
+    assert "annotations.run.husk.rootfs.overlay: mount the container's root on " + root in r.stderr, r.stderr
+    assert 'annotation run.husk.rootfs.overlay.mount = "fuse-overlayfs" mounts it with fuse-overlayfs' in r.stderr
+    assert not os.path.isdir(state) or os.listdir(state) == []
