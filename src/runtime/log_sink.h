@@ -63,4 +63,8 @@ Result<long long> parse_log_int(const std::string& v, long long min, long long m
 // Writes all of `msg` to a stream socket, or one datagram.
 bool send_message(int fd, int socktype, std::string_view msg);
 
+// The text with every byte that is not part of valid UTF-8 as U+FFFD, as
+// Go's encoding/json writes docker's messages (GELF, splunk).
+std::string valid_utf8(std::string_view in);
+
 }  // namespace husk::runtime

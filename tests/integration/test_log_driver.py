@@ -208,8 +208,8 @@ def test_journald_missing_is_an_error_before_the_container_exists(husk, bundle):
 def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
     bundle.set_args("true")
     cases = [
-        (["--log-driver", "splunk"],
-         '--log-driver: "splunk" is not a log driver husk has (journald, syslog, gelf, fluentd)'),
+        (["--log-driver", "logentries"],
+         '--log-driver: "logentries" is not a log driver husk has (journald, syslog, gelf, fluentd, splunk)'),
         (["--log-driver", "gelf"], "--log-opt address: the gelf log driver needs one"),
         (["--log-driver", "gelf", "--log-opt", "address=udp://127.0.0.1"], "names no port"),
         (["--log-driver", "gelf", "--log-opt", "address=tls://127.0.0.1:12201"], "no TLS client for GELF"),
@@ -235,9 +235,10 @@ def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
         (["--log-driver", "fluentd", "--log-opt", "fluentd-address=x"],
          "--log-opt fluentd-address: not an option of the fluentd log driver"),
         (["--log-driver", "syslog", "--log-opt", "syslog-address=udp://x"],
-         "--log-opt syslog-address: not an option of the syslog log driver (address, facility, format, tag)"),
+         "--log-opt syslog-address: not an option of the syslog log driver (address, facility, format, tag, tls-"),
         (["--log-driver", "syslog", "--log-opt", "address=127.0.0.1:514"], '--log-opt address: "127.0.0.1:514": expected'),
-        (["--log-driver", "syslog", "--log-opt", "address=tcp+tls://127.0.0.1:6514"], "no TLS client"),
+        (["--log-driver", "syslog", "--log-opt", "address=tcp://127.0.0.1:6514", "--log-opt", "tls-skip-verify=true"],
+         "--log-opt tls-skip-verify: only for a tcp+tls:// address"),
         (["--log-driver", "syslog", "--log-opt", "address=udp://127.0.0.1:99999"], "the port must be 1-65535"),
         (["--log-driver", "syslog", "--log-opt", "facility=local9"], '--log-opt facility: "local9" is not a syslog facility'),
         (["--log-driver", "syslog", "--log-opt", "format=json"], '--log-opt format: "json" is not a syslog format'),
