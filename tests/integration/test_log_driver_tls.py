@@ -1,8 +1,9 @@
 """`husk run --log-driver` for the drivers husk-log sends (TLS and HTTP):
-splunk's HTTP Event Collector over HTTPS and syslog over tcp+tls. The
-receivers are the test's own, on the loopback: an HTTPS server with a
-self-signed certificate that `openssl req` makes in the test's directory,
-and a TLS syslog listener."""
+splunk's HTTP Event Collector over HTTPS, syslog over tcp+tls, and
+CloudWatch Logs (awslogs) with SigV4. The receivers are the test's own, on
+the loopback: an HTTPS server with a self-signed certificate that `openssl
+req` makes in the test's directory, a TLS syslog listener, and an HTTP
+endpoint that checks the AWS signature with the test's keys."""
 import gzip
 import http.server
 import json
@@ -338,3 +339,166 @@ def test_syslog_tls_options_are_checked(husk, bundle, tmp_path):
         assert message in r.stderr, (extra, r.stderr)
         assert os.listdir(husk.root) == [], extra
 
+
+# ---- awslogs -----------------------------------------------------------------------------------------
+
+KEY_ID, SECRET = "AKIDHUSKTEST0001", "c2VjcmV0LWZvci10aGUtdGVzdA"
+
+
+def sigv4_ok(method, path, headers, body, key_id, secret, region):
+    """Checks the request's AWS Signature Version 4 as CloudWatch would."""
+    import hashlib
+    import hmac
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/logs/aws4_request, "
+                     r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", headers.get("Authorization", ""))
+    if not m or m[1] != key_id or m[3] != region:
+        return False
+    signed = m[4].split(";")
+    if not {"content-type", "host", "x-amz-date", "x-amz-target"} <= set(signed) or signed != sorted(signed):
+        return False
+    amz_date = headers["X-Amz-Date"]
+    if amz_date[:8] != m[2] or abs(time.mktime(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) - time.mktime(time.gmtime())) > 300:
+        return False
+    lower = {k.lower(): v for k, v in headers.items()}
+    canonical = "\n".join([method, path, "", "".join(f"{h}:{lower[h].strip()}\n" for h in signed), m[4],
+                           hashlib.sha256(body).hexdigest()])
+    scope = f"{m[2]}/{region}/logs/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in (m[2], region, "logs", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.compare_digest(hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest(), m[5])
+
+
+class FakeCloudWatch:
+    """CloudWatch Logs' JSON API on the loopback: signature checked with the
+    test's keys, groups and streams kept, PutLogEvents' events recorded."""
+
+    def __init__(self, secret=SECRET, groups=()):
+        self.secret, self.groups, self.streams, self.calls, self.events = secret, set(groups), set(), [], []
+        self.http = HttpReceiver(self.answer)
+        self.url = f"http://127.0.0.1:{self.http.port}"
+
+    def answer(self, method, path, headers, body):
+        target = headers.get("X-Amz-Target", "")
+        self.calls.append(target.split(".")[-1])
+        if not sigv4_ok(method, path, headers, body, KEY_ID, self.secret, "eu-west-1"):
+            return 403, {"__type": "InvalidSignatureException", "message": "The request signature does not match"}
+        if headers.get("Content-Type") != "application/x-amz-json-1.1" or not target.startswith("Logs_20140328."):
+            return 400, {"__type": "SerializationException"}
+        self.token = headers.get("X-Amz-Security-Token")
+        req = json.loads(body)
+        group = req["logGroupName"]
+        if target.endswith(".CreateLogGroup"):
+            self.groups.add(group)
+            return 200, {}
+        if group not in self.groups:
+            return 400, {"__type": "ResourceNotFoundException", "message": "The specified log group does not exist."}
+        if target.endswith(".CreateLogStream"):
+            if (group, req["logStreamName"]) in self.streams:
+                return 400, {"__type": "ResourceAlreadyExistsException", "message": "exists"}
+            self.streams.add((group, req["logStreamName"]))
+            return 200, {}
+        if target.endswith(".PutLogEvents"):
+            if (group, req["logStreamName"]) not in self.streams:
+                return 400, {"__type": "ResourceNotFoundException", "message": "The specified log stream does not exist."}
+            self.events.append(req)
+            return 200, {"nextSequenceToken": "1"}
+        return 400, {"__type": "UnknownOperationException"}
+
+    def close(self):
+        self.http.close()
+
+
+def aws_env(**kw):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(kw)
+    return env
+
+
+def test_awslogs_creates_group_and_stream_and_puts_signed_events(husk, bundle):
+    bundle.set_args("sh", "-c", "echo first; echo; echo second >&2; echo third")
+    cw = FakeCloudWatch()
+    try:
+        before = int(time.time() * 1000)
+        r = husk.run("--log-driver", "awslogs", "--log-opt", "region=eu-west-1", "--log-opt", "group=/husk/test",
+                     "--log-opt", "stream=web-1", "--log-opt", "create-group=true", "--log-opt", f"endpoint={cw.url}",
+                     env=aws_env(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_SESSION_TOKEN="tok-1"))
+        after = int(time.time() * 1000)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "first\n\nthird\n" and r.stderr == "second\n"
+    finally:
+        cw.close()
+    # The stream first: the group is missing, so it is made, then the stream again.
+    assert cw.calls == ["CreateLogStream", "CreateLogGroup", "CreateLogStream", "PutLogEvents"], cw.calls
+    assert cw.token == "tok-1"
+    [put] = cw.events
+    assert (put["logGroupName"], put["logStreamName"]) == ("/husk/test", "web-1")
+    messages = [e["message"] for e in put["logEvents"]]
+    # No event for the empty line (CloudWatch takes none); stdout's in order.
+    assert sorted(messages) == ["first", "second", "third"] and messages.index("first") < messages.index("third")
+    stamps = [e["timestamp"] for e in put["logEvents"]]
+    assert all(isinstance(t, int) and before <= t <= after for t in stamps), (before, stamps, after)
+    assert stamps == sorted(stamps)
+
+
+def test_awslogs_reads_the_shared_credentials_file_and_defaults_the_stream(husk, bundle, tmp_path):
+    bundle.set_args("sh", "-c", "echo hello")
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = x\n\n"
+                     f"[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n")
+    cw = FakeCloudWatch(groups={"app"})
+    cid = husk.new_id()
+    try:
+        r = husk.run("--log-driver", "awslogs", "--log-opt", "group=app", "--log-opt", f"endpoint={cw.url}", cid=cid,
+                     env=aws_env(AWS_REGION="eu-west-1", AWS_SHARED_CREDENTIALS_FILE=str(creds)))
+        assert r.returncode == 0, r.stderr
+    finally:
+        cw.close()
+    assert cw.calls == ["CreateLogStream", "PutLogEvents"]
+    assert cw.events[0]["logStreamName"] == cid  # docker's default stream: the container's id
+    assert [e["message"] for e in cw.events[0]["logEvents"]] == ["hello"]
+
+
+def test_awslogs_refused_signature_and_missing_group_are_errors_before_the_container_exists(husk, bundle, tmp_path):
+    bundle.set_args("sh", "-c", "echo never")
+    cw = FakeCloudWatch(secret="not-the-one")
+    try:
+        r = husk.run("--log-driver", "awslogs", "--log-opt", "region=eu-west-1", "--log-opt", "group=g",
+                     "--log-opt", f"endpoint={cw.url}",
+                     env=aws_env(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET))
+        assert r.returncode != 0
+        assert "log driver awslogs: create the log stream" in r.stderr, r.stderr
+        assert "CreateLogStream: InvalidSignatureException: The request signature does not match" in r.stderr
+        cw.secret = SECRET
+        r2 = husk.run("--log-driver", "awslogs", "--log-opt", "region=eu-west-1", "--log-opt", "group=g",
+                      "--log-opt", f"endpoint={cw.url}",
+                      env=aws_env(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET))
+        assert r2.returncode != 0
+        assert "ResourceNotFoundException: The specified log group does not exist." in r2.stderr, r2.stderr
+    finally:
+        cw.close()
+    assert "never" not in r.stdout + r2.stdout and cw.events == []
+    assert os.listdir(husk.root) == []
+
+
+def test_awslogs_bad_options_name_the_option(husk, bundle, tmp_path):
+    bundle.set_args("true")
+    env = aws_env(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+    cases = [
+        (["--log-opt", "group=g"], "--log-opt region: the awslogs log driver needs one", env),
+        (["--log-opt", "region=r"], "--log-opt group: the awslogs log driver needs one", env),
+        (["--log-opt", "region=r", "--log-opt", "group=g", "--log-opt", "create-stream=perhaps"],
+         '--log-opt create-stream: "perhaps" is not a boolean', env),
+        (["--log-opt", "region=r", "--log-opt", "group=g", "--log-opt", "endpoint=ftp://x"],
+         '--log-opt endpoint: "ftp://x": expected http(s)://HOST[:PORT][/PATH]', env),
+        (["--log-opt", "region=r", "--log-opt", "group=g", "--log-opt", "awslogs-group=g"],
+         "--log-opt awslogs-group: not an option of the awslogs log driver", env),
+        (["--log-opt", "region=r", "--log-opt", "group=g"], "log driver awslogs: no AWS credentials",
+         aws_env(HOME=str(tmp_path))),
+    ]
+    for extra, message, e in cases:
+        r = husk.run("--log-driver", "awslogs", *extra, env=e)
+        assert r.returncode != 0, extra
+        assert message in r.stderr, (extra, r.stderr)
+        assert os.listdir(husk.root) == [], extra
