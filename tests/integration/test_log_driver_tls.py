@@ -22,12 +22,12 @@ from husktest import wait_for
 SCRIPT = "echo out-one; echo err-one >&2; echo; printf 'no-newline'"
 
 
-def make_cert(tmp_path, name="server"):
-    """A self-signed certificate for localhost and 127.0.0.1: (cert, key)."""
+def make_cert(tmp_path, name="server", names="DNS:localhost,IP:127.0.0.1"):
+    """A self-signed certificate for `names` (localhost and 127.0.0.1): (cert, key)."""
     cert, key = str(tmp_path / f"{name}.pem"), str(tmp_path / f"{name}.key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", f"/CN={name}",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                    "-addext", f"subjectAltName={names}"],
                    check=True, capture_output=True)
     return cert, key
 
@@ -180,6 +180,24 @@ def test_splunk_wrong_ca_is_an_error_before_the_container_exists(husk, bundle, t
     assert "certificate" in r.stderr, r.stderr
     assert "never" not in r.stdout and requests == []
     assert os.listdir(husk.root) == []
+
+
+def test_splunk_caname_is_the_name_the_certificate_must_have(husk, bundle, tmp_path):
+    bundle.set_args("sh", "-c", "echo hi")
+    cert = make_cert(tmp_path, names="DNS:hec.example.test")
+    rx = HttpReceiver(hec_ok, cert)
+    base = ["--log-driver", "splunk", "--log-opt", f"url=https://127.0.0.1:{rx.port}", "--log-opt", "token=t",
+            "--log-opt", f"capath={cert[0]}"]
+    try:
+        wrong = husk.run(*base)
+        right = husk.run(*base, "--log-opt", "caname=hec.example.test")
+        requests = list(rx.requests)
+    finally:
+        rx.close()
+    assert wrong.returncode != 0 and "verify the connection" in wrong.stderr, wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert [q[0] for q in requests] == ["OPTIONS", "POST"]
+    assert [ev["event"]["line"] for ev in json_stream(requests[1][3])] == ["hi"]
 
 
 def test_splunk_refused_token_is_an_error_before_the_container_exists(husk, bundle, tmp_path):
