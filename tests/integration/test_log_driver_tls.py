@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from husktest import wait_for
+from husktest import HUSK
 
 SCRIPT = "echo out-one; echo err-one >&2; echo; printf 'no-newline'"
 
@@ -93,6 +93,20 @@ def json_stream(data):
         obj, i = dec.raw_decode(text, i)
         out.append(obj)
     return out
+
+
+def needed_libraries(path):
+    out = subprocess.run(["readelf", "-d", path], check=True, capture_output=True, text=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def test_husk_loads_no_tls_library_husk_log_does():
+    """The TLS and HTTP drivers live in husk-log so that husk's start stays
+    one shared library (libc)."""
+    assert [x for x in needed_libraries(HUSK) if not x.startswith("ld-linux")] == ["libc.so.6"]
+    husk_log = os.path.join(os.path.dirname(os.path.dirname(HUSK)), "logs", "husk-log")
+    libs = needed_libraries(husk_log)
+    assert "libcurl.so.4" in libs and "libssl.so.3" in libs, libs
 
 
 # ---- splunk ------------------------------------------------------------------------------------------
