@@ -87,7 +87,7 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
     if (!val.empty()) p.opts.push_back(k.substr(prefix.size()) + "=" + val);
   };
   bool have_address = false, have_url = false, have_token = false;
-  std::string syslog_address, aws_stream;
+  std::string syslog_address, aws_stream, aws_multiline;
   std::vector<std::string> syslog_tls;  // docker ignores these without a tcp+tls:// address
   for (const auto& [k, val] : config) {
     std::string what = cat(field, ".config.", k);
@@ -118,9 +118,15 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
       if (!val.empty()) syslog_tls.push_back(k.substr(7) + "=" + val);
     } else if (syslog && k == "syslog-tls-skip-verify") {
       syslog_tls.push_back("tls-skip-verify=true");  // docker: the key's presence, whatever its value
-    } else if (awslogs && (k == "awslogs-datetime-format" || k == "awslogs-multiline-pattern" ||
-                           k == "awslogs-credentials-endpoint")) {
+    } else if (awslogs && k == "awslogs-credentials-endpoint") {
       return fail_msg(what, ": husk's awslogs log driver does not have this option of docker's yet");
+    } else if (awslogs && (k == "awslogs-datetime-format" || k == "awslogs-multiline-pattern")) {
+      if (val.empty()) continue;
+      if (!aws_multiline.empty())
+        return fail_msg(what, ": docker's awslogs takes awslogs-datetime-format or awslogs-multiline-pattern, not both");
+      if (k == "awslogs-multiline-pattern") (void)TRY(compile(val, what));
+      aws_multiline = k;
+      pass(k, val, "awslogs-");
     } else if (awslogs && k == "awslogs-stream") {
       aws_stream = val;
     } else if (awslogs && (k == "awslogs-region" || k == "awslogs-group" || k == "awslogs-create-group" ||

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <optional>
+#include <regex>
 
 #include "logs/http.h"
 #include "oci/json_reader.h"
@@ -22,6 +24,50 @@ constexpr size_t kMaxBatchBytes = 1048576;
 constexpr size_t kEventOverhead = 26;
 constexpr long long kBatchFrequencyMs = 5000;
 constexpr long kRequestTimeoutMs = 30000;
+constexpr size_t kMaxEventBytes = 262144 - kEventOverhead;
+
+// docker's awslogs-datetime-format: strftime's directives as the regular
+// expressions docker turns them into, the whole anchored at the start.
+std::string datetime_regex(const std::string& format) {
+  static const std::pair<char, const char*> kDirectives[] = {
+      {'a', "(?:Mon|Monday|Tue|Tuesday|Wed|Wednesday|Thu|Thursday|Fri|Friday|Sat|Saturday|Sun|Sunday)"},
+      {'A', "(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"},
+      {'b', "(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"},
+      {'B', "(?:January|February|March|April|May|June|July|August|September|October|November|December)"},
+      {'d', "(?:0[1-9]|[1,2][0-9]|3[0,1])"},
+      {'H', "(?:2[0-3]|[0,1][0-9])"},
+      {'I', "(?:0[0-9]|1[0-2])"},
+      {'j', "(?:36[0-6]|3[0-5][0-9]|[0-2][0-9][0-9])"},
+      {'L', "\\.\\d{3}"},
+      {'m', "(?:1[0-2]|0[1-9])"},
+      {'M', "[0-5][0-9]"},
+      {'p', "[A,P]M"},
+      {'S', "[0-5][0-9]"},
+      {'U', "(?:5[0-3]|[0-4][0-9])"},
+      {'w', "[0-6]"},
+      {'W', "(?:5[0-3]|[0-4][0-9])"},
+      {'y', "\\d{2}"},
+      {'Y', "\\d{4}"},
+      {'z', "[+-]\\d{4}"},
+      {'Z', "[A-Z]{1,4}T"},
+      {'f', "\\d{6}"},
+      {'%', "%"},
+  };
+  std::string out = "^";
+  for (size_t i = 0; i < format.size(); ++i) {
+    if (format[i] == '%' && i + 1 < format.size()) {
+      bool known = false;
+      for (const auto& [c, re] : kDirectives)
+        if (format[i + 1] == c) out += re, known = true;
+      if (known) {
+        ++i;
+        continue;
+      }
+    }
+    out += format[i];  // as docker: the rest is a regular expression too
+  }
+  return out;
+}
 
 long long now_ms(clockid_t clock) {
   struct timespec ts;
@@ -46,14 +92,15 @@ std::string env(const char* name) {
 struct AwsConfig {
   std::string region, group, stream;
   bool create_group = false, create_stream = true;
-  std::string url, host, path;  // the endpoint, and its Host header and path
+  std::optional<std::regex> multiline;  // a line that matches starts an event
+  std::string url, host, path;          // the endpoint, and its Host header and path
   AwsCredentials creds;
 };
 
 Result<AwsConfig> parse(const std::vector<std::string>& opts, const std::string& id) {
   AwsConfig c;
   c.stream = id;
-  std::string endpoint;
+  std::string endpoint, multiline_opt, multiline_re;
   for (const std::string& kv : opts) {
     auto [k, v] = TRY(runtime::split_log_opt(kv));
     std::string what = "--log-opt " + k;
@@ -70,11 +117,23 @@ Result<AwsConfig> parse(const std::vector<std::string>& opts, const std::string&
       c.create_stream = TRY(runtime::parse_log_bool(v, what));
     } else if (k == "endpoint") {
       endpoint = v;
-    } else if (k == "datetime-format" || k == "multiline-pattern" || k == "credentials-endpoint") {
+    } else if (k == "datetime-format" || k == "multiline-pattern") {
+      if (!multiline_opt.empty() && multiline_opt != k)
+        return fail_msg(what, ": give datetime-format or multiline-pattern, not both");
+      multiline_opt = k;
+      multiline_re = k == "datetime-format" ? datetime_regex(v) : v;
+    } else if (k == "credentials-endpoint") {
       return fail_msg(what, ": husk's awslogs driver does not have this option of docker's yet");
     } else {
       return fail_msg(what, ": not an option of the awslogs log driver (region, group, stream, create-group, ",
-                      "create-stream, endpoint)");
+                      "create-stream, endpoint, datetime-format, multiline-pattern)");
+    }
+  }
+  if (!multiline_opt.empty()) {
+    try {
+      c.multiline.emplace(multiline_re, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return fail_msg("--log-opt ", multiline_opt, ": \"", multiline_re, "\" is not a regular expression: ", e.what());
     }
   }
   if (c.region.empty()) c.region = env("AWS_REGION");
@@ -139,12 +198,19 @@ class AwsLogsSink : public runtime::LogSink {
   }
 
   void line(LogStream /*s*/, std::string_view text, bool /*partial*/) override {
-    if (text.empty()) return;  // CloudWatch takes no empty message; docker sends none
-    std::string msg = runtime::valid_utf8(text);
-    size_t size = msg.size() + kEventOverhead;
-    if (pending_.size() >= kMaxBatchEvents || pending_bytes_ + size > kMaxBatchBytes) post(false);
-    pending_.push_back({now_ms(CLOCK_REALTIME), std::move(msg)});
-    pending_bytes_ += size;
+    const auto& multiline = api_.config().multiline;
+    if (!multiline) {
+      add(now_ms(CLOCK_REALTIME), std::string(text));
+      return;
+    }
+    // docker's multiline events: a matching line starts one; each line
+    // ends with '\n'; an event goes when the next starts, when it would
+    // pass CloudWatch's size, or when it is a batch period old.
+    std::string line(text);
+    if (std::regex_search(line, *multiline) || buffer_.size() + line.size() >= kMaxEventBytes) flush_buffer();
+    if (buffer_.empty()) buffer_ms_ = now_ms(CLOCK_REALTIME), buffer_age_ms_ = now_ms(CLOCK_MONOTONIC);
+    buffer_ += line;
+    if (buffer_.size() < kMaxEventBytes) buffer_ += '\n';
   }
 
   int wait_ms() const override { return static_cast<int>(std::max(0LL, next_post_ms_ - now_ms(CLOCK_MONOTONIC))); }
@@ -152,16 +218,35 @@ class AwsLogsSink : public runtime::LogSink {
   void tick() override {
     if (now_ms(CLOCK_MONOTONIC) < next_post_ms_) return;
     next_post_ms_ = now_ms(CLOCK_MONOTONIC) + kBatchFrequencyMs;
+    if (!buffer_.empty() && now_ms(CLOCK_MONOTONIC) - buffer_age_ms_ >= kBatchFrequencyMs) flush_buffer();
     post(false);
   }
 
-  void close() override { post(true); }
+  void close() override {
+    flush_buffer();
+    post(true);
+  }
 
  private:
   struct Event {
     long long timestamp_ms;
     std::string message;
   };
+
+  void add(long long timestamp_ms, std::string text) {
+    if (text.empty()) return;  // CloudWatch takes no empty message; docker sends none
+    std::string msg = runtime::valid_utf8(text);
+    size_t size = msg.size() + kEventOverhead;
+    if (pending_.size() >= kMaxBatchEvents || pending_bytes_ + size > kMaxBatchBytes) post(false);
+    pending_.push_back({timestamp_ms, std::move(msg)});
+    pending_bytes_ += size;
+  }
+
+  void flush_buffer() {
+    if (buffer_.empty()) return;
+    add(buffer_ms_, std::move(buffer_));
+    buffer_.clear();
+  }
 
   void post(bool last) {
     if (pending_.empty()) return;
@@ -191,6 +276,8 @@ class AwsLogsSink : public runtime::LogSink {
   std::deque<Event> pending_;
   size_t pending_bytes_ = 0;
   long long next_post_ms_ = 0;
+  std::string buffer_;  // the multiline event being gathered
+  long long buffer_ms_ = 0, buffer_age_ms_ = 0;
   bool warned_ = false;
 };
 

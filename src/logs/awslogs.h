@@ -18,7 +18,11 @@ namespace husk::logs {
 // region (default $AWS_REGION, $AWS_DEFAULT_REGION), group (required),
 // stream (default the container's id), create-group (default false),
 // create-stream (default true), endpoint (a URL instead of
-// https://logs.REGION.amazonaws.com). Credentials come from
+// https://logs.REGION.amazonaws.com), multiline-pattern (a regular
+// expression: a line that matches starts an event, the lines up to the
+// next one are its message, each ending in '\n') or datetime-format (a
+// strftime format at the start of a line, as docker turns it into such a
+// pattern). Credentials come from
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the
 // [default] (or $AWS_PROFILE) profile of ~/.aws/credentials
 // ($AWS_SHARED_CREDENTIALS_FILE). Batches go every 5 s or at 10000 events

@@ -492,6 +492,23 @@ def test_awslogs_reads_the_shared_credentials_file_and_defaults_the_stream(husk,
     assert [e["message"] for e in cw.events[0]["logEvents"]] == ["hello"]
 
 
+@pytest.mark.parametrize("opt", ["datetime-format=%Y-%m-%d %H:%M", "multiline-pattern=^\\d{4}-"])
+def test_awslogs_multiline_events_start_at_a_matching_line(husk, bundle, opt):
+    bundle.set_args("sh", "-c", "echo preamble; echo '2026-12-04 10:00 boom'; echo '  at a'; echo; "
+                                "echo '  at b'; echo '2026-12-04 10:01 next'")
+    cw = FakeCloudWatch(groups={"g"})
+    try:
+        r = husk.run("--log-driver", "awslogs", "--log-opt", "region=eu-west-1", "--log-opt", "group=g",
+                     "--log-opt", f"endpoint={cw.url}", "--log-opt", opt,
+                     env=aws_env(AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET))
+        assert r.returncode == 0, r.stderr
+    finally:
+        cw.close()
+    # docker's shape: each line of an event ends in '\n', an empty line too.
+    assert [e["message"] for e in cw.events[0]["logEvents"]] == \
+        ["preamble\n", "2026-12-04 10:00 boom\n  at a\n\n  at b\n", "2026-12-04 10:01 next\n"]
+
+
 def test_awslogs_refused_signature_and_missing_group_are_errors_before_the_container_exists(husk, bundle, tmp_path):
     bundle.set_args("sh", "-c", "echo never")
     cw = FakeCloudWatch(secret="not-the-one")
@@ -526,6 +543,10 @@ def test_awslogs_bad_options_name_the_option(husk, bundle, tmp_path):
          '--log-opt endpoint: "ftp://x": expected http(s)://HOST[:PORT][/PATH]', env),
         (["--log-opt", "region=r", "--log-opt", "group=g", "--log-opt", "awslogs-group=g"],
          "--log-opt awslogs-group: not an option of the awslogs log driver", env),
+        (["--log-opt", "region=r", "--log-opt", "group=g", "--log-opt", "multiline-pattern=("],
+         '--log-opt multiline-pattern: "(" is not a regular expression', env),
+        (["--log-opt", "region=r", "--log-opt", "group=g", "--log-opt", "multiline-pattern=x",
+          "--log-opt", "datetime-format=%Y"], "--log-opt datetime-format: give datetime-format or multiline-pattern", env),
         (["--log-opt", "region=r", "--log-opt", "group=g"], "log driver awslogs: no AWS credentials",
          aws_env(HOME=str(tmp_path))),
     ]

@@ -894,7 +894,18 @@ TEST_F(DockerPlan, AwslogsBecomesTheMonitorsLogDriver) {
     return std::pair<std::string, Value>{"logging", M({{"type", S("awslogs")}, {"config", L({M({{k, S(v)}})})}})};
   };
   expect_error(plan({cfg("awslogs-region", "eu-west-1")}), "config.logging.config.awslogs-group");
-  expect_error(plan({cfg("awslogs-multiline-pattern", "^x")}), "config.logging.config.awslogs-multiline-pattern");
+  expect_error(plan({cfg("awslogs-multiline-pattern", "(")}), "config.logging.config.awslogs-multiline-pattern");
+  expect_error(plan({cfg("awslogs-credentials-endpoint", "/v2/creds")}),
+               "config.logging.config.awslogs-credentials-endpoint");
+  r = plan({{"logging", M({{"type", S("awslogs")}, {"config", L({M({{"awslogs-group", S("/app")},
+                                                                    {"awslogs-multiline-pattern", S("^INFO")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts[1], "multiline-pattern=^INFO");
+  expect_error(plan({{"logging", M({{"type", S("awslogs")},
+                                    {"config", L({M({{"awslogs-group", S("/app")},
+                                                     {"awslogs-datetime-format", S("%Y-%m-%d")},
+                                                     {"awslogs-multiline-pattern", S("^INFO")}})})}})}}),
+               "config.logging.config.awslogs-multiline-pattern");
   expect_error(plan({cfg("awslogs-format", "json/emf")}), "config.logging.config.awslogs-format");
 }
 
