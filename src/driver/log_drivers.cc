@@ -142,8 +142,6 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
                         k == "gelf-tcp-reconnect-delay")) {
       pass(k, val, "gelf-");
     } else if (fluentd && k == "fluentd-address") {
-      if (val.starts_with("tls://"))
-        return fail_msg(what, ": husk has no TLS client for fluentd; use a tcp:// or unix:// fluentd-address");
       pass(k, val, "fluentd-");
     } else if (fluentd && (k == "fluentd-async" || k == "fluentd-async-connect" || k == "fluentd-buffer-limit" ||
                            k == "fluentd-retry-wait" || k == "fluentd-max-retries" ||

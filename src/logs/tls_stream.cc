@@ -3,7 +3,10 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <cerrno>
 
 namespace husk::logs {
 namespace {
@@ -86,6 +89,29 @@ void TlsStream::finish(int timeout_ms) {
   }
   ssl_.reset();
   fd_.reset();
+}
+
+Result<size_t> TlsStream::read_some(char* buf, size_t n, int timeout_ms) {
+  if (SSL_pending(ssl_.get()) == 0) {
+    struct pollfd p = {fd_.get(), POLLIN, 0};
+    int ready;
+    while ((ready = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    if (ready == 0) return fail_msg("timed out");
+    if (ready < 0) return fail_sys("poll");
+  }
+  size_t got = 0;
+  int rc = SSL_read_ex(ssl_.get(), buf, n, &got);
+  if (rc == 1) return got;
+  int err = SSL_get_error(ssl_.get(), rc);
+  if (err == SSL_ERROR_ZERO_RETURN) return size_t{0};
+  if (err == SSL_ERROR_WANT_READ) return fail_msg("timed out");
+  return fail_msg("TLS read: ", ssl_errors());
+}
+
+void TlsStream::set_send_timeout(long ms) {
+  struct timeval tv = {static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 Result<> TlsStream::write_all(std::string_view data) {

@@ -25,6 +25,11 @@ class TlsStream {
   TlsStream& operator=(TlsStream&&) noexcept = default;
 
   Result<> write_all(std::string_view data);
+  // Up to n bytes within timeout_ms: their count, 0 at the end, an error
+  // on a failure or the timeout.
+  Result<size_t> read_some(char* buf, size_t n, int timeout_ms);
+  // A write that waits longer than this fails (0: no limit).
+  void set_send_timeout(long ms);
 
   // Ends the connection in order: close_notify, then what the server sent
   // and was not read (session tickets) is read, up to timeout_ms. Closing

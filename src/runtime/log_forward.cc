@@ -122,9 +122,9 @@ Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string
 // container start, while a log driver that needs them is the rare task.
 bool sent_by_husk_log(const LogDriver& d) {
   if (d.name == "splunk" || d.name == "awslogs") return true;
-  if (d.name != "syslog") return false;
+  if (d.name != "syslog" && d.name != "fluentd") return false;
   for (const std::string& kv : d.opts)
-    if (kv.starts_with("address=tcp+tls://")) return true;
+    if (kv.starts_with(d.name == "syslog" ? "address=tcp+tls://" : "address=tls://")) return true;
   return false;
 }
 

@@ -5,8 +5,9 @@
 // (its native protocol), a syslog receiver, a GELF receiver (log_gelf.h) or
 // fluentd (log_fluentd.h), as docker's log drivers of those names do.
 // conmon does the same job for podman. The drivers that need TLS or HTTP
-// (splunk, awslogs, syslog over tcp+tls) are husk-log's (src/logs): the
-// forwarder execs it, so husk never links libcurl or OpenSSL.
+// (splunk, awslogs, syslog over tcp+tls, fluentd over tls) are husk-log's
+// (src/logs): the forwarder execs it, so husk never links libcurl or
+// OpenSSL.
 #pragma once
 
 #include <sys/types.h>

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -122,6 +123,53 @@ bool send_message(int fd, int socktype, std::string_view msg) {
 // The text with every byte that is not part of valid UTF-8 as U+FFFD, as
 // Go's encoding/json writes docker's messages: JSON is UTF-8, and GELF
 // receivers refuse a message that is not.
+namespace {
+
+class SocketConnection : public LogConnection {
+ public:
+  explicit SocketConnection(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  bool write_all(std::string_view data) override {
+    if (send_message(fd_.get(), SOCK_STREAM, data)) return true;
+    why_ = strerror(errno);
+    return false;
+  }
+
+  long read_some(char* buf, size_t n, int timeout_ms) override {
+    for (;;) {
+      struct pollfd p = {fd_.get(), POLLIN, 0};
+      int ready = poll(&p, 1, timeout_ms);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) {
+        why_ = ready == 0 ? "timed out" : strerror(errno);
+        return -1;
+      }
+      ssize_t got = ::recv(fd_.get(), buf, n, 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) why_ = strerror(errno);
+      return got;
+    }
+  }
+
+  std::string why() const override { return why_; }
+
+ private:
+  UniqueFd fd_;
+  std::string why_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LogConnection>> connect_stream(const Endpoint& e, int connect_timeout_ms, long send_timeout_ms) {
+  UniqueFd fd = TRY(e.connect(connect_timeout_ms));
+  if (send_timeout_ms > 0) {
+    struct timeval tv = {static_cast<time_t>(send_timeout_ms / 1000),
+                         static_cast<suseconds_t>((send_timeout_ms % 1000) * 1000)};
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  return std::unique_ptr<LogConnection>(std::make_unique<SocketConnection>(std::move(fd)));
+}
+
 std::string valid_utf8(std::string_view in) {
   std::string out;
   out.reserve(in.size());

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +54,24 @@ struct Endpoint {
 Result<Endpoint> inet_endpoint(const std::string& hostport, int default_port, int socktype, const std::string& name,
                                const std::string& what);
 Result<Endpoint> unix_endpoint(const std::string& path, int socktype, const std::string& name);
+
+// A connected byte stream to a log destination: a socket here, TLS over
+// one in husk-log (which links OpenSSL; husk does not).
+class LogConnection {
+ public:
+  virtual ~LogConnection() = default;
+  // All of `data`, or false with why() set.
+  virtual bool write_all(std::string_view data) = 0;
+  // Up to `n` bytes within timeout_ms: their count, 0 at the end of the
+  // stream, -1 on an error or the timeout (why() says which).
+  virtual long read_some(char* buf, size_t n, int timeout_ms) = 0;
+  virtual std::string why() const = 0;
+  // The last write is done: end the stream so the receiver reads it all.
+  virtual void finish() {}
+};
+
+// A stream socket as a LogConnection; send_timeout_ms > 0 bounds a write.
+Result<std::unique_ptr<LogConnection>> connect_stream(const Endpoint& e, int connect_timeout_ms, long send_timeout_ms);
 
 // A --log-opt KEY=VALUE split at its first '='.
 Result<std::pair<std::string, std::string>> split_log_opt(const std::string& kv);

@@ -1,6 +1,6 @@
 """`husk run --log-driver` for the drivers husk-log sends (TLS and HTTP):
-splunk's HTTP Event Collector over HTTPS, syslog over tcp+tls, and
-CloudWatch Logs (awslogs) with SigV4. The receivers are the test's own, on
+splunk's HTTP Event Collector over HTTPS, syslog over tcp+tls, fluentd
+over tls, and CloudWatch Logs (awslogs) with SigV4. The receivers are the test's own, on
 the loopback: an HTTPS server with a self-signed certificate that `openssl
 req` makes in the test's directory, a TLS syslog listener, and an HTTP
 endpoint that checks the AWS signature with the test's keys."""
@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 
+import msgpack
 import pytest
 
 from husktest import HUSK
@@ -254,7 +255,8 @@ class TlsListener:
     """A TLS server on 127.0.0.1 that takes one connection and keeps what
     it reads; with client_ca it asks for a client certificate."""
 
-    def __init__(self, cert, client_ca=None):
+    def __init__(self, cert, client_ca=None, fluentd_acks=False):
+        self.fluentd_acks = fluentd_acks  # answer fluentd events' chunk ids with acks
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(*cert)
         if client_ca:
@@ -275,8 +277,13 @@ class TlsListener:
             with self.ctx.wrap_socket(conn, server_side=True) as tls:
                 self.peer_cert = tls.getpeercert()
                 tls.settimeout(10)
+                unpacker = msgpack.Unpacker(raw=False)
                 while chunk := tls.recv(65536):
                     self.data += chunk
+                    if self.fluentd_acks:
+                        unpacker.feed(chunk)
+                        for ev in unpacker:
+                            tls.sendall(msgpack.packb({"ack": ev[3]["chunk"]}))
         except (OSError, ssl.SSLError) as e:
             self.error = e
 
@@ -370,6 +377,53 @@ def test_syslog_tls_options_are_checked(husk, bundle, tmp_path):
         assert r.returncode != 0, extra
         assert message in r.stderr, (extra, r.stderr)
         assert os.listdir(husk.root) == [], extra
+
+
+# ---- fluentd over tls -------------------------------------------------------------------------------
+
+def _unpack(data):
+    u = msgpack.Unpacker(raw=False)
+    u.feed(data)
+    return list(u)
+
+
+def test_fluentd_over_tls_sends_forward_events(husk, bundle, tmp_path):
+    """docker's fluentd over tls:// (no options: the system's CAs, which
+    SSL_CERT_FILE names here, and the address's host)."""
+    bundle.set_args("sh", "-c", "echo one; echo two >&2")
+    cert = make_cert(tmp_path)
+    rx = TlsListener(cert, fluentd_acks=True)
+    cid = husk.new_id()
+    try:
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=tls://127.0.0.1:{rx.port}",
+                     "--log-opt", "tag=docker.web", "--log-opt", "request-ack=true", cid=cid,
+                     env=dict(os.environ, SSL_CERT_FILE=cert[0]))
+        assert r.returncode == 0, r.stderr
+    finally:
+        rx.close()
+    assert rx.error is None, rx.error
+    events = _unpack(rx.data)
+    by_log = {ev[2]["log"]: ev for ev in events}
+    assert sorted(by_log) == ["one", "two"], events
+    assert by_log["one"][0] == "docker.web" and by_log["two"][2]["source"] == "stderr"
+    assert by_log["one"][2]["container_id"] == cid
+    assert all(len(ev) == 4 and ev[3]["chunk"] for ev in events)  # each acked over TLS, or husk-log warns
+    assert "lines are lost" not in r.stderr
+
+
+
+def test_fluentd_over_tls_needs_a_certificate_the_system_trusts(husk, bundle, tmp_path):
+    bundle.set_args("sh", "-c", "echo never")
+    rx = TlsListener(make_cert(tmp_path))
+    try:
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=tls://127.0.0.1:{rx.port}")
+    finally:
+        rx.close()
+    assert r.returncode != 0
+    assert f"log driver fluentd: TLS handshake with tls://127.0.0.1:{rx.port}: the server's certificate:" \
+        in r.stderr, r.stderr
+    assert "never" not in r.stdout and rx.data == b""
+    assert os.listdir(husk.root) == []
 
 
 # ---- awslogs -----------------------------------------------------------------------------------------
