@@ -115,7 +115,6 @@ Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string
   return std::unique_ptr<LogSink>(std::make_unique<Sender>(std::move(c), std::move(dest)));
 }
 
-
 // The drivers that speak TLS or HTTP run in husk-log (src/logs), a
 // separate binary linked with libcurl and OpenSSL: husk itself stays
 // without them, because every shared library it loads costs every
