@@ -241,7 +241,7 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
     else if (scheme == "tls") {
       c.endpoint = TRY(inet_endpoint(rest, 24224, SOCK_STREAM, address, what));
       c.tls = true;
-      c.tls_host = rest[0] == '[' ? rest.substr(1, rest.find(']') - 1) : rest.substr(0, rest.rfind(':'));
+      c.tls_host = host_of(rest);
     }
     else
       return fail_msg(what, ": \"", address, "\": the forward protocol goes over tcp://, tls:// or unix://, not ", scheme);

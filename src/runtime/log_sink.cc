@@ -170,6 +170,14 @@ Result<std::unique_ptr<LogConnection>> connect_stream(const Endpoint& e, int con
   return std::unique_ptr<LogConnection>(std::make_unique<SocketConnection>(std::move(fd)));
 }
 
+std::string host_of(const std::string& hostport) {
+  if (!hostport.empty() && hostport[0] == '[') return hostport.substr(1, hostport.find(']') - 1);
+  size_t colon = hostport.find(':');
+  // one colon: HOST:PORT; none or several (a bare v6 address): all of it
+  return colon != std::string::npos && hostport.find(':', colon + 1) == std::string::npos ? hostport.substr(0, colon)
+                                                                                          : hostport;
+}
+
 std::string valid_utf8(std::string_view in) {
   std::string out;
   out.reserve(in.size());

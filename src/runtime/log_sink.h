@@ -73,6 +73,9 @@ class LogConnection {
 // A stream socket as a LogConnection; send_timeout_ms > 0 bounds a write.
 Result<std::unique_ptr<LogConnection>> connect_stream(const Endpoint& e, int connect_timeout_ms, long send_timeout_ms);
 
+// The host of HOST[:PORT] or [V6][:PORT].
+std::string host_of(const std::string& hostport);
+
 // A --log-opt KEY=VALUE split at its first '='.
 Result<std::pair<std::string, std::string>> split_log_opt(const std::string& kv);
 // Go's strconv.ParseBool, which docker's options go through.

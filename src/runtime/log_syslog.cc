@@ -135,14 +135,11 @@ Result<SyslogConfig> parse_syslog_config(const LogDriver& d, const std::string& 
   else if (scheme == "tcp+tls") {
     c.endpoint = TRY(inet_endpoint(rest, 514, SOCK_STREAM, address, what));
     c.tls = true;
-    // the name the server's certificate must have: the address's host
-    c.tls_host = rest[0] == '[' ? rest.substr(1, rest.find(']') - 1) : rest.substr(0, rest.rfind(':'));
-    if (rest.find(':') == std::string::npos) c.tls_host = rest;
-  }  else
+    c.tls_host = host_of(rest);  // the name the server's certificate must have
+  } else
     return fail_msg(what, ": \"", address, "\": unknown transport \"", scheme, "\" (udp, tcp, tcp+tls, unix, unixgram)");
   return c;
 }
-
 
 std::string syslog_message(const SyslogConfig& c, const std::string& host, LogStream s, std::string_view text) {
   int pri = c.facility * 8 + (s == LogStream::kOut ? 6 : 3);

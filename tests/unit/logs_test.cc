@@ -7,6 +7,7 @@
 #include "logs/http.h"
 #include "logs/sigv4.h"
 #include "logs/splunk.h"
+#include "runtime/log_sink.h"
 
 namespace husk::logs {
 namespace {
@@ -80,6 +81,14 @@ TEST(Http, SplitsUrls) {
   EXPECT_FALSE(split_url("hec:8088", &u));
   EXPECT_FALSE(split_url("https://:8088", &u));
   EXPECT_FALSE(split_url("https://h:80x", &u));
+}
+
+// The name a TLS destination's certificate must have.
+TEST(Http, HostOfAnAddress) {
+  EXPECT_EQ(runtime::host_of("logs.example:6514"), "logs.example");
+  EXPECT_EQ(runtime::host_of("logs.example"), "logs.example");
+  EXPECT_EQ(runtime::host_of("[::1]:6514"), "::1");
+  EXPECT_EQ(runtime::host_of("::1"), "::1");
 }
 
 }  // namespace
