@@ -179,6 +179,21 @@ def test_splunk_raw_and_json_formats_gzip_and_no_tag(husk, bundle, tmp_path):
     assert [ev["event"] for ev in bodies["raw"]] == ['api a=1 {"k": [1, 2]}', "api a=1 plain"]
 
 
+def test_splunk_batches_follow_dockers_batch_size_variable(husk, bundle):
+    bundle.set_args("sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done")
+    rx = HttpReceiver(hec_ok)
+    try:
+        r = husk.run("--log-driver", "splunk", "--log-opt", f"url=http://127.0.0.1:{rx.port}", "--log-opt", "token=t",
+                     "--log-opt", "verify-connection=false",
+                     env=dict(os.environ, SPLUNK_LOGGING_DRIVER_POST_MESSAGES_BATCH_SIZE="2"))
+        assert r.returncode == 0, r.stderr
+        requests = list(rx.requests)
+    finally:
+        rx.close()
+    batches = [[ev["event"]["line"] for ev in json_stream(q[3])] for q in requests]
+    assert batches == [["line1", "line2"], ["line3", "line4"], ["line5"]], batches
+
+
 def test_splunk_wrong_ca_is_an_error_before_the_container_exists(husk, bundle, tmp_path):
     bundle.set_args("sh", "-c", "echo never")
     cert = make_cert(tmp_path)
