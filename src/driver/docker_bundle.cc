@@ -642,7 +642,8 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     // Nomad's log files get the output unless the plugin says not to
     // collect it (docker's docker_logger); "none" keeps it from everyone.
     out.discard_output = opts.disable_log_collection || type == "none";
-    if (type == "journald" || type == "syslog" || type == "gelf" || type == "fluentd") {
+    if (type == "journald" || type == "syslog" || type == "gelf" || type == "fluentd" || type == "splunk" ||
+        type == "awslogs") {
       // docker's _command is the task's own argv, without the init before it.
       size_t first = proc.args.size() > 2 && proc.args[0] == "/sbin/docker-init" && proc.args[1] == "--" ? 2 : 0;
       std::string command;
@@ -660,7 +661,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
                                    " log of its own, so the task's output is not kept"));
     } else if (type != "none") {
       out.warnings.push_back(cat(where, ".type = \"", type, "\": husk has only the journald, syslog, gelf, ",
-                                 "fluentd, json-file, local and none log drivers; ",
+                                 "fluentd, splunk, awslogs, json-file, local and none log drivers; ",
                                  opts.disable_log_collection ? "with disable_log_collection the output is not kept"
                                                              : "the output goes to Nomad's log files only"));
     }

@@ -75,7 +75,8 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
                                 const std::vector<std::string>& env, std::string_view field) {
   LogPlan p;
   p.driver = type;
-  bool journald = type == "journald", syslog = type == "syslog", gelf = type == "gelf", fluentd = type == "fluentd";
+  bool journald = type == "journald", syslog = type == "syslog", gelf = type == "gelf", fluentd = type == "fluentd",
+       splunk = type == "splunk", awslogs = type == "awslogs";
   std::string tag = "{{.ID}}";
   std::set<std::string> want_labels, want_env;
   std::vector<std::regex> label_res, env_res;
@@ -85,7 +86,9 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
   auto pass = [&](const std::string& k, const std::string& val, std::string_view prefix) {
     if (!val.empty()) p.opts.push_back(k.substr(prefix.size()) + "=" + val);
   };
-  bool have_address = false;
+  bool have_address = false, have_url = false, have_token = false;
+  std::string syslog_address, aws_stream, aws_multiline;
+  std::vector<std::string> syslog_tls;  // docker ignores these without a tcp+tls:// address
   for (const auto& [k, val] : config) {
     std::string what = cat(field, ".config.", k);
     if (k == "tag") {
@@ -105,13 +108,31 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
         return fail_msg(what, ": \"", val, "\" is not a log delivery mode (blocking, non-blocking)");
     } else if (k == "max-buffer-size") {
     } else if (syslog && k == "syslog-address") {
+      syslog_address = val;
       if (!val.empty()) p.opts.push_back("address=" + val);
     } else if (syslog && k == "syslog-facility") {
       if (!val.empty()) p.opts.push_back("facility=" + val);
     } else if (syslog && k == "syslog-format") {
       p.opts.push_back("format=" + val);
-    } else if (syslog && k.starts_with("syslog-tls-")) {
-      return fail_msg(what, ": husk has no TLS client for syslog; use a udp://, tcp:// or unix:// syslog-address");
+    } else if (syslog && (k == "syslog-tls-ca-cert" || k == "syslog-tls-cert" || k == "syslog-tls-key")) {
+      if (!val.empty()) syslog_tls.push_back(k.substr(7) + "=" + val);
+    } else if (syslog && k == "syslog-tls-skip-verify") {
+      syslog_tls.push_back("tls-skip-verify=true");  // docker: the key's presence, whatever its value
+    } else if (awslogs && k == "awslogs-credentials-endpoint") {
+      return fail_msg(what, ": husk's awslogs log driver does not have this option of docker's yet");
+    } else if (awslogs && (k == "awslogs-datetime-format" || k == "awslogs-multiline-pattern")) {
+      if (val.empty()) continue;
+      if (!aws_multiline.empty())
+        return fail_msg(what, ": docker's awslogs takes awslogs-datetime-format or awslogs-multiline-pattern, not both");
+      if (k == "awslogs-multiline-pattern") (void)TRY(compile(val, what));
+      aws_multiline = k;
+      pass(k, val, "awslogs-");
+    } else if (awslogs && k == "awslogs-stream") {
+      aws_stream = val;
+    } else if (awslogs && (k == "awslogs-region" || k == "awslogs-group" || k == "awslogs-create-group" ||
+                           k == "awslogs-create-stream" || k == "awslogs-endpoint")) {
+      have_address = have_address || (k == "awslogs-group" && !val.empty());
+      pass(k, val, "awslogs-");
     } else if (gelf && k == "gelf-address") {
       if (val.starts_with("tls://") || val.starts_with("tcp+tls://"))
         return fail_msg(what, ": husk has no TLS client for GELF; use a udp:// or tcp:// gelf-address");
@@ -121,21 +142,45 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
                         k == "gelf-tcp-reconnect-delay")) {
       pass(k, val, "gelf-");
     } else if (fluentd && k == "fluentd-address") {
-      if (val.starts_with("tls://"))
-        return fail_msg(what, ": husk has no TLS client for fluentd; use a tcp:// or unix:// fluentd-address");
       pass(k, val, "fluentd-");
     } else if (fluentd && (k == "fluentd-async" || k == "fluentd-async-connect" || k == "fluentd-buffer-limit" ||
                            k == "fluentd-retry-wait" || k == "fluentd-max-retries" ||
                            k == "fluentd-sub-second-precision" || k == "fluentd-request-ack" ||
                            k == "fluentd-write-timeout")) {
       pass(k, val, "fluentd-");
+    } else if (splunk && k == "splunk-token") {
+      p.opts.push_back("token=" + val);  // docker needs the key, not a value
+      have_token = true;
+    } else if (splunk && k == "splunk-url") {
+      have_url = !val.empty();
+      pass(k, val, "splunk-");
+    } else if (splunk && (k == "splunk-source" || k == "splunk-sourcetype" || k == "splunk-index" ||
+                          k == "splunk-capath" || k == "splunk-caname" || k == "splunk-insecureskipverify" ||
+                          k == "splunk-format" || k == "splunk-verify-connection" || k == "splunk-gzip" ||
+                          k == "splunk-gzip-level")) {
+      pass(k, val, "splunk-");
     } else {
       return fail_msg(what, ": not an option of docker's ", type, " log driver");
     }
   }
   if (gelf && !have_address) return fail_msg(field, ".config.gelf-address: docker's gelf log driver needs one");
+  if (splunk && !have_url) return fail_msg(field, ".config.splunk-url: docker's splunk log driver needs one");
+  if (splunk && !have_token) return fail_msg(field, ".config.splunk-token: docker's splunk log driver needs one");
+  if (awslogs && !have_address) return fail_msg(field, ".config.awslogs-group: docker's awslogs log driver needs one");
+  if (syslog && syslog_address.starts_with("tcp+tls://")) p.opts.insert(p.opts.end(), syslog_tls.begin(), syslog_tls.end());
+  if (awslogs) {
+    // docker's stream: awslogs-stream, else the tag ({{.FullID}} by default).
+    if (aws_stream.empty()) {
+      bool tag_set = false;
+      for (const auto& [k, val] : config) tag_set = tag_set || (k == "tag" && !val.empty());
+      aws_stream = TRY(expand_log_tag(tag_set ? tag : "{{.FullID}}", v, cat(field, ".config.tag")));
+    }
+    p.opts.push_back("stream=" + aws_stream);
+    return p;  // docker's awslogs sends the message only
+  }
   std::string expanded = TRY(expand_log_tag(tag, v, cat(field, ".config.tag")));
-  if (!expanded.empty()) p.opts.push_back("tag=" + expanded);
+  // splunk's tag = "" sends events without a tag, as docker's.
+  if (!expanded.empty() || splunk) p.opts.push_back("tag=" + expanded);
   if (syslog) return p;  // docker's syslog driver sends no labels or env
   if (journald) p.opts.push_back("name=" + v.name);
   if (gelf) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <optional>
 
 #include "common/duration.h"
@@ -178,6 +179,8 @@ struct FluentdConfig {
   bool sub_second = false;
   bool request_ack = false;
   long long write_timeout_ms = 0;
+  bool tls = false;      // tls://: husk-log's TLS connection
+  std::string tls_host;  // the name the server's certificate must have
 };
 
 Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::string& id) {
@@ -235,10 +238,13 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
       c.endpoint = TRY(inet_endpoint(rest, 24224, SOCK_STREAM, address, what));
     else if (scheme == "unix")
       c.endpoint = TRY(unix_endpoint(rest, SOCK_STREAM, address));
-    else if (scheme == "tls")
-      return fail_msg(what, ": \"", address, "\": husk has no TLS client for fluentd; use tcp:// or unix://");
+    else if (scheme == "tls") {
+      c.endpoint = TRY(inet_endpoint(rest, 24224, SOCK_STREAM, address, what));
+      c.tls = true;
+      c.tls_host = host_of(rest);
+    }
     else
-      return fail_msg(what, ": \"", address, "\": the forward protocol goes over tcp:// or unix://, not ", scheme);
+      return fail_msg(what, ": \"", address, "\": the forward protocol goes over tcp://, tls:// or unix://, not ", scheme);
   } else {
     c.endpoint = TRY(inet_endpoint(address, 24224, SOCK_STREAM, address, what));
   }
@@ -260,7 +266,9 @@ long long now_ms() {
 
 class FluentdSink : public LogSink {
  public:
-  FluentdSink(FluentdConfig c, UniqueFd fd) : c_(std::move(c)), fd_(std::move(fd)) {}
+  using Connect = std::function<Result<std::unique_ptr<LogConnection>>()>;
+  FluentdSink(FluentdConfig c, Connect connect, std::unique_ptr<LogConnection> conn)
+      : c_(std::move(c)), connect_(std::move(connect)), fd_(std::move(conn)) {}
 
   void line(LogStream s, std::string_view text, bool partial) override {
     struct timespec ts;
@@ -325,9 +333,11 @@ class FluentdSink : public LogSink {
   }
 
   void close() override {
-    if (queue_.empty()) return;
-    next_try_ms_ = 0;  // one last try for what still waits
-    flush();
+    if (!queue_.empty()) {
+      next_try_ms_ = 0;  // one last try for what still waits
+      flush();
+    }
+    if (fd_) fd_->finish();
   }
 
  private:
@@ -371,17 +381,12 @@ class FluentdSink : public LogSink {
   }
 
   bool connect() {
-    auto fd = c_.endpoint.connect(kConnectTimeoutMs);
-    if (!fd) {
-      why_ = fd.error().what() + ": " + strerror(fd.error().code());
+    auto conn = connect_();
+    if (!conn) {
+      why_ = conn.error().str();
       return false;
     }
-    fd_ = std::move(*fd);
-    if (c_.write_timeout_ms > 0) {
-      struct timeval tv = {static_cast<time_t>(c_.write_timeout_ms / 1000),
-                           static_cast<suseconds_t>((c_.write_timeout_ms % 1000) * 1000)};
-      setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    }
+    fd_ = std::move(*conn);
     return true;
   }
 
@@ -389,8 +394,8 @@ class FluentdSink : public LogSink {
   // so that the next try makes a new one (fluentd drops a duplicate chunk).
   bool send_event(const Event& e) {
     if (!fd_ && !connect()) return false;
-    if (!send_message(fd_.get(), SOCK_STREAM, e.data)) {
-      why_ = strerror(errno);
+    if (!fd_->write_all(e.data)) {
+      why_ = fd_->why();
       fd_.reset();
       return false;
     }
@@ -404,18 +409,11 @@ class FluentdSink : public LogSink {
         why_ = "the ack is not for the chunk sent";
         break;
       }
-      struct pollfd p = {fd_.get(), POLLIN, 0};
       long long left = deadline - now_ms();
-      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
-        if (errno == EINTR) continue;
-        why_ = "no ack";
-        break;
-      }
       char buf[512];
-      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
+      long n = left <= 0 ? -1 : fd_->read_some(buf, sizeof buf, static_cast<int>(left));
       if (n <= 0) {
-        why_ = n == 0 ? "the connection closed before the ack" : strerror(errno);
+        why_ = n == 0 ? "the connection closed before the ack" : "no ack (" + fd_->why() + ")";
         break;
       }
       got.append(buf, static_cast<size_t>(n));
@@ -425,7 +423,8 @@ class FluentdSink : public LogSink {
   }
 
   FluentdConfig c_;
-  UniqueFd fd_;
+  Connect connect_;
+  std::unique_ptr<LogConnection> fd_;
   std::string why_;
   bool warned_ = false, full_warned_ = false;
   Piece pieces_[2];
@@ -460,16 +459,23 @@ std::string fluentd_event(const std::string& tag, long long sec, long nsec, bool
   return out;
 }
 
-Result<std::unique_ptr<LogSink>> open_fluentd(const std::vector<std::string>& opts, const std::string& container_id) {
+Result<std::unique_ptr<LogSink>> open_fluentd(const std::vector<std::string>& opts, const std::string& container_id,
+                                              const TlsConnect& tls) {
   FluentdConfig c = TRY(parse(opts, container_id));
-  UniqueFd fd;
+  if (c.tls && !tls) return fail_msg("--log-opt address: fluentd over tls:// is sent by husk-log");
+  FluentdSink::Connect connect = [endpoint = c.endpoint, host = c.tls_host, send_ms = c.write_timeout_ms, use_tls = c.tls,
+                                  tls]() -> Result<std::unique_ptr<LogConnection>> {
+    if (use_tls) return tls(endpoint, host, kConnectTimeoutMs, send_ms);
+    return connect_stream(endpoint, kConnectTimeoutMs, send_ms);
+  };
+  std::unique_ptr<LogConnection> conn;
   if (!c.async) {
     // As docker without fluentd-async: no fluentd, no container.
-    auto r = c.endpoint.connect(kConnectTimeoutMs);
-    if (!r) return fail_errno(r.error().code(), "log driver fluentd: ", r.error().what());
-    fd = std::move(*r);
+    auto r = connect();
+    if (!r) return std::unexpected(std::move(r.error()).with_context("log driver fluentd"));
+    conn = std::move(*r);
   }
-  return std::unique_ptr<LogSink>(std::make_unique<FluentdSink>(std::move(c), std::move(fd)));
+  return std::unique_ptr<LogSink>(std::make_unique<FluentdSink>(std::move(c), std::move(connect), std::move(conn)));
 }
 
 }  // namespace husk::runtime

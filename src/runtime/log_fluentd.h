@@ -4,6 +4,7 @@
 // source, log, and the labels and env asked for).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,8 +15,8 @@
 namespace husk::runtime {
 
 // Options (--log-opt KEY=VALUE): address (HOST[:PORT], tcp://HOST[:PORT],
-// unix://PATH; default localhost:24224), tag (default the first 12
-// characters of the id), name (container_name; default the id),
+// tls://HOST[:PORT], unix://PATH; default localhost:24224), tag (default
+// the first 12 characters of the id), name (container_name; default the id),
 // field=NAME=VALUE (repeatable: an extra record key), async (true: the
 // destination is not needed at start; lines wait, up to buffer-limit bytes,
 // while it is away), async-connect (docker's older name of async),
@@ -25,8 +26,13 @@ namespace husk::runtime {
 // EventTime with nanoseconds), request-ack (each event carries a chunk id
 // and is sent again until fluentd acks it), write-timeout (a Go duration
 // for a send or an ack; default none). Checks them and, unless async,
-// connects; errors name the option.
-Result<std::unique_ptr<LogSink>> open_fluentd(const std::vector<std::string>& opts, const std::string& container_id);
+// connects; errors name the option. address tls://HOST[:PORT] needs `tls`,
+// which husk-log gives: the server's certificate must chain to the
+// system's CAs and name HOST, as docker's fluentd over tls.
+using TlsConnect = std::function<Result<std::unique_ptr<LogConnection>>(
+    const Endpoint& endpoint, const std::string& host, int connect_timeout_ms, long send_timeout_ms)>;
+Result<std::unique_ptr<LogSink>> open_fluentd(const std::vector<std::string>& opts, const std::string& container_id,
+                                              const TlsConnect& tls = {});
 
 // The msgpack of one event, for tests: [tag, time, record] and, with a
 // chunk id, the option map {"chunk": chunk}.

@@ -13,15 +13,21 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <initializer_list>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "runtime/log.h"
 #include "runtime/log_fluentd.h"
 #include "runtime/log_gelf.h"
+#include "runtime/log_pump.h"
 #include "runtime/log_sink.h"
+#include "runtime/log_syslog.h"
 
 namespace husk::runtime {
 namespace {
@@ -38,133 +44,7 @@ void journal_field(std::string& out, std::string_view key, std::string_view valu
   out.append(key).append("\n").append(reinterpret_cast<const char*>(&n), sizeof n).append(value).append("\n");
 }
 
-bool valid_journal_field(std::string_view k) {
-  if (k.empty() || k.size() > 64 || k[0] == '_' || (k[0] >= '0' && k[0] <= '9')) return false;
-  for (char c : k)
-    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
-  return true;
-}
-
-// ---- syslog ----------------------------------------------------------------------------------------
-
-struct Facility {
-  const char* name;
-  int code;
-};
-constexpr Facility kFacilities[] = {
-    {"kern", 0},    {"user", 1},    {"mail", 2},    {"daemon", 3},  {"auth", 4},    {"syslog", 5},
-    {"lpr", 6},     {"news", 7},    {"uucp", 8},    {"cron", 9},    {"authpriv", 10}, {"ftp", 11},
-    {"local0", 16}, {"local1", 17}, {"local2", 18}, {"local3", 19}, {"local4", 20}, {"local5", 21},
-    {"local6", 22}, {"local7", 23},
-};
-
-enum class SyslogFormat { kUnix, kRfc3164, kRfc5424, kRfc5424Micro };
-
-std::string syslog_time(SyslogFormat f) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  localtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  if (f == SyslogFormat::kUnix || f == SyslogFormat::kRfc3164) {
-    strftime(buf, sizeof buf, "%b %e %H:%M:%S", &tm);  // Go's time.Stamp: "Jan _2 15:04:05"
-    return buf;
-  }
-  std::string out(buf, strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm));
-  if (f == SyslogFormat::kRfc5424Micro) {
-    snprintf(buf, sizeof buf, ".%06ld", ts.tv_nsec / 1000);
-    std::string frac = buf;
-    while (frac.size() > 1 && frac.back() == '0') frac.pop_back();  // Go's .999999 drops trailing zeros
-    if (frac.size() > 1) out += frac;
-  }
-  long off = tm.tm_gmtoff;
-  if (off == 0) return out + "Z";
-  char sign = off < 0 ? '-' : '+';
-  off = off < 0 ? -off : off;
-  snprintf(buf, sizeof buf, "%c%02ld:%02ld", sign, off / 3600, (off / 60) % 60);
-  return out + buf;
-}
-
-// ---- the configuration both halves share -----------------------------------------------------------
-
-struct Config {
-  bool journald = false;
-  Endpoint endpoint;
-  std::string id, tag, name;
-  std::vector<std::pair<std::string, std::string>> fields;  // journald extras
-  int facility = 3;
-  SyslogFormat format = SyslogFormat::kUnix;
-  bool local_syslog = false;  // no address: /dev/log, datagram first, then stream
-};
-
-Result<Config> parse(const LogDriver& d, const std::string& id) {
-  Config c;
-  c.id = id;
-  c.tag = id.substr(0, 12);
-  c.name = id;
-  c.journald = d.name == "journald";
-  std::string address;
-  for (const std::string& kv : d.opts) {
-    auto [k, v] = TRY(split_log_opt(kv));
-    std::string what = "--log-opt " + k;
-    if (k == "tag") {
-      if (v.empty()) return fail_msg(what, ": the tag is empty");
-      c.tag = v;
-    } else if (c.journald && k == "name") {
-      c.name = v;
-    } else if (c.journald && k == "field") {
-      size_t e2 = v.find('=');
-      std::string fk = v.substr(0, e2);
-      if (e2 == std::string::npos || !valid_journal_field(fk))
-        return fail_msg(what, "=", v, ": expected NAME=VALUE with NAME of A-Z, 0-9 and _ (not first), at most 64");
-      c.fields.emplace_back(fk, v.substr(e2 + 1));
-    } else if (!c.journald && k == "address") {
-      address = v;
-    } else if (!c.journald && k == "facility") {
-      bool found = false;
-      for (const Facility& f : kFacilities)
-        if (v == f.name) c.facility = f.code, found = true;
-      if (!found && !v.empty() && v.find_first_not_of("0123456789") == std::string::npos && v.size() <= 2 &&
-          std::stoi(v) <= 23)
-        c.facility = std::stoi(v), found = true;
-      if (!found) return fail_msg(what, ": \"", v, "\" is not a syslog facility (kern, user, daemon, local0-7, ... or 0-23)");
-    } else if (!c.journald && k == "format") {
-      if (v.empty()) c.format = SyslogFormat::kUnix;
-      else if (v == "rfc3164") c.format = SyslogFormat::kRfc3164;
-      else if (v == "rfc5424") c.format = SyslogFormat::kRfc5424;
-      else if (v == "rfc5424micro") c.format = SyslogFormat::kRfc5424Micro;
-      else return fail_msg(what, ": \"", v, "\" is not a syslog format (rfc3164, rfc5424, rfc5424micro, or empty)");
-    } else {
-      return fail_msg(what, ": not an option of the ", d.name, " log driver (",
-                      c.journald ? "tag, name, field" : "address, facility, format, tag", ")");
-    }
-  }
-  if (c.journald) {
-    c.endpoint = TRY(unix_endpoint("/run/systemd/journal/socket", SOCK_DGRAM, "journald (/run/systemd/journal/socket)"));
-    return c;
-  }
-  if (address.empty()) {
-    c.local_syslog = true;
-    c.endpoint = TRY(unix_endpoint("/dev/log", SOCK_DGRAM, "the local syslog (/dev/log)"));
-    return c;
-  }
-  const std::string what = "--log-opt address";
-  size_t sep = address.find("://");
-  if (sep == std::string::npos)
-    return fail_msg(what, ": \"", address, "\": expected udp://HOST:PORT, tcp://HOST:PORT, unix://PATH or unixgram://PATH");
-  std::string scheme = address.substr(0, sep), rest = address.substr(sep + 3);
-  if (scheme == "udp") c.endpoint = TRY(inet_endpoint(rest, 514, SOCK_DGRAM, address, what));
-  else if (scheme == "tcp") c.endpoint = TRY(inet_endpoint(rest, 514, SOCK_STREAM, address, what));
-  else if (scheme == "unix") c.endpoint = TRY(unix_endpoint(rest, SOCK_STREAM, address));
-  else if (scheme == "unixgram") c.endpoint = TRY(unix_endpoint(rest, SOCK_DGRAM, address));
-  else if (scheme == "tcp+tls")
-    return fail_msg(what, ": \"", address, "\": husk has no TLS client for syslog; use udp://, tcp://, unix:// or unixgram://");
-  else
-    return fail_msg(what, ": \"", address, "\": unknown transport \"", scheme, "\" (udp, tcp, unix, unixgram)");
-  return c;
-}
-
-Result<UniqueFd> open_destination(Config& c) {
+Result<UniqueFd> open_destination(SyslogConfig& c) {
   auto fd = c.endpoint.connect();
   if (fd) return fd;
   if (c.journald)
@@ -180,14 +60,14 @@ Result<UniqueFd> open_destination(Config& c) {
 // journald and syslog.
 class Sender : public LogSink {
  public:
-  Sender(Config c, UniqueFd fd) : c_(std::move(c)), fd_(std::move(fd)) {
+  Sender(SyslogConfig c, UniqueFd fd) : c_(std::move(c)), fd_(std::move(fd)) {
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) == 0) host_ = host;
     if (host_.empty()) host_ = "-";
   }
 
   void line(LogStream s, std::string_view text, bool partial) override {
-    std::string msg = c_.journald ? journal_entry(s, text, partial) : syslog_message(s, text);
+    std::string msg = c_.journald ? journal_entry(s, text, partial) : syslog_message(c_, host_, s, text);
     if (send_once(msg)) return;
     // The receiver restarted (journald, a syslog daemon): connect again, once.
     if (auto fd = c_.endpoint.connect(); fd) {
@@ -219,114 +99,123 @@ class Sender : public LogSink {
     return out;
   }
 
-  std::string syslog_message(LogStream s, std::string_view text) const {
-    int pri = c_.facility * 8 + (s == LogStream::kOut ? 6 : 3);
-    std::string t = syslog_time(c_.format);
-    std::string pid = std::to_string(getpid());
-    std::string out;
-    switch (c_.format) {
-      case SyslogFormat::kUnix: out = cat("<", pri, ">", t, " ", c_.tag, "[", pid, "]: "); break;
-      case SyslogFormat::kRfc3164: out = cat("<", pri, ">", t, " ", host_, " ", c_.tag, "[", pid, "]: "); break;
-      case SyslogFormat::kRfc5424:
-      case SyslogFormat::kRfc5424Micro:
-        out = cat("<", pri, ">1 ", t, " ", host_, " ", c_.tag, " ", pid, " ", c_.tag, " - ");
-        break;
-    }
-    out.append(text);
-    if (c_.endpoint.socktype == SOCK_STREAM) out += '\n';  // a stream needs the line's end as its frame
-    return out;
-  }
-
-  Config c_;
+  SyslogConfig c_;
   UniqueFd fd_;
   std::string host_;
   bool warned_ = false;
 };
 
-[[noreturn]] void forward(LogSink& sender, int in_out, int in_err) {
-  struct Input {
-    int fd;
-    int copy_to;
-    LogStream stream;
-    std::string pending;
-    bool copying = true;
-  } in[2] = {{in_out, 1, LogStream::kOut, {}, true}, {in_err, 2, LogStream::kErr, {}, true}};
-  char buf[65536];
-  int open = 2;
-  while (open > 0) {
-    struct pollfd p[2] = {{in[0].fd, POLLIN, 0}, {in[1].fd, POLLIN, 0}};
-    int ready = poll(p, 2, sender.wait_ms());
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      _exit(1);
-    }
-    sender.tick();
-    for (int i = 0; i < 2; ++i) {
-      if (in[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(in[i].fd, buf, sizeof buf);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      Input& x = in[i];
-      if (n <= 0) {
-        if (!x.pending.empty()) sender.line(x.stream, x.pending, false);
-        ::close(x.fd);
-        x.fd = -1;
-        --open;
-        continue;
-      }
-      std::string_view chunk(buf, static_cast<size_t>(n));
-      // The reader of our own stdout may go away (a closed terminal): the
-      // log driver still gets every line.
-      if (x.copying && !write_all(x.copy_to, chunk)) x.copying = false;
-      x.pending.append(chunk);
-      size_t start = 0;
-      for (size_t nl; (nl = x.pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-        for (size_t at = start; at < nl; at += kMaxLogLine) {
-          size_t len = std::min(kMaxLogLine, nl - at);
-          sender.line(x.stream, std::string_view(x.pending).substr(at, len), at + len < nl);
-        }
-        if (start == nl) sender.line(x.stream, "", false);
-      }
-      x.pending.erase(0, start);
-      while (x.pending.size() >= kMaxLogLine) {
-        sender.line(x.stream, std::string_view(x.pending).substr(0, kMaxLogLine), true);
-        x.pending.erase(0, kMaxLogLine);
-      }
-    }
-  }
-  sender.close();
-  _exit(0);
-}
-
 Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string& id) {
   if (d.name == "gelf") return open_gelf(d.opts, id);
   if (d.name == "fluentd") return open_fluentd(d.opts, id);
   if (d.name != "journald" && d.name != "syslog")
-    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf, fluentd)");
-  Config c = TRY(parse(d, id));
+    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf, fluentd, splunk, awslogs)");
+  SyslogConfig c = TRY(parse_syslog_config(d, id));
   UniqueFd dest = TRY(open_destination(c));
   return std::unique_ptr<LogSink>(std::make_unique<Sender>(std::move(c), std::move(dest)));
+}
+
+// The drivers that speak TLS or HTTP run in husk-log (src/logs), a
+// separate binary linked with libcurl and OpenSSL: husk itself stays
+// without them, because every shared library it loads costs every
+// container start, while a log driver that needs them is the rare task.
+bool sent_by_husk_log(const LogDriver& d) {
+  if (d.name == "splunk" || d.name == "awslogs") return true;
+  if (d.name != "syslog" && d.name != "fluentd") return false;
+  for (const std::string& kv : d.opts)
+    if (kv.starts_with(d.name == "syslog" ? "address=tcp+tls://" : "address=tls://")) return true;
+  return false;
+}
+
+Result<std::string> husk_log_binary() {
+  if (const char* env = getenv("HUSK_LOG_BINARY"); env && *env) return std::string(env);
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir;
+  if (n > 0) {
+    self[n] = 0;
+    dir = self;
+    dir = dir.substr(0, dir.rfind('/'));
+    // installed beside husk; in a build tree, src/logs beside src/cli
+    for (const char* rel : {"/husk-log", "/../logs/husk-log"})
+      if (std::string p = dir + rel; access(p.c_str(), X_OK) == 0) return p;
+  }
+  for (const char* p : {"/usr/local/bin/husk-log", "/usr/bin/husk-log"})
+    if (access(p, X_OK) == 0) return std::string(p);
+  return fail_msg("husk-log, which sends the TLS and HTTP log drivers' lines, is not beside husk (", dir,
+                  ") nor in /usr/local/bin or /usr/bin");
+}
+
+// Puts `fds` on 3, 4, ... in order, whatever numbers they have now.
+bool place_fds(std::initializer_list<int> fds) {
+  std::vector<int> high;
+  for (int fd : fds) {
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 64);
+    if (h < 0) return false;
+    high.push_back(h);
+  }
+  for (size_t i = 0; i < high.size(); ++i)
+    if (dup2(high[i], static_cast<int>(3 + i)) < 0) return false;
+  return true;
+}
+
+// husk-log's answer on its status pipe: "ok" once its destination is open,
+// else the error, before it exits.
+Result<> wait_ready(int status_fd, pid_t pid, const std::string& driver) {
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(status_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  if (got == "ok") return {};
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!got.empty()) return fail_msg(got);
+  return fail_msg("log driver ", driver, ": husk-log ended before it was ready (",
+                  WIFSIGNALED(status) ? cat("signal ", WTERMSIG(status)) : cat("exit ", WEXITSTATUS(status)), ")");
 }
 
 }  // namespace
 
 Result<LogForwarder> LogForwarder::start(const LogDriver& d, const std::string& container_id) {
-  std::unique_ptr<LogSink> sink = TRY(open_sink(d, container_id));
-  int po[2], pe[2];
+  std::unique_ptr<LogSink> sink;
+  std::string helper;
+  if (sent_by_husk_log(d))
+    helper = TRY(husk_log_binary());
+  else
+    sink = TRY(open_sink(d, container_id));
+  int po[2], pe[2], ps[2];
   if (pipe2(po, O_CLOEXEC) < 0) return fail_sys("pipe for the log driver");
   UniqueFd out_r(po[0]), out_w(po[1]);
   if (pipe2(pe, O_CLOEXEC) < 0) return fail_sys("pipe for the log driver");
   UniqueFd err_r(pe[0]), err_w(pe[1]);
+  UniqueFd status_r, status_w;
+  if (!helper.empty()) {
+    if (pipe2(ps, O_CLOEXEC) < 0) return fail_sys("pipe for husk-log");
+    status_r.reset(ps[0]);
+    status_w.reset(ps[1]);
+  }
   LogForwarder f;
   int so = fcntl(1, F_DUPFD_CLOEXEC, 3), se = fcntl(2, F_DUPFD_CLOEXEC, 3);
   f.saved_out_.reset(so);
   f.saved_err_.reset(se);
   if (so < 0 || se < 0) return fail_sys("keep stdout and stderr for the log driver");
+  std::vector<std::string> args = {helper, d.name, container_id};
+  args.insert(args.end(), d.opts.begin(), d.opts.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   fflush(nullptr);
   pid_t pid = fork();
   if (pid < 0) return fail_sys("fork the log forwarder");
   if (pid == 0) {
     // The forwarder: it drains the pipes until every writer is gone, so
-    // the signals a terminal or supervisor sends the monitor are not for it.
+    // the signals a terminal or supervisor sends the monitor are not for it
+    // (ignored signals stay ignored across husk-log's exec).
     prctl(PR_SET_NAME, "husk-log");
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2}) signal(sig, SIG_IGN);
     sigset_t all;
@@ -334,10 +223,25 @@ Result<LogForwarder> LogForwarder::start(const LogDriver& d, const std::string& 
     sigprocmask(SIG_SETMASK, &all, nullptr);
     out_w.reset();
     err_w.reset();
+    status_r.reset();
     if (dup2(so, 1) < 0 || dup2(se, 2) < 0) _exit(1);
-    forward(*sink, out_r.get(), err_r.get());
+    if (helper.empty()) pump_log_lines(*sink, out_r.get(), err_r.get());
+    // husk-log: the output pipes on 3 and 4, the status pipe on 5.
+    if (!place_fds({out_r.get(), err_r.get(), status_w.get()})) _exit(127);
+    syscall(SYS_close_range, 6U, ~0U, 0U);
+    execv(argv[0], argv.data());
+    std::string e = cat("log driver ", d.name, ": exec ", helper, ": ", strerror(errno));
+    (void)!::write(5, e.data(), e.size());
+    _exit(127);
   }
   f.pid_ = pid;
+  if (!helper.empty()) {
+    status_w.reset();
+    if (auto ready = wait_ready(status_r.get(), pid, d.name); !ready) {
+      f.pid_ = -1;  // it has exited and been reaped
+      return std::unexpected(ready.error());
+    }
+  }
   if (dup2(out_w.get(), 1) < 0 || dup2(err_w.get(), 2) < 0) {
     int e = errno;
     f.finish(0);

@@ -144,32 +144,6 @@ std::string deflate_all(std::string_view in, Compression type, int level) {
   return rc == Z_STREAM_END ? out : "";
 }
 
-// The text with every byte that is not part of valid UTF-8 as U+FFFD, as
-// Go's encoding/json writes docker's messages: JSON is UTF-8, and GELF
-// receivers refuse a message that is not.
-std::string valid_utf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size();) {
-    auto b = [&](size_t k) { return static_cast<unsigned char>(in[k]); };
-    unsigned char c = b(i);
-    size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    bool ok = n > 0 && i + n <= in.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (b(i + k) & 0xc0) == 0x80;
-    // no overlong forms, surrogates or code points past U+10FFFF
-    if (ok && n == 3) ok = !(c == 0xe0 && b(i + 1) < 0xa0) && !(c == 0xed && b(i + 1) >= 0xa0);
-    if (ok && n == 4) ok = !(c == 0xf0 && b(i + 1) < 0x90) && !(c == 0xf4 && b(i + 1) >= 0x90);
-    if (!ok) {
-      out += "\xef\xbf\xbd";
-      ++i;
-      continue;
-    }
-    out.append(in.substr(i, n));
-    i += n;
-  }
-  return out;
-}
-
 class GelfSink : public LogSink {
  public:
   GelfSink(GelfConfig c, UniqueFd fd) : c_(std::move(c)), fd_(std::move(fd)) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -117,6 +118,87 @@ bool send_message(int fd, int socktype, std::string_view msg) {
     if (socktype == SOCK_DGRAM || msg.empty()) break;
   }
   return true;
+}
+
+// The text with every byte that is not part of valid UTF-8 as U+FFFD, as
+// Go's encoding/json writes docker's messages: JSON is UTF-8, and GELF
+// receivers refuse a message that is not.
+namespace {
+
+class SocketConnection : public LogConnection {
+ public:
+  explicit SocketConnection(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  bool write_all(std::string_view data) override {
+    if (send_message(fd_.get(), SOCK_STREAM, data)) return true;
+    why_ = strerror(errno);
+    return false;
+  }
+
+  long read_some(char* buf, size_t n, int timeout_ms) override {
+    for (;;) {
+      struct pollfd p = {fd_.get(), POLLIN, 0};
+      int ready = poll(&p, 1, timeout_ms);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) {
+        why_ = ready == 0 ? "timed out" : strerror(errno);
+        return -1;
+      }
+      ssize_t got = ::recv(fd_.get(), buf, n, 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) why_ = strerror(errno);
+      return got;
+    }
+  }
+
+  std::string why() const override { return why_; }
+
+ private:
+  UniqueFd fd_;
+  std::string why_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<LogConnection>> connect_stream(const Endpoint& e, int connect_timeout_ms, long send_timeout_ms) {
+  UniqueFd fd = TRY(e.connect(connect_timeout_ms));
+  if (send_timeout_ms > 0) {
+    struct timeval tv = {static_cast<time_t>(send_timeout_ms / 1000),
+                         static_cast<suseconds_t>((send_timeout_ms % 1000) * 1000)};
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  return std::unique_ptr<LogConnection>(std::make_unique<SocketConnection>(std::move(fd)));
+}
+
+std::string host_of(const std::string& hostport) {
+  if (!hostport.empty() && hostport[0] == '[') return hostport.substr(1, hostport.find(']') - 1);
+  size_t colon = hostport.find(':');
+  // one colon: HOST:PORT; none or several (a bare v6 address): all of it
+  return colon != std::string::npos && hostport.find(':', colon + 1) == std::string::npos ? hostport.substr(0, colon)
+                                                                                          : hostport;
+}
+
+std::string valid_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size();) {
+    auto b = [&](size_t k) { return static_cast<unsigned char>(in[k]); };
+    unsigned char c = b(i);
+    size_t n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    bool ok = n > 0 && i + n <= in.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (b(i + k) & 0xc0) == 0x80;
+    // no overlong forms, surrogates or code points past U+10FFFF
+    if (ok && n == 3) ok = !(c == 0xe0 && b(i + 1) < 0xa0) && !(c == 0xed && b(i + 1) >= 0xa0);
+    if (ok && n == 4) ok = !(c == 0xf0 && b(i + 1) < 0x90) && !(c == 0xf4 && b(i + 1) >= 0x90);
+    if (!ok) {
+      out += "\xef\xbf\xbd";
+      ++i;
+      continue;
+    }
+    out.append(in.substr(i, n));
+    i += n;
+  }
+  return out;
 }
 
 }  // namespace husk::runtime

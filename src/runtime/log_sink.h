@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -54,6 +55,27 @@ Result<Endpoint> inet_endpoint(const std::string& hostport, int default_port, in
                                const std::string& what);
 Result<Endpoint> unix_endpoint(const std::string& path, int socktype, const std::string& name);
 
+// A connected byte stream to a log destination: a socket here, TLS over
+// one in husk-log (which links OpenSSL; husk does not).
+class LogConnection {
+ public:
+  virtual ~LogConnection() = default;
+  // All of `data`, or false with why() set.
+  virtual bool write_all(std::string_view data) = 0;
+  // Up to `n` bytes within timeout_ms: their count, 0 at the end of the
+  // stream, -1 on an error or the timeout (why() says which).
+  virtual long read_some(char* buf, size_t n, int timeout_ms) = 0;
+  virtual std::string why() const = 0;
+  // The last write is done: end the stream so the receiver reads it all.
+  virtual void finish() {}
+};
+
+// A stream socket as a LogConnection; send_timeout_ms > 0 bounds a write.
+Result<std::unique_ptr<LogConnection>> connect_stream(const Endpoint& e, int connect_timeout_ms, long send_timeout_ms);
+
+// The host of HOST[:PORT] or [V6][:PORT].
+std::string host_of(const std::string& hostport);
+
 // A --log-opt KEY=VALUE split at its first '='.
 Result<std::pair<std::string, std::string>> split_log_opt(const std::string& kv);
 // Go's strconv.ParseBool, which docker's options go through.
@@ -62,5 +84,9 @@ Result<long long> parse_log_int(const std::string& v, long long min, long long m
 
 // Writes all of `msg` to a stream socket, or one datagram.
 bool send_message(int fd, int socktype, std::string_view msg);
+
+// The text with every byte that is not part of valid UTF-8 as U+FFFD, as
+// Go's encoding/json writes docker's messages (GELF, splunk).
+std::string valid_utf8(std::string_view in);
 
 }  // namespace husk::runtime

@@ -731,7 +731,7 @@ TEST_F(DockerPlan, ImageDirectoriesOutsideTheAllocationNeedVolumes) {
 }
 
 TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
-  auto r = plan({{"logging", M({{"type", S("splunk")}, {"config", L({M({{"tag", S("x")}})})}})},
+  auto r = plan({{"logging", M({{"type", S("logentries")}, {"config", L({M({{"tag", S("x")}})})}})},
                  {"force_pull", B(true)},
                  {"auth", M({{"username", S("u")}, {"password", S("p")}})},
                  {"cpuset_cpus", S("0-1")},
@@ -824,6 +824,91 @@ TEST_F(DockerPlan, GelfAndFluentdBecomeTheMonitorsLogDriver) {
   EXPECT_EQ(r->log.opts, (std::vector<std::string>{"tag=c0ffee012345", "name=/web-0123"}));
 }
 
+// splunk: docker's splunk-* options without the prefix, the token passed
+// even when empty, labels/env as the event's attrs, tag = "" kept (no tag).
+TEST_F(DockerPlan, SplunkBecomesTheMonitorsLogDriver) {
+  auto r = plan({{"labels", L({M({{"team", S("payments")}})})},
+                 {"logging", M({{"type", S("splunk")},
+                                {"config", L({M({{"splunk-url", S("https://hec:8088")}, {"splunk-token", S("T0K")},
+                                                 {"splunk-index", S("main")}, {"splunk-capath", S("/ca.pem")},
+                                                 {"splunk-format", S("json")}, {"splunk-gzip", S("true")},
+                                                 {"splunk-verify-connection", S("false")}, {"labels", S("team")},
+                                                 {"env", S("APP_MODE")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "splunk");
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"capath=/ca.pem", "format=json", "gzip=true", "index=main",
+                                                    "token=T0K", "url=https://hec:8088", "verify-connection=false",
+                                                    "tag=c0ffee012345", "field=team=payments",
+                                                    "field=APP_MODE=prod"}));
+  r = plan({{"logging", M({{"type", S("splunk")}, {"config", L({M({{"splunk-url", S("https://hec:8088")},
+                                                                   {"splunk-token", S("")}, {"tag", S("")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"token=", "url=https://hec:8088", "tag="}));
+  auto cfg = [](const char* k, const char* v) {
+    return std::pair<std::string, Value>{"logging", M({{"type", S("splunk")}, {"config", L({M({{k, S(v)}})})}})};
+  };
+  expect_error(plan({cfg("splunk-token", "t")}), "config.logging.config.splunk-url");
+  expect_error(plan({cfg("splunk-url", "https://hec:8088")}), "config.logging.config.splunk-token");
+  expect_error(plan({cfg("splunk-batch", "5")}), "config.logging.config.splunk-batch");
+}
+
+// syslog over tcp+tls: syslog-tls-* as husk's tls-*, skip-verify by its
+// presence as in docker; without a tcp+tls:// address docker ignores them.
+TEST_F(DockerPlan, SyslogTlsOptionsGoWithATlsAddress) {
+  auto r = plan({{"logging", M({{"type", S("syslog")},
+                                {"config", L({M({{"syslog-address", S("tcp+tls://logs:6514")},
+                                                 {"syslog-tls-ca-cert", S("/ca.pem")}, {"syslog-tls-cert", S("/c.pem")},
+                                                 {"syslog-tls-key", S("/k.pem")},
+                                                 {"syslog-tls-skip-verify", S("false")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"address=tcp+tls://logs:6514", "tls-ca-cert=/ca.pem",
+                                                    "tls-cert=/c.pem", "tls-key=/k.pem", "tls-skip-verify=true",
+                                                    "tag=c0ffee012345"}));
+  r = plan({{"logging", M({{"type", S("syslog")}, {"config", L({M({{"syslog-address", S("udp://logs:514")},
+                                                                   {"syslog-tls-ca-cert", S("/ca.pem")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"address=udp://logs:514", "tag=c0ffee012345"}));
+}
+
+// awslogs: docker's awslogs-* without the prefix; the stream is
+// awslogs-stream, else the tag, else the full container id.
+TEST_F(DockerPlan, AwslogsBecomesTheMonitorsLogDriver) {
+  auto r = plan({{"logging", M({{"type", S("awslogs")},
+                                {"config", L({M({{"awslogs-region", S("eu-west-1")}, {"awslogs-group", S("/app")},
+                                                 {"awslogs-create-group", S("true")},
+                                                 {"awslogs-endpoint", S("http://127.0.0.1:4566")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "awslogs");
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"create-group=true", "endpoint=http://127.0.0.1:4566",
+                                                    "group=/app", "region=eu-west-1",
+                                                    "stream=c0ffee0123456789abcdef"}));
+  r = plan({{"logging", M({{"type", S("awslogs")},
+                           {"config", L({M({{"awslogs-group", S("/app")}, {"tag", S("{{.Name}}")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"group=/app", "stream=web-0123"}));
+  r = plan({{"logging", M({{"type", S("awslogs")}, {"config", L({M({{"awslogs-group", S("/app")}, {"tag", S("x")},
+                                                                    {"awslogs-stream", S("s1")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"group=/app", "stream=s1"}));
+  auto cfg = [](const char* k, const char* v) {
+    return std::pair<std::string, Value>{"logging", M({{"type", S("awslogs")}, {"config", L({M({{k, S(v)}})})}})};
+  };
+  expect_error(plan({cfg("awslogs-region", "eu-west-1")}), "config.logging.config.awslogs-group");
+  expect_error(plan({cfg("awslogs-multiline-pattern", "(")}), "config.logging.config.awslogs-multiline-pattern");
+  expect_error(plan({cfg("awslogs-credentials-endpoint", "/v2/creds")}),
+               "config.logging.config.awslogs-credentials-endpoint");
+  r = plan({{"logging", M({{"type", S("awslogs")}, {"config", L({M({{"awslogs-group", S("/app")},
+                                                                    {"awslogs-multiline-pattern", S("^INFO")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts[1], "multiline-pattern=^INFO");
+  expect_error(plan({{"logging", M({{"type", S("awslogs")},
+                                    {"config", L({M({{"awslogs-group", S("/app")},
+                                                     {"awslogs-datetime-format", S("%Y-%m-%d")},
+                                                     {"awslogs-multiline-pattern", S("^INFO")}})})}})}}),
+               "config.logging.config.awslogs-multiline-pattern");
+  expect_error(plan({cfg("awslogs-format", "json/emf")}), "config.logging.config.awslogs-format");
+}
+
 TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
   auto r = plan({{"logging", M({{"type", S("none")}})}});
   ASSERT_TRUE(r) << r.error().str();
@@ -835,7 +920,6 @@ TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
   auto cfg = [](const char* type, const char* k, const char* v) {
     return std::pair<std::string, Value>{"logging", M({{"type", S(type)}, {"config", L({M({{k, S(v)}})})}})};
   };
-  expect_error(plan({cfg("syslog", "syslog-tls-ca-cert", "/ca.pem")}), "config.logging.config.syslog-tls-ca-cert");
   expect_error(plan({cfg("journald", "syslog-address", "udp://x")}), "config.logging.config.syslog-address");
   expect_error(plan({cfg("journald", "tag", "{{.Labels}}")}), "config.logging.config.tag");
   expect_error(plan({cfg("journald", "labels-regex", "(")}), "config.logging.config.labels-regex");
@@ -843,7 +927,7 @@ TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
   expect_error(plan({cfg("gelf", "gelf-address", "tls://graylog:12201")}), "config.logging.config.gelf-address");
   expect_error(plan({cfg("gelf", "fluentd-address", "x")}), "config.logging.config.fluentd-address");
   expect_error(plan({cfg("fluentd", "gelf-address", "udp://x:1")}), "config.logging.config.gelf-address");
-  expect_error(plan({cfg("fluentd", "fluentd-address", "tls://x:24224")}), "config.logging.config.fluentd-address");
+  ASSERT_TRUE(plan({cfg("fluentd", "fluentd-address", "tls://x:24224")}));  // husk-log's TLS, as docker's
   expect_error(plan({cfg("fluentd", "syslog-facility", "local0")}), "config.logging.config.syslog-facility");
 }
 
