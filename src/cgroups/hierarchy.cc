@@ -16,10 +16,6 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 std::string parent_of(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -119,7 +115,7 @@ Result<> delegate_controller(const std::string& mount, const std::string& rel, c
     std::string offered = read_file(dir + "/cgroup.controllers").value_or("");
     if (!contains(split_words(offered), controller))
       return fail_errno(ENOTSUP, field, ": the ", controller, " controller is not available in ", dir,
-                        " (cgroup.controllers: \"", trimmed(offered), "\")");
+                        " (cgroup.controllers: \"", rtrim(offered), "\")");
     std::string sc = dir + "/cgroup.subtree_control";
     if (contains(split_words(read_file(sc).value_or("")), controller)) continue;
     if (auto r = write_file(sc, "+" + controller); !r) {

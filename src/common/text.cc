@@ -1,5 +1,7 @@
 #include "common/text.h"
 
+#include <utility>
+
 namespace husk {
 
 std::vector<std::string_view> lines_of(std::string_view text) {
@@ -32,6 +34,18 @@ std::map<std::string, std::string> key_values(std::string_view text) {
     if (eq != std::string_view::npos) kv[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
   }
   return kv;
+}
+
+std::string rtrim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+std::string one_line(std::string s) {
+  s = rtrim(std::move(s));
+  for (char& c : s)
+    if (c == '\n') c = ' ';
+  return s;
 }
 
 }  // namespace husk

@@ -21,4 +21,12 @@ std::vector<std::string_view> split_views(std::string_view s, char sep);
 // skipped, a later key wins.
 std::map<std::string, std::string> key_values(std::string_view text);
 
+// `s` without its trailing spaces and line ends (a program's answer, a
+// file of one value).
+std::string rtrim(std::string s);
+
+// What a program wrote, as one line of an error: trimmed, its line ends
+// spaces.
+std::string one_line(std::string s);
+
 }  // namespace husk

@@ -27,10 +27,6 @@ std::string_view default_profile_text() {
 
 namespace {
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 bool loaded(const Host& h) {
   auto list = read_file(h.securityfs + "/profiles");
@@ -51,8 +47,8 @@ std::string kernel_hash(const Host& h) {
     std::string n = e->d_name;
     if (!n.starts_with(std::string(kDefaultProfile) + ".")) continue;
     auto name = read_file(dir + "/" + n + "/name");
-    if (!name || trimmed(*name) != kDefaultProfile) continue;
-    if (auto sum = read_file(dir + "/" + n + "/sha1")) found = trimmed(*sum);
+    if (!name || rtrim(*name) != kDefaultProfile) continue;
+    if (auto sum = read_file(dir + "/" + n + "/sha1")) found = rtrim(*sum);
     break;
   }
   closedir(d);
@@ -85,7 +81,7 @@ Result<> ensure_default_profile(const Host& h) {
   Captured c = TRY(run_captured({parser, "--replace", "--skip-cache", "--quiet"}, std::string(text), 120000));
   if (c.timed_out) return fail_msg(parser, " did not finish within 120 s");
   if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) {
-    std::string why = trimmed(c.err);
+    std::string why = rtrim(c.err);
     for (auto& ch : why)
       if (ch == '\n') ch = ' ';
     return fail_msg(parser, " --replace failed (", describe_wait_status(c.status), ")", why.empty() ? "" : ": ", why);

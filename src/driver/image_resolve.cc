@@ -225,8 +225,7 @@ Result<ResolvedImage> resolve_rootless(const std::string& ref, const std::option
     auto id = run_husk_image({"import", "--root", options.store_root, "--platform", options.platform.str(), ref, ref},
                              "", -1, out.warnings);
     if (!id) return named(id.error());
-    image_id = *id;
-    while (!image_id.empty() && (image_id.back() == '\n' || image_id.back() == ' ')) image_id.pop_back();
+    image_id = rtrim(*id);
     out.source_path = src->path;
   }
   auto store = image::Store::open(options.store_root);

@@ -321,8 +321,7 @@ Result<std::string> run_husk(std::vector<std::string> args, bool yes_no = false)
   auto r = TRY(run_captured(args, {}, 30000));
   if (r.timed_out) return fail_msg("husk ", args[1], " did not finish within 30 s");
   if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) > (yes_no ? 1 : 0)) {
-    std::string why = r.err;
-    while (!why.empty() && why.back() == '\n') why.pop_back();
+    std::string why = rtrim(r.err);
     // husk logs "husk: error: ..." or JSON; its last line says why.
     if (size_t nl = why.rfind('\n'); nl != std::string::npos) why = why.substr(nl + 1);
     return fail_msg("husk ", args[1], args.size() > 2 && args[2][0] != '-' ? " " + args[2] : "", ": ",

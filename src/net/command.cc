@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/program.h"
+#include "common/text.h"
 
 namespace husk::net {
 
@@ -29,10 +30,7 @@ Result<std::string> run_program(const std::vector<std::string>& argv, const std:
   Captured c = TRY(run_captured(argv, input));
   if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0) return std::move(c.out);
   // One line: the program's complaint, folded.
-  std::string why = c.err;
-  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-  for (auto& ch : why)
-    if (ch == '\n') ch = ' ';
+  std::string why = one_line(c.err);
   return fail_msg(argv[0], " failed (", describe_wait_status(c.status), ")", why.empty() ? "" : ": ", why);
 }
 

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "common/fd.h"
+#include "common/text.h"
 #include "net/command.h"
 
 namespace husk::net {
@@ -71,11 +72,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const std::vector<std:
 }
 
 std::string read_log(const std::string& log) {
-  std::string s = read_file(log).value_or("");
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  for (auto& c : s)
-    if (c == '\n') c = ' ';
-  return s;
+  return one_line(read_file(log).value_or(""));
 }
 
 // The host's default IPv4 gateway, from /proc/net/route.

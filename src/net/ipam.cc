@@ -118,8 +118,7 @@ Result<Subnet> Ipam::subnet(const std::string& name, const std::optional<std::st
   std::string file = dir + "/subnet";
   auto text = read_file(file);
   if (text) {
-    std::string s = *text;
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    std::string s = rtrim(*text);
     Subnet sub = TRY_CTX(parse_subnet(s), file);
     if (wanted && *wanted != sub.str())
       return fail_errno(EEXIST, "network \"", name, "\" already has subnet ", sub.str(), ", not ", *wanted);
@@ -165,8 +164,7 @@ Result<std::optional<Subnet6>> Ipam::subnet6(const std::string& name, const std:
   std::string file = root_ + "/" + name + "/subnet6";
   auto text = read_file(file);
   if (text) {
-    std::string s = *text;
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    std::string s = rtrim(*text);
     Subnet6 sub = TRY_CTX(parse_subnet6(s), file);
     if (wanted && *wanted != sub.str())
       return fail_errno(EEXIST, "network \"", name, "\" already has IPv6 prefix ", sub.str(), ", not ", *wanted);

@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace husk::oci {
 
 J J::operator[](const char* key) const {
@@ -34,10 +36,7 @@ Result<JsonDoc> JsonDoc::parse(std::string_view text) {
   char err[512] = {};
   yajl_val t = yajl_tree_parse(copy.c_str(), err, sizeof err);
   if (!t) {
-    std::string e = err[0] ? err : "invalid JSON";
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    for (auto& c : e)
-      if (c == '\n') c = ' ';
+    std::string e = one_line(err[0] ? err : "invalid JSON");
     return fail_msg("invalid JSON: ", e);
   }
   return JsonDoc(t);
