@@ -18,12 +18,9 @@ import husktest
 from test_network import NetNs
 
 UPSTREAM = r'''
-import socket, struct, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.2", 53))
-print("ready", flush=True)
-while True:
-    q, peer = s.recvfrom(4096)
+import socket, struct, sys, threading
+
+def reply(q):
     at, labels = 12, []
     while q[at]:
         labels.append(q[at + 1:at + 1 + q[at]].decode()); at += 1 + q[at]
@@ -32,9 +29,27 @@ while True:
     question = q[12:at + 5]
     if name == "outside.example" and qtype == 1:
         rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 30, 4) + bytes([192, 0, 2, 77])
-        s.sendto(q[:2] + b"\x81\x80" + struct.pack("!HHHH", 1, 1, 0, 0) + question + rr, peer)
-    else:
-        s.sendto(q[:2] + b"\x81\x83" + struct.pack("!HHHH", 1, 0, 0, 0) + question, peer)
+        return q[:2] + b"\x81\x80" + struct.pack("!HHHH", 1, 1, 0, 0) + question + rr
+    return q[:2] + b"\x81\x83" + struct.pack("!HHHH", 1, 0, 0, 0) + question
+
+t = socket.socket()
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("127.0.0.2", 53)); t.listen(8)
+
+def tcp():
+    while True:
+        c, _ = t.accept()
+        n = struct.unpack("!H", c.recv(2, socket.MSG_WAITALL))[0]
+        r = reply(c.recv(n, socket.MSG_WAITALL))
+        c.sendall(struct.pack("!H", len(r)) + r); c.close()
+
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.2", 53))
+threading.Thread(target=tcp, daemon=True).start()
+print("ready", flush=True)
+while True:
+    q, peer = u.recvfrom(4096)
+    u.sendto(reply(q), peer)
 '''
 
 
@@ -191,3 +206,45 @@ def test_the_default_network_has_no_dns_server(dnsnet, bundle):
     assert dns_servers(dnsnet) == []
     with open(os.path.join(dnsnet.root, first, "resolv.conf")) as f:
         assert "dns.husk" not in f.read()
+
+
+ASK = r'''
+import socket, struct, sys
+server, name, qtype, proto = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+family = socket.AF_INET6 if ":" in server else socket.AF_INET
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", qtype, 1)
+if proto == "tcp":
+    s = socket.create_connection((server, 53), timeout=5)
+    s.sendall(struct.pack("!H", len(q)) + q)
+    n = struct.unpack("!H", s.recv(2, socket.MSG_WAITALL))[0]
+    r = s.recv(n, socket.MSG_WAITALL)
+else:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.sendto(q, (server, 53))
+    r = s.recv(4096)
+rcode, answers = r[3] & 0xf, struct.unpack("!H", r[6:8])[0]
+size = 4 if qtype == 1 else 16
+print(rcode, answers, socket.inet_ntop(socket.AF_INET if size == 4 else socket.AF_INET6, r[-size:]) if answers else "-")
+'''
+
+
+def ask(husk, server, name, qtype, proto):
+    return husk.ns.run(sys.executable, "-c", ASK, server, name, str(qtype), proto).stdout.split()
+
+
+def test_dual_stack_names_over_udp_and_tcp(dnsnet, bundle):
+    bundle.config["annotations"] = {"run.husk.subnet6": "fd41::/64"}
+    first = start(dnsnet, bundle, "--network", "bridge:dn6")
+    bundle.config["annotations"] = {}
+    second = start(dnsnet, bundle, "--network", "bridge:dn6", "--network-alias", "db")
+    with open(os.path.join(dnsnet.root, second, "network")) as f:
+        rec = dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)
+    assert lookup(dnsnet, first, "db") == sorted([rec["address"], rec["address6"]])
+    gateway = rec["address"].rsplit(".", 1)[0] + ".1"
+    # From the host: the server listens on both gateways, UDP and TCP.
+    assert ask(dnsnet, gateway, "db", 1, "tcp") == ["0", "1", rec["address"]]
+    assert ask(dnsnet, "fd41::1", "db.dns.husk", 28, "udp") == ["0", "1", rec["address6"]]
+    assert ask(dnsnet, "fd41::1", "nobody", 1, "tcp") == ["3", "0", "-"]  # NXDOMAIN
+    assert ask(dnsnet, gateway, "outside.example", 1, "tcp") == ["0", "1", "192.0.2.77"]  # forwarded over TCP
