@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "common/program.h"
 #include "common/text.h"
 #include "dns/message.h"
 #include "dns/records.h"
@@ -83,7 +84,7 @@ class Server {
     {
       std::lock_guard<std::mutex> g(mu_);
       refresh();
-      v = decide(records_, q->name, found);
+      v = decide(live_records(files_, process_alive), q->name, found);
     }
     if (v == Verdict::Answer) return answer(query, *q, kNoError, found);
     if (v == Verdict::NxDomain) return answer(query, *q, kNxDomain, {});
@@ -100,7 +101,7 @@ class Server {
     struct timespec m = {};
     if (stat(dir_.c_str(), &st) == 0) m = st.st_mtim;
     if (loaded_ && m.tv_sec == mtime_.tv_sec && m.tv_nsec == mtime_.tv_nsec) return;
-    records_ = load_records(dir_);
+    files_ = load_record_files(dir_);
     mtime_ = m;
     loaded_ = true;
   }
@@ -183,7 +184,7 @@ class Server {
   std::vector<Address> listen_;
   std::string resolv_conf_;
   std::mutex mu_;
-  Records records_;
+  std::vector<RecordFile> files_;
   struct timespec mtime_ = {};
   bool loaded_ = false;
 };

@@ -143,6 +143,7 @@ std::string render_dns_record(const DnsMember& m) {
   if (names.empty()) return "";
   std::string out = m.address.str() + names + "\n";
   if (m.address6) out += m.address6->str() + names + "\n";
+  if (m.pid > 0) out += cat("owner ", m.pid, " ", m.start, "\n");
   return out;
 }
 

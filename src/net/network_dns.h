@@ -29,6 +29,8 @@ struct DnsMember {
   std::vector<std::string> names;  // the container's id and aliases
   IpAddress address;
   std::optional<IpAddress> address6;
+  pid_t pid = 0;  // the container's init: husk-dns answers while it runs
+  uint64_t start = 0;
 };
 
 // The record file's text for a member (pure).

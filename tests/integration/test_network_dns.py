@@ -15,6 +15,7 @@ import sys
 import pytest
 
 import husktest
+from husktest import wait_for
 from test_network import NetNs
 
 UPSTREAM = r'''
@@ -148,7 +149,13 @@ def test_a_container_started_later_is_found_by_name_and_alias(dnsnet, bundle):
 def test_a_container_that_left_is_no_longer_found(dnsnet, bundle):
     first = start(dnsnet, bundle, "--network", "bridge:dn0")
     second = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "db")
+    third = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "cache")
     assert lookup(dnsnet, first, "db") == [lease_address(dnsnet, second)]
+    assert lookup(dnsnet, first, "cache") == [lease_address(dnsnet, third)]
+    # Stopped, not deleted: no longer answered.
+    dnsnet.cmd("kill", third, "KILL", check=True)
+    wait_for(lambda: dnsnet.state(third)["status"] == "stopped", timeout=10)
+    assert lookup(dnsnet, first, "cache") is None
     dnsnet.cmd("delete", "--force", second, check=True)
     assert lookup(dnsnet, first, "db") is None
     assert lookup(dnsnet, first, second) is None

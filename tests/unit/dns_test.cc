@@ -104,6 +104,19 @@ TEST(DnsDecide, NetworkNamesAreAnsweredOthersForwardedOrRefused) {
   EXPECT_TRUE(found.empty());
 }
 
+TEST(DnsRecords, AContainerWhoseInitIsGoneIsNotAnswered) {
+  std::vector<RecordFile> files = {parse_record_file("10.0.0.1 db\nowner 10 5\n"),
+                                   parse_record_file("10.0.0.2 web\nowner 11 6\n")};
+  EXPECT_EQ(files[0].pid, 10);
+  EXPECT_EQ(files[0].start, 5u);
+  Records live = live_records(files, [](pid_t pid, uint64_t) { return pid == 11; });
+  EXPECT_EQ(live.count("db"), 0u);
+  EXPECT_EQ(live.count("web"), 1u);
+  // Two containers with one alias: both addresses.
+  files.push_back(parse_record_file("10.0.0.3 web\n"));
+  EXPECT_EQ(live_records(files, [](pid_t, uint64_t) { return true; }).at("web").size(), 2u);
+}
+
 TEST(DnsRecords, BadLinesAreSkipped) {
   Records rec;
   parse_records("not-an-ip db\n10.0.0.1\n\n10.0.0.2 a b\n", rec);

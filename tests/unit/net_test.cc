@@ -221,6 +221,10 @@ TEST(NetworkDns, EveryBridgeButTheDefaultHasIt) {
 TEST(NetworkDns, RecordLinesHoldEveryNameForEachAddress) {
   DnsMember m{"c1", {"c1", "db"}, ip("10.89.1.5"), ip("fd00::5")};
   EXPECT_EQ(render_dns_record(m), "10.89.1.5 c1 db\nfd00::5 c1 db\n");
+  m.pid = 42;
+  m.start = 7;
+  EXPECT_EQ(render_dns_record(m), "10.89.1.5 c1 db\nfd00::5 c1 db\nowner 42 7\n");
+  m.pid = 0;
   m.names.clear();
   EXPECT_EQ(render_dns_record(m), "");
 }
