@@ -1,5 +1,7 @@
 #include "net/hostfiles.h"
 
+#include <algorithm>
+
 #include "common/fd.h"
 #include "common/text.h"
 
@@ -71,8 +73,10 @@ std::string resolv_conf_for_network_dns(const std::string& resolv_conf, const Ip
   std::string search = kNetworkDnsDomain, options;
   for (std::string_view l : lines_of(resolv_conf)) {
     if (l.starts_with("search") || l.starts_with("domain")) {
-      for (std::string_view w : split_views(l.substr(6), ' '))
-        if (!w.empty() && w != kNetworkDnsDomain && w != "\t") search += " " + std::string(w);
+      std::string words(l.substr(6));
+      std::replace(words.begin(), words.end(), '\t', ' ');
+      for (std::string_view w : split_views(words, ' '))
+        if (!w.empty() && w != kNetworkDnsDomain) search += " " + std::string(w);
     } else if (l.starts_with("options")) {
       options.append(l).append("\n");
     }

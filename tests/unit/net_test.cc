@@ -211,6 +211,8 @@ TEST(HostFiles, ResolvConfOnANetworkWithDnsNamesTheGatewayOnly) {
             "search dns.husk example.com\nnameserver 10.89.2.1\n");
   EXPECT_EQ(resolv_conf_for_network_dns("search dns.husk x\nnameserver 10.89.2.1\n", ip("10.89.2.1")),
             "search dns.husk x\nnameserver 10.89.2.1\n");
+  EXPECT_EQ(resolv_conf_for_network_dns("search\ta.example\t b.example\n", ip("10.89.2.1")),
+            "search dns.husk a.example b.example\nnameserver 10.89.2.1\n");
 }
 
 TEST(NetworkDns, EveryBridgeButTheDefaultHasIt) {
