@@ -192,6 +192,51 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
     assert mount_points() == before
 
 
+def test_network_dns_outlives_a_restart_of_the_driver(tmp_path, image):  # noqa: F811
+    """husk-dns belongs to the network, not to the driver: with the plugin
+    killed it still answers the network's tasks, a task the next plugin
+    starts is served by the same server, and it goes with the last one."""
+    before = mount_points()
+    first = Probe(tmp_path, name="nomad-driver-docker", plugin_config=VOLUMES)
+    sleep = {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "dnsnet"}
+    assert first.start("a", sleep)["ok"]
+    assert first.start("b", dict(sleep, network_aliases=["bee"]))["ok"]
+    orphans = containers(first)
+    [server] = dns_servers("dnsnet")
+    first.p.kill()  # no StopTask: the tasks and the network outlive the plugin
+    first.p.wait()
+    root = str(first.state / "containers")
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    os.symlink(first.state, second_dir / "driver-state")
+    second = Probe(second_dir, name="nomad-driver-docker", plugin_config=VOLUMES)
+    try:
+        assert dns_servers("dnsnet") == [server]
+        for cid in orphans:
+            out = subprocess.run([HUSK, "--root", root, "exec", cid, "nslookup", "bee"], capture_output=True,
+                                 text=True, timeout=60).stdout
+            assert "Address: 10.89." in out, out
+        assert second.start("c", sleep)["ok"]
+        assert "Address: 10.89." in second.sh("c", "nslookup bee")["stdout"]
+        assert dns_servers("dnsnet") == [server]  # the same server, not a new one
+        assert second.stop("c")["ok"]
+        for cid in orphans:
+            subprocess.run([HUSK, "--root", root, "delete", "--force", cid], check=True, timeout=60)
+        assert dns_servers("dnsnet") == []
+        assert not link_exists("dnsnet")
+        assert not os.path.exists(os.path.join(root, ".networks", "dnsnet"))
+    finally:
+        second.close()
+        for cid in orphans:
+            subprocess.run([HUSK, "--root", root, "delete", "--force", cid], timeout=60)
+        # The orphans' task roots: the killed plugin's DestroyTask would
+        # have unmounted them.
+        for m in reversed(mount_points()):
+            if m.startswith(str(first.state / "tasks")):
+                subprocess.run(["umount", "-l", m])
+    assert mount_points() == before
+
+
 def test_dangling_container_reaper(tmp_path, image):  # noqa: F811
     """gc.dangling_containers: a container of this driver whose task no
     plugin knows (here: its plugin was killed and a new one started without
