@@ -220,6 +220,9 @@ Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string&
   spec.mounts.push_back(bind_mount(task_dir + "/resolv.conf", "/etc/resolv.conf", {"bind", "ro", "nosuid", "nodev", "noexec"}));
   spec.mounts.push_back(bind_mount(task_dir + "/hosts", "/etc/hosts", {"bind", "ro", "nosuid", "nodev", "noexec"}));
   spec.annotations[net::kHostsFileAnnotation] = task_dir + "/hosts";  // husk adds network aliases' lines to it
+  // No servers of the task's own: on a network with husk-dns husk points
+  // the file at it.
+  if (etc.servers.empty()) spec.annotations[net::kResolvFileAnnotation] = task_dir + "/resolv.conf";
   if (spec.hostname) {
     TRYV_CTX(write_file(task_dir + "/hostname", *spec.hostname + "\n"), "write the task's hostname file");
     spec.mounts.push_back(bind_mount(task_dir + "/hostname", "/etc/hostname", {"bind", "ro", "nosuid", "nodev", "noexec"}));

@@ -86,11 +86,12 @@ std::vector<FieldSupport> support_table() {
       {"config.mounts", I, "deprecated spelling of mount"},
       {"config.network_aliases", I,
        "on a user-defined network: the other tasks there find this one by these names and its docker name "
-       "<task>-<alloc id> (lines husk keeps in their /etc/hosts, not a DNS server); elsewhere an error, as in docker"},
+       "<task>-<alloc id>, answered by the network's DNS server (husk-dns on the bridge's gateway, which forwards "
+       "other names to the host's resolvers); elsewhere an error, as in docker"},
       {"config.network_mode", I, "bridge (husk's, the default), host, none, container:<husk id or docker name "
                                  "task-alloc>, Nomad's group network, or a user-defined network NAME: husk's bridge NAME, made with "
                                  "its first container (next free 10.89.N.0/24) and removed with its last; its "
-                                 "containers reach each other by address"},
+                                 "containers reach each other by address, and by name through its DNS server"},
       {"config.oom_score_adj", I, "-1000..1000"},
       {"config.pids_limit", I, "bounded by the plugin's pids_limit"},
       {"config.pid_mode", I,

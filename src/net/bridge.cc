@@ -8,16 +8,18 @@
 
 #include "common/fd.h"
 #include "net/netlink.h"
+#include "net/network_dns.h"
 #include "net/nft.h"
 #include "net/ports.h"
 
 namespace husk::net {
 namespace {
 
-// What a dead container left on the host: its rules and its veth (gone
-// with its netns, normally).
-void clean_leftovers(Netlink& nl, const std::string& id) {
+// What a dead container left on the host: its rules, its names in the
+// network's DNS and its veth (gone with its netns, normally).
+void clean_leftovers(Netlink& nl, const std::string& network_dir, const std::string& id) {
   (void)delete_rules(id);
+  leave_network_dns(network_dir, id);
   (void)nl.delete_link(veth_name(id));
 }
 
@@ -163,7 +165,8 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
   tmpl.ports = ports_key(req.ports);
   std::vector<Lease> reclaimed;
   auto address = ipam.allocate(req.network, subnet, tmpl, reclaimed, *offset_wanted);
-  for (const auto& l : reclaimed) clean_leftovers(nl, l.id);
+  const std::string network_dir = req.ipam_root + "/" + req.network;
+  for (const auto& l : reclaimed) clean_leftovers(nl, network_dir, l.id);
   if (!address) {
     if (is_new) ipam.forget(req.network);
     return fail(std::move(address.error()));
@@ -201,14 +204,21 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
       rules.subnet6 = subnet6->str();
     }
     TRYV(add_rules(rules));
+    if (req.dns) {
+      DnsMember m{req.id, req.dns_names, *address, rules.address6, req.pid, req.pid_start};
+      TRYV_CTX(join_network_dns(network_dir, m, subnet.gateway(),
+                                subnet6 ? std::optional<IpAddress>(subnet6->gateway()) : std::nullopt, alive),
+               "the network's DNS server");
+    }
     return BridgeAttachment{*address, subnet.gateway(), subnet, rules.address6};
   }();
   if (!made) {
-    clean_leftovers(nl, req.id);
+    clean_leftovers(nl, network_dir, req.id);
     auto left = ipam.release(req.network, req.id);
     if (left && *left == 0) {
       // Only a bridge of ours: a clash must not delete someone's interface.
       if (made_bridge || !is_new) (void)nl.delete_link(req.network);
+      stop_network_dns(network_dir, alive);
       ipam.forget(req.network);
     }
     return fail(std::move(made.error()).with_context(cat("network \"", req.network, "\"")));
@@ -251,11 +261,14 @@ Result<> bridge_detach(const std::string& ipam_root, const std::string& network,
   Netlink nl = TRY(Netlink::open());
   TRYV(delete_rules(id));
   TRYV(nl.delete_link(veth_name(id)));
+  const std::string network_dir = ipam_root + "/" + network;
+  leave_network_dns(network_dir, id);
   // No subnet file: the network is not (or no longer) husk's, and the
   // interface of that name is not ours to delete.
   if (access((ipam_root + "/" + network + "/subnet").c_str(), F_OK) != 0) return {};
   size_t left = TRY(ipam.release(network, id));
   if (left == 0) {
+    stop_network_dns(network_dir, alive);
     TRYV(nl.delete_link(network));
     ipam.forget(network);
   }

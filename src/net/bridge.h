@@ -1,9 +1,11 @@
 // Rootful bridge networking: a Linux bridge per husk network (default
 // husk0, 10.89.0.0/24, the bridge holding .1), a veth pair per container
 // (the container's end is its eth0), an address from the IPAM, loopback
-// up, a default route via the bridge, and the nftables rules. attach()
+// up, a default route via the bridge, the nftables rules, and on a network
+// with DNS the container's names and the network's husk-dns. attach()
 // undoes its own partial work on failure; detach() removes a container's
-// veth, rules and lease, and the bridge with its network's last lease.
+// veth, rules, names and lease, and the bridge and its husk-dns with its
+// network's last lease.
 #pragma once
 
 #include <optional>
@@ -33,6 +35,10 @@ struct BridgeRequest {
   std::optional<IpAddress> address;
   std::optional<IpAddress> address6;
   std::vector<PortForward> ports;
+  // The network's husk-dns (network_dns.h) answers these names with the
+  // container's addresses.
+  bool dns = false;
+  std::vector<std::string> dns_names;
 };
 
 struct BridgeAttachment {

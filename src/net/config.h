@@ -11,12 +11,16 @@
 //   run.husk.mac        MAC address of the container's eth0 (bridge): 6 hex octets,
 //                       unicast, not all zero
 //   run.husk.aliases    names by which the other containers of its bridge network
-//                       find this one (lines husk keeps in their /etc/hosts),
-//                       comma separated
+//                       find this one, comma separated: through the network's
+//                       husk-dns (every bridge network but husk0), or lines husk
+//                       keeps in their /etc/hosts (husk0)
 //   run.husk.ifname     the name of the container's end of the veth (bridge, veth):
 //                       eth0 unless given (systemd-nspawn's is host0)
 //   run.husk.hosts-file the host file bound at /etc/hosts when the bundle made it
 //                       for the container (husk may add the aliases lines to it)
+//   run.husk.resolv-file the host file bound at /etc/resolv.conf when the bundle
+//                       made it for the container with the host's resolvers: on
+//                       a network with husk-dns, husk points it at the gateway
 //   run.husk.ip         the container's IPv4 address on its bridge network (static)
 //   run.husk.ip6        its IPv6 address there (the network's IPv6 prefix + the
 //                       container's offset, which its IPv4 address shares)
@@ -47,6 +51,7 @@ inline constexpr const char* kSubnet6Annotation = "run.husk.subnet6";
 inline constexpr const char* kMacAnnotation = "run.husk.mac";
 inline constexpr const char* kAliasesAnnotation = "run.husk.aliases";
 inline constexpr const char* kHostsFileAnnotation = "run.husk.hosts-file";
+inline constexpr const char* kResolvFileAnnotation = "run.husk.resolv-file";
 inline constexpr const char* kIfnameAnnotation = "run.husk.ifname";
 inline constexpr const char* kIpAnnotation = "run.husk.ip";
 inline constexpr const char* kIp6Annotation = "run.husk.ip6";

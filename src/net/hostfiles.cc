@@ -1,5 +1,7 @@
 #include "net/hostfiles.h"
 
+#include <algorithm>
+
 #include "common/fd.h"
 #include "common/text.h"
 
@@ -63,7 +65,23 @@ std::string render_resolv_conf(const ResolvInput& in) {
     }
   }
   for (const auto& s : servers) out += cat("nameserver ", s.str(), "\n");
+  if (in.network_dns && in.dns.empty()) return resolv_conf_for_network_dns(out, *in.network_dns);
   return out;
+}
+
+std::string resolv_conf_for_network_dns(const std::string& resolv_conf, const IpAddress& gateway) {
+  std::string search = kNetworkDnsDomain, options;
+  for (std::string_view l : lines_of(resolv_conf)) {
+    if (l.starts_with("search") || l.starts_with("domain")) {
+      std::string words(l.substr(6));
+      std::replace(words.begin(), words.end(), '\t', ' ');
+      for (std::string_view w : split_views(words, ' '))
+        if (!w.empty() && w != kNetworkDnsDomain) search += " " + std::string(w);
+    } else if (l.starts_with("options")) {
+      options.append(l).append("\n");
+    }
+  }
+  return cat("search ", search, "\nnameserver ", gateway.str(), "\n", options);
 }
 
 Result<> write_host_files(const std::string& dir, const HostsInput& hosts, const ResolvInput& resolv) {

@@ -28,11 +28,19 @@ struct ResolvInput {
   std::vector<IpAddress> dns;          // --dns / run.husk.dns: replaces the nameservers
   std::optional<IpAddress> forwarder;  // pasta/slirp4netns DNS forwarder: the only nameserver
   bool keep_loopback = false;          // host network: the host's loopback resolver works
+  std::optional<IpAddress> network_dns;  // the gateway of a network with husk-dns (unless dns is given)
 };
 // The host's search/options lines, and nameservers the container can reach:
 // loopback ones (127.0.0.53 of systemd-resolved) are replaced by the
 // upstream servers, or dropped.
 std::string render_resolv_conf(const ResolvInput& in);
+
+// The domain of the names husk-dns answers (src/dns/message.h's kDomain).
+inline constexpr const char* kNetworkDnsDomain = "dns.husk";
+// A resolv.conf for a network with husk-dns: the search list of
+// resolv_conf with dns.husk first, its options, and the gateway as the only
+// nameserver.
+std::string resolv_conf_for_network_dns(const std::string& resolv_conf, const IpAddress& gateway);
 
 // Names of the generated files in the container's state directory.
 inline constexpr const char* kHostsFile = "hosts";

@@ -15,6 +15,7 @@
 #include "net/helpers.h"
 #include "net/hostfiles.h"
 #include "net/netlink.h"
+#include "net/network_dns.h"
 
 namespace husk::net {
 namespace {
@@ -105,6 +106,16 @@ std::string mounted_hosts_file(const oci::Spec& spec, const std::string& state_d
       if (named != spec.annotations.end() && named->second == *m.source) return *m.source;
       return "";
     }
+  return "";
+}
+
+// The container's /etc/resolv.conf when the bundle made it (the Nomad
+// driver's, with the host's resolvers) and names it in run.husk.resolv-file.
+std::string mounted_resolv_file(const oci::Spec& spec) {
+  auto named = spec.annotations.find(kResolvFileAnnotation);
+  if (named == spec.annotations.end()) return "";
+  for (const auto& m : spec.mounts)
+    if (m.destination == "/etc/resolv.conf" && m.source) return *m.source == named->second ? *m.source : "";
   return "";
 }
 
@@ -201,6 +212,9 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
 
   Record rec;
   rec["mode"] = mode_name(cfg.mode);
+  // Set on a network with husk-dns: the container's nameserver, unless
+  // the bundle gives its own (run.husk.dns).
+  std::optional<IpAddress> dns_gateway;
   if (cfg.configures_interfaces() && netns_fd < 0)
     return fail_msg("network mode ", mode_name(cfg.mode), ": the container's network namespace is unknown");
   switch (cfg.mode) {
@@ -224,6 +238,10 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       req.address = cfg.ip;
       req.address6 = cfg.ip6;
       req.ports = cfg.ports;
+      req.dns = network_has_dns(cfg.bridge);
+      if (valid_hostname(ctx.id)) req.dns_names.push_back(ctx.id);
+      for (const auto& name : cfg.aliases)
+        if (name != ctx.id) req.dns_names.push_back(name);
       BridgeAttachment a = TRY(bridge_attach(req, ctx.alive));
       rec["address"] = a.address.str();
       rec["hosts"] = mounted_hosts_file(spec, ctx.state_dir);
@@ -232,6 +250,7 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
       hosts.own_address = a.address;
       hosts.own_address6 = a.address6;
       hosts.host_address = a.gateway;
+      if (req.dns) dns_gateway = resolv.network_dns = a.gateway;
       break;
     }
     case Mode::Veth:
@@ -266,7 +285,18 @@ Result<> attach(const Config& cfg, const Context& ctx, const oci::Spec& spec, pi
   }
   TRYV(save_record(ctx.state_dir, rec));
   TRYV(write_host_files(ctx.state_dir, hosts, resolv));
-  if (cfg.mode == Mode::Bridge)
+  if (dns_gateway && cfg.dns.empty()) {
+    // The network's husk-dns answers the containers' names and forwards
+    // the rest to the host's resolvers: the bundle's own file too.
+    if (std::string bound = mounted_resolv_file(spec); !bound.empty()) {
+      std::string text = read_file(bound).value_or("");
+      TRYV_CTX(rewrite_in_place(bound, resolv_conf_for_network_dns(text, *dns_gateway)),
+               "point the container's resolv.conf at the network's DNS");
+    }
+  }
+  // A network without DNS: the aliases go into the other containers'
+  // /etc/hosts.
+  if (cfg.mode == Mode::Bridge && !network_has_dns(cfg.bridge))
     TRYV_CTX(refresh_peer_hosts(ctx.ipam_root, cfg.bridge, ctx.alive), "network \"", cfg.bridge, "\"");
   return {};
 }
@@ -281,8 +311,8 @@ Result<> detach(const std::string& state_dir, const std::string& id, const Alive
     TRYV_CTX(bridge_detach(rec["ipam_root"], rec["network"], id, alive), "remove the network of container \"", id,
              "\"");
     // Its aliases leave the other containers' hosts files (best effort: they
-    // may be going too).
-    (void)refresh_peer_hosts(rec["ipam_root"], rec["network"], alive);
+    // may be going too); on a network with DNS bridge_detach dropped its names.
+    if (!network_has_dns(rec["network"])) (void)refresh_peer_hosts(rec["ipam_root"], rec["network"], alive);
   }
   if (rec["mode"] == "veth") TRYV_CTX(veth_detach(id), "remove the veth of container \"", id, "\"");
   ::unlink((state_dir + "/" + kRecordFile).c_str());

@@ -195,14 +195,17 @@ def test_static_address_errors_name_the_address_and_leave_nothing(net, bundle):
 
 
 def test_network_aliases_reach_the_other_containers_hosts_files(net, bundle):
-    """--network-alias: the other containers of the bridge network find the
-    container by those names (lines husk keeps in their /etc/hosts, already
-    running ones included); they go when it is deleted."""
+    """--network-alias on the default network husk0, which has no DNS
+    server (test_network_dns.py has the others'): the other containers find
+    the container by those names (lines husk keeps in their /etc/hosts,
+    already running ones included); they go when it is deleted."""
     bundle.set_args("sleep", "60")
-    client = net.create(None, "--network", "bridge:hal0", "--ip", "172.31.0.2", "--ip6", "fd31::2")
+    bundle.config["annotations"] = {"run.husk.subnet6": "fd31::/64"}
+    client = net.create(None, "--network", "bridge", "--ip", "10.89.0.2", "--ip6", "fd31::2")
     net.cmd("start", client, check=True)
+    del bundle.config["annotations"]
     bundle.set_args(*HTTPD)
-    server = net.create(None, "--network", "bridge:hal0", "--network-alias", "db,cache", "--ip6", "fd31::9")
+    server = net.create(None, "--network", "bridge", "--network-alias", "db,cache", "--ip6", "fd31::9")
     net.cmd("start", server, check=True)
     # A container whose /etc/hosts is a file of the user's: never written.
     own = bundle.path + "/own-hosts"
@@ -211,14 +214,14 @@ def test_network_aliases_reach_the_other_containers_hosts_files(net, bundle):
     bundle.config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": own,
                                     "options": ["bind", "ro"]})
     bundle.set_args("sleep", "60")
-    mine = net.create(None, "--network", "bridge:hal0")
+    mine = net.create(None, "--network", "bridge")
     net.cmd("start", mine, check=True)
     with open(own) as f:
         assert f.read() == "127.0.0.1 localhost\n"
     hosts = os.path.join(net.root, client, "hosts")
     with open(hosts) as f:
         text = f.read()
-    assert "172.31.0.9\tdb cache\n" in text and "fd31::9\tdb cache\n" in text, text
+    assert "10.89.0.9\tdb cache\n" in text and "fd31::9\tdb cache\n" in text, text
     # Inside the running client, by name (its /etc/hosts is the same file).
     r = net.cmd("exec", client, "wget", "-q", "-O-", "http://db/")
     assert r.returncode == 0 and r.stdout == "hello-from-husk\n", r.stderr

@@ -470,6 +470,14 @@ TEST_F(DockerPlan, NetworkModesAndPorts) {
   r = plan({{"network_mode", S("my-net")}, {"network_aliases", L({S("db"), S("db.internal")})}});
   ASSERT_TRUE(r) << r.error().str();
   EXPECT_EQ(r->spec.annotations.at("run.husk.aliases"), task_.name + "-" + task_.alloc_id + ",db,db.internal");
+  // The task's resolv.conf has the host's resolvers: husk may point it at
+  // the network's DNS server. Not when the task names its own servers.
+  auto resolv = r->spec.annotations.find("run.husk.resolv-file");
+  ASSERT_NE(resolv, r->spec.annotations.end());
+  EXPECT_TRUE(resolv->second.ends_with("/resolv.conf")) << resolv->second;
+  auto own = plan({{"network_mode", S("my-net")}, {"dns_servers", L({S("192.0.2.1")})}});
+  ASSERT_TRUE(own) << own.error().str();
+  EXPECT_EQ(own->spec.annotations.count("run.husk.resolv-file"), 0u);
   expect_error(plan({{"network_mode", S("my-net")}, {"network_aliases", L({S("db"), S("not ok")})}}),
                "config.network_aliases[1]");
   EXPECT_EQ(plan({})->spec.annotations.count("run.husk.aliases"), 0u);  // the default network has no names

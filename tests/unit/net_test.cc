@@ -10,6 +10,7 @@
 #include "net/config.h"
 #include "net/helpers.h"
 #include "net/hostfiles.h"
+#include "net/network_dns.h"
 #include "net/ipam.h"
 #include "net/nft.h"
 #include "net/ports.h"
@@ -196,6 +197,38 @@ TEST(HostFiles, ResolvConfReplacesLoopbackResolvers) {
   ResolvInput plain;
   plain.host_resolv_conf = "nameserver 10.0.0.1\nnameserver ::1\n";
   EXPECT_EQ(render_resolv_conf(plain), "nameserver 10.0.0.1\n");
+}
+
+TEST(HostFiles, ResolvConfOnANetworkWithDnsNamesTheGatewayOnly) {
+  ResolvInput in;
+  in.host_resolv_conf = "nameserver 192.0.2.1\nsearch lan corp\noptions edns0\n";
+  in.network_dns = ip("10.89.1.1");
+  EXPECT_EQ(render_resolv_conf(in), "search dns.husk lan corp\nnameserver 10.89.1.1\noptions edns0\n");
+  in.dns = {ip("192.0.2.53")};  // the container's own servers win
+  EXPECT_EQ(render_resolv_conf(in), "search lan corp\noptions edns0\nnameserver 192.0.2.53\n");
+  // The driver's file, rewritten: domain counts as search, dns.husk once.
+  EXPECT_EQ(resolv_conf_for_network_dns("domain example.com\nnameserver 1.1.1.1\n", ip("10.89.2.1")),
+            "search dns.husk example.com\nnameserver 10.89.2.1\n");
+  EXPECT_EQ(resolv_conf_for_network_dns("search dns.husk x\nnameserver 10.89.2.1\n", ip("10.89.2.1")),
+            "search dns.husk x\nnameserver 10.89.2.1\n");
+  EXPECT_EQ(resolv_conf_for_network_dns("search\ta.example\t b.example\n", ip("10.89.2.1")),
+            "search dns.husk a.example b.example\nnameserver 10.89.2.1\n");
+}
+
+TEST(NetworkDns, EveryBridgeButTheDefaultHasIt) {
+  EXPECT_FALSE(network_has_dns("husk0"));
+  EXPECT_TRUE(network_has_dns("backend"));
+}
+
+TEST(NetworkDns, RecordLinesHoldEveryNameForEachAddress) {
+  DnsMember m{"c1", {"c1", "db"}, ip("10.89.1.5"), ip("fd00::5")};
+  EXPECT_EQ(render_dns_record(m), "10.89.1.5 c1 db\nfd00::5 c1 db\n");
+  m.pid = 42;
+  m.start = 7;
+  EXPECT_EQ(render_dns_record(m), "10.89.1.5 c1 db\nfd00::5 c1 db\nowner 42 7\n");
+  m.pid = 0;
+  m.names.clear();
+  EXPECT_EQ(render_dns_record(m), "");
 }
 
 TEST(Nft, RulesAreTaggedAndDeletedByTag) {

@@ -110,6 +110,19 @@ def test_mac_address_on_the_bridge(tmp_path, image):  # noqa: F811
     assert mount_points() == before
 
 
+def dns_servers(network):
+    """The husk-dns processes of a network (argv: husk-dns --records DIR ...)."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{d}/cmdline").read().split("\0") if d.isdigit() else []
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[0].endswith("husk-dns") and f"/{network}/dns/" in argv[2]:
+            out.append(int(d))
+    return out
+
+
 def link_exists(name):
     return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
@@ -121,6 +134,11 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
     before = mount_points()
     probe = Probe(tmp_path, name="nomad-driver-docker", plugin_config=VOLUMES)
     try:
+        # A task started before the web task finds it later, by name: the
+        # network's husk-dns answers, not a line in its /etc/hosts.
+        r = probe.start("early", {"image": image, "command": "/bin/sleep", "args": ["1000"],
+                                  "network_mode": "appnet", "ipv4_address": "172.30.0.5", "ipv6_address": "fd30::5"})
+        assert r["ok"], r
         web = "echo hello-appnet > /tmp/index.html; exec httpd -f -p 80 -h /tmp"
         r = probe.start("web", {"image": image, "command": "/bin/sh", "args": ["-c", web], "network_mode": "appnet",
                                 "ipv4_address": "172.30.0.10", "ipv6_address": "fd30::a",
@@ -137,22 +155,85 @@ def test_user_defined_network_with_static_addresses(tmp_path, image):  # noqa: F
         got = probe.sh("client", "for i in 1 2 3 4 5; do wget -q -O- http://172.30.0.10/ && exit 0; sleep 1; done; "
                        "exit 1")["stdout"]
         assert got == "hello-appnet\n", got
-        # By its network_aliases too (and its docker name <task>-<alloc id>), as docker's DNS answers them.
-        got = probe.sh("client", "wget -q -O- http://www.appnet/ && grep -c 'www www.appnet' /etc/hosts")["stdout"]
-        assert got == "hello-appnet\n2\n", got  # an IPv4 and an IPv6 line
-        assert "probe-probe-alloc" in probe.sh("client", "cat /etc/hosts")["stdout"]
+        # By its network_aliases too (and its docker name <task>-<alloc id>),
+        # as docker's DNS answers them: the network's husk-dns on its gateway.
+        for task in ("client", "early"):
+            assert probe.sh(task, "cat /etc/resolv.conf")["stdout"].startswith("search dns.husk"), task
+            assert "nameserver 172.30.0.1\n" in probe.sh(task, "cat /etc/resolv.conf")["stdout"], task
+            got = probe.sh(task, "nslookup www.appnet")["stdout"]
+            assert "172.30.0.10" in got and "fd30::a" in got, got
+            assert "www" not in probe.sh(task, "cat /etc/hosts")["stdout"], task
+        [server] = dns_servers("appnet")
+        # It belongs to the network, not to the driver: its own session, no
+        # child of the plugin (which a restart of the driver kills).
+        assert os.getsid(server) not in (os.getsid(probe.p.pid), os.getsid(0))
+        with open(f"/proc/{server}/stat") as f:
+            assert int(f.read().rsplit(")", 1)[1].split()[1]) != probe.p.pid
+        records = open(f"/proc/{server}/cmdline").read().split("\0")[2]
+        names = " ".join(open(os.path.join(records, f)).read() for f in os.listdir(records))
+        assert "web-probe-alloc" in names or "probe-alloc" in names, names
+        docker_name = [w for w in names.split() if "alloc" in w][0]
+        assert "172.30.0." in probe.sh("early", f"nslookup {docker_name}")["stdout"]
         # The address is the web task's while it runs: a clear error, nothing made.
         bad = probe.start("twin", {"image": image, "command": "/bin/true", "network_mode": "appnet",
                                    "ipv4_address": "172.30.0.10"})
         assert not bad["ok"] and "172.30.0.10" in bad["error"] and "is held by container" in bad["error"], bad
         bad = probe.start("dflt", {"image": image, "command": "/bin/true", "ipv4_address": "10.89.0.50"})
         assert not bad["ok"] and "config.ipv4_address" in bad["error"] and "user-defined network" in bad["error"], bad
-        assert len(containers(probe)) == 2
+        assert len(containers(probe)) == 3
         assert probe.stop("client")["ok"] and probe.stop("web")["ok"]
+        assert "172.30.0.10" not in probe.sh("early", "nslookup www.appnet")["stdout"]  # gone with its task
+        assert probe.stop("early")["ok"]
         assert containers(probe) == []
         assert not link_exists("appnet")  # gone with its last task
+        assert dns_servers("appnet") == []  # and its DNS server
     finally:
         probe.close()
+    assert mount_points() == before
+
+
+def test_network_dns_outlives_a_restart_of_the_driver(tmp_path, image):  # noqa: F811
+    """husk-dns belongs to the network, not to the driver: with the plugin
+    killed it still answers the network's tasks, a task the next plugin
+    starts is served by the same server, and it goes with the last one."""
+    before = mount_points()
+    first = Probe(tmp_path, name="nomad-driver-docker", plugin_config=VOLUMES)
+    sleep = {"image": image, "command": "/bin/sleep", "args": ["1000"], "network_mode": "dnsnet"}
+    assert first.start("a", sleep)["ok"]
+    assert first.start("b", dict(sleep, network_aliases=["bee"]))["ok"]
+    orphans = containers(first)
+    [server] = dns_servers("dnsnet")
+    first.p.kill()  # no StopTask: the tasks and the network outlive the plugin
+    first.p.wait()
+    root = str(first.state / "containers")
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    os.symlink(first.state, second_dir / "driver-state")
+    second = Probe(second_dir, name="nomad-driver-docker", plugin_config=VOLUMES)
+    try:
+        assert dns_servers("dnsnet") == [server]
+        for cid in orphans:
+            out = subprocess.run([HUSK, "--root", root, "exec", cid, "nslookup", "bee"], capture_output=True,
+                                 text=True, timeout=60).stdout
+            assert "Address: 10.89." in out, out
+        assert second.start("c", sleep)["ok"]
+        assert "Address: 10.89." in second.sh("c", "nslookup bee")["stdout"]
+        assert dns_servers("dnsnet") == [server]  # the same server, not a new one
+        assert second.stop("c")["ok"]
+        for cid in orphans:
+            subprocess.run([HUSK, "--root", root, "delete", "--force", cid], check=True, timeout=60)
+        assert dns_servers("dnsnet") == []
+        assert not link_exists("dnsnet")
+        assert not os.path.exists(os.path.join(root, ".networks", "dnsnet"))
+    finally:
+        second.close()
+        for cid in orphans:
+            subprocess.run([HUSK, "--root", root, "delete", "--force", cid], timeout=60)
+        # The orphans' task roots: the killed plugin's DestroyTask would
+        # have unmounted them.
+        for m in reversed(mount_points()):
+            if m.startswith(str(first.state / "tasks")):
+                subprocess.run(["umount", "-l", m])
     assert mount_points() == before
 
 
