@@ -190,4 +190,12 @@ bool process_alive(pid_t pid, uint64_t start_time) {
   return pid > 0 && start_time != 0 && process_start_time(pid) == start_time;
 }
 
+void default_signals() {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+}
+
 }  // namespace husk

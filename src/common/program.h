@@ -39,6 +39,10 @@ std::string describe_wait_status(int wait_status);
 // longer run anything. A pid is taken with its start time, so that a
 // recycled pid is never taken for the process it was.
 uint64_t process_start_time(pid_t pid);
+
+// In a forked child about to exec a helper (or to live as one): no signal
+// blocked, every disposition the default (pasta refuses SIGPIPE ignored).
+void default_signals();
 bool process_alive(pid_t pid, uint64_t start_time);
 
 }  // namespace husk

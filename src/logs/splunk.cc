@@ -15,6 +15,7 @@
 #include "logs/http.h"
 #include "oci/json_reader.h"
 #include "oci/json_writer.h"
+#include "runtime/log_gelf.h"
 #include "runtime/log.h"
 
 namespace husk::logs {
@@ -45,20 +46,6 @@ long long env_duration_ms(const char* name, long long def) {
   auto d = parse_go_duration(v, name);
   if (!d || d->count() <= 0) return def;
   return std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(*d).count());
-}
-
-std::string gzip(std::string_view in, int level) {
-  z_stream z{};
-  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return "";
-  std::string out(deflateBound(&z, in.size()) + 32, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  int rc = deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return rc == Z_STREAM_END ? out : "";
 }
 
 struct SplunkConfig {
@@ -189,7 +176,7 @@ class SplunkSink : public runtime::LogSink {
     std::vector<std::string> headers = {c_.auth};
     std::string data = body;
     if (c_.gzip) {
-      data = gzip(body, c_.gzip_level);
+      data = runtime::deflate_all(body, true, c_.gzip_level);
       if (data.empty()) return fail_msg("gzip failed");
       headers.push_back("Content-Encoding: gzip");
     }

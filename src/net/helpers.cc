@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "common/fd.h"
+#include "common/program.h"
 #include "common/text.h"
 #include "net/command.h"
 
@@ -50,12 +51,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const std::vector<std:
   if (pid < 0) return fail_sys("fork for ", argv[0]);
   if (pid == 0) {
     setsid();
-    // Default dispositions: pasta refuses to start with SIGPIPE ignored.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig = 1; sig < NSIG; ++sig)
-      if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    default_signals();
     // Move every source fd above the targets first, then into place.
     std::vector<std::pair<int, int>> moved;
     for (const auto& [src, dst] : fds) moved.emplace_back(fcntl(src, F_DUPFD, 100), dst);
@@ -140,11 +136,7 @@ Result<> watch_helper(pid_t init, pid_t helper) {
   if (pid < 0) return fail_sys("fork pasta's watcher");
   if (pid > 0) return {};
   setsid();
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  default_signals();
   int null = ::open("/dev/null", O_RDWR);
   dup2(null, 0);
   dup2(null, 1);

@@ -74,11 +74,7 @@ Result<Running> start_server(const std::string& network_dir, const IpAddress& ga
   if (child == 0) {
     setsid();
     if (fork() != 0) _exit(0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig = 1; sig < NSIG; ++sig)
-      if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    default_signals();
     int null = ::open("/dev/null", O_RDWR);
     if (chdir("/") < 0) _exit(127);
     int w = fcntl(wr.get(), F_DUPFD, 10), l = fcntl(log.get(), F_DUPFD, 10);

@@ -76,11 +76,7 @@ Result<FuseLaunch> FuseLaunch::prepare(int userns_fd, const overlay::OverlaySpec
   if (pid == 0) {
     ours.reset();
     setsid();
-    for (int sig = 1; sig < NSIG; ++sig)
-      if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    default_signals();
     const int ctl = theirs.get();
     auto die = [&](char step) {
       std::string m = cat("E", step, errno);

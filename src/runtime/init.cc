@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/fd.h"
+#include "common/program.h"
 #include "oci/tables.h"
 #include "runtime/hooks.h"
 #include "runtime/mounts.h"
@@ -41,13 +42,7 @@ struct CloneArgs {
 };
 
 Result<> reset_signals() {
-  sigset_t none;
-  sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) return fail_sys("sigprocmask");
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    signal(sig, SIG_DFL);
-  }
+  default_signals();
   return {};
 }
 

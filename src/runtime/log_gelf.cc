@@ -128,10 +128,11 @@ Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string
   return c;
 }
 
-// gzip or zlib of `in` in one go; "" when zlib fails (never for memory it has).
-std::string deflate_all(std::string_view in, Compression type, int level) {
+}  // namespace
+
+std::string deflate_all(std::string_view in, bool gzip, int level) {
   z_stream z{};
-  int window = type == Compression::kGzip ? 15 + 16 : 15;
+  int window = gzip ? 15 + 16 : 15;
   if (deflateInit2(&z, level, Z_DEFLATED, window, 8, Z_DEFAULT_STRATEGY) != Z_OK) return "";
   std::string out(deflateBound(&z, in.size()) + 32, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
@@ -143,6 +144,8 @@ std::string deflate_all(std::string_view in, Compression type, int level) {
   deflateEnd(&z);
   return rc == Z_STREAM_END ? out : "";
 }
+
+namespace {
 
 class GelfSink : public LogSink {
  public:
@@ -173,7 +176,7 @@ class GelfSink : public LogSink {
   bool send_udp(const std::string& msg) {
     std::string data = msg;
     if (c_.compression != Compression::kNone) {
-      data = deflate_all(msg, c_.compression, c_.level);
+      data = deflate_all(msg, c_.compression == Compression::kGzip, c_.level);
       if (data.empty()) return failed("compression failed");
     }
     if (data.size() <= kChunkSize) return sent(send_message(fd_.get(), SOCK_DGRAM, data));

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -23,5 +24,9 @@ namespace husk::runtime {
 // _NAME, or NAME when it starts with '_'). Checks them and opens the
 // socket; errors name the option.
 Result<std::unique_ptr<LogSink>> open_gelf(const std::vector<std::string>& opts, const std::string& container_id);
+
+// gzip (else zlib) of `in` in one go, at `level`; "" when zlib fails
+// (never for memory it has). Also splunk's (husk-log).
+std::string deflate_all(std::string_view in, bool gzip, int level);
 
 }  // namespace husk::runtime
