@@ -68,25 +68,38 @@ def http_get_result(ns, url):
     return ns.run("python3", "-c", code, url, check=False)
 
 
+def run_husk_in(ns, husk, tmp_path, monkeypatch, mount_ns=False):
+    """From now on this test's husk runs inside `ns` (its network namespace,
+    and with mount_ns its mount namespace too)."""
+    wrapper = tmp_path / "husk-in-netns"
+    nsenter = shutil.which("nsenter")
+    mnt = f" --mount=/proc/{ns.proc.pid}/ns/mnt" if mount_ns else ""
+    wrapper.write_text(f"#!/bin/sh\nexec {nsenter} --net={ns.path}{mnt} {husktest.HUSK} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(husktest, "HUSK", str(wrapper))
+    husk.ns = ns
+
+
+def check_no_network_left(husk, ns):
+    """After deleting every container: no interface, nftables rule or
+    network state is left (the lock file stays by design)."""
+    husk.delete_all()
+    assert ns.links() == ["lo"], "network interfaces left behind"
+    assert ns.run("nft", "list", "ruleset").stdout.strip() == "", "nftables rules left behind"
+    leases = os.path.join(husk.root, ".networks")
+    left = [d for d in os.listdir(leases) if d != "lock"] if os.path.isdir(leases) else []
+    assert left == [], f"network state left behind: {left}"
+    shutil.rmtree(leases, ignore_errors=True)
+
+
 @pytest.fixture
 def net(husk, tmp_path, monkeypatch):
     """husk runs inside a private network namespace (husk.ns)."""
     ns = NetNs()
-    wrapper = tmp_path / "husk-in-netns"
-    nsenter = shutil.which("nsenter")
-    wrapper.write_text(f"#!/bin/sh\nexec {nsenter} --net={ns.path} {husktest.HUSK} \"$@\"\n")
-    wrapper.chmod(0o755)
-    monkeypatch.setattr(husktest, "HUSK", str(wrapper))
-    husk.ns = ns
+    run_husk_in(ns, husk, tmp_path, monkeypatch)
     yield husk
     try:
-        husk.delete_all()
-        assert ns.links() == ["lo"], "network interfaces left behind"
-        assert ns.run("nft", "list", "ruleset").stdout.strip() == "", "nftables rules left behind"
-        leases = os.path.join(husk.root, ".networks")
-        left = [d for d in os.listdir(leases) if d != "lock"] if os.path.isdir(leases) else []
-        assert left == [], f"IPAM state left behind: {left}"
-        shutil.rmtree(leases, ignore_errors=True)  # the lock file stays by design
+        check_no_network_left(husk, ns)
     finally:
         ns.close()
 

@@ -6,7 +6,6 @@ and its state go with the network's last container. husk runs in a network
 and mount namespace of the test's (the host's /etc/resolv.conf there names
 a DNS responder of the test's on 127.0.0.2)."""
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -14,9 +13,8 @@ import sys
 
 import pytest
 
-import husktest
 from husktest import wait_for
-from test_network import NetNs
+from test_network import NetNs, check_no_network_left, run_husk_in
 
 UPSTREAM = r'''
 import socket, struct, sys, threading
@@ -59,26 +57,14 @@ def dnsnet(husk, tmp_path, monkeypatch):
     resolv = tmp_path / "host-resolv.conf"
     resolv.write_text("search corp.example\nnameserver 127.0.0.2\n")
     ns = NetNs(setup=f"mount --bind {resolv} /etc/resolv.conf", mount=True)
-    wrapper = tmp_path / "husk-in-netns"
-    nsenter = shutil.which("nsenter")
-    wrapper.write_text(f"#!/bin/sh\nexec {nsenter} --net={ns.path} --mount=/proc/{ns.proc.pid}/ns/mnt "
-                       f"{husktest.HUSK} \"$@\"\n")
-    wrapper.chmod(0o755)
-    monkeypatch.setattr(husktest, "HUSK", str(wrapper))
-    husk.ns = ns
+    run_husk_in(ns, husk, tmp_path, monkeypatch, mount_ns=True)
     upstream = ns.popen(sys.executable, "-c", UPSTREAM, stdout=subprocess.PIPE, text=True)
     assert upstream.stdout.readline().strip() == "ready"
     husk.upstream = upstream
     yield husk
     try:
-        husk.delete_all()
-        assert ns.links() == ["lo"], "network interfaces left behind"
-        assert ns.run("nft", "list", "ruleset").stdout.strip() == "", "nftables rules left behind"
-        leases = os.path.join(husk.root, ".networks")
-        left = [d for d in os.listdir(leases) if d != "lock"] if os.path.isdir(leases) else []
-        assert left == [], f"network state left behind: {left}"
+        check_no_network_left(husk, ns)
         assert dns_servers(husk) == [], "husk-dns left running"
-        shutil.rmtree(leases, ignore_errors=True)  # the lock file stays by design
     finally:
         upstream.kill()
         upstream.wait()
