@@ -73,8 +73,9 @@ std::vector<FieldSupport> support_rows() {
       {"config.cpu_cfs_period", kImpl, "cpu.max period with cpu_hard_limit (default 100000)"},
       {"config.network_mode", kImpl,
        "bridge (husk's, with IPAM), host, none, slirp4netns, pasta, ns:PATH, Nomad's group network, a network "
-       "NAME (husk's bridge NAME, made with its first container), task:NAME and container:ID (that running task's "
-       "network namespace)"},
+       "NAME (husk's bridge NAME, made with its first container; its containers find each other by id through its "
+       "DNS server, as podman's aardvark-dns answers), task:NAME and container:ID (that running task's network "
+       "namespace)"},
       {"config.ipc_mode", kImpl,
        "private, shareable (a /dev/shm other tasks can share), host, none, ns:PATH, task:NAME and container:ID "
        "(that running task's IPC namespace, and its /dev/shm when shareable, else a warning)"},
