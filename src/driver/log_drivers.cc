@@ -143,7 +143,8 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
       pass(k, val, "gelf-");
     } else if (fluentd && k == "fluentd-address") {
       pass(k, val, "fluentd-");
-    } else if (fluentd && (k == "fluentd-async" || k == "fluentd-async-connect" || k == "fluentd-buffer-limit" ||
+    } else if (fluentd && (k == "fluentd-async" || k == "fluentd-async-connect" ||
+                           k == "fluentd-async-reconnect-interval" || k == "fluentd-buffer-limit" ||
                            k == "fluentd-retry-wait" || k == "fluentd-max-retries" ||
                            k == "fluentd-sub-second-precision" || k == "fluentd-request-ack" ||
                            k == "fluentd-write-timeout")) {

@@ -179,6 +179,7 @@ struct FluentdConfig {
   bool sub_second = false;
   bool request_ack = false;
   long long write_timeout_ms = 0;
+  long long reconnect_interval_ms = 0;  // async: a new connection this often (an address of many hosts)
   bool tls = false;      // tls://: husk-log's TLS connection
   std::string tls_host;  // the name the server's certificate must have
 };
@@ -221,10 +222,15 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
       c.request_ack = TRY(parse_log_bool(v, what));
     } else if (k == "write-timeout") {
       c.write_timeout_ms = TRY(parse_ms(v, what));
+    } else if (k == "async-reconnect-interval") {
+      c.reconnect_interval_ms = TRY(parse_ms(v, what));
+      // docker's bounds
+      if (c.reconnect_interval_ms != 0 && (c.reconnect_interval_ms < 100 || c.reconnect_interval_ms > 10000))
+        return fail_msg(what, ": \"", v, "\" is not between 100ms and 10s");
     } else {
       return fail_msg(what, ": not an option of the fluentd log driver (address, tag, name, field, async, ",
-                      "async-connect, buffer-limit, retry-wait, max-retries, sub-second-precision, request-ack, ",
-                      "write-timeout)");
+                      "async-connect, async-reconnect-interval, buffer-limit, retry-wait, max-retries, ",
+                      "sub-second-precision, request-ack, write-timeout)");
     }
   }
   if (async_set && async_connect_set)
@@ -387,12 +393,19 @@ class FluentdSink : public LogSink {
       return false;
     }
     fd_ = std::move(*conn);
+    connected_ms_ = now_ms();
     return true;
   }
 
   // One event, and its ack when asked for; a failure closes the connection
   // so that the next try makes a new one (fluentd drops a duplicate chunk).
   bool send_event(const Event& e) {
+    // async-reconnect-interval: a fresh connection (and name lookup) when
+    // this one is that old, as docker's async mode does.
+    if (fd_ && c_.async && c_.reconnect_interval_ms > 0 && now_ms() - connected_ms_ >= c_.reconnect_interval_ms) {
+      fd_->finish();
+      fd_.reset();
+    }
     if (!fd_ && !connect()) return false;
     if (!fd_->write_all(e.data)) {
       why_ = fd_->why();
@@ -432,6 +445,7 @@ class FluentdSink : public LogSink {
   size_t queued_bytes_ = 0;
   long long failures_ = 0;
   long long next_try_ms_ = 0;
+  long long connected_ms_ = 0;  // when fd_ was connected
 };
 
 }  // namespace

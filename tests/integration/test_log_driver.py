@@ -570,6 +570,30 @@ def test_fluentd_sends_an_unacked_event_again(husk, bundle):
     assert rx.conns == 2
 
 
+def test_fluentd_async_reconnect_interval_makes_new_connections(husk, bundle):
+    """fluentd-async-reconnect-interval: in async mode a connection this old
+    is replaced before the next event (an address of several fluentds gets
+    them all); outside 100ms..10s it is an error, as in docker."""
+    bundle.set_args("sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.25; done")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    rx = ForwardReceiver(srv)
+    try:
+        r = husk.run("--log-driver", "fluentd", "--log-opt", f"address=127.0.0.1:{port}",
+                     "--log-opt", "async=true", "--log-opt", "async-reconnect-interval=400ms")
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: len(rx.events) >= 6), rx.events
+        assert [ev[2]["log"] for ev in rx.events] == [f"line{i}" for i in range(1, 7)]
+        # 1.5 s of lines, a new connection every 0.4 s: 3 or 4 of them.
+        assert 3 <= rx.conns <= 5, rx.conns
+    finally:
+        rx.close()
+    r = husk.run("--log-driver", "fluentd", "--log-opt", "async=true", "--log-opt", "async-reconnect-interval=50ms")
+    assert r.returncode != 0
+    assert '--log-opt async-reconnect-interval: "50ms" is not between 100ms and 10s' in r.stderr, r.stderr
+
+
 def test_fluentd_async_waits_for_a_late_destination(husk, bundle):
     """fluentd-async: no fluentd at start is no error; lines wait for it."""
     bundle.set_args("sh", "-c", "echo early; sleep 1; echo late")

@@ -814,7 +814,9 @@ TEST_F(DockerPlan, GelfAndFluentdBecomeTheMonitorsLogDriver) {
 
   r = plan({{"logging", M({{"type", S("fluentd")},
                            {"config", L({M({{"fluentd-address", S("unix:///run/fluentd.sock")},
-                                            {"fluentd-async", S("true")}, {"fluentd-buffer-limit", S("8m")},
+                                            {"fluentd-async", S("true")},
+                                            {"fluentd-async-reconnect-interval", S("2s")},
+                                            {"fluentd-buffer-limit", S("8m")},
                                             {"fluentd-retry-wait", S("500ms")}, {"fluentd-max-retries", S("10")},
                                             {"fluentd-sub-second-precision", S("true")},
                                             {"fluentd-request-ack", S("true")}, {"fluentd-write-timeout", S("5s")},
@@ -822,7 +824,8 @@ TEST_F(DockerPlan, GelfAndFluentdBecomeTheMonitorsLogDriver) {
   ASSERT_TRUE(r) << r.error().str();
   EXPECT_EQ(r->log.driver, "fluentd");
   EXPECT_EQ(r->log.opts, (std::vector<std::string>{
-                             "address=unix:///run/fluentd.sock", "async=true", "buffer-limit=8m",
+                             "address=unix:///run/fluentd.sock", "async=true", "async-reconnect-interval=2s",
+                             "buffer-limit=8m",
                              "max-retries=10", "request-ack=true", "retry-wait=500ms", "sub-second-precision=true",
                              "write-timeout=5s", "tag=c0ffee012345", "name=/web-0123", "field=APP_MODE=prod"}));
 
