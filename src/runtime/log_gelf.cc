@@ -100,7 +100,7 @@ Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string
   else if (scheme == "tcp")
     c.endpoint = TRY(inet_endpoint(rest, 0, SOCK_STREAM, address, what));
   else if (scheme == "tls" || scheme == "tcp+tls")
-    return fail_msg(what, ": \"", address, "\": husk has no TLS client for GELF; use udp:// or tcp://");
+    return fail_msg(what, ": \"", address, "\": GELF goes over udp:// or tcp://, as docker's gelf driver sends it (it has no TLS)");
   else
     return fail_msg(what, ": \"", address, "\": expected udp://HOST:PORT or tcp://HOST:PORT");
   if (udp_only && scheme != "udp")
