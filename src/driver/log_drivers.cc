@@ -118,8 +118,6 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
       if (!val.empty()) syslog_tls.push_back(k.substr(7) + "=" + val);
     } else if (syslog && k == "syslog-tls-skip-verify") {
       syslog_tls.push_back("tls-skip-verify=true");  // docker: the key's presence, whatever its value
-    } else if (awslogs && k == "awslogs-credentials-endpoint") {
-      return fail_msg(what, ": husk's awslogs log driver does not have this option of docker's yet");
     } else if (awslogs && (k == "awslogs-datetime-format" || k == "awslogs-multiline-pattern")) {
       if (val.empty()) continue;
       if (!aws_multiline.empty())
@@ -130,7 +128,8 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
     } else if (awslogs && k == "awslogs-stream") {
       aws_stream = val;
     } else if (awslogs && (k == "awslogs-region" || k == "awslogs-group" || k == "awslogs-create-group" ||
-                           k == "awslogs-create-stream" || k == "awslogs-endpoint")) {
+                           k == "awslogs-create-stream" || k == "awslogs-endpoint" ||
+                           k == "awslogs-credentials-endpoint")) {
       have_address = have_address || (k == "awslogs-group" && !val.empty());
       pass(k, val, "awslogs-");
     } else if (gelf && k == "gelf-address") {

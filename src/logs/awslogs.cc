@@ -8,6 +8,7 @@
 #include <optional>
 #include <regex>
 
+#include "common/text.h"
 #include "logs/http.h"
 #include "oci/json_reader.h"
 #include "oci/json_writer.h"
@@ -95,7 +96,46 @@ struct AwsConfig {
   std::optional<std::regex> multiline;  // a line that matches starts an event
   std::string url, host, path;          // the endpoint, and its Host header and path
   AwsCredentials creds;
+  // credentials-endpoint: the ECS agent's URL they come from, and when
+  // they expire (unix seconds; 0 never), to fetch them again before.
+  std::string credentials_url;
+  int64_t creds_expire = 0;
 };
+
+// ECS's container credentials endpoint (docker's awslogs-credentials-endpoint
+// is the path on it, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI).
+constexpr const char* kEcsCredentialsHost = "http://169.254.170.2";
+
+// GET `url`: {"AccessKeyId","SecretAccessKey","Token","Expiration"}.
+Result<AwsCredentials> fetch_container_credentials(const std::string& url, int64_t* expire) {
+  const std::string what = cat("log driver awslogs: credentials from ", url);
+  HttpClient http = TRY_CTX(HttpClient::make({}, 5000), what);
+  HttpResponse r = TRY_CTX(http.request("GET", url, {}, ""), what);
+  if (r.status != 200) return fail_msg(what, ": answered ", r.status, " ", one_line(r.body));
+  auto doc = oci::JsonDoc::parse(r.body);
+  if (!doc) return fail_msg(what, ": the answer is not JSON: ", doc.error().str());
+  oci::J root = doc->root();
+  AwsCredentials c;
+  auto field = [&](const char* k, std::string& out, bool required) -> Result<> {
+    auto v = TRY_CTX(oci::opt_string(root[k]), what);
+    if (v) out = *v;
+    if (required && out.empty()) return fail_msg(what, ": the answer has no ", k);
+    return {};
+  };
+  TRYV(field("AccessKeyId", c.access_key_id, true));
+  TRYV(field("SecretAccessKey", c.secret_access_key, true));
+  TRYV(field("Token", c.session_token, false));
+  std::string expiration;
+  TRYV(field("Expiration", expiration, false));
+  *expire = 0;
+  if (!expiration.empty()) {
+    struct tm tm{};
+    const char* end = strptime(expiration.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) return fail_msg(what, ": Expiration \"", expiration, "\" is not an RFC 3339 time");
+    *expire = static_cast<int64_t>(timegm(&tm));
+  }
+  return c;
+}
 
 Result<AwsConfig> parse(const std::vector<std::string>& opts, const std::string& id) {
   AwsConfig c;
@@ -123,10 +163,12 @@ Result<AwsConfig> parse(const std::vector<std::string>& opts, const std::string&
       multiline_opt = k;
       multiline_re = k == "datetime-format" ? datetime_regex(v) : v;
     } else if (k == "credentials-endpoint") {
-      return fail_msg(what, ": husk's awslogs driver does not have this option of docker's yet");
+      if (v.empty() || v[0] != '/' || v.find_first_of(" #") != std::string::npos)
+        return fail_msg(what, ": \"", v, "\" is not a path on the ECS credentials endpoint (/v2/credentials/ID)");
+      c.credentials_url = kEcsCredentialsHost + v;
     } else {
       return fail_msg(what, ": not an option of the awslogs log driver (region, group, stream, create-group, ",
-                      "create-stream, endpoint, datetime-format, multiline-pattern)");
+                      "create-stream, endpoint, datetime-format, multiline-pattern, credentials-endpoint)");
     }
   }
   if (!multiline_opt.empty()) {
@@ -149,7 +191,10 @@ Result<AwsConfig> parse(const std::vector<std::string>& opts, const std::string&
   std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
   c.host = default_port ? host : host + ":" + u.port;
   c.path = u.path.empty() ? "/" : u.path;
-  c.creds = TRY(find_aws_credentials());
+  if (!c.credentials_url.empty())
+    c.creds = TRY(fetch_container_credentials(c.credentials_url, &c.creds_expire));
+  else
+    c.creds = TRY(find_aws_credentials());
   return c;
 }
 
@@ -166,6 +211,13 @@ class CloudWatchLogs {
 
   // nullopt on success; the AWS error, or a transport error as type "".
   std::optional<AwsError> call(const std::string& action, const std::string& body) {
+    // Credentials of the ECS agent are fetched again 5 minutes before they
+    // expire, as the AWS SDK does.
+    if (c_.creds_expire > 0 && time(nullptr) + 300 >= c_.creds_expire) {
+      auto fresh = fetch_container_credentials(c_.credentials_url, &c_.creds_expire);
+      if (!fresh) return AwsError{"", fresh.error().str()};
+      c_.creds = std::move(*fresh);
+    }
     std::string target = "Logs_20140328." + action;
     SignedRequest s =
         sigv4_sign(c_.creds, c_.region, "logs", c_.host, c_.path,

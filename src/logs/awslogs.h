@@ -22,10 +22,11 @@ namespace husk::logs {
 // expression: a line that matches starts an event, the lines up to the
 // next one are its message, each ending in '\n') or datetime-format (a
 // strftime format at the start of a line, as docker turns it into such a
-// pattern). Credentials come from
-// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the
-// [default] (or $AWS_PROFILE) profile of ~/.aws/credentials
-// ($AWS_SHARED_CREDENTIALS_FILE). Batches go every 5 s or at 10000 events
+// pattern). Credentials come from credentials-endpoint (a path on ECS's
+// container credentials endpoint, http://169.254.170.2; fetched again
+// before they expire), else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+// AWS_SESSION_TOKEN, else the [default] (or $AWS_PROFILE) profile of
+// ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE). Batches go every 5 s or at 10000 events
 // or 1 MiB, as docker's. Checks them, and makes the stream (and group)
 // before the container starts; errors name the option.
 Result<std::unique_ptr<runtime::LogSink>> open_awslogs(const std::vector<std::string>& opts,

@@ -52,15 +52,15 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_POST = do_OPTIONS = _record
+    do_POST = do_OPTIONS = do_GET = _record
 
 
 class HttpReceiver:
     """An HTTP(S) server on 127.0.0.1 in a thread; `answer(method, path,
     headers, body)` gives (status, JSON) for each request."""
 
-    def __init__(self, answer, cert=None):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    def __init__(self, answer, cert=None, address=("127.0.0.1", 0)):
+        self.server = http.server.ThreadingHTTPServer(address, Recorder)
         self.server.daemon_threads = True
         self.server.requests = []
         self.server.answer = answer
@@ -475,7 +475,8 @@ class FakeCloudWatch:
     """CloudWatch Logs' JSON API on the loopback: signature checked with the
     test's keys, groups and streams kept, PutLogEvents' events recorded."""
 
-    def __init__(self, secret=SECRET, groups=()):
+    def __init__(self, secret=SECRET, groups=(), key_id=KEY_ID):
+        self.key_id = key_id
         self.secret, self.groups, self.streams, self.calls, self.events = secret, set(groups), set(), [], []
         self.http = HttpReceiver(self.answer)
         self.url = f"http://127.0.0.1:{self.http.port}"
@@ -483,7 +484,7 @@ class FakeCloudWatch:
     def answer(self, method, path, headers, body):
         target = headers.get("X-Amz-Target", "")
         self.calls.append(target.split(".")[-1])
-        if not sigv4_ok(method, path, headers, body, KEY_ID, self.secret, "eu-west-1"):
+        if not sigv4_ok(method, path, headers, body, self.key_id, self.secret, "eu-west-1"):
             return 403, {"__type": "InvalidSignatureException", "message": "The request signature does not match"}
         if headers.get("Content-Type") != "application/x-amz-json-1.1" or not target.startswith("Logs_20140328."):
             return 400, {"__type": "SerializationException"}
@@ -624,3 +625,69 @@ def test_awslogs_bad_options_name_the_option(husk, bundle, tmp_path):
         assert r.returncode != 0, extra
         assert message in r.stderr, (extra, r.stderr)
         assert os.listdir(husk.root) == [], extra
+
+
+def in_netns(ns, make):
+    """make() run in a thread that joined `ns`'s network namespace: the
+    sockets it binds are that namespace's (serving threads may be anywhere)."""
+    import ctypes
+    out = {}
+
+    def run():
+        fd = os.open(ns.path, os.O_RDONLY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+        out["value"] = make()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    return out["value"]
+
+
+def test_awslogs_credentials_endpoint_keys_come_from_the_ecs_agent(husk, bundle, tmp_path, monkeypatch):
+    """awslogs-credentials-endpoint: the keys are fetched from ECS's
+    container credentials endpoint (169.254.170.2, here an address of a
+    network namespace the test makes, with a fake agent on it), and fetched
+    again when they are about to expire."""
+    from test_network import NetNs, run_husk_in
+    ns = NetNs(setup="ip addr add 169.254.170.2/32 dev lo")
+    agent = cw = None
+    try:
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))  # within 5 min: fetched again
+
+        def creds(method, path, headers, body):
+            if path != "/v2/credentials/task-1":
+                return 404, {"code": "NotFound"}
+            return 200, {"AccessKeyId": "ASIAECSKEY", "SecretAccessKey": "ecs-secret", "Token": "ecs-token",
+                         "Expiration": expires, "RoleArn": "arn:aws:iam::1:role/task"}
+        agent = in_netns(ns, lambda: HttpReceiver(creds, address=("169.254.170.2", 80)))
+        cw = in_netns(ns, lambda: FakeCloudWatch(secret="ecs-secret", key_id="ASIAECSKEY", groups={"app"}))
+        run_husk_in(ns, husk, tmp_path, monkeypatch)
+        bundle.set_args("sh", "-c", "echo from-ecs")
+        opts = ["--log-driver", "awslogs", "--log-opt", "region=eu-west-1", "--log-opt", "group=app",
+                "--log-opt", f"endpoint={cw.url}"]
+        # No keys in the environment: they are the agent's.
+        r = husk.run(*opts, "--log-opt", "credentials-endpoint=/v2/credentials/task-1", env=aws_env())
+        assert r.returncode == 0, r.stderr
+        assert cw.calls == ["CreateLogStream", "PutLogEvents"], cw.calls
+        assert cw.token == "ecs-token"
+        assert [e["message"] for e in cw.events[0]["logEvents"]] == ["from-ecs"]
+        gets = [req for req in agent.requests if req[0] == "GET"]
+        assert len(gets) >= 2 and all(req[1] == "/v2/credentials/task-1" for req in gets), agent.requests
+        # An endpoint the agent does not know is an error before the container exists.
+        r = husk.run(*opts, "--log-opt", "credentials-endpoint=/v2/credentials/other", env=aws_env())
+        assert r.returncode != 0
+        assert ("log driver awslogs: credentials from http://169.254.170.2/v2/credentials/other: answered 404"
+                in r.stderr), r.stderr
+        r = husk.run(*opts, "--log-opt", "credentials-endpoint=v2/x", env=aws_env())
+        assert r.returncode != 0 and '--log-opt credentials-endpoint: "v2/x" is not a path' in r.stderr, r.stderr
+        assert os.listdir(husk.root) == []
+    finally:
+        for s in (cw, agent):
+            if s:
+                s.close()
+        ns.close()

@@ -906,8 +906,10 @@ TEST_F(DockerPlan, AwslogsBecomesTheMonitorsLogDriver) {
   };
   expect_error(plan({cfg("awslogs-region", "eu-west-1")}), "config.logging.config.awslogs-group");
   expect_error(plan({cfg("awslogs-multiline-pattern", "(")}), "config.logging.config.awslogs-multiline-pattern");
-  expect_error(plan({cfg("awslogs-credentials-endpoint", "/v2/creds")}),
-               "config.logging.config.awslogs-credentials-endpoint");
+  r = plan({{"logging", M({{"type", S("awslogs")}, {"config", L({M({{"awslogs-group", S("/app")},
+                                                                    {"awslogs-credentials-endpoint", S("/v2/c")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.opts, (std::vector<std::string>{"credentials-endpoint=/v2/c", "group=/app", "stream=c0ffee0123456789abcdef"}));
   r = plan({{"logging", M({{"type", S("awslogs")}, {"config", L({M({{"awslogs-group", S("/app")},
                                                                     {"awslogs-multiline-pattern", S("^INFO")}})})}})}});
   ASSERT_TRUE(r) << r.error().str();
