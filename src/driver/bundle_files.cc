@@ -165,6 +165,14 @@ void add_nomad_labels(oci::Spec& spec, const TaskSpec& task, const std::vector<s
       if (fnmatch(pattern.c_str(), key, 0) == 0) spec.annotations[cat("com.hashicorp.nomad.", key)] = *value;
 }
 
+Result<> add_task_labels(oci::Spec& spec, const Value& cfg, std::string_view field, const TaskSpec& task,
+                         const std::vector<std::string>& extra_labels, bool alloc_id) {
+  for (auto& [k, v] : TRY(read_string_map(cfg, "labels", field))) spec.annotations[k] = v;
+  if (alloc_id) spec.annotations["com.hashicorp.nomad.alloc_id"] = task.alloc_id;
+  add_nomad_labels(spec, task, extra_labels);
+  return {};
+}
+
 Result<> add_etc_files(oci::Spec& spec, const TaskSpec& task, const std::string& task_dir, const EtcFiles& etc) {
   for (size_t i = 0; i < etc.servers.size(); i++)
     if (!is_ip(etc.servers[i]))

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "driver/task_spec.h"
+#include "driver/value.h"
 #include "oci/spec.h"
 
 namespace husk::driver {
@@ -56,6 +57,12 @@ Result<> add_nomad_mounts(oci::Spec& spec, const TaskSpec& task);
 // match one of the plugin's extra_labels globs.
 void add_nomad_labels(oci::Spec& spec, const TaskSpec& task, const std::vector<std::string>& patterns);
 
+// The task config's `labels` map (errors name `field`.labels) as
+// annotations, then Nomad's (add_nomad_labels), and with `alloc_id` the
+// annotation com.hashicorp.nomad.alloc_id.
+Result<> add_task_labels(oci::Spec& spec, const Value& cfg, std::string_view field, const TaskSpec& task,
+                         const std::vector<std::string>& extra_labels, bool alloc_id);
+
 // What shapes a task's /etc/resolv.conf, /etc/hosts and /etc/hostname.
 struct EtcFiles {
   std::vector<std::string> servers, searches, options;  // all empty: the host's resolv.conf
@@ -66,6 +73,19 @@ struct EtcFiles {
   bool netns_none = false;  // a network namespace with loopback only
   std::string host_resolv_conf, host_resolved_upstream, host_hosts;
 };
+// The host's side of EtcFiles, from a flavor's options (docker's and
+// podman's have the same three paths).
+template <class Options>
+EtcFiles host_etc_files(const Options& o, bool host_net, bool netns_none) {
+  EtcFiles etc;
+  etc.host_net = host_net;
+  etc.netns_none = netns_none;
+  etc.host_resolv_conf = o.host_resolv_conf;
+  etc.host_resolved_upstream = o.host_resolved_upstream;
+  etc.host_hosts = o.host_hosts;
+  return etc;
+}
+
 // Writes the three files into `task_dir` and binds them read-only (hostname
 // only when spec.hostname is set). systemd-resolved's loopback stub is
 // replaced by its upstream list for tasks with a network of their own.

@@ -603,7 +603,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
   {
     // Nomad's group DNS block wins over the task's dns_* fields, as in the
     // docker driver (which then gets Nomad's own resolv.conf).
-    EtcFiles etc;
+    EtcFiles etc = host_etc_files(opts, host_net, netns_none);
     bool group_dns = !task.dns_servers.empty() || !task.dns_searches.empty() || !task.dns_options.empty();
     etc.servers = group_dns ? task.dns_servers : TRY(strings("dns_servers"));
     etc.servers_field = group_dns ? "dns.servers" : f("dns_servers");
@@ -611,20 +611,11 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     etc.options = group_dns ? task.dns_options : TRY(strings("dns_options"));
     etc.extra_hosts = TRY(strings("extra_hosts"));
     etc.extra_hosts_field = f("extra_hosts");
-    etc.host_net = host_net;
-    etc.netns_none = netns_none;
-    etc.host_resolv_conf = opts.host_resolv_conf;
-    etc.host_resolved_upstream = opts.host_resolved_upstream;
-    etc.host_hosts = opts.host_hosts;
     TRYV(add_etc_files(spec, task, task_dir, etc));
   }
 
   // ---- labels -> annotations -----------------------------------------------------------------------
-  {
-    for (auto& [k, v] : TRY(read_string_map(cfg, "labels", kCfg))) spec.annotations[k] = v;
-    spec.annotations["com.hashicorp.nomad.alloc_id"] = task.alloc_id;
-    add_nomad_labels(spec, task, opts.extra_labels);
-  }
+  TRYV(add_task_labels(spec, cfg, kCfg, task, opts.extra_labels, true));
 
   // ---- logging, health checks ---------------------------------------------------------------------
   {

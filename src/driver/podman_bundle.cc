@@ -702,27 +702,18 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
 
   // ---- /etc/resolv.conf, /etc/hosts, /etc/hostname -------------------------------------------------
   {
-    EtcFiles etc;
+    EtcFiles etc = host_etc_files(opts, host_net, netns_none);
     etc.servers = task.dns_servers.empty() ? opts.dns_servers : task.dns_servers;
     etc.servers_field = "dns.servers";
     etc.searches = task.dns_searches;
     etc.options = task.dns_options;
     etc.extra_hosts = TRY(strings("extra_hosts"));
     etc.extra_hosts_field = f("extra_hosts");
-    etc.host_net = host_net;
-    etc.netns_none = netns_none;
-    etc.host_resolv_conf = opts.host_resolv_conf;
-    etc.host_resolved_upstream = opts.host_resolved_upstream;
-    etc.host_hosts = opts.host_hosts;
     TRYV(add_etc_files(spec, task, task_dir, etc));
   }
 
   // ---- labels -> annotations ----------------------------------------------------------------------
-  {
-    for (auto& [k, v] : TRY(read_string_map(cfg, "labels", kCfg))) spec.annotations[k] = v;
-    if (!opts.extra_labels.empty()) spec.annotations["com.hashicorp.nomad.alloc_id"] = task.alloc_id;
-    add_nomad_labels(spec, task, opts.extra_labels);
-  }
+  TRYV(add_task_labels(spec, cfg, kCfg, task, opts.extra_labels, !opts.extra_labels.empty()));
 
   // ---- logging ------------------------------------------------------------------------------------------
   {
