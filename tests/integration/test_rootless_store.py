@@ -297,8 +297,8 @@ def user_dirs(user, *paths):
 # /dev/fuse is root's alone on this host (0600; Debian's udev makes it
 # 0666): the fuse-overlayfs runs get a 0666 node of the same device bound
 # over it, in a mount namespace of their own that goes with them.
-FUSE_DEV = ('d=$(mktemp -d) && mount -t tmpfs -o mode=0755 husk-test-dev "$d" && mknod -m 0666 "$d/fuse" c 10 229 '
-            '&& mount --bind "$d/fuse" /dev/fuse && exec "$@"')
+FUSE_DEV = ('mount -t tmpfs -o mode=0755 husk-test-dev "$0" && mknod -m 0666 "$0/fuse" c 10 229 '
+            '&& mount --bind "$0/fuse" /dev/fuse && exec "$@"')
 
 
 def run_rootless(user, base, bundle, cid, fuse_dev=False):
@@ -310,7 +310,9 @@ def run_rootless(user, base, bundle, cid, fuse_dev=False):
     argv = [HUSK, "run", "--bundle", bundle, cid]
     if fuse_dev:
         ids = [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
-        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", FUSE_DEV, "sh", SETPRIV, *ids,
+        dev = os.path.join(base, "fuse-dev")  # a mount point in the private namespace only
+        os.makedirs(dev, exist_ok=True)
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", FUSE_DEV, dev, SETPRIV, *ids,
                             *argv], capture_output=True, text=True, timeout=120, env=env)
     else:
         r = as_user(user.uid, user.gid, argv, env)
