@@ -650,6 +650,9 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
       if (opts.disable_log_collection)
         out.warnings.push_back(cat(where, ".type = \"", type, "\" with disable_log_collection: husk keeps no ", type,
                                    " log of its own, so the task's output is not kept"));
+    } else if (type == "etwlogs") {
+      // As dockerd on Linux, which has no such driver.
+      return fail_msg(where, ".type = \"etwlogs\": Event Tracing for Windows is a Windows log driver; this is Linux");
     } else if (type != "none") {
       out.warnings.push_back(cat(where, ".type = \"", type, "\": husk has only the journald, syslog, gelf, ",
                                  "fluentd, splunk, awslogs, json-file, local and none log drivers; ",

@@ -749,6 +749,9 @@ TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
   for (auto& w : r->warnings) all += w + "\n";
   EXPECT_NE(all.find("config.logging.type"), std::string::npos) << all;
   EXPECT_NE(all.find("config.cpuset_cpus"), std::string::npos) << all;
+  // etwlogs: Windows's, an error here as under dockerd on Linux.
+  expect_error(plan({{"logging", M({{"type", S("etwlogs")}})}}),
+               "config.logging.type = \"etwlogs\": Event Tracing for Windows is a Windows log driver");
   expect_error(plan({{"image_pull_timeout", S("later")}}), "config.image_pull_timeout");
 }
 
