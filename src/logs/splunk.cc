@@ -97,9 +97,8 @@ Result<SplunkConfig> parse(const std::vector<std::string>& opts, const std::stri
     } else if (k == "tag") {
       c.shape.tag = v;  // empty: no tag, as docker's tag=""
     } else if (k == "field") {
-      size_t eq = v.find('=');
-      if (eq == std::string::npos || eq == 0) return fail_msg(what, "=", v, ": expected NAME=VALUE with a NAME");
-      attrs[v.substr(0, eq)] = v.substr(eq + 1);  // a later one of a name wins
+      auto [name, value] = TRY(runtime::split_field_opt(v, what));
+      attrs[name] = value;  // a later one of a name wins
     } else {
       return fail_msg(what, ": not an option of the splunk log driver (url, token, source, sourcetype, index, ",
                       "capath, caname, insecureskipverify, format, verify-connection, gzip, gzip-level, tag, field)");

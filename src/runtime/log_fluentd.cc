@@ -201,9 +201,7 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
     } else if (k == "name") {
       name = v;
     } else if (k == "field") {
-      size_t eq = v.find('=');
-      if (eq == std::string::npos || eq == 0) return fail_msg(what, "=", v, ": expected NAME=VALUE with a NAME");
-      extra.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+      extra.push_back(TRY(split_field_opt(v, what)));
     } else if (k == "async") {
       c.async = c.async || TRY(parse_log_bool(v, what));
       async_set = true;

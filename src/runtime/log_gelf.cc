@@ -77,13 +77,11 @@ Result<GelfConfig> parse(const std::vector<std::string>& opts, const std::string
     } else if (k == "created") {
       created = v;
     } else if (k == "field") {
-      size_t eq = v.find('=');
-      std::string fk = v.substr(0, eq);
-      if (eq == std::string::npos || fk.empty() || fk == "_")
-        return fail_msg(what, "=", v, ": expected NAME=VALUE with a NAME");
+      auto [fk, value] = TRY(split_field_opt(v, what));
+      if (fk == "_") return fail_msg(what, "=", v, ": expected NAME=VALUE with a NAME");
       if (fk[0] != '_') fk = "_" + fk;  // docker's rule for labels and env
       if (fk == "_id") return fail_msg(what, "=", v, ": GELF does not allow the field _id");
-      extra.emplace_back(fk, v.substr(eq + 1));
+      extra.emplace_back(fk, value);
     } else {
       return fail_msg(
           what, ": not an option of the gelf log driver (address, compression-type, compression-level, ",

@@ -91,6 +91,12 @@ Result<std::pair<std::string, std::string>> split_log_opt(const std::string& kv)
   return std::pair{kv.substr(0, eq), kv.substr(eq + 1)};
 }
 
+Result<std::pair<std::string, std::string>> split_field_opt(const std::string& v, const std::string& what) {
+  size_t eq = v.find('=');
+  if (eq == std::string::npos || eq == 0) return fail_msg(what, "=", v, ": expected NAME=VALUE with a NAME");
+  return std::pair{v.substr(0, eq), v.substr(eq + 1)};
+}
+
 Result<bool> parse_log_bool(const std::string& v, const std::string& what) {
   for (const char* t : {"1", "t", "T", "TRUE", "true", "True"})
     if (v == t) return true;

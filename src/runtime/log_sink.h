@@ -78,6 +78,9 @@ std::string host_of(const std::string& hostport);
 
 // A --log-opt KEY=VALUE split at its first '='.
 Result<std::pair<std::string, std::string>> split_log_opt(const std::string& kv);
+// field=NAME=VALUE (gelf, fluentd, splunk): NAME and VALUE; `what` is
+// "--log-opt field".
+Result<std::pair<std::string, std::string>> split_field_opt(const std::string& v, const std::string& what);
 // Go's strconv.ParseBool, which docker's options go through.
 Result<bool> parse_log_bool(const std::string& v, const std::string& what);
 Result<long long> parse_log_int(const std::string& v, long long min, long long max, const std::string& what);
