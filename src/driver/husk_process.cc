@@ -174,17 +174,7 @@ Result<Captured> run_streaming(const std::vector<std::string>& argv, const std::
 
 std::string husk_binary() {
   if (const char* env = getenv("HUSK_BINARY"); env && *env) return env;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = 0;
-    std::string dir(self);
-    dir = dir.substr(0, dir.rfind('/'));
-    for (const char* rel : {"/husk", "/../cli/husk"}) {
-      std::string p = dir + rel;
-      if (access(p.c_str(), X_OK) == 0) return p;
-    }
-  }
+  if (std::string p = beside_self({"/husk", "/../cli/husk"}); !p.empty()) return p;
   for (const char* p : {"/usr/local/bin/husk", "/usr/bin/husk"})
     if (access(p, X_OK) == 0) return p;
   return "husk";
