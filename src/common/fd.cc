@@ -90,4 +90,11 @@ Result<> write_file_atomic(const std::string& path, std::string_view data, mode_
   return {};
 }
 
+Result<bool> is_own_namespace(int ns_fd, const char* kind) {
+  struct stat a, b;
+  std::string self = cat("/proc/self/ns/", kind);
+  if (fstat(ns_fd, &a) < 0 || stat(self.c_str(), &b) < 0) return fail_sys("stat ", kind, " namespaces");
+  return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 }  // namespace husk

@@ -42,6 +42,10 @@ class UniqueFd {
 Result<> write_all(int fd, std::string_view data);
 Result<std::string> read_all(int fd);
 Result<std::string> read_file(const std::string& path);
+
+// Whether the namespace `ns_fd` (of /proc/PID/ns/KIND or NS_GET_USERNS) is
+// this process's own of that kind ("user", "net", ...).
+Result<bool> is_own_namespace(int ns_fd, const char* kind);
 Result<std::string> read_file_at(int dirfd, const std::string& path);
 // Write a small file (sysctl, cgroup knob, /proc/<pid>/uid_map): one write().
 Result<> write_file(const std::string& path, std::string_view data);

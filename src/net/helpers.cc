@@ -34,9 +34,7 @@ Result<UniqueFd> foreign_userns(int netns_fd) {
   if (fd < 0) return fail_sys("find the user namespace of the container's network namespace");
   UniqueFd owner(fd);
   fcntl(fd, F_SETFD, FD_CLOEXEC);
-  struct stat a, b;
-  if (fstat(fd, &a) < 0 || stat("/proc/self/ns/user", &b) < 0) return fail_sys("stat user namespaces");
-  if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) return UniqueFd();
+  if (TRY(is_own_namespace(fd, "user"))) return UniqueFd();
   return owner;
 }
 

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -12,8 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -62,12 +59,7 @@ Result<FuseLaunch> FuseLaunch::prepare(int userns_fd, const overlay::OverlaySpec
   for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
   av.push_back(nullptr);
   UniqueFd logfd = TRY(open_fd(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  bool join = false;
-  if (userns_fd >= 0) {
-    struct stat a, b;
-    if (fstat(userns_fd, &a) < 0 || stat("/proc/self/ns/user", &b) < 0) return fail_sys("stat user namespaces");
-    join = a.st_ino != b.st_ino || a.st_dev != b.st_dev;
-  }
+  bool join = userns_fd >= 0 && !TRY(is_own_namespace(userns_fd, "user"));
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fail_sys("socketpair");
   UniqueFd ours(sv[0]), theirs(sv[1]);

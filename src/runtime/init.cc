@@ -1,4 +1,3 @@
-#include "runtime/fuse_overlay.h"
 #include "runtime/init.h"
 
 #include <fcntl.h>
@@ -16,6 +15,7 @@
 #include "common/fd.h"
 #include "common/program.h"
 #include "oci/tables.h"
+#include "runtime/fuse_overlay.h"
 #include "runtime/hooks.h"
 #include "runtime/mounts.h"
 #include "runtime/paths.h"

@@ -11,8 +11,8 @@
 
 #include "common/text.h"
 #include "oci/config.h"
-#include "runtime/fuse_overlay.h"
 #include "runtime/container_internal.h"
+#include "runtime/fuse_overlay.h"
 #include "runtime/hooks.h"
 #include "runtime/log.h"
 #include "runtime/network.h"
@@ -107,7 +107,8 @@ Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool f
     (void)signal_init(rec, SIGKILL);
     TRYV(wait_gone(rec.pid, rec.pid_start, 10000));
   }
-  // Its watcher stops it with the init; here it is gone before delete ends.
+  // The root's fuse-overlayfs server ends with its mount; here it is gone
+  // before delete ends.
   stop_fuse_overlayfs({rec.fuse_pid, rec.fuse_start});
   detach_network(dir.path(), rec.id);
   if (cg) TRYV_CTX((*cg)->destroy(), "remove the container's cgroup");
