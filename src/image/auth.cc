@@ -87,6 +87,19 @@ AuthSources AuthSources::from_environment() {
   return s;
 }
 
+namespace {
+
+// The user "<token>" (docker's credential helpers' way, and husk-image's
+// --creds): the password is an identity token.
+void take_identity_token(Credentials& c) {
+  if (c.username != kIdentityTokenUser) return;
+  c.identity_token = std::move(c.password);
+  c.username.clear();
+  c.password.clear();
+}
+
+}  // namespace
+
 Result<Credentials> parse_creds(std::string_view s) {
   size_t colon = s.find(':');
   if (colon == std::string_view::npos || colon == 0)
@@ -94,11 +107,7 @@ Result<Credentials> parse_creds(std::string_view s) {
   Credentials c;
   c.username = std::string(s.substr(0, colon));
   c.password = std::string(s.substr(colon + 1));
-  if (c.username == kIdentityTokenUser) {
-    c.identity_token = std::move(c.password);
-    c.username.clear();
-    c.password.clear();
-  }
+  take_identity_token(c);
   c.source = "--creds";
   return c;
 }
@@ -273,11 +282,7 @@ Result<std::optional<Credentials>> credential_helper_get(const std::string& name
   Credentials c;
   c.username = TRY_CTX(oci::get_string(root["Username"]), "credential helper ", prog);
   c.password = TRY_CTX(oci::get_string(root["Secret"]), "credential helper ", prog);
-  if (c.username == kIdentityTokenUser) {
-    c.identity_token = c.password;
-    c.username.clear();
-    c.password.clear();
-  }
+  take_identity_token(c);
   c.source = "credential helper " + prog;
   return c;
 }

@@ -53,20 +53,17 @@ def _drop_lines(path, names):
             fh.writelines(kept)
 
 
+def _of_a_dead_session(name):
+    m = re.fullmatch(re.escape(USER_PREFIX) + r"(\d+)", name)
+    return bool(m) and not os.path.exists(f"/proc/{m.group(1)}")
+
+
 def _reap_dead_sessions():
     """Users and ranges of test sessions whose process is gone."""
-    dead = set()
-    for p in pwd.getpwall():
-        m = re.fullmatch(re.escape(USER_PREFIX) + r"(\d+)", p.pw_name)
-        if m and not os.path.exists(f"/proc/{m.group(1)}"):
-            dead.add(p.pw_name)
+    dead = {p.pw_name for p in pwd.getpwall() if _of_a_dead_session(p.pw_name)}
     for f in ("/etc/subuid", "/etc/subgid"):
         with open(f) as fh:
-            for line in fh:
-                name = line.split(":", 1)[0]
-                m = re.fullmatch(re.escape(USER_PREFIX) + r"(\d+)", name)
-                if m and not os.path.exists(f"/proc/{m.group(1)}"):
-                    dead.add(name)
+            dead |= {line.split(":", 1)[0] for line in fh if _of_a_dead_session(line.split(":", 1)[0])}
     for f in ("/etc/subuid", "/etc/subgid"):
         _drop_lines(f, dead)
     for name in dead:
