@@ -111,4 +111,10 @@ Result<std::chrono::nanoseconds> parse_go_duration(std::string_view s, std::stri
   return std::chrono::nanoseconds(static_cast<int64_t>(d));
 }
 
+int64_t clock_ms(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 }  // namespace husk

@@ -4,7 +4,10 @@
 // `husk-image` and `husk events` flags).
 #pragma once
 
+#include <time.h>
+
 #include <chrono>
+#include <cstdint>
 #include <string_view>
 
 #include "common/error.h"
@@ -17,5 +20,9 @@ namespace husk {
 // sign and range they allow. Errors name `what` and the value:
 // `image_pull_timeout: unknown unit "x" in duration "5x" (units: ns, us, ms, s, m, h)`.
 Result<std::chrono::nanoseconds> parse_go_duration(std::string_view s, std::string_view what);
+
+// The clock's time in milliseconds (CLOCK_MONOTONIC for deadlines and
+// periods, CLOCK_REALTIME for timestamps).
+int64_t clock_ms(clockid_t clock = CLOCK_MONOTONIC);
 
 }  // namespace husk

@@ -13,18 +13,13 @@
 #include <cstring>
 #include <cstdlib>
 
+#include "common/duration.h"
 #include "common/fd.h"
 
 extern char** environ;
 
 namespace husk {
 namespace {
-
-int64_t now_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct Pipe {
   UniqueFd read, write;
@@ -116,7 +111,7 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
     fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
   Captured c;
   size_t written = 0;
-  const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  const int64_t deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
   char buf[16384];
   while (out_r || err_r) {
     struct pollfd fds[3] = {{out_r ? out_r.get() : -1, POLLIN, 0},
@@ -124,7 +119,7 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
                             {in_w ? in_w.get() : -1, POLLOUT, 0}};
     int wait = -1;
     if (deadline >= 0) {
-      wait = static_cast<int>(deadline - now_ms());
+      wait = static_cast<int>(deadline - clock_ms());
       if (wait <= 0) {
         c.timed_out = true;
         kill(pid, SIGKILL);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <regex>
 
+#include "common/duration.h"
 #include "common/text.h"
 #include "logs/http.h"
 #include "oci/json_reader.h"
@@ -68,12 +69,6 @@ std::string datetime_regex(const std::string& format) {
     out += format[i];  // as docker: the rest is a regular expression too
   }
   return out;
-}
-
-long long now_ms(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 std::string amz_date_now() {
@@ -246,13 +241,13 @@ class CloudWatchLogs {
 class AwsLogsSink : public runtime::LogSink {
  public:
   explicit AwsLogsSink(CloudWatchLogs api) : api_(std::move(api)) {
-    next_post_ms_ = now_ms(CLOCK_MONOTONIC) + kBatchFrequencyMs;
+    next_post_ms_ = clock_ms(CLOCK_MONOTONIC) + kBatchFrequencyMs;
   }
 
   void line(LogStream /*s*/, std::string_view text, bool /*partial*/) override {
     const auto& multiline = api_.config().multiline;
     if (!multiline) {
-      add(now_ms(CLOCK_REALTIME), std::string(text));
+      add(clock_ms(CLOCK_REALTIME), std::string(text));
       return;
     }
     // docker's multiline events: a matching line starts one; each line
@@ -260,17 +255,17 @@ class AwsLogsSink : public runtime::LogSink {
     // pass CloudWatch's size, or when it is a batch period old.
     std::string line(text);
     if (std::regex_search(line, *multiline) || buffer_.size() + line.size() >= kMaxEventBytes) flush_buffer();
-    if (buffer_.empty()) buffer_ms_ = now_ms(CLOCK_REALTIME), buffer_age_ms_ = now_ms(CLOCK_MONOTONIC);
+    if (buffer_.empty()) buffer_ms_ = clock_ms(CLOCK_REALTIME), buffer_age_ms_ = clock_ms(CLOCK_MONOTONIC);
     buffer_ += line;
     if (buffer_.size() < kMaxEventBytes) buffer_ += '\n';
   }
 
-  int wait_ms() const override { return static_cast<int>(std::max(0LL, next_post_ms_ - now_ms(CLOCK_MONOTONIC))); }
+  int wait_ms() const override { return static_cast<int>(std::max(0LL, next_post_ms_ - clock_ms(CLOCK_MONOTONIC))); }
 
   void tick() override {
-    if (now_ms(CLOCK_MONOTONIC) < next_post_ms_) return;
-    next_post_ms_ = now_ms(CLOCK_MONOTONIC) + kBatchFrequencyMs;
-    if (!buffer_.empty() && now_ms(CLOCK_MONOTONIC) - buffer_age_ms_ >= kBatchFrequencyMs) flush_buffer();
+    if (clock_ms(CLOCK_MONOTONIC) < next_post_ms_) return;
+    next_post_ms_ = clock_ms(CLOCK_MONOTONIC) + kBatchFrequencyMs;
+    if (!buffer_.empty() && clock_ms(CLOCK_MONOTONIC) - buffer_age_ms_ >= kBatchFrequencyMs) flush_buffer();
     post(false);
   }
 

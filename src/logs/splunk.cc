@@ -25,12 +25,6 @@ using runtime::LogStream;
 
 constexpr long kRequestTimeoutMs = 30000;  // docker's batchSendTimeout
 
-long long now_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 // docker's advanced options, from the environment (a bad value is the default, as in docker).
 long long env_int(const char* name, long long def) {
   const char* v = getenv(name);
@@ -124,7 +118,7 @@ class SplunkSink : public runtime::LogSink {
     frequency_ms_ = env_duration_ms("SPLUNK_LOGGING_DRIVER_POST_MESSAGES_FREQUENCY", 5000);
     batch_size_ = static_cast<size_t>(env_int("SPLUNK_LOGGING_DRIVER_POST_MESSAGES_BATCH_SIZE", 1000));
     buffer_max_ = static_cast<size_t>(env_int("SPLUNK_LOGGING_DRIVER_BUFFER_MAX", 10000));
-    next_post_ms_ = now_ms() + frequency_ms_;
+    next_post_ms_ = clock_ms() + frequency_ms_;
   }
 
   void line(LogStream s, std::string_view text, bool /*partial*/) override {
@@ -136,11 +130,11 @@ class SplunkSink : public runtime::LogSink {
     if (pending_.size() % batch_size_ == 0) post(false);
   }
 
-  int wait_ms() const override { return static_cast<int>(std::max(0LL, next_post_ms_ - now_ms())); }
+  int wait_ms() const override { return static_cast<int>(std::max(0LL, next_post_ms_ - clock_ms())); }
 
   void tick() override {
-    if (now_ms() < next_post_ms_) return;
-    next_post_ms_ = now_ms() + frequency_ms_;
+    if (clock_ms() < next_post_ms_) return;
+    next_post_ms_ = clock_ms() + frequency_ms_;
     post(false);
   }
 

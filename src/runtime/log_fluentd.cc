@@ -262,12 +262,6 @@ Result<FluentdConfig> parse(const std::vector<std::string>& opts, const std::str
   return c;
 }
 
-long long now_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 class FluentdSink : public LogSink {
  public:
   using Connect = std::function<Result<std::unique_ptr<LogConnection>>()>;
@@ -329,7 +323,7 @@ class FluentdSink : public LogSink {
 
   int wait_ms() const override {
     if (queue_.empty()) return -1;
-    return static_cast<int>(std::max(0LL, next_try_ms_ - now_ms()));
+    return static_cast<int>(std::max(0LL, next_try_ms_ - clock_ms()));
   }
 
   void tick() override {
@@ -363,7 +357,7 @@ class FluentdSink : public LogSink {
 
   // Async: sends what waits, in order, while the destination takes it.
   void flush() {
-    if (now_ms() < next_try_ms_) return;
+    if (clock_ms() < next_try_ms_) return;
     while (!queue_.empty()) {
       if (!send_event(queue_.front())) {
         if (failures_ >= c_.max_retries) {
@@ -374,7 +368,7 @@ class FluentdSink : public LogSink {
           failures_ = 0;
           return;
         }
-        next_try_ms_ = now_ms() + wait_for(failures_++);
+        next_try_ms_ = clock_ms() + wait_for(failures_++);
         return;
       }
       failures_ = 0;
@@ -391,7 +385,7 @@ class FluentdSink : public LogSink {
       return false;
     }
     fd_ = std::move(*conn);
-    connected_ms_ = now_ms();
+    connected_ms_ = clock_ms();
     return true;
   }
 
@@ -400,7 +394,7 @@ class FluentdSink : public LogSink {
   bool send_event(const Event& e) {
     // async-reconnect-interval: a fresh connection (and name lookup) when
     // this one is that old, as docker's async mode does.
-    if (fd_ && c_.async && c_.reconnect_interval_ms > 0 && now_ms() - connected_ms_ >= c_.reconnect_interval_ms) {
+    if (fd_ && c_.async && c_.reconnect_interval_ms > 0 && clock_ms() - connected_ms_ >= c_.reconnect_interval_ms) {
       fd_->finish();
       fd_.reset();
     }
@@ -413,14 +407,14 @@ class FluentdSink : public LogSink {
     if (e.chunk.empty()) return true;
     std::string got;
     int timeout = c_.write_timeout_ms > 0 ? static_cast<int>(c_.write_timeout_ms) : 30000;
-    long long deadline = now_ms() + timeout;
+    long long deadline = clock_ms() + timeout;
     for (;;) {
       if (auto ack = parse_ack(got)) {
         if (*ack == e.chunk) return true;
         why_ = "the ack is not for the chunk sent";
         break;
       }
-      long long left = deadline - now_ms();
+      long long left = deadline - clock_ms();
       char buf[512];
       long n = left <= 0 ? -1 : fd_->read_some(buf, sizeof buf, static_cast<int>(left));
       if (n <= 0) {
