@@ -634,7 +634,7 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     // collect it (docker's docker_logger); "none" keeps it from everyone.
     out.discard_output = opts.disable_log_collection || type == "none";
     if (type == "journald" || type == "syslog" || type == "gelf" || type == "fluentd" || type == "splunk" ||
-        type == "awslogs") {
+        type == "awslogs" || type == "gcplogs") {
       // docker's _command is the task's own argv, without the init before it.
       size_t first = proc.args.size() > 2 && proc.args[0] == "/sbin/docker-init" && proc.args[1] == "--" ? 2 : 0;
       std::string command;
@@ -653,11 +653,13 @@ Result<BundlePlan> plan(const Options& opts, const TaskSpec& task, const Value& 
     } else if (type == "etwlogs") {
       // As dockerd on Linux, which has no such driver.
       return fail_msg(where, ".type = \"etwlogs\": Event Tracing for Windows is a Windows log driver; this is Linux");
+    } else if (type == "logentries") {
+      return fail_msg(where, ".type = \"logentries\": the Logentries service closed on 15 November 2022 and ",
+                      "docker removed its driver in v25; choose another log type");
     } else if (type != "none") {
-      out.warnings.push_back(cat(where, ".type = \"", type, "\": husk has only the journald, syslog, gelf, ",
-                                 "fluentd, splunk, awslogs, json-file, local and none log drivers; ",
-                                 opts.disable_log_collection ? "with disable_log_collection the output is not kept"
-                                                             : "the output goes to Nomad's log files only"));
+      // As dockerd: "no log driver named ... is registered".
+      return fail_msg(where, ".type = \"", type, "\": not a docker log driver husk has (json-file, local, journald, ",
+                      "syslog, gelf, fluentd, splunk, awslogs, gcplogs, none)");
     }
   }
   (void)TRY(read_bool(cfg["healthchecks"], "disable", f("healthchecks")));  // husk runs no image HEALTHCHECK

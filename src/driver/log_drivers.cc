@@ -3,6 +3,8 @@
 #include <regex>
 #include <set>
 
+#include "runtime/log_sink.h"
+
 namespace husk::driver {
 namespace {
 
@@ -76,7 +78,7 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
   LogPlan p;
   p.driver = type;
   bool journald = type == "journald", syslog = type == "syslog", gelf = type == "gelf", fluentd = type == "fluentd",
-       splunk = type == "splunk", awslogs = type == "awslogs";
+       splunk = type == "splunk", awslogs = type == "awslogs", gcplogs = type == "gcplogs";
   std::string tag = "{{.ID}}";
   std::set<std::string> want_labels, want_env;
   std::vector<std::regex> label_res, env_res;
@@ -91,7 +93,7 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
   std::vector<std::string> syslog_tls;  // docker ignores these without a tcp+tls:// address
   for (const auto& [k, val] : config) {
     std::string what = cat(field, ".config.", k);
-    if (k == "tag") {
+    if (k == "tag" && !gcplogs) {  // docker's gcplogs takes no tag
       tag = val;
     } else if (k == "labels") {
       for (auto& l : split_commas(val)) want_labels.insert(l);
@@ -148,6 +150,10 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
                            k == "fluentd-sub-second-precision" || k == "fluentd-request-ack" ||
                            k == "fluentd-write-timeout")) {
       pass(k, val, "fluentd-");
+    } else if (gcplogs && (k == "gcp-project" || k == "gcp-log-cmd" || k == "gcp-meta-zone" ||
+                           k == "gcp-meta-name" || k == "gcp-meta-id")) {
+      if (k == "gcp-log-cmd") (void)TRY(runtime::parse_log_bool(val, what));
+      pass(k, val, "gcp-");
     } else if (splunk && k == "splunk-token") {
       p.opts.push_back("token=" + val);  // docker needs the key, not a value
       have_token = true;
@@ -180,9 +186,17 @@ Result<LogPlan> docker_log_plan(const std::string& type, const std::vector<std::
   }
   std::string expanded = TRY(expand_log_tag(tag, v, cat(field, ".config.tag")));
   // splunk's tag = "" sends events without a tag, as docker's.
-  if (!expanded.empty() || splunk) p.opts.push_back("tag=" + expanded);
+  if (!gcplogs && (!expanded.empty() || splunk)) p.opts.push_back("tag=" + expanded);
   if (syslog) return p;  // docker's syslog driver sends no labels or env
   if (journald) p.opts.push_back("name=" + v.name);
+  if (gcplogs) {
+    // docker's container name has its leading '/'; the command goes only
+    // with gcp-log-cmd, which husk-log reads.
+    p.opts.push_back("name=/" + v.name);
+    p.opts.push_back("image-name=" + v.image_name);
+    p.opts.push_back("image-id=" + v.image_id);
+    p.opts.push_back("command=" + v.command);
+  }
   if (gelf) {
     p.opts.push_back("name=" + v.name);
     p.opts.push_back("image-name=" + v.image_name);

@@ -1,4 +1,4 @@
-// husk-log: the log drivers that need TLS or HTTP (splunk, awslogs, syslog
+// husk-log: the log drivers that need TLS or HTTP (splunk, awslogs, gcplogs, syslog
 // over tcp+tls). husk's forwarder (runtime/log_forward.h) execs it in
 // place of its own loop, so libcurl and OpenSSL are loaded by this small
 // process and never by husk, whose start every container pays for.

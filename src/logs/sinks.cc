@@ -1,6 +1,7 @@
 #include "logs/sinks.h"
 
 #include "logs/awslogs.h"
+#include "logs/gcplogs.h"
 #include "logs/splunk.h"
 #include "logs/syslog_tls.h"
 #include "logs/tls_stream.h"
@@ -45,9 +46,10 @@ Result<std::unique_ptr<runtime::LogSink>> open_sink(const std::string& driver, c
   if (driver == "splunk") return open_splunk(opts, container_id);
   if (driver == "syslog") return open_syslog_tls(opts, container_id);
   if (driver == "awslogs") return open_awslogs(opts, container_id);
+  if (driver == "gcplogs") return open_gcplogs(opts, container_id);
   if (driver == "fluentd") return runtime::open_fluentd(opts, container_id, tls_connection);
   return fail_msg("--log-driver: \"", driver,
-                  "\" is not a log driver husk-log has (splunk, awslogs, syslog over tcp+tls, fluentd over tls)");
+                  "\" is not a log driver husk-log has (splunk, awslogs, gcplogs, syslog over tcp+tls, fluentd over tls)");
 }
 
 }  // namespace husk::logs

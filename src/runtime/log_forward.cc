@@ -109,7 +109,7 @@ Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string
   if (d.name == "gelf") return open_gelf(d.opts, id);
   if (d.name == "fluentd") return open_fluentd(d.opts, id);
   if (d.name != "journald" && d.name != "syslog")
-    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf, fluentd, splunk, awslogs)");
+    return fail_msg("--log-driver: \"", d.name, "\" is not a log driver husk has (journald, syslog, gelf, fluentd, splunk, awslogs, gcplogs)");
   SyslogConfig c = TRY(parse_syslog_config(d, id));
   UniqueFd dest = TRY(open_destination(c));
   return std::unique_ptr<LogSink>(std::make_unique<Sender>(std::move(c), std::move(dest)));
@@ -120,7 +120,7 @@ Result<std::unique_ptr<LogSink>> open_sink(const LogDriver& d, const std::string
 // without them, because every shared library it loads costs every
 // container start, while a log driver that needs them is the rare task.
 bool sent_by_husk_log(const LogDriver& d) {
-  if (d.name == "splunk" || d.name == "awslogs") return true;
+  if (d.name == "splunk" || d.name == "awslogs" || d.name == "gcplogs") return true;
   if (d.name != "syslog" && d.name != "fluentd") return false;
   for (const std::string& kv : d.opts)
     if (kv.starts_with(d.name == "syslog" ? "address=tcp+tls://" : "address=tls://")) return true;

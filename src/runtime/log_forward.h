@@ -5,7 +5,7 @@
 // (its native protocol), a syslog receiver, a GELF receiver (log_gelf.h) or
 // fluentd (log_fluentd.h), as docker's log drivers of those names do.
 // conmon does the same job for podman. The drivers that need TLS or HTTP
-// (splunk, awslogs, syslog over tcp+tls, fluentd over tls) are husk-log's
+// (splunk, awslogs, gcplogs, syslog over tcp+tls, fluentd over tls) are husk-log's
 // (src/logs): the forwarder execs it, so husk never links libcurl or
 // OpenSSL.
 #pragma once
@@ -22,7 +22,7 @@
 namespace husk::runtime {
 
 struct LogDriver {
-  std::string name;               // journald, syslog, gelf, fluentd, splunk, awslogs; "" for none
+  std::string name;               // journald, syslog, gelf, fluentd, splunk, awslogs, gcplogs; "" for none
   std::vector<std::string> opts;  // --log-opt KEY=VALUE, in order
 };
 
@@ -37,8 +37,8 @@ struct LogDriver {
 //   tls-key (PEM files) and tls-skip-verify; rfc5424 over TLS is RFC 5425
 //   length-framed, as docker frames it.
 // stdout lines go at priority info, stderr lines at err.
-// gelf and fluentd: see open_gelf and open_fluentd; splunk and awslogs:
-// logs/splunk.h and logs/awslogs.h.
+// gelf and fluentd: see open_gelf and open_fluentd; splunk, awslogs and gcplogs:
+// logs/splunk.h, logs/awslogs.h and logs/gcplogs.h.
 class LogForwarder {
  public:
   LogForwarder() = default;

@@ -209,7 +209,7 @@ def test_bad_log_options_are_errors_naming_the_option(husk, bundle):
     bundle.set_args("true")
     cases = [
         (["--log-driver", "logentries"],
-         '--log-driver: "logentries" is not a log driver husk has (journald, syslog, gelf, fluentd, splunk, awslogs)'),
+         '--log-driver: "logentries" is not a log driver husk has (journald, syslog, gelf, fluentd, splunk, awslogs, gcplogs)'),
         (["--log-driver", "gelf"], "--log-opt address: the gelf log driver needs one"),
         (["--log-driver", "gelf", "--log-opt", "address=udp://127.0.0.1"], "names no port"),
         (["--log-driver", "gelf", "--log-opt", "address=tls://127.0.0.1:12201"], "GELF goes over udp:// or tcp://, as docker's gelf driver sends it (it has no TLS)"),

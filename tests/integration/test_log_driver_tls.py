@@ -1,9 +1,12 @@
 """`husk run --log-driver` for the drivers husk-log sends (TLS and HTTP):
 splunk's HTTP Event Collector over HTTPS, syslog over tcp+tls, fluentd
-over tls, and CloudWatch Logs (awslogs) with SigV4. The receivers are the test's own, on
-the loopback: an HTTPS server with a self-signed certificate that `openssl
-req` makes in the test's directory, a TLS syslog listener, and an HTTP
-endpoint that checks the AWS signature with the test's keys."""
+over tls, CloudWatch Logs (awslogs) with SigV4, and Google Cloud Logging
+(gcplogs). The receivers are the test's own, on the loopback: an HTTPS
+server with a self-signed certificate that `openssl req` makes in the
+test's directory, a TLS syslog listener, an HTTP endpoint that checks the
+AWS signature with the test's keys, and a fake Google (token endpoint and
+entries:write, in a namespace whose /etc/hosts names it) that checks the
+service account's signed token request."""
 import gzip
 import http.server
 import json
@@ -45,9 +48,10 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         self.server.requests.append((self.command, self.path, dict(self.headers), body))
         status, answer = self.server.answer(self.command, self.path, self.headers, body)
-        data = json.dumps(answer).encode()
+        raw = isinstance(answer, bytes)  # as it is, else as JSON
+        data = answer if raw else json.dumps(answer).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -57,7 +61,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 
 class HttpReceiver:
     """An HTTP(S) server on 127.0.0.1 in a thread; `answer(method, path,
-    headers, body)` gives (status, JSON) for each request."""
+    headers, body)` gives (status, JSON or bytes) for each request."""
 
     def __init__(self, answer, cert=None, address=("127.0.0.1", 0)):
         self.server = http.server.ThreadingHTTPServer(address, Recorder)
@@ -691,3 +695,301 @@ def test_awslogs_credentials_endpoint_keys_come_from_the_ecs_agent(husk, bundle,
             if s:
                 s.close()
         ns.close()
+
+
+# ---- gcplogs -----------------------------------------------------------------------------------------
+#
+# docker's gcplogs has no endpoint option: the entries go to
+# logging.googleapis.com and the service account's token comes from its
+# token_uri (oauth2.googleapis.com). The tests run husk in a network and
+# mount namespace of their own whose /etc/hosts sends both names to
+# 127.0.0.1, where a fake Google with a test certificate listens on 443, and
+# whose CA bundle is that certificate. The machine's DMI product name is
+# made "not Google" there (where it has one), so that the tests are off GCE
+# wherever they run.
+
+def rsa_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return key, pem
+
+
+def b64url_decode(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+USER_GRANT = ("1234.apps.googleusercontent.com", "s3cr&t=", "1//refresh+token")
+
+
+class FakeGoogle:
+    """OAuth's token endpoint and Cloud Logging's entries:write: the JWT's
+    RS256 signature checked with the service account's public key, tokens
+    handed out and required, the written requests kept."""
+    EMAIL = "husk-logs@my-proj.iam.gserviceaccount.com"
+
+    def __init__(self, key, cert, write_status=200):
+        self.public = key.public_key()
+        self.write_status = write_status
+        self.tokens, self.writes, self.claims = [], [], []
+        self.http = HttpReceiver(self.answer, cert=cert, address=("127.0.0.1", 443))
+
+    def answer(self, method, path, headers, body):
+        from urllib.parse import parse_qs
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        if method == "POST" and path == "/token":
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            if form.get("grant_type") == "refresh_token":  # gcloud's authorized_user
+                if (form.get("client_id"), form.get("client_secret"), form.get("refresh_token")) != USER_GRANT:
+                    return 400, {"error": "invalid_grant", "error_description": "Bad Request"}
+                self.tokens.append("ya29.user")
+                return 200, {"access_token": "ya29.user", "expires_in": 3599, "token_type": "Bearer"}
+            if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                return 400, {"error": "unsupported_grant_type"}
+            head, claims, sig = form["assertion"].split(".")
+            try:
+                self.public.verify(b64url_decode(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(),
+                                   hashes.SHA256())
+            except Exception:
+                return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            self.claims.append((json.loads(b64url_decode(head)), json.loads(b64url_decode(claims))))
+            token = f"ya29.test-{len(self.tokens)}"
+            self.tokens.append(token)
+            return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+        if method == "POST" and path == "/v2/entries:write":
+            if headers.get("Authorization", "").removeprefix("Bearer ") not in self.tokens:
+                return 401, {"error": {"code": 401, "message": "Request had invalid authentication credentials.",
+                                       "status": "UNAUTHENTICATED"}}
+            if self.write_status != 200:
+                return self.write_status, {"error": {"code": self.write_status, "status": "PERMISSION_DENIED",
+                                                     "message": "Permission 'logging.logEntries.create' denied"}}
+            self.writes.append(json.loads(body))
+            return 200, {}
+        return 404, {"error": {"code": 404, "message": f"no {method} {path}"}}
+
+    def entries(self, log="gcplogs-docker-driver"):
+        return [e for w in self.writes if w["logName"].endswith("/logs/" + log) for e in w["entries"]]
+
+    def close(self):
+        self.http.close()
+
+
+@pytest.fixture
+def google(husk, tmp_path, monkeypatch):
+    """husk in a network and mount namespace where Google's API names are
+    127.0.0.1 and a test certificate is the one the system trusts; yields
+    (ns, cert, key, credentials file)."""
+    from test_network import NetNs, run_husk_in
+    cert = make_cert(tmp_path, "google", "DNS:logging.googleapis.com,DNS:oauth2.googleapis.com")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost logging.googleapis.com oauth2.googleapis.com\n")
+    product = tmp_path / "product_name"
+    product.write_text("Standard PC (husk test)\n")
+    setup = (f"mount --bind {hosts} /etc/hosts && mount --bind {cert[0]} /etc/ssl/certs/ca-certificates.crt && "
+             f"{{ [ ! -e /sys/class/dmi/id/product_name ] || mount --bind {product} /sys/class/dmi/id/product_name; }}")
+    ns = NetNs(setup=setup, mount=True)
+    run_husk_in(ns, husk, tmp_path, monkeypatch, mount_ns=True)
+    key, pem = rsa_key()
+    creds = tmp_path / "service-account.json"
+    creds.write_text(json.dumps({"type": "service_account", "project_id": "other-proj", "private_key_id": "kid-1",
+                                 "private_key": pem, "client_email": FakeGoogle.EMAIL,
+                                 "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}))
+    yield ns, cert, key, str(creds)
+    ns.close()
+
+
+def gcp_env(tmp_path, **kw):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "GCE_", "CLOUDSDK_"))}
+    env["HOME"] = str(tmp_path / "home")  # no gcloud application_default_credentials.json
+    env.update(kw)
+    return env
+
+
+def test_gcplogs_writes_dockers_entries_with_a_service_accounts_token(husk, bundle, tmp_path, google):
+    ns, cert, key, creds = google
+    g = in_netns(ns, lambda: FakeGoogle(key, cert))
+    try:
+        bundle.set_args("sh", "-c", SCRIPT)
+        r = husk.run("--log-driver", "gcplogs", "--log-opt", "project=my-proj", "--log-opt", "name=/web",
+                     "--log-opt", "image-name=busybox:1.36", "--log-opt", "image-id=sha256:" + "ab" * 32,
+                     "--log-opt", "log-cmd=true", "--log-opt", "command=sh -c echo",
+                     "--log-opt", "field=team=payments", "--log-opt", "field=APP_MODE=prod",
+                     cid="gcp-1", env=gcp_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=creds))
+        assert r.returncode == 0, r.stderr
+        assert "lines are lost" not in r.stderr
+    finally:
+        g.close()
+    assert "out-one" in r.stdout and "err-one" in r.stderr  # Nomad's files get them as before
+    # The token: one JWT signed with the account's key, for Cloud Logging's write scope, at its token_uri.
+    assert len(g.claims) == 1, g.claims
+    head, claims = g.claims[0]
+    assert head == {"alg": "RS256", "typ": "JWT", "kid": "kid-1"}
+    assert claims["iss"] == FakeGoogle.EMAIL and claims["aud"] == "https://oauth2.googleapis.com/token"
+    assert claims["scope"] == "https://www.googleapis.com/auth/logging.write"
+    assert claims["exp"] - claims["iat"] == 3600 and abs(claims["iat"] - time.time()) < 60
+    # docker's ping first, then the entries in the log gcplogs-docker-driver of the project given.
+    assert g.writes[0]["logName"] == "projects/my-proj/logs/ping"
+    assert g.writes[0]["entries"] == [{"textPayload": "ping", "timestamp": "1970-01-01T00:00:00Z",
+                                       "insertId": "ping"}]
+    later = g.writes[1:]
+    assert later and all(w["logName"] == "projects/my-proj/logs/gcplogs-docker-driver" for w in later)
+    assert all(w["resource"] == {"type": "global", "labels": {"project_id": "my-proj"}} for w in later)
+    entries = g.entries()
+    messages = sorted(e["jsonPayload"].get("message", "") for e in entries)
+    assert messages == ["", "err-one", "no-newline", "out-one"], entries
+    for e in entries:
+        assert time.strptime(e["timestamp"][:19], "%Y-%m-%dT%H:%M:%S") and e["timestamp"].endswith("Z")
+        c = e["jsonPayload"]["container"]
+        assert "instance" not in e["jsonPayload"]  # off GCE, no gcp-meta-*
+        assert c.pop("created").endswith("Z")
+        assert c == {"name": "/web", "id": "gcp-1", "imageName": "busybox:1.36", "imageId": "sha256:" + "ab" * 32,
+                     "command": "sh -c echo", "metadata": {"team": "payments", "APP_MODE": "prod"}}, c
+    assert os.listdir(husk.root) == []
+
+
+def test_gcplogs_on_gce_reads_the_project_instance_and_token_from_the_metadata_server(husk, bundle, tmp_path,
+                                                                                      google):
+    """On GCE (GCE_METADATA_HOST, here a fake metadata server on
+    169.254.169.254 in the test's namespace): the project, the instance
+    the entries name (a gce_instance resource) and the access token are
+    the metadata server's; a token about to expire is fetched again."""
+    ns, cert, key, _ = google
+    ns.run("ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
+    g = in_netns(ns, lambda: FakeGoogle(key, cert))
+    asked = []
+
+    def metadata(method, path, headers, body):
+        asked.append(path)
+        if headers.get("Metadata-Flavor") != "Google":
+            return 403, b"Missing Metadata-Flavor:Google header.\n"
+        values = {"/computeMetadata/v1/project/project-id": b"gce-proj",
+                  "/computeMetadata/v1/instance/zone": b"projects/1234/zones/europe-west1-b",
+                  "/computeMetadata/v1/instance/name": b"node-1",
+                  "/computeMetadata/v1/instance/id": b"4242"}
+        if path in values:
+            return 200, values[path]
+        if path == "/computeMetadata/v1/instance/service-accounts/default/token":
+            token = f"ya29.meta-{len(g.tokens)}"
+            g.tokens.append(token)
+            return 200, {"access_token": token, "expires_in": 30, "token_type": "Bearer"}
+        return 404, b"not found\n"
+    server = in_netns(ns, lambda: HttpReceiver(metadata, address=("169.254.169.254", 80)))
+    try:
+        bundle.set_args("sh", "-c", "echo on-gce")
+        r = husk.run("--log-driver", "gcplogs", "--log-opt", "meta-zone=ignored",
+                     env=gcp_env(tmp_path, GCE_METADATA_HOST="169.254.169.254"))
+        assert r.returncode == 0, r.stderr
+    finally:
+        server.close()
+        g.close()
+    assert g.writes[0]["logName"] == "projects/gce-proj/logs/ping"
+    assert g.writes[0]["resource"] == {"type": "global", "labels": {"project_id": "gce-proj"}}
+    later = g.writes[1:]
+    assert [w["logName"] for w in later] == ["projects/gce-proj/logs/gcplogs-docker-driver"]
+    assert later[0]["resource"] == {"type": "gce_instance",
+                                    "labels": {"instance_id": "4242", "zone": "europe-west1-b"}}
+    (entry,) = g.entries()
+    assert entry["jsonPayload"]["message"] == "on-gce"
+    # On GCE the instance is the metadata server's, whatever gcp-meta-* say (as docker).
+    assert entry["jsonPayload"]["instance"] == {"zone": "europe-west1-b", "name": "node-1", "id": "4242"}
+    # Tokens live 30 s, within the minute before expiry: a new one for each write.
+    assert len(g.tokens) == 2, g.tokens
+    assert not g.claims  # no service-account JWT on GCE
+
+
+def test_gcplogs_off_gce_names_the_instance_of_the_meta_options(husk, bundle, tmp_path, google):
+    ns, cert, key, creds = google
+    g = in_netns(ns, lambda: FakeGoogle(key, cert))
+    try:
+        bundle.set_args("sh", "-c", "echo off-gce")
+        r = husk.run("--log-driver", "gcplogs", "--log-opt", "project=my-proj", "--log-opt", "meta-zone=zone-a",
+                     "--log-opt", "meta-id=77", env=gcp_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=creds))
+        assert r.returncode == 0, r.stderr
+    finally:
+        g.close()
+    (entry,) = g.entries()
+    assert entry["jsonPayload"]["instance"] == {"zone": "zone-a", "id": "77"}
+    assert "command" not in entry["jsonPayload"]["container"]  # no log-cmd
+    assert g.writes[-1]["resource"] == {"type": "gce_instance", "labels": {"instance_id": "77", "zone": "zone-a"}}
+
+
+def test_gcplogs_errors_come_before_the_container_exists(husk, bundle, tmp_path, google):
+    ns, cert, key, creds = google
+    _, other_pem = rsa_key()
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({"type": "service_account", "private_key": other_pem,
+                                  "client_email": FakeGoogle.EMAIL}))
+    keyless = tmp_path / "keyless.json"
+    keyless.write_text(json.dumps({"type": "service_account", "client_email": FakeGoogle.EMAIL}))
+    external = tmp_path / "external.json"
+    external.write_text(json.dumps({"type": "external_account", "audience": "x"}))
+    bundle.set_args("sh", "-c", "echo never")
+    g = in_netns(ns, lambda: FakeGoogle(key, cert))
+    try:
+        cases = [
+            ([], dict(GOOGLE_APPLICATION_CREDENTIALS=creds),
+             "--log-opt project: no project was given (docker's gcp-project) and none could be read from a GCE "
+             "metadata server (this is not a GCE instance)"),
+            (["project=my-proj"], {},
+             "log driver gcplogs: no Google credentials: GOOGLE_APPLICATION_CREDENTIALS is not set, "),
+            (["project=my-proj"], dict(GOOGLE_APPLICATION_CREDENTIALS=str(forged)),
+             "log driver gcplogs: unable to connect or authenticate with Google Cloud Logging: a token for "
+             f"{forged}: https://oauth2.googleapis.com/token answered 400: invalid_grant: Invalid JWT Signature."),
+            (["project=my-proj"], dict(GOOGLE_APPLICATION_CREDENTIALS=str(external)),
+             f'log driver gcplogs: the credentials file {external}: "type": "external_account" is not credentials'),
+            (["project=my-proj"], dict(GOOGLE_APPLICATION_CREDENTIALS=str(keyless)),
+             f'log driver gcplogs: the credentials file {keyless}: a service_account has a "private_key"; '
+             "this one has none"),
+            (["project=my-proj"], dict(GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "nothing.json")),
+             f"log driver gcplogs: open the credentials file {tmp_path / 'nothing.json'}"),
+            (["project=my-proj", "tag=x"], dict(GOOGLE_APPLICATION_CREDENTIALS=creds),
+             "--log-opt tag: not an option of the gcplogs log driver"),
+            (["project=my-proj", "log-cmd=maybe"], dict(GOOGLE_APPLICATION_CREDENTIALS=creds), "--log-opt log-cmd"),
+            (["project=a/b"], dict(GOOGLE_APPLICATION_CREDENTIALS=creds),
+             '--log-opt project: "a/b" is not a Google Cloud project id'),
+        ]
+        for opts, env, message in cases:
+            args = ["--log-driver", "gcplogs"] + [x for o in opts for x in ("--log-opt", o)]
+            r = husk.run(*args, env=gcp_env(tmp_path, **env))
+            assert r.returncode != 0, opts
+            assert message in r.stderr, (opts, r.stderr)
+            assert "never" not in r.stdout
+            assert os.listdir(husk.root) == [], opts
+        assert g.writes == []
+        # A project the account may not write to: the ping is refused.
+        g.write_status = 403
+        r = husk.run("--log-driver", "gcplogs", "--log-opt", "project=my-proj",
+                     env=gcp_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=creds))
+        assert r.returncode != 0
+        assert ("log driver gcplogs: unable to connect or authenticate with Google Cloud Logging: "
+                "https://logging.googleapis.com/v2/entries:write answered 403: "
+                "Permission 'logging.logEntries.create' denied") in r.stderr, r.stderr
+        assert os.listdir(husk.root) == []
+    finally:
+        g.close()
+
+
+def test_gcplogs_takes_gclouds_application_default_credentials(husk, bundle, tmp_path, google):
+    """Without GOOGLE_APPLICATION_CREDENTIALS: gcloud's
+    application_default_credentials.json under $CLOUDSDK_CONFIG, an
+    authorized_user whose refresh token (form-encoded) buys the token."""
+    ns, cert, key, _ = google
+    config = tmp_path / "gcloud"
+    config.mkdir()
+    client_id, secret, refresh = USER_GRANT
+    (config / "application_default_credentials.json").write_text(json.dumps(
+        {"type": "authorized_user", "client_id": client_id, "client_secret": secret, "refresh_token": refresh}))
+    g = in_netns(ns, lambda: FakeGoogle(key, cert))
+    try:
+        bundle.set_args("sh", "-c", "echo as-user")
+        r = husk.run("--log-driver", "gcplogs", "--log-opt", "project=my-proj",
+                     env=gcp_env(tmp_path, CLOUDSDK_CONFIG=str(config)))
+        assert r.returncode == 0, r.stderr
+    finally:
+        g.close()
+    assert g.tokens == ["ya29.user"] and not g.claims
+    assert [e["jsonPayload"]["message"] for e in g.entries()] == ["as-user"]

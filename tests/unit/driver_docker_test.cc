@@ -739,19 +739,23 @@ TEST_F(DockerPlan, ImageDirectoriesOutsideTheAllocationNeedVolumes) {
 }
 
 TEST_F(DockerPlan, LoggingAndPullFieldsWarnOnly) {
-  auto r = plan({{"logging", M({{"type", S("logentries")}, {"config", L({M({{"tag", S("x")}})})}})},
-                 {"force_pull", B(true)},
+  auto r = plan({{"force_pull", B(true)},
                  {"auth", M({{"username", S("u")}, {"password", S("p")}})},
                  {"cpuset_cpus", S("0-1")},
                  {"image_pull_timeout", S("10m")}});
   ASSERT_TRUE(r) << r.error().str();
   std::string all;
   for (auto& w : r->warnings) all += w + "\n";
-  EXPECT_NE(all.find("config.logging.type"), std::string::npos) << all;
   EXPECT_NE(all.find("config.cpuset_cpus"), std::string::npos) << all;
-  // etwlogs: Windows's, an error here as under dockerd on Linux.
+  // etwlogs: Windows's, an error here as under dockerd on Linux; logentries
+  // is gone from docker (v25), and a name docker has no driver of is its
+  // error too.
   expect_error(plan({{"logging", M({{"type", S("etwlogs")}})}}),
                "config.logging.type = \"etwlogs\": Event Tracing for Windows is a Windows log driver");
+  expect_error(plan({{"logging", M({{"type", S("logentries")}, {"config", L({M({{"logentries-token", S("x")}})})}})}}),
+               "config.logging.type = \"logentries\": the Logentries service closed on 15 November 2022");
+  expect_error(plan({{"logging", M({{"type", S("lumberjack")}})}}),
+               "config.logging.type = \"lumberjack\": not a docker log driver husk has (json-file, local,");
   expect_error(plan({{"image_pull_timeout", S("later")}}), "config.image_pull_timeout");
 }
 
@@ -923,6 +927,33 @@ TEST_F(DockerPlan, AwslogsBecomesTheMonitorsLogDriver) {
                                                      {"awslogs-multiline-pattern", S("^INFO")}})})}})}}),
                "config.logging.config.awslogs-multiline-pattern");
   expect_error(plan({cfg("awslogs-format", "json/emf")}), "config.logging.config.awslogs-format");
+}
+
+// gcplogs: docker's gcp-* without the prefix, and what docker's entries
+// name: the container ("/" before its name), its image and command, and the
+// labels and env asked for as metadata. docker's gcplogs has no tag.
+TEST_F(DockerPlan, GcplogsBecomesTheMonitorsLogDriver) {
+  auto r = plan({{"labels", L({M({{"team", S("payments")}, {"other", S("x")}})})},
+                 {"logging", M({{"type", S("gcplogs")},
+                                {"config", L({M({{"gcp-project", S("my-proj")}, {"gcp-log-cmd", S("true")},
+                                                 {"gcp-meta-zone", S("europe-west1-b")}, {"labels", S("team")},
+                                                 {"env", S("APP_MODE")}})})}})}});
+  ASSERT_TRUE(r) << r.error().str();
+  EXPECT_EQ(r->log.driver, "gcplogs");
+  const auto& o = r->log.opts;
+  ASSERT_GE(o.size(), 7u);
+  EXPECT_EQ(std::vector<std::string>(o.begin(), o.begin() + 4),
+            (std::vector<std::string>{"log-cmd=true", "meta-zone=europe-west1-b", "project=my-proj", "name=/web-0123"}));
+  EXPECT_TRUE(o[4].starts_with("image-name=")) << o[4];
+  EXPECT_TRUE(o[6].starts_with("command=")) << o[6];
+  EXPECT_EQ(std::vector<std::string>(o.end() - 2, o.end()),
+            (std::vector<std::string>{"field=team=payments", "field=APP_MODE=prod"}));
+  for (const auto& kv : o) EXPECT_FALSE(kv.starts_with("tag=")) << kv;
+  auto cfg = [](const char* k, const char* v) {
+    return std::pair<std::string, Value>{"logging", M({{"type", S("gcplogs")}, {"config", L({M({{k, S(v)}})})}})};
+  };
+  expect_error(plan({cfg("tag", "{{.Name}}")}), "config.logging.config.tag: not an option of docker's gcplogs log driver");
+  expect_error(plan({cfg("gcp-log-cmd", "maybe")}), "config.logging.config.gcp-log-cmd");
 }
 
 TEST_F(DockerPlan, LogNoneAndBadLogOptions) {
