@@ -30,6 +30,7 @@ constexpr long long kBatchDelayMs = 1000;
 constexpr size_t kMaxBatchEntries = 1000;
 constexpr size_t kMaxBatchBytes = 8 << 20;
 constexpr long kRequestTimeoutMs = 30000;
+constexpr long kMetadataTimeoutMs = 3000;
 // A token is fetched again this long before it expires.
 constexpr int64_t kTokenEarlySeconds = 60;
 
@@ -314,8 +315,11 @@ Result<GcpConfig> parse(const std::vector<std::string>& opts, const std::string&
 
 // What docker reads from the metadata server on GCE: the project, and the
 // instance its entries name. As docker, a value it cannot read is left out.
-void read_instance(HttpClient& http, GcpConfig& c, bool project_given) {
-  if (c.metadata.empty()) return;
+Result<> read_instance(GcpConfig& c, bool project_given) {
+  if (c.metadata.empty()) return {};
+  // A metadata server answers at once; one that does not is given up on
+  // soon, not after the API's timeout for each value.
+  HttpClient http = TRY(HttpClient::make({}, kMetadataTimeoutMs));
   if (!project_given)
     if (auto p = metadata_get(http, c.metadata, "project/project-id")) c.project = *p;
   std::map<std::string, std::string> inst;
@@ -323,6 +327,7 @@ void read_instance(HttpClient& http, GcpConfig& c, bool project_given) {
   if (auto n = metadata_get(http, c.metadata, "instance/name")) inst["name"] = *n;
   if (auto i = metadata_get(http, c.metadata, "instance/id")) inst["id"] = *i;
   c.shape.instance = inst;
+  return {};
 }
 
 std::string monitored_resource(const GcpConfig& c) {
@@ -463,8 +468,7 @@ Result<std::unique_ptr<runtime::LogSink>> open_gcplogs(const std::vector<std::st
                                                        const std::string& container_id) {
   GcpConfig c = TRY(parse(opts, container_id));
   HttpClient http = TRY(HttpClient::make({}, kRequestTimeoutMs));
-  bool project_given = !c.project.empty();
-  read_instance(http, c, project_given);
+  TRYV(read_instance(c, !c.project.empty()));
   if (c.project.empty())
     return fail_msg("--log-opt project: no project was given (docker's gcp-project) and none could be read from a ",
                     "GCE metadata server", c.metadata.empty() ? " (this is not a GCE instance)" : "");
