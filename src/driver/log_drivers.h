@@ -1,7 +1,8 @@
 // docker's and podman's log drivers as husk's: journald, syslog, gelf,
-// fluentd, splunk and awslogs become `husk run --log-driver` of the task's
-// monitor (runtime/log_forward.h), with docker's options translated (tag
-// templates, labels and env as journal, GELF or record fields); "none" and
+// fluentd, splunk, awslogs and gcplogs become `husk run --log-driver` of the
+// task's monitor (runtime/log_forward.h), with docker's options translated
+// (tag templates, labels and env as journal, GELF, record fields or entry
+// metadata); "none" and
 // disable_log_collection keep the output from Nomad's log files.
 #pragma once
 
@@ -34,8 +35,8 @@ struct LogPlan {
 };
 
 // docker `logging { type, config }` for journald, syslog, gelf, fluentd,
-// splunk and awslogs (whose options are docker's without the driver's
-// prefix).
+// splunk, awslogs and gcplogs (whose options are docker's without the
+// driver's prefix).
 // `labels` are the container's labels and `env` its environment ("K=V"),
 // for the labels/env(-regex) options (not syslog's, as in docker). Errors
 // name `field`.config.KEY.
