@@ -9,9 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
+#include <string_view>
 
 #include "common/duration.h"
 #include "common/fd.h"
@@ -92,6 +94,11 @@ class SigpipeBlocked {
 }  // namespace
 
 Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms) {
+  return run_captured(argv, stdin_data, timeout_ms, CaptureCallbacks{});
+}
+
+Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms,
+                              const CaptureCallbacks& callbacks) {
   if (argv.empty()) return fail_msg("run a program: empty command line");
   Pipe in = TRY(make_pipe());
   Pipe out = TRY(make_pipe());
@@ -112,20 +119,35 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
   Captured c;
   size_t written = 0;
   const int64_t deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
+  int64_t next_idle = clock_ms() + 1000;
+  std::string partial;  // stderr after its last newline
+  auto stderr_lines = [&](std::string_view chunk) {
+    if (!callbacks.on_stderr_line) return;
+    partial.append(chunk);
+    for (size_t nl; (nl = partial.find('\n')) != std::string::npos;) {
+      std::string line = partial.substr(0, nl);
+      partial.erase(0, nl + 1);
+      callbacks.on_stderr_line(line);
+    }
+  };
   char buf[16384];
   while (out_r || err_r) {
     struct pollfd fds[3] = {{out_r ? out_r.get() : -1, POLLIN, 0},
                             {err_r ? err_r.get() : -1, POLLIN, 0},
                             {in_w ? in_w.get() : -1, POLLOUT, 0}};
-    int wait = -1;
-    if (deadline >= 0) {
-      wait = static_cast<int>(deadline - clock_ms());
-      if (wait <= 0) {
-        c.timed_out = true;
-        kill(pid, SIGKILL);
-        break;
-      }
+    int64_t now = clock_ms();
+    if (deadline >= 0 && now >= deadline) {
+      c.timed_out = true;
+      kill(pid, SIGKILL);
+      break;
     }
+    if (callbacks.on_idle && now >= next_idle) {
+      next_idle = now + 1000;
+      callbacks.on_idle();
+    }
+    int64_t until = deadline;
+    if (callbacks.on_idle) until = until < 0 ? next_idle : std::min(until, next_idle);
+    int wait = until < 0 ? -1 : static_cast<int>(std::max<int64_t>(0, until - now));
     int n = poll(fds, 3, wait);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
@@ -133,10 +155,12 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       UniqueFd& fd = i == 0 ? out_r : err_r;
       ssize_t r = read(fd.get(), buf, sizeof buf);
-      if (r > 0)
+      if (r > 0) {
         (i == 0 ? c.out : c.err).append(buf, static_cast<size_t>(r));
-      else if (r == 0 || errno != EINTR)
+        if (i == 1) stderr_lines(std::string_view(buf, static_cast<size_t>(r)));
+      } else if (r == 0 || errno != EINTR) {
         fd.reset();
+      }
     }
     if (in_w && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
       ssize_t w = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
@@ -145,6 +169,7 @@ Result<Captured> run_captured(const std::vector<std::string>& argv, const std::s
       if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == stdin_data.size()) in_w.reset();
     }
   }
+  if (!partial.empty()) callbacks.on_stderr_line(partial);
   while (waitpid(pid, &c.status, 0) < 0)
     if (errno != EINTR) return fail_sys("wait for ", argv[0]);
   return c;

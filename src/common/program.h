@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,16 @@ struct Captured {
 // cannot be started or waited for; a non-zero exit is in `status`.
 Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data = {},
                               int timeout_ms = -1);
+
+// What run_captured calls while the program runs: `on_stderr_line` with
+// each line of its stderr as it comes (the lines are also in `err`), and
+// `on_idle` about once a second.
+struct CaptureCallbacks {
+  std::function<void(const std::string& line)> on_stderr_line;
+  std::function<void()> on_idle;
+};
+Result<Captured> run_captured(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms,
+                              const CaptureCallbacks& callbacks);
 
 // Exit code as a shell reports it: 128+signal for a killed process.
 int exit_code_of(int wait_status);

@@ -44,13 +44,4 @@ std::string husk_binary();
 // /usr/bin/husk-image.
 std::string husk_image_binary();
 
-// Runs `argv` to completion with `stdin_data` on its stdin, its stdout
-// captured and its stderr handed to `on_stderr_line` line by line as it
-// comes (the lines are also in the result's `err`); `on_idle` is called
-// about once a second while it runs. Killed with SIGKILL after
-// timeout_ms (-1: none) and timed_out set.
-Result<Captured> run_streaming(const std::vector<std::string>& argv, const std::string& stdin_data, int timeout_ms,
-                               const std::function<void(const std::string& line)>& on_stderr_line,
-                               const std::function<void()>& on_idle = {});
-
 }  // namespace husk::driver

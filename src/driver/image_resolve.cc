@@ -115,7 +115,7 @@ Result<std::string> run_husk_image(std::vector<std::string> args, const std::str
       why = l.substr(12);
     if (on_line) on_line(l);
   };
-  Captured c = TRY_CTX(run_streaming(args, stdin_data, timeout_ms, line, on_idle), "run ", args[0]);
+  Captured c = TRY_CTX(run_captured(args, stdin_data, timeout_ms, {line, on_idle}), "run ", args[0]);
   if (c.timed_out)
     return fail_errno(ETIMEDOUT, "husk-image ", args[1], " did not finish within ", timeout_ms / 1000, " s");
   if (!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)

@@ -182,6 +182,32 @@ TEST(RunCaptured, TimeoutKillsAndMissingProgramIsAnError) {
   EXPECT_FALSE(run_captured({}));
 }
 
+// The callbacks: stderr's lines as they come (the first before the program
+// ends), the last one without its newline too, and on_idle about once a
+// second while it runs.
+TEST(RunCaptured, StderrLinesAsTheyComeAndIdleCalls) {
+  std::vector<std::pair<std::string, int64_t>> lines;
+  int idle = 0;
+  int64_t started = clock_ms();
+  CaptureCallbacks cb{[&](const std::string& l) { lines.emplace_back(l, clock_ms() - started); }, [&] { ++idle; }};
+  auto c = run_captured({"/bin/sh", "-c", "echo one >&2; sleep 2.2; echo out; printf 'two\\nthree' >&2"}, "", 10000, cb);
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->out, "out\n");
+  EXPECT_EQ(c->err, "one\ntwo\nthree");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].first, "one");
+  EXPECT_LT(lines[0].second, 1500);  // not held until the end
+  EXPECT_EQ(lines[1].first, "two");
+  EXPECT_EQ(lines[2].first, "three");
+  int64_t elapsed_s = (clock_ms() - started) / 1000;
+  EXPECT_GE(idle, 2);
+  EXPECT_LE(idle, elapsed_s + 1);  // once a second, not at every poll
+  // A deadline still kills it when on_idle keeps being called.
+  auto slow = run_captured({"/bin/sleep", "10"}, "", 1500, CaptureCallbacks{{}, [&] { ++idle; }});
+  ASSERT_TRUE(slow);
+  EXPECT_TRUE(slow->timed_out);
+}
+
 // ---- idshift: the arithmetic and the on-disk formats of an ownership shift --------
 
 namespace {
