@@ -115,4 +115,14 @@ Result<> unmount_overlay(const std::string& target) {
   return {};
 }
 
+Result<std::string> lowerdir_value(const std::vector<std::string>& lower) {
+  std::string out;
+  for (const auto& l : lower) {
+    if (l.find_first_of(":,") != std::string::npos)
+      return fail_msg("the image layer ", l, " has a ':' or ',' in its path, which a lowerdir= value cannot carry");
+    out += (out.empty() ? "" : ":") + l;
+  }
+  return out;
+}
+
 }  // namespace husk::overlay

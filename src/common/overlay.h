@@ -21,6 +21,11 @@ struct OverlaySpec {
   bool userxattr = false;          // rootless stores (user.overlay.* xattrs)
 };
 
+// The layers as one lowerdir= value, "top:next:...", for mount data, the
+// rootfs annotation and fuse-overlayfs; a path with a ':' or ',' is an
+// error, as such a value cannot carry it.
+Result<std::string> lowerdir_value(const std::vector<std::string>& lower);
+
 // Mount the overlay on `target` (an existing directory).
 Result<> mount_overlay(const OverlaySpec& spec, const std::string& target);
 

@@ -404,13 +404,7 @@ Result<> plan_rootless_rootfs(BundlePlan& plan, const std::string& task_dir) {
   std::string upper = task_dir + "/upper", work = task_dir + "/work";
   if (mkdir(upper.c_str(), 0755) < 0) return fail_sys("create ", upper);
   if (mkdir(work.c_str(), 0700) < 0) return fail_sys("create ", work);
-  std::string lower;
-  for (const auto& l : plan.image_layers) {
-    if (l.find_first_of(":,") != std::string::npos)
-      return fail_msg("the image layer ", l, " has a ':' or ',' in its path, which ", runtime::kRootfsOverlayAnnotation,
-                      " cannot name");
-    lower += (lower.empty() ? "" : ":") + l;
-  }
+  std::string lower = TRY_CTX(overlay::lowerdir_value(plan.image_layers), runtime::kRootfsOverlayAnnotation);
   plan.spec.annotations[runtime::kRootfsOverlayAnnotation] =
       cat("lowerdir=", lower, ",upperdir=", upper, ",workdir=", work);
   return {};

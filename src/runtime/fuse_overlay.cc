@@ -50,9 +50,7 @@ Result<> mount_fuse_root(const std::string& target, int fuse_fd) {
 // the /dev/fuse fd with "F" when open; then it waits for one byte, "G".
 Result<FuseLaunch> FuseLaunch::prepare(int userns_fd, const overlay::OverlaySpec& spec, const std::string& log) {
   std::string program = TRY(net::find_program("fuse-overlayfs", "fuse-overlayfs"));
-  std::string lower;
-  for (const auto& l : spec.lower) lower += (lower.empty() ? "" : ":") + l;
-  std::string opts = cat("lowerdir=", lower);
+  std::string opts = cat("lowerdir=", TRY_CTX(overlay::lowerdir_value(spec.lower), "fuse-overlayfs"));
   if (!spec.upper.empty()) opts += cat(",upperdir=", spec.upper, ",workdir=", spec.work);
   std::vector<std::string> argv = {program, "-f", "-o", opts, cat("/dev/fd/", kServerFuseFd)};
   std::vector<char*> av;

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/fd.h"
 #include "common/idshift.h"
+#include "common/overlay.h"
 #include "common/program.h"
 
 using namespace husk;
@@ -206,6 +207,18 @@ TEST(RunCaptured, StderrLinesAsTheyComeAndIdleCalls) {
   auto slow = run_captured({"/bin/sleep", "10"}, "", 1500, CaptureCallbacks{{}, [&] { ++idle; }});
   ASSERT_TRUE(slow);
   EXPECT_TRUE(slow->timed_out);
+}
+
+TEST(Overlay, LowerdirValueJoinsTopFirstAndRefusesWhatItCannotCarry) {
+  auto v = husk::overlay::lowerdir_value({"/s/l3", "/s/l2", "/s/l1"});
+  ASSERT_TRUE(v) << v.error().str();
+  EXPECT_EQ(*v, "/s/l3:/s/l2:/s/l1");
+  for (const char* bad : {"/s/a:b", "/s/a,b"}) {
+    auto r = husk::overlay::lowerdir_value({"/s/ok", bad});
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().str(),
+              cat("the image layer ", bad, " has a ':' or ',' in its path, which a lowerdir= value cannot carry"));
+  }
 }
 
 // ---- idshift: the arithmetic and the on-disk formats of an ownership shift --------
