@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,6 +217,20 @@ void default_signals() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig = 1; sig < NSIG; ++sig)
     if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+}
+
+bool signal_and_await_exit(pid_t pid, uint64_t start_time, int sig, int timeout_ms) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return true;  // gone already
+  UniqueFd owned(fd);
+  // The pidfd pins the process: check it is still the one meant.
+  if (!process_alive(pid, start_time)) return true;
+  if (sig) syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+  struct pollfd p = {fd, POLLIN, 0};
+  int n;
+  do n = poll(&p, 1, timeout_ms);
+  while (n < 0 && errno == EINTR);
+  return n != 0;
 }
 
 }  // namespace husk

@@ -56,4 +56,9 @@ uint64_t process_start_time(pid_t pid);
 void default_signals();
 bool process_alive(pid_t pid, uint64_t start_time);
 
+// Sends `sig` (0: none) to the process `pid` that started at `start_time`
+// and waits up to timeout_ms for it to be gone; it need not be our child.
+// True when it is gone, or was before.
+bool signal_and_await_exit(pid_t pid, uint64_t start_time, int sig, int timeout_ms);
+
 }  // namespace husk

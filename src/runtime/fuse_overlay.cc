@@ -1,7 +1,6 @@
 #include "runtime/fuse_overlay.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -31,8 +30,6 @@ Result<OverlayMount> parse_overlay_mount(std::string_view value) {
 }
 
 namespace {
-
-int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
 constexpr int kServerFuseFd = 3;
 
@@ -145,21 +142,7 @@ std::string fuse_overlayfs_log(const std::string& log) {
 
 void stop_fuse_overlayfs(const FuseServer& s) {
   if (s.pid <= 0) return;
-  int fd = pidfd_open(s.pid);
-  if (fd < 0) return;
-  UniqueFd owned(fd);
-  if (process_alive(s.pid, s.start)) {
-    syscall(SYS_pidfd_send_signal, fd, SIGTERM, nullptr, 0);
-    struct pollfd p = {fd, POLLIN, 0};
-    int n;
-    do n = poll(&p, 1, 1000);
-    while (n < 0 && errno == EINTR);
-    if (n == 0) {
-      syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
-      do n = poll(&p, 1, 1000);
-      while (n < 0 && errno == EINTR);
-    }
-  }
+  if (!signal_and_await_exit(s.pid, s.start, SIGTERM, 1000)) (void)signal_and_await_exit(s.pid, s.start, SIGKILL, 1000);
   waitpid(s.pid, nullptr, WNOHANG);  // ours when husk run started it
 }
 

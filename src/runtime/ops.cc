@@ -70,21 +70,6 @@ Result<oci::Status> current_status(const ContainerDir& dir, const ContainerRecor
 
 namespace {
 
-// Wait until the process is gone (it need not be our child).
-Result<> wait_gone(pid_t pid, uint64_t start, int timeout_ms) {
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return {};  // already gone
-  UniqueFd owned(pidfd);
-  if (!process_alive(pid, start)) return {};
-  struct pollfd p = {pidfd, POLLIN, 0};
-  int n;
-  do {
-    n = poll(&p, 1, timeout_ms);
-  } while (n < 0 && errno == EINTR);
-  if (n == 0) return fail_errno(ETIMEDOUT, "process ", pid, " did not exit");
-  return {};
-}
-
 Result<> signal_init(const ContainerRecord& rec, int sig) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, rec.pid, 0));
   if (pidfd < 0) return fail_errno(ESRCH, "container \"", rec.id, "\" is not running");
@@ -105,7 +90,8 @@ Result<> destroy_container(ContainerDir& dir, const ContainerRecord& rec, bool f
   if (process_alive(rec.pid, rec.pid_start)) {
     if (cg && !rec.cgroup_path.empty()) (void)(*cg)->kill_all(SIGKILL);
     (void)signal_init(rec, SIGKILL);
-    TRYV(wait_gone(rec.pid, rec.pid_start, 10000));
+    if (!signal_and_await_exit(rec.pid, rec.pid_start, 0, 10000))
+      return fail_errno(ETIMEDOUT, "process ", rec.pid, " did not exit");
   }
   // The root's fuse-overlayfs server ends with its mount; here it is gone
   // before delete ends.

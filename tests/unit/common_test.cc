@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -207,6 +208,26 @@ TEST(RunCaptured, StderrLinesAsTheyComeAndIdleCalls) {
   auto slow = run_captured({"/bin/sleep", "10"}, "", 1500, CaptureCallbacks{{}, [&] { ++idle; }});
   ASSERT_TRUE(slow);
   EXPECT_TRUE(slow->timed_out);
+}
+
+TEST(Program, SignalAndAwaitExitTakesThePidWithItsStartTime) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    pause();
+    _exit(0);
+  }
+  uint64_t start = process_start_time(pid);
+  ASSERT_NE(start, 0u);
+  EXPECT_FALSE(signal_and_await_exit(pid, start, 0, 200));  // no signal: still running
+  // Another start time is another process: no signal goes to this one.
+  EXPECT_TRUE(signal_and_await_exit(pid, start + 1, SIGTERM, 200));
+  EXPECT_EQ(kill(pid, 0), 0);
+  EXPECT_TRUE(signal_and_await_exit(pid, start, SIGTERM, 5000));
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  EXPECT_TRUE(signal_and_await_exit(pid, start, SIGKILL, 200));  // gone
 }
 
 TEST(Overlay, LowerdirValueJoinsTopFirstAndRefusesWhatItCannotCarry) {
