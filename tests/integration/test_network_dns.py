@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -145,6 +146,31 @@ def test_a_container_that_left_is_no_longer_found(dnsnet, bundle):
     dnsnet.cmd("delete", "--force", second, check=True)
     assert lookup(dnsnet, first, "db") is None
     assert lookup(dnsnet, first, second) is None
+
+
+def test_the_server_answers_at_once_after_another_container_left(dnsnet, bundle):
+    """The gateway keeps its MAC address while containers come and go: a
+    bridge with an address of the kernel's takes its lowest port's, and the
+    containers that learnt the old one could not reach the gateway until
+    their neighbour entry was probed again, seconds later."""
+    first = start(dnsnet, bundle, "--network", "bridge:dn0")
+    addr = lease_address(dnsnet, first)
+
+    def bridge():
+        # The netns's own sysfs, in a mount namespace of its own.
+        show = "mount -t sysfs sysfs /sys && cat /sys/class/net/dn0/address /sys/class/net/dn0/addr_assign_type"
+        return dnsnet.ns.run("unshare", "--mount", "sh", "-c", show).stdout.split()
+
+    mac, assigned = bridge()
+    assert assigned == "3"  # NET_ADDR_SET: set when it was made, not the kernel's choice
+    for _ in range(3):
+        other = start(dnsnet, bundle, "--network", "bridge:dn0")
+        assert bridge()[0] == mac
+        assert lookup(dnsnet, first, other) == [lease_address(dnsnet, other)]
+        dnsnet.cmd("delete", "--force", other, check=True)
+        began = time.monotonic()
+        assert lookup(dnsnet, first, first) == [addr]
+        assert time.monotonic() - began < 3
 
 
 def test_names_on_another_network_are_not_answered(dnsnet, bundle):
