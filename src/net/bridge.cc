@@ -221,9 +221,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     TRYV(add_rules(rules));
     if (req.dns) {
       DnsMember m{req.id, req.dns_names, *address, rules.address6, req.pid, req.pid_start};
-      TRYV_CTX(join_network_dns(network_dir, m, subnet.gateway(),
-                                subnet6 ? std::optional<IpAddress>(subnet6->gateway()) : std::nullopt, alive),
-               "the network's DNS server");
+      TRYV_CTX(join_network_dns(network_dir, m, subnet, subnet6, alive), "the network's DNS server");
     }
     return BridgeAttachment{*address, subnet.gateway(), subnet, rules.address6};
   }();
