@@ -2,12 +2,14 @@
 // aardvark-dns, docker's embedded DNS). husk starts it when the network's
 // first container joins and stops it when the last leaves; it listens on
 // the bridge's gateway address(es), port 53, UDP and TCP, answers the
-// names of the network's containers from the record directory, and
-// forwards every other query to the host's resolvers (the nameservers of
-// /etc/resolv.conf, loopback ones included: it runs on the host).
+// names of the network's containers from the record directory, and the
+// reverse names of their addresses, NXDOMAIN for the reverse names of the
+// network's subnets that no container has, and forwards every other query
+// to the host's resolvers (the nameservers of /etc/resolv.conf, loopback
+// ones included: it runs on the host).
 //
 //   husk-dns --records DIR --listen ADDR [--listen ADDR6]
-//            [--resolv-conf FILE] [--ready-fd N]
+//            [--subnet CIDR [--subnet CIDR6]] [--resolv-conf FILE] [--ready-fd N]
 //
 // --ready-fd gets "ready PID\n" once every socket is bound, or the error.
 #include <arpa/inet.h>
@@ -32,6 +34,7 @@
 #include "common/text.h"
 #include "dns/message.h"
 #include "dns/records.h"
+#include "dns/reverse.h"
 
 namespace husk::dns {
 namespace {
@@ -60,14 +63,13 @@ socklen_t to_sockaddr(const Address& a, uint16_t port, SockAddr& out) {
   return sizeof out.in6;
 }
 
-bool same(const Address& a, const Address& b) {
-  return a.family == b.family && memcmp(a.bytes, b.bytes, a.family == AF_INET ? 4 : 16) == 0;
-}
-
 class Server {
  public:
-  Server(std::string records_dir, std::vector<Address> listen, std::string resolv_conf)
-      : dir_(std::move(records_dir)), listen_(std::move(listen)), resolv_conf_(std::move(resolv_conf)) {}
+  Server(std::string records_dir, std::vector<Address> listen, std::vector<Prefix> subnets, std::string resolv_conf)
+      : dir_(std::move(records_dir)),
+        listen_(std::move(listen)),
+        subnets_(std::move(subnets)),
+        resolv_conf_(std::move(resolv_conf)) {}
 
   // The reply to one query ("" = none: not a DNS message).
   std::string handle(const std::string& query, bool tcp) {
@@ -80,12 +82,15 @@ class Server {
       return error_reply(query, ((flags >> 11) & 0xf) != 0 ? kNotImp : kFormErr);
     }
     std::vector<Address> found;
+    std::string target;  // a reverse name's PTR
     Verdict v;
     {
       std::lock_guard<std::mutex> g(mu_);
       refresh();
-      v = decide(live_records(files_, process_alive), q->name, found);
+      auto reverse = decide_reverse(live_address_names(files_, process_alive), subnets_, q->name, target);
+      v = reverse ? *reverse : decide(live_records(files_, process_alive), q->name, found);
     }
+    if (v == Verdict::Answer && !target.empty()) return answer_ptr(query, *q, target);
     if (v == Verdict::Answer) return answer(query, *q, kNoError, found);
     if (v == Verdict::NxDomain) return answer(query, *q, kNxDomain, {});
     return forward(query, tcp);
@@ -119,7 +124,7 @@ class Server {
       auto a = parse_address(v);  // a scoped link-local "fe80::1%eth0" does not parse: skipped
       if (!a) continue;
       bool ours = false;
-      for (const auto& l2 : listen_) ours = ours || same(l2, *a);
+      for (const auto& l2 : listen_) ours = ours || same_address(l2, *a);
       if (!ours) out.push_back(*a);
     }
     return out;
@@ -182,6 +187,7 @@ class Server {
 
   std::string dir_;
   std::vector<Address> listen_;
+  std::vector<Prefix> subnets_;
   std::string resolv_conf_;
   std::mutex mu_;
   std::vector<RecordFile> files_;
@@ -231,13 +237,16 @@ void serve_tcp(Server& server, int conn) {
 }
 
 int usage() {
-  fprintf(stderr, "usage: husk-dns --records DIR --listen ADDR [--listen ADDR] [--resolv-conf FILE] [--ready-fd N]\n");
+  fprintf(stderr,
+          "usage: husk-dns --records DIR --listen ADDR [--listen ADDR] [--subnet CIDR]... [--resolv-conf FILE] "
+          "[--ready-fd N]\n");
   return 2;
 }
 
 int run(int argc, char** argv) {
   std::string dir, resolv = "/etc/resolv.conf";
   std::vector<Address> listen;
+  std::vector<Prefix> subnets;
   int ready = -1;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
@@ -256,6 +265,13 @@ int run(int argc, char** argv) {
         return 2;
       }
       listen.push_back(*addr);
+    } else if (a == "--subnet") {
+      auto prefix = parse_prefix(v);
+      if (!prefix) {
+        fprintf(stderr, "husk-dns: --subnet: \"%s\" is not ADDRESS/LENGTH\n", v.c_str());
+        return 2;
+      }
+      subnets.push_back(*prefix);
     } else {
       return usage();
     }
@@ -287,7 +303,7 @@ int run(int argc, char** argv) {
   say("ready " + std::to_string(getpid()) + "\n");
   if (ready >= 0) close(ready);
 
-  Server server(dir, listen, resolv);
+  Server server(dir, listen, subnets, resolv);
   std::vector<char> buf(65536);
   for (;;) {
     if (poll(fds.data(), fds.size(), -1) < 0) {

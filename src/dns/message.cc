@@ -34,6 +34,21 @@ std::string header(uint16_t id, uint16_t query_flags, uint8_t rcode, uint16_t qd
   return h;
 }
 
+// In class IN (or ANY): what the records of a local answer are in.
+bool internet_class(const Question& q) { return q.klass == 1 || q.klass == kTypeANY; }
+
+void put_name(std::string& m, const std::string& name) {
+  size_t at = 0;
+  while (at < name.size()) {
+    size_t dot = name.find('.', at);
+    if (dot == std::string::npos) dot = name.size();
+    m.push_back(static_cast<char>(dot - at));
+    m.append(name, at, dot - at);
+    at = dot + 1;
+  }
+  m.push_back(0);
+}
+
 }  // namespace
 
 std::optional<Address> parse_address(const std::string& text) {
@@ -42,6 +57,22 @@ std::optional<Address> parse_address(const std::string& text) {
   a.family = AF_INET6;
   if (inet_pton(AF_INET6, text.c_str(), a.bytes) == 1) return a;
   return std::nullopt;
+}
+
+bool same_address(const Address& a, const Address& b) {
+  return a.family == b.family && memcmp(a.bytes, b.bytes, a.family == AF_INET ? 4 : 16) == 0;
+}
+
+bool is_domain_name(const std::string& name) {
+  if (name.empty() || name.size() > 253) return false;
+  size_t at = 0;
+  for (;;) {
+    size_t dot = name.find('.', at);
+    size_t len = (dot == std::string::npos ? name.size() : dot) - at;
+    if (len == 0 || len > 63) return false;
+    if (dot == std::string::npos) return true;
+    at = dot + 1;
+  }
 }
 
 std::optional<Question> parse_question(const std::string& msg) {
@@ -89,7 +120,7 @@ Verdict decide(const Records& records, const std::string& name, std::vector<Addr
 
 std::string answer(const std::string& query, const Question& q, uint8_t rcode, const std::vector<Address>& addresses) {
   std::vector<const Address*> matching;
-  if (q.klass == 1 || q.klass == kTypeANY)
+  if (internet_class(q))
     for (const auto& a : addresses)
       if ((q.type == kTypeA && a.family == AF_INET) || (q.type == kTypeAAAA && a.family == AF_INET6) ||
           q.type == kTypeANY)
@@ -105,6 +136,22 @@ std::string answer(const std::string& query, const Question& q, uint8_t rcode, c
     put16(out, static_cast<uint16_t>(len));
     out.append(reinterpret_cast<const char*>(a->bytes), len);
   }
+  return out;
+}
+
+std::string answer_ptr(const std::string& query, const Question& q, const std::string& target) {
+  bool with_record = internet_class(q) && (q.type == kTypePTR || q.type == kTypeANY) && is_domain_name(target);
+  std::string out = header(q.id, q.flags, kNoError, 1, with_record ? 1 : 0);
+  out.append(query, 12, q.end - 12);
+  if (!with_record) return out;
+  std::string rdata;
+  put_name(rdata, target);
+  put16(out, 0xc00c);
+  put16(out, kTypePTR);
+  put16(out, 1);
+  put32(out, kTtl);
+  put16(out, static_cast<uint16_t>(rdata.size()));
+  out += rdata;
   return out;
 }
 

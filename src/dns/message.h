@@ -1,7 +1,7 @@
 // DNS messages as husk-dns needs them (RFC 1035): the question of a
-// query, a local answer (A/AAAA records, NXDOMAIN, an empty NOERROR), an
-// error reply, and what to do with a name on a husk network. Pure, for the
-// unit tests; no sockets here.
+// query, a local answer (A/AAAA or PTR records, NXDOMAIN, an empty
+// NOERROR), an error reply, and what to do with a name on a husk network.
+// Pure, for the unit tests; no sockets here.
 #pragma once
 
 #include <netinet/in.h>
@@ -20,7 +20,7 @@ inline constexpr const char* kDomain = "dns.husk";
 // Local answers are short-lived: containers come and go.
 inline constexpr uint32_t kTtl = 5;
 
-inline constexpr uint16_t kTypeA = 1, kTypeAAAA = 28, kTypeANY = 255;
+inline constexpr uint16_t kTypeA = 1, kTypePTR = 12, kTypeAAAA = 28, kTypeANY = 255;
 inline constexpr uint8_t kNoError = 0, kFormErr = 1, kServFail = 2, kNxDomain = 3, kNotImp = 4, kRefused = 5;
 
 struct Address {
@@ -28,6 +28,10 @@ struct Address {
   unsigned char bytes[16] = {};
 };
 std::optional<Address> parse_address(const std::string& text);
+bool same_address(const Address& a, const Address& b);
+
+// Whether name can go into a message: labels of 1 to 63 octets, 253 in all.
+bool is_domain_name(const std::string& name);
 
 struct Question {
   uint16_t id = 0;
@@ -52,6 +56,9 @@ Verdict decide(const Records& records, const std::string& name, std::vector<Addr
 
 // The local answer to q: `addresses` of q.type (A: IPv4, AAAA: IPv6, ANY: both).
 std::string answer(const std::string& query, const Question& q, uint8_t rcode, const std::vector<Address>& addresses);
+// The local answer to a reverse name: `target` as a PTR record when q.type
+// is PTR or ANY, NOERROR with no record for other types.
+std::string answer_ptr(const std::string& query, const Question& q, const std::string& target);
 // A header-only error reply (SERVFAIL, FORMERR...) echoing the query's id
 // and its question when it has one.
 std::string error_reply(const std::string& query, uint8_t rcode);

@@ -1,8 +1,10 @@
 #include "net/bridge.h"
 
 #include <arpa/inet.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 
@@ -23,6 +25,18 @@ void clean_leftovers(Netlink& nl, const std::string& network_dir, const std::str
   (void)nl.delete_link(veth_name(id));
 }
 
+// A bridge whose address the kernel chose takes the lowest of its ports'
+// (br_stp_recalculate_bridge_id): a container leaving would change the
+// gateway's MAC under the others, whose neighbour entries then point
+// nowhere for seconds. One set at creation stays, as docker's bridges'.
+Result<std::array<unsigned char, 6>> random_bridge_mac() {
+  std::array<unsigned char, 6> mac;
+  if (getrandom(mac.data(), mac.size(), 0) != static_cast<ssize_t>(mac.size()))
+    return fail_sys("random MAC address for a bridge");
+  mac[0] = static_cast<unsigned char>((mac[0] & 0xfe) | 0x02);  // unicast, locally administered
+  return mac;
+}
+
 Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& subnet, bool network_is_new, int mtu,
                           bool& made) {
   int index = TRY(nl.link_index(name));
@@ -31,7 +45,8 @@ Result<int> ensure_bridge(Netlink& nl, const std::string& name, const Subnet& su
                       "\" exists and is not a husk bridge: "
                       "choose another name with --network bridge:NAME");
   if (index == 0) {
-    TRYV(nl.create_bridge(name, mtu));
+    auto mac = TRY(random_bridge_mac());
+    TRYV(nl.create_bridge(name, mtu, mac.data()));
     made = true;
     index = TRY(nl.link_index(name));
     if (index == 0) return fail_errno(ENODEV, "bridge ", name, " vanished after it was made");
@@ -206,9 +221,7 @@ Result<BridgeAttachment> bridge_attach(const BridgeRequest& req, const AliveFn& 
     TRYV(add_rules(rules));
     if (req.dns) {
       DnsMember m{req.id, req.dns_names, *address, rules.address6, req.pid, req.pid_start};
-      TRYV_CTX(join_network_dns(network_dir, m, subnet.gateway(),
-                                subnet6 ? std::optional<IpAddress>(subnet6->gateway()) : std::nullopt, alive),
-               "the network's DNS server");
+      TRYV_CTX(join_network_dns(network_dir, m, subnet, subnet6, alive), "the network's DNS server");
     }
     return BridgeAttachment{*address, subnet.gateway(), subnet, rules.address6};
   }();

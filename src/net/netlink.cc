@@ -136,11 +136,12 @@ Result<int> Netlink::link_index(const std::string& name) {
   return got->ifi_index;
 }
 
-Result<> Netlink::create_bridge(const std::string& name, int mtu) {
+Result<> Netlink::create_bridge(const std::string& name, int mtu, const unsigned char* mac) {
   struct ifinfomsg ifi = link_of(0);
   Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
   m.attr_str(IFLA_IFNAME, name);
   if (mtu > 0) m.attr_u32(IFLA_MTU, static_cast<uint32_t>(mtu));
+  m.attr(IFLA_ADDRESS, mac, 6);
   size_t info = m.begin_nest(IFLA_LINKINFO);
   m.attr_str(IFLA_INFO_KIND, "bridge");
   m.end_nest(info);

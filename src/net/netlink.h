@@ -21,7 +21,9 @@ class Netlink {
 
   // 0 when there is no such link.
   Result<int> link_index(const std::string& name);
-  Result<> create_bridge(const std::string& name, int mtu);
+  // mac (6 bytes): the bridge's, set, so that it keeps it when ports come
+  // and go.
+  Result<> create_bridge(const std::string& name, int mtu, const unsigned char* mac);
   // A veth pair: host_name here, peer_name made directly in peer_netns_fd.
   // peer_mac (6 bytes) or nullptr: the kernel picks a random one.
   Result<> create_veth(const std::string& host_name, const std::string& peer_name, int peer_netns_fd, int mtu,

@@ -56,11 +56,12 @@ std::optional<Running> running_server(const std::string& network_dir, const Aliv
 
 // fork, setsid, fork: the server is nobody's child (no zombie in husk run,
 // no tie to the driver), and tells its pid or its error on the ready pipe.
-Result<Running> start_server(const std::string& network_dir, const IpAddress& gateway,
-                             const std::optional<IpAddress>& gateway6) {
+Result<Running> start_server(const std::string& network_dir, const Subnet& subnet,
+                             const std::optional<Subnet6>& subnet6) {
   std::string bin = TRY(husk_dns_binary());
-  std::vector<std::string> argv = {bin, "--records", records_dir(network_dir), "--listen", gateway.str()};
-  if (gateway6) argv.insert(argv.end(), {"--listen", gateway6->str()});
+  std::vector<std::string> argv = {
+      bin, "--records", records_dir(network_dir), "--listen", subnet.gateway().str(), "--subnet", subnet.str()};
+  if (subnet6) argv.insert(argv.end(), {"--listen", subnet6->gateway().str(), "--subnet", subnet6->str()});
   argv.insert(argv.end(), {"--ready-fd", "3"});
   std::vector<char*> av;
   for (auto& a : argv) av.push_back(a.data());
@@ -143,14 +144,14 @@ std::string render_dns_record(const DnsMember& m) {
   return out;
 }
 
-Result<> join_network_dns(const std::string& network_dir, const DnsMember& m, const IpAddress& gateway,
-                          const std::optional<IpAddress>& gateway6, const AliveFn& alive) {
+Result<> join_network_dns(const std::string& network_dir, const DnsMember& m, const Subnet& subnet,
+                          const std::optional<Subnet6>& subnet6, const AliveFn& alive) {
   if (!make_dir(dns_dir(network_dir)) || !make_dir(records_dir(network_dir)))
     return fail_sys("make the DNS directory of ", network_dir);
   TRYV_CTX(write_file_atomic(records_dir(network_dir) + "/" + m.id + ".rec", render_dns_record(m), 0644),
            "record the container's names for the network's DNS");
   if (running_server(network_dir, alive)) return {};
-  Running r = TRY(start_server(network_dir, gateway, gateway6));
+  Running r = TRY(start_server(network_dir, subnet, subnet6));
   TRYV_CTX(write_file_atomic(dns_dir(network_dir) + "/server", cat(r.pid, " ", r.start, "\n"), 0600),
            "record the network's husk-dns");
   return {};

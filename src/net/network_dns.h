@@ -38,8 +38,10 @@ std::string render_dns_record(const DnsMember& m);
 
 // Called under the IPAM lock (bridge.cc). dir = <ipam root>/NAME.
 // join: m's record, then the server (started unless it runs).
-Result<> join_network_dns(const std::string& network_dir, const DnsMember& m, const IpAddress& gateway,
-                          const std::optional<IpAddress>& gateway6, const AliveFn& alive);
+// The server listens on the subnets' gateways and is authoritative for
+// their reverse names.
+Result<> join_network_dns(const std::string& network_dir, const DnsMember& m, const Subnet& subnet,
+                          const std::optional<Subnet6>& subnet6, const AliveFn& alive);
 // leave: id's record goes (nothing when it has none).
 void leave_network_dns(const std::string& network_dir, const std::string& id);
 // stop: with the network's last container: the server and the directory.

@@ -1,6 +1,7 @@
 """husk-dns, the DNS server of a bridge network other than the default
 husk0: containers find each other by id and --network-alias whenever they
-joined, a container that left is no longer found, another network's names
+joined, a reverse lookup of a container's address gives its id under
+dns.husk, a container that left is no longer found, another network's names
 are not answered, other names go to the host's resolvers, and the server
 and its state go with the network's last container. husk runs in a network
 and mount namespace of the test's (the host's /etc/resolv.conf there names
@@ -10,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -108,6 +110,20 @@ def lookup(husk, cid, name):
     return sorted(found) or None
 
 
+def reverse_lookup(husk, cid, name, *flags):
+    """busybox nslookup of an address (a PTR query of its in-addr.arpa or
+    ip6.arpa name) or, with -type=ptr, of a reverse name: the names
+    answered, or the error ("NXDOMAIN")."""
+    r = husk.cmd("exec", cid, "nslookup", *flags, name, timeout=30)
+    names = sorted(line.split("name = ", 1)[1].strip() for line in r.stdout.split("\n") if "name = " in line)
+    if names:
+        return names
+    for line in r.stdout.split("\n"):
+        if line.startswith("** server can't find"):
+            return line.rsplit(": ", 1)[-1].strip()
+    return r.stdout + r.stderr
+
+
 def start(husk, bundle, *flags):
     bundle.set_args("sleep", "120")
     cid = husk.create(None, *flags)
@@ -132,6 +148,39 @@ def test_a_container_started_later_is_found_by_name_and_alias(dnsnet, bundle):
     assert len(dns_servers(dnsnet)) == 1
 
 
+def test_a_reverse_lookup_of_a_containers_address_gives_its_name(dnsnet, bundle):
+    bundle.config["annotations"] = {"run.husk.subnet6": "fd42::/64"}
+    first = start(dnsnet, bundle, "--network", "bridge:dn0")
+    bundle.config["annotations"] = {}
+    second = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "db")
+    with open(os.path.join(dnsnet.root, second, "network")) as f:
+        rec = dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)
+    addr, addr6 = rec["address"], rec["address6"]
+    # Its own name, the id, not the alias; and that name leads back.
+    assert reverse_lookup(dnsnet, first, addr) == [f"{second}.dns.husk"]
+    assert reverse_lookup(dnsnet, first, addr6) == [f"{second}.dns.husk"]
+    assert lookup(dnsnet, first, f"{second}.dns.husk") == sorted([addr, addr6])
+    # Another address of the subnet: the network is authoritative, no such name.
+    prefix = addr.rsplit(".", 1)[0]
+    unknown = prefix + ".250"
+    assert reverse_lookup(dnsnet, first, unknown) == "NXDOMAIN"
+    assert reverse_lookup(dnsnet, first, "fd42::fa") == "NXDOMAIN"
+    # A malformed name in the subnet's zone gets the same answer.
+    zone = ".".join(reversed(prefix.split("."))) + ".in-addr.arpa"
+    assert reverse_lookup(dnsnet, first, f"256.{zone}", "-type=ptr") == "NXDOMAIN"
+    assert reverse_lookup(dnsnet, first, f"x.{addr.rsplit('.', 1)[1]}.{zone}", "-type=ptr") == "NXDOMAIN"
+    # Addresses elsewhere go to the host's resolvers.
+    assert reverse_lookup(dnsnet, first, "192.0.2.77") == "NXDOMAIN"
+    dnsnet.upstream.kill()
+    seen = dnsnet.upstream.stdout.read().splitlines()
+    assert "77.2.0.192.in-addr.arpa 12" in seen, seen
+    assert not [line for line in seen if zone in line or "2.4.d.f.ip6.arpa" in line], seen
+    # Stopped: its address is no longer answered.
+    dnsnet.cmd("kill", second, "KILL", check=True)
+    wait_for(lambda: dnsnet.state(second)["status"] == "stopped", timeout=10)
+    assert reverse_lookup(dnsnet, first, addr) == "NXDOMAIN"
+
+
 def test_a_container_that_left_is_no_longer_found(dnsnet, bundle):
     first = start(dnsnet, bundle, "--network", "bridge:dn0")
     second = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "db")
@@ -145,6 +194,31 @@ def test_a_container_that_left_is_no_longer_found(dnsnet, bundle):
     dnsnet.cmd("delete", "--force", second, check=True)
     assert lookup(dnsnet, first, "db") is None
     assert lookup(dnsnet, first, second) is None
+
+
+def test_the_server_answers_at_once_after_another_container_left(dnsnet, bundle):
+    """The gateway keeps its MAC address while containers come and go: a
+    bridge with an address of the kernel's takes its lowest port's, and the
+    containers that learnt the old one could not reach the gateway until
+    their neighbour entry was probed again, seconds later."""
+    first = start(dnsnet, bundle, "--network", "bridge:dn0")
+    addr = lease_address(dnsnet, first)
+
+    def bridge():
+        # The netns's own sysfs, in a mount namespace of its own.
+        show = "mount -t sysfs sysfs /sys && cat /sys/class/net/dn0/address /sys/class/net/dn0/addr_assign_type"
+        return dnsnet.ns.run("unshare", "--mount", "sh", "-c", show).stdout.split()
+
+    mac, assigned = bridge()
+    assert assigned == "3"  # NET_ADDR_SET: set when it was made, not the kernel's choice
+    for _ in range(3):
+        other = start(dnsnet, bundle, "--network", "bridge:dn0")
+        assert bridge()[0] == mac
+        assert lookup(dnsnet, first, other) == [lease_address(dnsnet, other)]
+        dnsnet.cmd("delete", "--force", other, check=True)
+        began = time.monotonic()
+        assert lookup(dnsnet, first, first) == [addr]
+        assert time.monotonic() - began < 3
 
 
 def test_names_on_another_network_are_not_answered(dnsnet, bundle):

@@ -6,6 +6,7 @@
 
 #include "dns/message.h"
 #include "dns/records.h"
+#include "dns/reverse.h"
 
 using namespace husk::dns;
 
@@ -27,6 +28,15 @@ std::string query(const std::string& name, uint16_t type, uint16_t id = 0x1234) 
 }
 
 Address v4(const char* s) { return *parse_address(s); }
+
+// The ip6.arpa name of an IPv6 address, least significant nibble first.
+std::string ip6_arpa(const char* text) {
+  Address a = *parse_address(text);
+  std::string name;
+  for (int i = 15; i >= 0; i--)
+    for (int nibble : {a.bytes[i] & 0xf, a.bytes[i] >> 4}) name += std::string(1, "0123456789abcdef"[nibble]) + ".";
+  return name + "ip6.arpa";
+}
 
 uint16_t u16(const std::string& m, size_t at) {
   return static_cast<uint16_t>((static_cast<unsigned char>(m[at]) << 8) | static_cast<unsigned char>(m[at + 1]));
@@ -123,4 +133,147 @@ TEST(DnsRecords, BadLinesAreSkipped) {
   EXPECT_EQ(rec.size(), 2u);
   EXPECT_EQ(rec.count("a"), 1u);
   EXPECT_EQ(rec.count("db"), 0u);
+}
+
+TEST(DnsMessage, AnswersAReverseNameWithItsPtrRecord) {
+  std::string qp = query("5.1.89.10.in-addr.arpa", kTypePTR);
+  auto q = parse_question(qp);
+  ASSERT_TRUE(q);
+  std::string r = answer_ptr(qp, *q, "web-1.dns.husk");
+  EXPECT_EQ(u16(r, 2) & 0xf, kNoError);
+  EXPECT_EQ(u16(r, 6), 1);
+  std::string rr = r.substr(qp.size());
+  EXPECT_EQ(u16(rr, 0), 0xc00c);
+  EXPECT_EQ(u16(rr, 2), kTypePTR);
+  EXPECT_EQ(u16(rr, 10), 16);
+  EXPECT_EQ(rr.substr(12), std::string("\5web-1\3dns\4husk\0", 16));
+  // Another type of the same name: the name exists, no record of that type.
+  std::string qa = query("5.1.89.10.in-addr.arpa", kTypeA);
+  std::string ra = answer_ptr(qa, *parse_question(qa), "web-1.dns.husk");
+  EXPECT_EQ(u16(ra, 2) & 0xf, kNoError);
+  EXPECT_EQ(u16(ra, 6), 0);
+  EXPECT_EQ(ra.size(), qa.size());
+}
+
+TEST(DnsMessage, DomainNamesHaveLabelsOf1To63) {
+  EXPECT_TRUE(is_domain_name("web-1.dns.husk"));
+  EXPECT_FALSE(is_domain_name(""));
+  EXPECT_FALSE(is_domain_name("a..b"));
+  EXPECT_FALSE(is_domain_name(std::string(64, 'a') + ".dns.husk"));
+  EXPECT_TRUE(is_domain_name(std::string(63, 'a') + ".dns.husk"));
+}
+
+TEST(DnsRecords, AContainersOwnNameIsItsIdNotAnAlias) {
+  // As network.cc writes them: the id, then the aliases.
+  RecordFile f = parse_record_file("10.89.1.5 Web-1 db cache\nfd00::5 Web-1 db cache\nowner 7 1\n", "Web-1");
+  EXPECT_EQ(f.own_name(), "web-1");
+  EXPECT_EQ(f.names, (std::vector<std::string>{"web-1", "db", "cache"}));
+  EXPECT_EQ(f.addresses.size(), 2u);
+  // Listed after an alias, the id still wins.
+  EXPECT_EQ(parse_record_file("10.89.1.5 db web-1\n", "web-1").own_name(), "web-1");
+  // An id that is no host name is not among the names: its first alias.
+  EXPECT_EQ(parse_record_file("10.89.1.6 db cache\n", "a+b").own_name(), "db");
+  // A name too long for a message is skipped.
+  EXPECT_EQ(parse_record_file("10.89.1.7 " + std::string(64, 'x') + " db\n", std::string(64, 'x')).own_name(), "db");
+}
+
+TEST(DnsRecords, OnlyRunningContainersHaveAddressNames) {
+  std::vector<RecordFile> files = {parse_record_file("10.0.0.1 db\nowner 10 5\n", "db"),
+                                   parse_record_file("10.0.0.2 web x\nfd00::2 web x\nowner 11 6\n", "web")};
+  auto names = live_address_names(files, [](pid_t pid, uint64_t) { return pid == 11; });
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_TRUE(same_address(names[0].address, v4("10.0.0.2")));
+  EXPECT_EQ(names[0].name, "web");
+  EXPECT_TRUE(same_address(names[1].address, *parse_address("fd00::2")));
+  EXPECT_EQ(names[1].name, "web");
+}
+
+TEST(DnsReverse, ReadsInAddrArpaAndIp6ArpaNames) {
+  auto r = parse_reverse_name("5.1.89.10.in-addr.arpa");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->complete);
+  EXPECT_TRUE(same_address(r->leading, v4("10.89.1.5")));
+  std::string fd41_5 = ip6_arpa("fd41::5");
+  EXPECT_EQ(fd41_5, "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.4.d.f.ip6.arpa");
+  auto r6 = parse_reverse_name(fd41_5);
+  ASSERT_TRUE(r6);
+  EXPECT_TRUE(r6->complete);
+  EXPECT_TRUE(same_address(r6->leading, *parse_address("fd41::5")));
+  EXPECT_FALSE(parse_reverse_name("example.com"));
+  EXPECT_FALSE(parse_reverse_name("x-in-addr.arpa"));
+  auto partial = parse_reverse_name("1.89.10.in-addr.arpa");
+  ASSERT_TRUE(partial);
+  EXPECT_FALSE(partial->complete);
+  EXPECT_FALSE(partial->malformed);
+  EXPECT_EQ(partial->bits, 24);
+  for (const char* bad :
+       {"256.1.89.10.in-addr.arpa", "05.1.89.10.in-addr.arpa", "x.1.89.10.in-addr.arpa", "5.5.1.89.10.in-addr.arpa"}) {
+    auto b = parse_reverse_name(bad);
+    ASSERT_TRUE(b) << bad;
+    EXPECT_TRUE(b->malformed) << bad;
+    EXPECT_FALSE(b->complete) << bad;
+    EXPECT_GE(b->bits, 24) << bad;  // the labels read before the bad one
+  }
+  auto ab = parse_reverse_name("ab." + fd41_5.substr(2));
+  ASSERT_TRUE(ab);
+  EXPECT_TRUE(ab->malformed);
+  EXPECT_EQ(ab->bits, 124);
+}
+
+TEST(DnsReverse, ContainersAreAnsweredTheSubnetIsOursTheRestForwarded) {
+  std::vector<AddressName> names = {{v4("10.89.1.5"), "web-1"}, {*parse_address("fd41::5"), "web-1"}};
+  std::vector<Prefix> subnets = {*parse_prefix("10.89.1.0/24"), *parse_prefix("fd41::/64")};
+  std::string target;
+  auto v = [&](const std::string& name) { return decide_reverse(names, subnets, name, target); };
+  EXPECT_EQ(v("5.1.89.10.in-addr.arpa"), Verdict::Answer);
+  EXPECT_EQ(target, "web-1.dns.husk");
+  std::string fd41_5 = ip6_arpa("fd41::5");
+  EXPECT_EQ(v(fd41_5), Verdict::Answer);
+  EXPECT_EQ(target, "web-1.dns.husk");
+  // The subnet's other addresses, the gateway's too: no such name.
+  EXPECT_EQ(v("6.1.89.10.in-addr.arpa"), Verdict::NxDomain);
+  EXPECT_EQ(v("1.1.89.10.in-addr.arpa"), Verdict::NxDomain);
+  EXPECT_EQ(v(ip6_arpa("fd41::6")), Verdict::NxDomain);
+  // Outside the subnets: the host's resolvers know.
+  EXPECT_EQ(v("5.2.89.10.in-addr.arpa"), Verdict::Forward);
+  EXPECT_EQ(v("1.2.0.192.in-addr.arpa"), Verdict::Forward);
+  EXPECT_EQ(v(ip6_arpa("2001:db8::5")), Verdict::Forward);
+  EXPECT_EQ(v(ip6_arpa("fd41:0:0:1::5")), Verdict::Forward);
+  EXPECT_FALSE(v("web-1"));
+  // Malformed inside the subnet: as an address no container has.
+  for (const char* bad : {"256.1.89.10.in-addr.arpa", "05.1.89.10.in-addr.arpa", "x.1.89.10.in-addr.arpa",
+                          "5.5.1.89.10.in-addr.arpa", "a.b.5.1.89.10.in-addr.arpa"})
+    EXPECT_EQ(v(bad), Verdict::NxDomain) << bad;
+  EXPECT_EQ(v("ab." + fd41_5.substr(2)), Verdict::NxDomain);
+  EXPECT_EQ(v("0." + fd41_5), Verdict::NxDomain);
+  EXPECT_EQ(v("g." + fd41_5.substr(2)), Verdict::NxDomain);
+  // Malformed above or outside it: forwarded.
+  for (const char* bad :
+       {"5.1.089.10.in-addr.arpa", "5.1.x.10.in-addr.arpa", "x.2.89.10.in-addr.arpa", "256.2.89.10.in-addr.arpa"})
+    EXPECT_EQ(v(bad), Verdict::Forward) << bad;
+  // Above a container's address, inside the subnet: the name exists (NOERROR, no record).
+  EXPECT_EQ(v("1.89.10.in-addr.arpa"), Verdict::Answer);
+  EXPECT_EQ(target, "");
+  EXPECT_EQ(v(fd41_5.substr(16)), Verdict::Answer);  // fd41::/96, above fd41::5
+  EXPECT_EQ(target, "");
+  // Above the subnet: not ours.
+  EXPECT_EQ(v("89.10.in-addr.arpa"), Verdict::Forward);
+  EXPECT_EQ(v("in-addr.arpa"), Verdict::Forward);
+  // Inside a /16, below no container: NXDOMAIN.
+  subnets[0] = *parse_prefix("10.89.0.0/16");
+  EXPECT_EQ(v("2.89.10.in-addr.arpa"), Verdict::NxDomain);
+  EXPECT_EQ(v("1.89.10.in-addr.arpa"), Verdict::Answer);
+  EXPECT_EQ(v("89.10.in-addr.arpa"), Verdict::Answer);
+  EXPECT_EQ(v("5.2.89.10.in-addr.arpa"), Verdict::NxDomain);
+}
+
+TEST(DnsReverse, SubnetsAreAddressSlashLength) {
+  auto p = parse_prefix("10.89.1.0/24");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->length, 24);
+  EXPECT_TRUE(parse_prefix("fd41::/64"));
+  EXPECT_FALSE(parse_prefix("10.89.1.0"));
+  EXPECT_FALSE(parse_prefix("10.89.1.0/33"));
+  EXPECT_FALSE(parse_prefix("10.89.1.0/x"));
+  EXPECT_FALSE(parse_prefix("fd41::/129"));
 }
