@@ -19,12 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +91,10 @@ class Server {
       refresh();
       auto reverse = decide_reverse(live_address_names(files_, process_alive), subnets_, q->name, target);
       v = reverse ? *reverse : decide(live_records(files_, process_alive), q->name, found);
+      // A name several containers share (an alias) gets all their
+      // addresses in a new order each time, as docker's embedded DNS
+      // shuffles them: a client that takes the first spreads over them.
+      std::shuffle(found.begin(), found.end(), rng_);
     }
     if (v == Verdict::Answer && !target.empty()) return answer_ptr(query, *q, target);
     if (v == Verdict::Answer) return answer(query, *q, kNoError, found);
@@ -99,6 +105,7 @@ class Server {
   std::atomic<int> inflight{0};
 
  private:
+  std::minstd_rand rng_{std::random_device{}()};  // under mu_
   // The records again when the directory changed (a rename into it or an
   // unlink changes its mtime).
   void refresh() {

@@ -87,7 +87,8 @@ std::vector<FieldSupport> support_table() {
       {"config.network_aliases", I,
        "on a user-defined network: the other tasks there find this one by these names and its docker name "
        "<task>-<alloc id>, answered by the network's DNS server (husk-dns on the bridge's gateway, which forwards "
-       "other names to the host's resolvers); elsewhere an error, as in docker"},
+       "other names to the host's resolvers; an alias several tasks share gets all their addresses, shuffled, as "
+       "docker's round robin); elsewhere an error, as in docker"},
       {"config.network_mode", I, "bridge (husk's, the default), host, none, container:<husk id or docker name "
                                  "task-alloc>, Nomad's group network, or a user-defined network NAME: husk's bridge NAME, made with "
                                  "its first container (next free 10.89.N.0/24) and removed with its last; its "

@@ -1,6 +1,7 @@
 """husk-dns, the DNS server of a bridge network other than the default
 husk0: containers find each other by id and --network-alias whenever they
-joined, a reverse lookup of a container's address gives its id under
+joined, a name two containers share gets both addresses in turn, a reverse
+lookup of a container's address gives its id under
 dns.husk, a container that left is no longer found, another network's names
 are not answered, other names go to the host's resolvers, and the server
 and its state go with the network's last container. husk runs in a network
@@ -315,3 +316,37 @@ def test_dual_stack_names_over_udp_and_tcp(dnsnet, bundle):
     assert ask(dnsnet, "fd41::1", "db.dns.husk", 28, "udp") == ["0", "1", rec["address6"]]
     assert ask(dnsnet, "fd41::1", "nobody", 1, "tcp") == ["3", "0", "-"]  # NXDOMAIN
     assert ask(dnsnet, gateway, "outside.example", 1, "tcp") == ["0", "1", "192.0.2.77"]  # forwarded over TCP
+
+
+ASK_MANY = r'''
+import socket, struct, sys
+server, name, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for i in range(times):
+    q = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+    s.sendto(q, (server, 53))
+    r = s.recv(4096)
+    n = struct.unpack("!H", r[6:8])[0]
+    # the answers are the last n records, each 16 bytes with its 4-byte address last
+    print(" ".join(socket.inet_ntop(socket.AF_INET, r[len(r) - 16 * k + 12:len(r) - 16 * k + 16])
+                   for k in range(n, 0, -1)))
+'''
+
+
+def test_a_name_two_containers_share_gets_both_addresses_in_turn(dnsnet, bundle):
+    """docker's round robin: an alias of two containers answers with both
+    addresses, in an order that changes, so that clients taking the first
+    spread over them."""
+    first = start(dnsnet, bundle, "--network", "bridge:dn0")
+    web1 = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "web")
+    web2 = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "web")
+    both = sorted([lease_address(dnsnet, web1), lease_address(dnsnet, web2)])
+    assert lookup(dnsnet, first, "web") == both
+    gateway = both[0].rsplit(".", 1)[0] + ".1"
+    replies = [line.split() for line in
+               dnsnet.ns.run(sys.executable, "-c", ASK_MANY, gateway, "web", "32").stdout.splitlines()]
+    assert len(replies) == 32 and all(sorted(r) == both for r in replies), replies
+    # Both orders come up (a fixed order would do so with probability 0; a fair shuffle misses one with 2^-31).
+    assert {r[0] for r in replies} == set(both), replies
