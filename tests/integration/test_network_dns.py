@@ -90,9 +90,14 @@ def dns_servers(husk):
     return out
 
 
-def lease_address(husk, cid):
+def lease(husk, cid):
+    """The container's network record (address, address6, ...)."""
     with open(os.path.join(husk.root, cid, "network")) as f:
-        return dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)["address"]
+        return dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)
+
+
+def lease_address(husk, cid):
+    return lease(husk, cid)["address"]
 
 
 def lookup(husk, cid, name):
@@ -154,8 +159,7 @@ def test_a_reverse_lookup_of_a_containers_address_gives_its_name(dnsnet, bundle)
     first = start(dnsnet, bundle, "--network", "bridge:dn0")
     bundle.config["annotations"] = {}
     second = start(dnsnet, bundle, "--network", "bridge:dn0", "--network-alias", "db")
-    with open(os.path.join(dnsnet.root, second, "network")) as f:
-        rec = dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)
+    rec = lease(dnsnet, second)
     addr, addr6 = rec["address"], rec["address6"]
     # Its own name, the id, not the alias; and that name leads back.
     assert reverse_lookup(dnsnet, first, addr) == [f"{second}.dns.husk"]
@@ -307,8 +311,7 @@ def test_dual_stack_names_over_udp_and_tcp(dnsnet, bundle):
     first = start(dnsnet, bundle, "--network", "bridge:dn6")
     bundle.config["annotations"] = {}
     second = start(dnsnet, bundle, "--network", "bridge:dn6", "--network-alias", "db")
-    with open(os.path.join(dnsnet.root, second, "network")) as f:
-        rec = dict(line.split("=", 1) for line in f.read().split("\n") if "=" in line)
+    rec = lease(dnsnet, second)
     assert lookup(dnsnet, first, "db") == sorted([rec["address"], rec["address6"]])
     gateway = rec["address"].rsplit(".", 1)[0] + ".1"
     # From the host: the server listens on both gateways, UDP and TCP.
